@@ -1,0 +1,40 @@
+/**
+ * Size limits shared by every part of bby. Units are last in the names.
+ *
+ * Why these numbers: a message on the wire is capped at 1 MiB, and any entry a
+ * node accepts must fit in one message with room to spare, so the largest
+ * value is a quarter of that and the largest key is small.
+ */
+
+/** Largest WebSocket message a node or client accepts, in bytes. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Largest key, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+
+/** Largest value, measured as JSON text in UTF-8 bytes (escapes count). */
+export const MAX_VALUE_BYTES = 256 * 1024;
+
+/** Largest node id, in characters. */
+export const MAX_NODE_ID_LENGTH = 64;
+
+/** A sync or forward message carries entries up to about this many bytes. */
+export const MAX_BATCH_BYTES = 256 * 1024;
+
+/** Number of UTF-8 bytes of a string, without allocating. */
+export function utf8ByteLength(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}

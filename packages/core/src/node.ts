@@ -1,0 +1,407 @@
+/**
+ * A bby node without I/O: it reacts to events (a frame from a link, a link
+ * opening or closing, a client call, a tick) and queues effects (frames to
+ * send, entries to persist, addresses to dial, links to close, lines to log)
+ * that an adapter drains with `takeEffects()` and carries out.
+ *
+ * House rules, as in etcd's raft: no sockets, no timers, no disk, no
+ * `Date.now()`, no `Math.random()` here; time and randomness come from the
+ * options, so many nodes can run in one test process, deterministically.
+ *
+ * Ordering duty of the adapter: within one batch of effects, `persist`
+ * effects must be durable before any `send` of the same batch is written,
+ * because a `set` reply that says `true` promises the write is kept.
+ */
+import { parseAddress } from './address.js';
+import { retryDelayMs } from './backoff.js';
+import { type Entry } from './entry.js';
+import { BbyError, ProtocolError } from './errors.js';
+import { type Link, type LinkId, PeerTable } from './peer-table.js';
+import {
+  type AddPeerResult,
+  checkKey,
+  checkValue,
+  type EntriesMessage,
+  type Message,
+  type PeerInfo,
+  PROTOCOL_VERSION,
+  parseIncoming,
+  type Request,
+  type RequestId,
+  type Stats,
+  isRequest,
+} from './protocol.js';
+import { Store } from './store.js';
+import { batchEntries } from './sync.js';
+
+/** What a node needs from its environment. */
+export interface NodeOptions {
+  /** This node's id, unique in the mesh. */
+  readonly id: string;
+  /** This node's own listening address `host:port`, announced to peers. */
+  readonly address?: string;
+  /** Addresses to dial at start and keep connected. */
+  readonly peers?: readonly string[];
+  /** The clock, in milliseconds since the Unix epoch. */
+  readonly now: () => number;
+  /** Uniform random numbers in [0, 1), for retry jitter. */
+  readonly random: () => number;
+}
+
+/** Something the adapter must do; drained with `takeEffects()`. */
+export type Effect =
+  | { readonly type: 'send'; readonly link: LinkId; readonly message: Message }
+  | { readonly type: 'persist'; readonly entry: Entry }
+  | { readonly type: 'dial'; readonly link: LinkId; readonly address: string; readonly url: string }
+  | { readonly type: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
+
+/** WebSocket close codes the core uses (4000-4999 is the application range). */
+export const CLOSE_CODES = {
+  /** The link leads back to this very node. */
+  SELF: 4001,
+  /** The peer speaks another protocol version. */
+  PROTOCOL_MISMATCH: 4002,
+} as const;
+
+/** A node of the mesh; see the file header for the event/effect contract. */
+export interface BbyNode {
+  readonly id: string;
+  /** Writes a key once: true when stored or already equal, false when it holds another value. Throws ProtocolError for an empty or oversized key or value. */
+  set(key: string, value: string): boolean;
+  /** The value of a key, or null. */
+  get(key: string): string | null;
+  /** Every key, sorted. */
+  keys(): string[];
+  /** The stored entry of a key (value, timestamp, origin), if any. */
+  entry(key: string): Entry | undefined;
+  /** Every stored entry. */
+  entries(): IterableIterator<Entry>;
+  /** Configured, added and inbound peers. */
+  peers(): PeerInfo[];
+  /** Counters since start. */
+  stats(): Stats;
+  /** Starts dialing an address and keeps it connected; throws BbyError('BAD_ADDRESS'). */
+  addPeer(address: string): string;
+  /** Lets time pass: dials the peers whose retry time has come. */
+  tick(): void;
+  /** An inbound connection was accepted; returns its link id. */
+  accept(): LinkId;
+  /** The outbound connection of a `dial` effect is open. */
+  opened(link: LinkId): void;
+  /** A text frame arrived on a link. */
+  receive(link: LinkId, text: string): void;
+  /** A link closed or a dial failed; `reason` says why, for logs and `peers`. */
+  closed(link: LinkId, reason: string): void;
+  /** Takes the queued effects, oldest first. */
+  takeEffects(): Effect[];
+}
+
+/** Creates a node. It does nothing until events arrive; call `tick()` to make it dial its peers. */
+export function createNode(options: NodeOptions): BbyNode {
+  return new Node(options);
+}
+
+class Node implements BbyNode {
+  readonly id: string;
+  readonly #address: string;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #store = new Store();
+  readonly #table = new PeerTable();
+  readonly #effects: Effect[] = [];
+  /** add-peer requests waiting for their dial's outcome, by address. */
+  readonly #addPeerWaiters = new Map<string, { link: LinkId; id: RequestId }[]>();
+  readonly #counters = {
+    messagesSent: 0,
+    messagesReceived: 0,
+    writesAccepted: 0,
+    writesRefused: 0,
+    entriesApplied: 0,
+    duplicatesDropped: 0,
+    conflicts: 0,
+    errors: 0,
+  };
+
+  constructor(options: NodeOptions) {
+    if (typeof options.id !== 'string' || options.id === '') throw new BbyError('BAD_CONFIG', 'createNode: "id" must be a non-empty string');
+    this.id = options.id;
+    this.#address = options.address ?? '';
+    this.#now = options.now;
+    this.#random = options.random;
+    for (const peer of options.peers ?? []) this.addPeer(peer);
+  }
+
+  // --- client API -------------------------------------------------------
+
+  set(key: string, value: string): boolean {
+    checkKey(key);
+    checkValue(value);
+    const stored = this.#store.get(key);
+    if (stored !== undefined) {
+      if (stored.value === value) return true;
+      this.#counters.writesRefused++;
+      return false;
+    }
+    const entry: Entry = { key, value, timestamp: Math.floor(this.#now()), origin: this.id };
+    this.#store.merge(entry);
+    this.#counters.writesAccepted++;
+    this.#effects.push({ type: 'persist', entry });
+    this.#forward([entry], null);
+    return true;
+  }
+
+  get(key: string): string | null {
+    return this.#store.get(key)?.value ?? null;
+  }
+
+  keys(): string[] {
+    return this.#store.keys();
+  }
+
+  entry(key: string): Entry | undefined {
+    return this.#store.get(key);
+  }
+
+  entries(): IterableIterator<Entry> {
+    return this.#store.entries();
+  }
+
+  peers(): PeerInfo[] {
+    return this.#table.list();
+  }
+
+  stats(): Stats {
+    return {
+      id: this.id,
+      keys: this.#store.size,
+      peers: this.#table.peerLinks().size,
+      clients: this.#table.clientCount(),
+      ...this.#counters,
+    };
+  }
+
+  addPeer(text: string): string {
+    const { address, url } = parseAddress(text);
+    if (this.#table.addTarget(address, url, this.#now())) this.#dialDue();
+    return address;
+  }
+
+  // --- adapter events ---------------------------------------------------
+
+  tick(): void {
+    this.#dialDue();
+  }
+
+  accept(): LinkId {
+    return this.#table.open('inbound').id;
+  }
+
+  opened(linkId: LinkId): void {
+    const link = this.#table.link(linkId);
+    if (link === undefined || link.direction !== 'outbound') return;
+    this.#send(linkId, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+  }
+
+  receive(linkId: LinkId, text: string): void {
+    const link = this.#table.link(linkId);
+    if (link === undefined) return;
+    this.#counters.messagesReceived++;
+    const parsed = parseIncoming(text);
+    if (!parsed.ok) {
+      this.#reject(link, parsed.id, parsed.error);
+      return;
+    }
+    const message = parsed.message;
+    if (isRequest(message)) {
+      if (link.role === 'pending') link.role = 'client';
+      this.#handleRequest(link, message);
+      return;
+    }
+    switch (message.type) {
+      case 'hello':
+      case 'welcome':
+        this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
+        return;
+      case 'entries':
+        if (link.role !== 'peer') {
+          this.#reject(link, null, new ProtocolError('NOT_A_PEER', '"entries" before the handshake; a peer must send "hello" first'));
+          return;
+        }
+        this.#merge(link, message.entries);
+        return;
+    }
+  }
+
+  closed(linkId: LinkId, reason: string): void {
+    const link = this.#table.close(linkId);
+    if (link === undefined) return;
+    const target = this.#table.targetOfLink(linkId);
+    if (link.role === 'peer') {
+      this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
+    }
+    if (target === undefined) return;
+    target.link = null;
+    target.failures = link.role === 'peer' ? 1 : target.failures + 1;
+    target.lastError = reason;
+    target.nextDialAtMs = this.#now() + retryDelayMs(target.failures, this.#random());
+    if (link.role !== 'peer' && target.failures === 1) {
+      this.#log('warn', `cannot reach peer ${target.address} (${reason}); retrying in the background`);
+    }
+    this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason });
+  }
+
+  takeEffects(): Effect[] {
+    return this.#effects.splice(0, this.#effects.length);
+  }
+
+  // --- internals --------------------------------------------------------
+
+  #dialDue(): void {
+    for (const target of this.#table.dueTargets(this.#now())) {
+      const link = this.#table.open('outbound');
+      target.link = link.id;
+      this.#effects.push({ type: 'dial', link: link.id, address: target.address, url: target.url });
+    }
+  }
+
+  #handshake(link: Link, type: 'hello' | 'welcome', protocol: number, peerId: string, address: string): void {
+    const expected = link.direction === 'inbound' ? 'hello' : 'welcome';
+    if (type !== expected || link.role === 'peer') {
+      this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.role === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
+      return;
+    }
+    const target = this.#table.targetOfLink(link.id);
+    if (protocol !== PROTOCOL_VERSION) {
+      this.#reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
+      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.PROTOCOL_MISMATCH, reason: 'protocol version mismatch' });
+      return;
+    }
+    if (peerId === this.id) {
+      // A node that dialed itself: answer, so that the dialing side sees its own id and stops.
+      if (type === 'hello') {
+        this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+        return;
+      }
+      if (target !== undefined) {
+        this.#table.removeTarget(target.address);
+        this.#log('warn', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`);
+        this.#answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself' });
+      }
+      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.SELF, reason: 'connected to itself' });
+      return;
+    }
+    link.role = 'peer';
+    link.peerId = peerId;
+    link.address = target?.address ?? (address === '' ? null : address);
+    if (type === 'hello') {
+      this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+    }
+    if (target !== undefined) {
+      target.peerId = peerId;
+      target.failures = 0;
+      target.lastError = null;
+      this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId });
+    }
+    this.#log('info', `connected to peer ${peerId} at ${link.address ?? 'unknown address'} (${link.direction})`);
+    // Join sync: each side sends its whole store; merging makes repeats harmless.
+    for (const batch of batchEntries(this.#store.entries())) this.#send(link.id, { type: 'entries', entries: batch });
+  }
+
+  #merge(link: Link, entries: readonly Entry[]): void {
+    const changed: Entry[] = [];
+    for (const entry of entries) {
+      const result = this.#store.merge(entry);
+      if (result.conflict) {
+        this.#counters.conflicts++;
+        const winner = this.#store.get(entry.key)!;
+        this.#log('info', `conflict on key ${JSON.stringify(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`);
+      }
+      if (result.duplicate) this.#counters.duplicatesDropped++;
+      if (result.changed) {
+        this.#counters.entriesApplied++;
+        this.#effects.push({ type: 'persist', entry });
+        changed.push(entry);
+      }
+    }
+    // Only what changed this store travels on: an entry is forwarded at most once per node.
+    if (changed.length > 0) this.#forward(changed, link.peerId);
+  }
+
+  #forward(entries: readonly Entry[], exceptPeerId: string | null): void {
+    const links = [...this.#table.peerLinks()].filter(([peerId]) => peerId !== exceptPeerId).map(([, linkId]) => linkId);
+    if (links.length === 0) return;
+    for (const batch of batchEntries(entries)) {
+      const message: EntriesMessage = { type: 'entries', entries: batch };
+      for (const linkId of links) this.#send(linkId, message);
+    }
+  }
+
+  #handleRequest(link: Link, request: Request): void {
+    switch (request.type) {
+      case 'get':
+        return this.#reply(link.id, request.id, this.get(request.key));
+      case 'set':
+        return this.#reply(link.id, request.id, this.set(request.key, request.value));
+      case 'keys':
+        return this.#reply(link.id, request.id, this.keys());
+      case 'peers':
+        return this.#reply(link.id, request.id, this.peers());
+      case 'stats':
+        return this.#reply(link.id, request.id, this.stats());
+      case 'add-peer':
+        return this.#addPeerRequest(link, request.id, request.address);
+    }
+  }
+
+  #addPeerRequest(link: Link, id: RequestId, text: string): void {
+    let address: string;
+    try {
+      address = parseAddress(text).address;
+    } catch (error) {
+      if (error instanceof BbyError) return this.#reject(link, id, error);
+      throw error;
+    }
+    const existing = this.#table.target(address);
+    const existingLink = existing?.link == null ? undefined : this.#table.link(existing.link);
+    if (existing !== undefined && existingLink?.role === 'peer') {
+      return this.#reply(link.id, id, { address, connected: true, id: existing.peerId } satisfies AddPeerResult);
+    }
+    const waiters = this.#addPeerWaiters.get(address) ?? [];
+    waiters.push({ link: link.id, id });
+    this.#addPeerWaiters.set(address, waiters);
+    if (existing === undefined) {
+      this.addPeer(address);
+      this.#log('info', `added peer ${address} at a client's request`);
+    } else if (existing.link === null) {
+      // Asked explicitly: dial now rather than at the end of the backoff.
+      existing.nextDialAtMs = this.#now();
+      this.#dialDue();
+    }
+  }
+
+  #answerAddPeer(address: string, result: AddPeerResult): void {
+    const waiters = this.#addPeerWaiters.get(address);
+    if (waiters === undefined) return;
+    this.#addPeerWaiters.delete(address);
+    for (const waiter of waiters) if (this.#table.link(waiter.link) !== undefined) this.#reply(waiter.link, waiter.id, result);
+  }
+
+  #reply(link: LinkId, id: RequestId, result: unknown): void {
+    this.#send(link, { type: 'reply', id, result });
+  }
+
+  #reject(link: Link, id: RequestId | null, error: BbyError): void {
+    this.#counters.errors++;
+    this.#send(link.id, { type: 'error', id, code: error.code, message: error.message });
+  }
+
+  #send(link: LinkId, message: Message): void {
+    this.#counters.messagesSent++;
+    this.#effects.push({ type: 'send', link, message });
+  }
+
+  #log(level: 'info' | 'warn', message: string): void {
+    this.#effects.push({ type: 'log', level, message });
+  }
+}

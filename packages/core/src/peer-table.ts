@@ -1,0 +1,131 @@
+/**
+ * The peer table: the addresses this node should stay connected to (dial
+ * targets) and the live links, inbound and outbound. A link is a client until
+ * it says `hello` (inbound) or is answered with `welcome` (outbound).
+ *
+ * Two nodes may be joined by two links (each dialed the other); fan-out uses
+ * one link per peer id so that such pairs do not double the traffic.
+ */
+import { type PeerInfo } from './protocol.js';
+
+/** Identifies one connection; allocated by the core. */
+export type LinkId = string;
+
+/** One connection. */
+export interface Link {
+  readonly id: LinkId;
+  readonly direction: 'inbound' | 'outbound';
+  /** `pending` until the first message (inbound) or the welcome (outbound). */
+  role: 'pending' | 'client' | 'peer';
+  /** The remote node's id, once it said hello or welcome. */
+  peerId: string | null;
+  /** The remote node's listening address, once known. */
+  address: string | null;
+}
+
+/** An address this node keeps dialing until connected. */
+export interface DialTarget {
+  readonly address: string;
+  readonly url: string;
+  /** The link of the current attempt or connection, if any. */
+  link: LinkId | null;
+  /** Id of the node last seen at this address. */
+  peerId: string | null;
+  /** Consecutive failed dials since the last success. */
+  failures: number;
+  /** When the next dial may start, in the clock's milliseconds. */
+  nextDialAtMs: number;
+  lastError: string | null;
+}
+
+/** Links and dial targets of one node. */
+export class PeerTable {
+  readonly #links = new Map<LinkId, Link>();
+  readonly #targets = new Map<string, DialTarget>();
+  #nextLink = 1;
+
+  /** Registers a new link and returns it. */
+  open(direction: Link['direction']): Link {
+    const link: Link = { id: `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`, direction, role: 'pending', peerId: null, address: null };
+    this.#links.set(link.id, link);
+    return link;
+  }
+
+  /** The link with this id, if it is still open. */
+  link(id: LinkId): Link | undefined {
+    return this.#links.get(id);
+  }
+
+  /** Forgets a link; returns it, or undefined if it was already gone. */
+  close(id: LinkId): Link | undefined {
+    const link = this.#links.get(id);
+    this.#links.delete(id);
+    return link;
+  }
+
+  /** Adds a dial target; returns false when it was already there. */
+  addTarget(address: string, url: string, nowMs: number): boolean {
+    if (this.#targets.has(address)) return false;
+    this.#targets.set(address, { address, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null });
+    return true;
+  }
+
+  /** The dial target for an address, if any. */
+  target(address: string): DialTarget | undefined {
+    return this.#targets.get(address);
+  }
+
+  /** The dial target whose current link is `id`, if any. */
+  targetOfLink(id: LinkId): DialTarget | undefined {
+    for (const target of this.#targets.values()) if (target.link === id) return target;
+    return undefined;
+  }
+
+  /** Stops dialing an address. */
+  removeTarget(address: string): void {
+    this.#targets.delete(address);
+  }
+
+  /** Targets with no link whose retry time has come. */
+  dueTargets(nowMs: number): DialTarget[] {
+    return [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs);
+  }
+
+  /** One link per connected peer id, for fan-out. */
+  peerLinks(): Map<string, LinkId> {
+    const byPeer = new Map<string, LinkId>();
+    for (const link of this.#links.values()) {
+      if (link.role === 'peer' && link.peerId !== null && !byPeer.has(link.peerId)) byPeer.set(link.peerId, link.id);
+    }
+    return byPeer;
+  }
+
+  /** Number of links that act as clients. */
+  clientCount(): number {
+    let count = 0;
+    for (const link of this.#links.values()) if (link.role === 'client') count++;
+    return count;
+  }
+
+  /** Every outbound target and every inbound peer link, for `peers`. */
+  list(): PeerInfo[] {
+    const rows: PeerInfo[] = [];
+    for (const target of this.#targets.values()) {
+      const link = target.link === null ? undefined : this.#links.get(target.link);
+      const connected = link?.role === 'peer';
+      rows.push({
+        address: target.address,
+        id: target.peerId,
+        direction: 'outbound',
+        connected,
+        ...(!connected && target.lastError !== null ? { lastError: target.lastError } : {}),
+      });
+    }
+    for (const link of this.#links.values()) {
+      if (link.direction === 'inbound' && link.role === 'peer') {
+        rows.push({ address: link.address ?? 'unknown', id: link.peerId, direction: 'inbound', connected: true });
+      }
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * Every message that crosses a socket, as one discriminated union, and the
+ * parser that turns untrusted text into one of them. docs/protocol.md is the
+ * prose version of this file; change both together.
+ *
+ * Messages are JSON text frames. A client sends requests carrying an `id` and
+ * gets back a `reply` or an `error` with the same id. A peer opens with
+ * `hello`, is answered with `welcome`, and from then on both sides send
+ * `entries`.
+ */
+import { type Entry } from './entry.js';
+import { ProtocolError } from './errors.js';
+import { MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, utf8ByteLength } from './limits.js';
+
+/** Version of the peer protocol; peers with another version are refused. */
+export const PROTOCOL_VERSION = 1;
+
+/** Correlates a request with its reply; chosen by the client. */
+export type RequestId = number | string;
+
+/** Reads a key's value. Reply: the value, or null. */
+export interface GetRequest { readonly type: 'get'; readonly id: RequestId; readonly key: string }
+/** Writes a key once. Reply: true when stored or already equal, false when the key holds another value. */
+export interface SetRequest { readonly type: 'set'; readonly id: RequestId; readonly key: string; readonly value: string }
+/** Lists every key. Reply: sorted array of keys. */
+export interface KeysRequest { readonly type: 'keys'; readonly id: RequestId }
+/** Lists the node's peers. Reply: array of PeerInfo. */
+export interface PeersRequest { readonly type: 'peers'; readonly id: RequestId }
+/** Makes the node dial another node. Reply: AddPeerResult, once connected or after the first failure. */
+export interface AddPeerRequest { readonly type: 'add-peer'; readonly id: RequestId; readonly address: string }
+/** Reads the node's counters. Reply: Stats. */
+export interface StatsRequest { readonly type: 'stats'; readonly id: RequestId }
+
+/** Any client request. */
+export type Request = GetRequest | SetRequest | KeysRequest | PeersRequest | AddPeerRequest | StatsRequest;
+
+/** First message of a peer connection, sent by the dialing node. */
+export interface HelloMessage {
+  readonly type: 'hello';
+  readonly protocol: number;
+  readonly nodeId: string;
+  /** The sender's own listening address, `host:port`. */
+  readonly address: string;
+}
+/** Answer to hello, sent by the accepting node. */
+export interface WelcomeMessage {
+  readonly type: 'welcome';
+  readonly protocol: number;
+  readonly nodeId: string;
+  readonly address: string;
+}
+/** Entries a peer should merge: a broadcast write, a forward, or a chunk of the join sync. */
+export interface EntriesMessage { readonly type: 'entries'; readonly entries: readonly Entry[] }
+
+/** Any message between peers. */
+export type PeerMessage = HelloMessage | WelcomeMessage | EntriesMessage;
+
+/** Successful answer to a request. */
+export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown }
+/** Failed request or malformed message; `id` is null when the request id could not be read. */
+export interface ErrorMessage { readonly type: 'error'; readonly id: RequestId | null; readonly code: string; readonly message: string }
+
+/** Any message a node sends to a client. */
+export type ResponseMessage = ReplyMessage | ErrorMessage;
+
+/** Any message a node can receive. */
+export type IncomingMessage = Request | PeerMessage;
+
+/** Any message at all. */
+export type Message = IncomingMessage | ResponseMessage;
+
+/** One line of `peers`. */
+export interface PeerInfo {
+  /** Normalized `host:port` of the peer (its listening address when known). */
+  readonly address: string;
+  /** The peer's node id, or null before the first handshake. */
+  readonly id: string | null;
+  /** `outbound` when this node dials it, `inbound` when it dialed this node. */
+  readonly direction: 'outbound' | 'inbound';
+  readonly connected: boolean;
+  /** Why the last dial failed, for an outbound peer that is not connected. */
+  readonly lastError?: string;
+}
+
+/** Answer to `add-peer`. */
+export interface AddPeerResult {
+  readonly address: string;
+  readonly connected: boolean;
+  readonly id: string | null;
+  /** Why the dial failed; the node keeps retrying. */
+  readonly error?: string;
+}
+
+/** Answer to `stats`: counters since the node started. */
+export interface Stats {
+  readonly id: string;
+  readonly keys: number;
+  /** Distinct peers connected now. */
+  readonly peers: number;
+  readonly clients: number;
+  readonly messagesSent: number;
+  readonly messagesReceived: number;
+  /** Client `set`s that stored a new key. */
+  readonly writesAccepted: number;
+  /** Client `set`s refused because the key holds another value. */
+  readonly writesRefused: number;
+  /** Entries from peers that changed the store. */
+  readonly entriesApplied: number;
+  /** Entries from peers that the store already had. */
+  readonly duplicatesDropped: number;
+  /** Entries from peers whose value differed from the stored one (whichever won). */
+  readonly conflicts: number;
+  /** Malformed messages received. */
+  readonly errors: number;
+}
+
+const REQUEST_TYPES = new Set(['get', 'set', 'keys', 'peers', 'add-peer', 'stats']);
+
+/** True for a message type that is a client request. */
+export function isRequest(message: IncomingMessage): message is Request {
+  return REQUEST_TYPES.has(message.type);
+}
+
+/** Result of parsing one incoming frame. */
+export type ParseResult =
+  | { readonly ok: true; readonly message: IncomingMessage }
+  | { readonly ok: false; readonly error: ProtocolError; readonly id: RequestId | null };
+
+/** Parses one text frame into a message a node understands, or says why it cannot. */
+export function parseIncoming(text: string): ParseResult {
+  if (text.length > MAX_MESSAGE_BYTES || utf8ByteLength(text) > MAX_MESSAGE_BYTES) {
+    return fail(null, 'MESSAGE_TOO_LARGE', `message is larger than ${MAX_MESSAGE_BYTES} bytes; split it`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return fail(null, 'BAD_JSON', 'message is not valid JSON; send one JSON object per text frame');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return fail(null, 'BAD_MESSAGE', 'message must be a JSON object with a "type" field');
+  }
+  const m = raw as Record<string, unknown>;
+  const id = isRequestId(m.id) ? m.id : null;
+  try {
+    return { ok: true, message: validate(m) };
+  } catch (error) {
+    if (error instanceof ProtocolError) return { ok: false, error, id };
+    throw error;
+  }
+}
+
+function fail(id: RequestId | null, code: ProtocolError['code'], message: string): ParseResult {
+  return { ok: false, error: new ProtocolError(code, message), id };
+}
+
+function isRequestId(value: unknown): value is RequestId {
+  return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= 64);
+}
+
+function bad(message: string): ProtocolError {
+  return new ProtocolError('BAD_MESSAGE', message);
+}
+
+function requireId(m: Record<string, unknown>): RequestId {
+  if (!isRequestId(m.id)) throw bad(`"${String(m.type)}" needs an "id" (number or short string) to match its reply`);
+  return m.id;
+}
+
+function requireString(m: Record<string, unknown>, field: string): string {
+  const value = m[field];
+  if (typeof value !== 'string') throw bad(`"${String(m.type)}" needs "${field}" as a string`);
+  return value;
+}
+
+/** Checks a key against the limits; throws ProtocolError. */
+export function checkKey(key: string): void {
+  if (key === '') throw bad('the key is empty; use a non-empty string');
+  const bytes = utf8ByteLength(key);
+  if (bytes > MAX_KEY_BYTES) throw new ProtocolError('KEY_TOO_LARGE', `the key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES} bytes`);
+}
+
+/** Checks a value against the limits; throws ProtocolError. */
+export function checkValue(value: string): void {
+  const bytes = utf8ByteLength(JSON.stringify(value));
+  if (bytes > MAX_VALUE_BYTES) {
+    throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (256 KiB)`);
+  }
+}
+
+function checkNodeId(m: Record<string, unknown>): string {
+  const nodeId = requireString(m, 'nodeId');
+  if (nodeId === '' || nodeId.length > MAX_NODE_ID_LENGTH) throw bad(`"nodeId" must be 1 to ${MAX_NODE_ID_LENGTH} characters`);
+  return nodeId;
+}
+
+function validateEntry(raw: unknown, index: number): Entry {
+  if (typeof raw !== 'object' || raw === null) throw bad(`entries[${index}] must be an object {key, value, timestamp, origin}`);
+  const e = raw as Record<string, unknown>;
+  if (typeof e.key !== 'string' || typeof e.value !== 'string' || typeof e.origin !== 'string') {
+    throw bad(`entries[${index}] needs "key", "value" and "origin" as strings`);
+  }
+  if (typeof e.timestamp !== 'number' || !Number.isSafeInteger(e.timestamp) || e.timestamp < 0) {
+    throw bad(`entries[${index}] needs "timestamp" as a non-negative integer (milliseconds)`);
+  }
+  if (e.origin === '' || e.origin.length > MAX_NODE_ID_LENGTH) throw bad(`entries[${index}].origin must be 1 to ${MAX_NODE_ID_LENGTH} characters`);
+  checkKey(e.key);
+  checkValue(e.value);
+  // Rebuild so that unknown fields from a peer never reach the store.
+  return { key: e.key, value: e.value, timestamp: e.timestamp, origin: e.origin };
+}
+
+function validate(m: Record<string, unknown>): IncomingMessage {
+  switch (m.type) {
+    case 'get': {
+      const id = requireId(m);
+      const key = requireString(m, 'key');
+      checkKey(key);
+      return { type: 'get', id, key };
+    }
+    case 'set': {
+      const id = requireId(m);
+      const key = requireString(m, 'key');
+      const value = requireString(m, 'value');
+      checkKey(key);
+      checkValue(value);
+      return { type: 'set', id, key, value };
+    }
+    case 'keys':
+    case 'peers':
+    case 'stats':
+      return { type: m.type, id: requireId(m) };
+    case 'add-peer':
+      return { type: 'add-peer', id: requireId(m), address: requireString(m, 'address') };
+    case 'hello':
+    case 'welcome': {
+      if (typeof m.protocol !== 'number') throw bad(`"${m.type}" needs "protocol" as a number`);
+      return { type: m.type, protocol: m.protocol, nodeId: checkNodeId(m), address: requireString(m, 'address') };
+    }
+    case 'entries': {
+      if (!Array.isArray(m.entries)) throw bad('"entries" needs "entries" as an array');
+      return { type: 'entries', entries: m.entries.map(validateEntry) };
+    }
+    default:
+      throw new ProtocolError(
+        'UNKNOWN_TYPE',
+        typeof m.type === 'string'
+          ? `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, 'hello', 'welcome', 'entries'].join(', ')}`
+          : 'message has no "type" string',
+      );
+  }
+}
