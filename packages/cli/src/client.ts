@@ -1,0 +1,109 @@
+/**
+ * A client of one bby node over WebSocket: sends requests, matches replies by
+ * id. Used by the `bby` command, the tests and the benchmarks.
+ */
+import { MAX_MESSAGE_BYTES, type Request, type ResponseMessage } from '@bby/core';
+import { WebSocket } from 'ws';
+
+/** A request without its id; the client numbers requests itself. */
+export type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
+
+/** The node could not be reached, or the connection was lost before the answer. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach the node at ${url} (${reason})`);
+  }
+}
+
+/** The node answered with an error message. */
+export class NodeError extends Error {
+  override name = 'NodeError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Default time to wait for a connection or an answer, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
+
+/** An open connection to a node. */
+export class BbyClient {
+  readonly #socket: WebSocket;
+  readonly #pending = new Map<number, { resolve: (result: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #timeoutMs: number;
+  #nextId = 1;
+  #closedReason: string | undefined;
+
+  private constructor(
+    readonly url: string,
+    socket: WebSocket,
+    timeoutMs: number,
+  ) {
+    this.#socket = socket;
+    this.#timeoutMs = timeoutMs;
+    socket.on('message', (data) => this.#onMessage(String(data)));
+    socket.on('close', (code, reason) => {
+      this.#closedReason = reason.length > 0 ? reason.toString() : code === 1009 ? 'message too large' : 'connection closed';
+      for (const { reject, timer } of this.#pending.values()) {
+        clearTimeout(timer);
+        reject(new UnreachableError(url, `the node closed the connection: ${this.#closedReason}`));
+      }
+      this.#pending.clear();
+    });
+  }
+
+  /** Connects to a node's WebSocket URL; rejects with UnreachableError. */
+  static connect(url: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<BbyClient> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+      socket.once('open', () => resolve(new BbyClient(url, socket, timeoutMs)));
+      socket.once('error', (error: NodeJS.ErrnoException) => {
+        const reason = error.code === 'ECONNREFUSED' ? 'connection refused' : error.code ?? error.message;
+        reject(new UnreachableError(url, reason));
+      });
+      socket.on('error', () => undefined);
+    });
+  }
+
+  /** Sends one request and resolves with its result; rejects with NodeError or UnreachableError. */
+  request(body: RequestBody): Promise<unknown> {
+    if (this.#closedReason !== undefined) return Promise.reject(new UnreachableError(this.url, this.#closedReason));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new UnreachableError(this.url, `no answer within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#socket.send(JSON.stringify({ ...body, id }));
+    });
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#socket.close(1000, 'done');
+  }
+
+  #onMessage(text: string): void {
+    let message: ResponseMessage;
+    try {
+      message = JSON.parse(text) as ResponseMessage;
+    } catch {
+      return;
+    }
+    if (typeof message.id !== 'number') return;
+    const pending = this.#pending.get(message.id);
+    if (pending === undefined) return;
+    this.#pending.delete(message.id);
+    clearTimeout(pending.timer);
+    if (message.type === 'reply') pending.resolve(message.result);
+    else pending.reject(new NodeError(message.code, message.message));
+  }
+}

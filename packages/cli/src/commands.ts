@@ -1,0 +1,99 @@
+/**
+ * The commands of `bby`: their names, aliases, arguments, the request each
+ * sends, and how each answer is printed.
+ */
+import { checkKey, checkValue, parseAddress, type AddPeerResult, type PeerInfo } from '@bby/core';
+import { type RequestBody } from './client.js';
+
+/** One command of the CLI. */
+export interface Command {
+  readonly name: string;
+  readonly aliases: readonly string[];
+  readonly args: readonly string[];
+  readonly summary: string;
+  /** Builds the request; throws an Error whose message is a usage problem. */
+  request(args: readonly string[]): RequestBody;
+  /** Text printed on stdout for a result (without --json). */
+  format(result: unknown): string;
+}
+
+const lines = (items: readonly string[]) => items.map((item) => `${item}\n`).join('');
+
+/** Every command, in the order `--help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'set',
+    aliases: [],
+    args: ['KEY', 'VALUE'],
+    summary: 'store VALUE under KEY once: true if stored (or already equal), false if KEY holds another value',
+    request: ([key, value]) => {
+      checkKey(key!);
+      checkValue(value!);
+      return { type: 'set', key: key!, value: value! };
+    },
+    format: (result) => `${String(result)}\n`,
+  },
+  {
+    name: 'get',
+    aliases: [],
+    args: ['KEY'],
+    summary: 'print the value of KEY, or null',
+    request: ([key]) => {
+      checkKey(key!);
+      return { type: 'get', key: key! };
+    },
+    format: (result) => `${result === null ? 'null' : String(result)}\n`,
+  },
+  {
+    name: 'keys',
+    aliases: [],
+    args: [],
+    summary: 'print every key, one per line, sorted',
+    request: () => ({ type: 'keys' }),
+    format: (result) => lines(result as string[]),
+  },
+  {
+    name: 'peers',
+    aliases: ['getPeers'],
+    args: [],
+    summary: "list the node's peers: address, id, direction, state",
+    request: () => ({ type: 'peers' }),
+    format: (result) => formatPeers(result as PeerInfo[]),
+  },
+  {
+    name: 'add-peer',
+    aliases: ['addPeer'],
+    args: ['HOST:PORT'],
+    summary: 'make the node connect to another node now and keep the connection',
+    request: ([address]) => ({ type: 'add-peer', address: parseAddress(address!).address }),
+    format: (result) => {
+      const r = result as AddPeerResult;
+      return r.connected
+        ? `connected to ${r.address} (node ${r.id})\n`
+        : `not connected to ${r.address} yet (${r.error ?? 'unknown error'}); the node keeps retrying\n`;
+    },
+  },
+  {
+    name: 'stats',
+    aliases: [],
+    args: [],
+    summary: "print the node's counters as JSON",
+    request: () => ({ type: 'stats' }),
+    format: (result) => `${JSON.stringify(result, null, 2)}\n`,
+  },
+];
+
+/** The command named `name` or one of its aliases. */
+export function findCommand(name: string): Command | undefined {
+  return COMMANDS.find((command) => command.name === name || command.aliases.includes(name));
+}
+
+function formatPeers(peers: readonly PeerInfo[]): string {
+  if (peers.length === 0) return '';
+  const rows = [
+    ['ADDRESS', 'ID', 'DIRECTION', 'STATE'],
+    ...peers.map((p) => [p.address, p.id ?? '-', p.direction, p.connected ? 'connected' : `down${p.lastError ? ` (${p.lastError})` : ''}`]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return lines(rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')));
+}

@@ -1,0 +1,149 @@
+/**
+ * bby: `bby [--json] [--timeout MS] <configFile> <command> [args...]`.
+ * Exit codes: 0 when the node answered, 1 when it could not be reached or did
+ * not answer in time, 2 for usage, config and request errors.
+ */
+import { BbyError, ConfigError, formatAddress } from '@bby/core';
+import { readConfigFile } from '@bby/node';
+import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, UnreachableError } from './client.js';
+import { COMMANDS, findCommand } from './commands.js';
+
+/** The text of `bby --help`. */
+export const USAGE = `usage: bby [--json] [--timeout MS] <configFile> <command> [args...]
+
+Sends one command to the node that <configFile> describes and prints its answer.
+
+Commands:
+${COMMANDS.map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(20)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
+
+Options:
+  --json         print the answer as JSON
+  --timeout MS   how long to wait for the node (default ${DEFAULT_TIMEOUT_MS})
+  -h, --help     show this help
+  --             end of options (for a value that starts with --)
+
+Examples:
+  bby examples/node1.json set MonChamp 42
+  bby examples/node2.json get MonChamp
+  bby examples/node3.json keys
+
+Exit codes: 0 the node answered, 1 the node cannot be reached, 2 usage or request error.`;
+
+class UsageError extends Error {}
+
+interface Invocation {
+  readonly json: boolean;
+  readonly timeoutMs: number;
+  readonly help: boolean;
+  readonly positionals: readonly string[];
+}
+
+// Hand-rolled rather than util.parseArgs: values such as "-5" must pass as arguments.
+function parseCommandLine(argv: readonly string[]): Invocation {
+  let json = false;
+  let help = false;
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '--json') json = true;
+    else if (arg === '-h' || arg === '--help') help = true;
+    else if (arg === '--timeout' || arg.startsWith('--timeout=')) {
+      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      timeoutMs = Number(text);
+      if (text === undefined || !Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout needs a whole number of milliseconds, got ${JSON.stringify(text ?? '')}`);
+    } else if (arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
+    else positionals.push(arg);
+  }
+  return { json, timeoutMs, help, positionals };
+}
+
+/** Writes text to stdout and stderr; replaced in tests. */
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processOutput: Output = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/** Runs the CLI and resolves to its exit code. */
+export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
+  const usageError = (message: string) => {
+    output.err(`bby: ${message}\n\n${USAGE}\n`);
+    return 2;
+  };
+  let invocation: Invocation;
+  try {
+    invocation = parseCommandLine(argv);
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+  if (invocation.help) {
+    output.out(`${USAGE}\n`);
+    return 0;
+  }
+  const [configPath, name, ...args] = invocation.positionals;
+  if (configPath === undefined) return usageError('the config file is missing');
+  if (name === undefined) return usageError('the command is missing');
+  const command = findCommand(name);
+  if (command === undefined) return usageError(`unknown command ${JSON.stringify(name)}`);
+  if (args.length !== command.args.length) {
+    const usage = [command.name, ...command.args].join(' ');
+    const hint = command.name === 'set' && args.length > 2 ? '; quote a value that has spaces' : '';
+    return usageError(`${command.name} takes ${command.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`);
+  }
+  let body;
+  try {
+    body = command.request(args);
+  } catch (error) {
+    if (error instanceof BbyError) {
+      output.err(`bby: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  let url: string;
+  try {
+    const config = await readConfigFile(configPath);
+    url = `ws://${formatAddress(connectHost(config.host), config.port)}`;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      output.err(`bby: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  let client: BbyClient | undefined;
+  try {
+    client = await BbyClient.connect(url, invocation.timeoutMs);
+    const result = await client.request(body);
+    output.out(invocation.json ? `${JSON.stringify(result)}\n` : command.format(result));
+    return 0;
+  } catch (error) {
+    if (error instanceof UnreachableError) {
+      output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${configPath}\n`);
+      return 1;
+    }
+    if (error instanceof NodeError) {
+      output.err(`bby: the node refused the request: ${error.message} (${error.code})\n`);
+      return 2;
+    }
+    throw error;
+  } finally {
+    client?.close();
+  }
+}
+
+/** A node listening on every interface is reached on loopback. */
+function connectHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '::1';
+  return host;
+}

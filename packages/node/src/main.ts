@@ -1,0 +1,56 @@
+/**
+ * bby-node: `bby-node <configFile>` runs one node until SIGINT or SIGTERM.
+ * Exit codes: 0 after a clean stop, 1 when the node cannot start or run,
+ * 2 for usage and config errors.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError } from '@bby/core';
+import { readConfigFile } from './config-file.js';
+import { StartError, startNode } from './node-server.js';
+
+const USAGE = `usage: bby-node <configFile>
+
+Runs one bby node from a JSON config file, for example:
+  bby-node examples/node1.json
+
+Config fields: port (required), host (default 127.0.0.1),
+peers (["host:port", ...]), id (default: generated), dataDir.
+Stop with Ctrl-C.`;
+
+/** Runs bby-node with command-line arguments; resolves to an exit code or runs until stopped. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  let configPath: string;
+  try {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'the config file is missing' : 'expected exactly one config file');
+    configPath = positionals[0]!;
+  } catch (error) {
+    process.stderr.write(`bby-node: ${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    const config = await readConfigFile(configPath);
+    const node = await startNode(config, { source: configPath });
+    const stop = (signal: string) => {
+      process.stdout.write(`stopping (${signal})\n`);
+      void node.close().then(() => process.exit(0));
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`bby-node: ${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof StartError) {
+      process.stderr.write(`bby-node: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
