@@ -17,14 +17,21 @@ export interface NodeConfig {
   readonly peers: readonly string[];
   /** Node id; when absent the node generates one. */
   readonly id?: string;
-  /** Folder for the node's data (used by durable storage). */
+  /** Folder for the node's log, snapshots and identity; without it the node keeps keys in memory only. */
   readonly dataDir?: string;
+  /** When writes reach the disk: `always` (before `set` answers), `everysec`, or `no` (left to the OS). */
+  readonly fsync: FsyncPolicy;
 }
+
+/** When a node with a dataDir makes its writes durable; see docs/storage.md. */
+export type FsyncPolicy = 'always' | 'everysec' | 'no';
+
+const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no'];
 
 /** Default interface a node listens on. */
 export const DEFAULT_HOST = '127.0.0.1';
 
-const FIELDS = ['port', 'host', 'peers', 'id', 'dataDir'] as const;
+const FIELDS = ['port', 'host', 'peers', 'id', 'dataDir', 'fsync'] as const;
 
 /** Node ids are short and safe to print and to use in file names. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -46,7 +53,7 @@ export function parseConfig(text: string, source: string): NodeConfig {
       throw new ConfigError(`${source}: unknown field ${JSON.stringify(field)}; the fields are ${FIELDS.join(', ')}`);
     }
   }
-  const { port, host = DEFAULT_HOST, peers = [], id, dataDir } = object;
+  const { port, host = DEFAULT_HOST, peers = [], id, dataDir, fsync = 'always' } = object;
   if (port === undefined) throw new ConfigError(`${source}: "port" is missing; add for example "port": 7001`);
   if (!isValidPort(port)) throw new ConfigError(`${source}: "port" must be an integer from 1 to 65535, got ${JSON.stringify(port)}`);
   if (typeof host !== 'string' || host === '' || !/^[A-Za-z0-9.:-]+$/.test(host)) {
@@ -69,8 +76,12 @@ export function parseConfig(text: string, source: string): NodeConfig {
   if (dataDir !== undefined && (typeof dataDir !== 'string' || dataDir === '')) {
     throw new ConfigError(`${source}: "dataDir" must be a folder path such as "data/node1", got ${JSON.stringify(dataDir)}`);
   }
+  if (!FSYNC_POLICIES.includes(fsync as FsyncPolicy)) {
+    throw new ConfigError(`${source}: "fsync" must be one of ${FSYNC_POLICIES.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(fsync)}`);
+  }
   return {
     port,
+    fsync: fsync as FsyncPolicy,
     host,
     peers: normalized,
     ...(id === undefined ? {} : { id }),

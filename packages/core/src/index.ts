@@ -8,14 +8,14 @@
  * node.set('MonChamp', '42'); // true
  * node.get('MonChamp'); // '42'
  */
-export { createNode, CLOSE_CODES, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export { Store, type MergeResult } from './store.js';
 export { PeerTable, type DialTarget, type Link, type LinkId } from './peer-table.js';
 export { batchEntries, entryJsonLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';
-export { parseConfig, DEFAULT_HOST, NODE_ID_PATTERN, type NodeConfig } from './config.js';
+export { parseConfig, DEFAULT_HOST, NODE_ID_PATTERN, type FsyncPolicy, type NodeConfig } from './config.js';
 export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
 export * from './protocol.js';
 export * from './limits.js';

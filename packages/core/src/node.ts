@@ -46,6 +46,8 @@ export interface NodeOptions {
   readonly now: () => number;
   /** Uniform random numbers in [0, 1), for retry jitter. */
   readonly random: () => number;
+  /** Entries recovered from storage, loaded before anything else (no effects). */
+  readonly entries?: Iterable<Entry>;
 }
 
 /** Something the adapter must do; drained with `takeEffects()`. */
@@ -54,6 +56,8 @@ export type Effect =
   | { readonly type: 'persist'; readonly entry: Entry }
   | { readonly type: 'dial'; readonly link: LinkId; readonly address: string; readonly url: string }
   | { readonly type: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string }
+  /** A client added a peer at run time: keep its address with the node's state. */
+  | { readonly type: 'peer-added'; readonly address: string }
   | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
 
 /** WebSocket close codes the core uses (4000-4999 is the application range). */
@@ -62,7 +66,12 @@ export const CLOSE_CODES = {
   SELF: 4001,
   /** The peer speaks another protocol version. */
   PROTOCOL_MISMATCH: 4002,
+  /** The dialed node did not complete the handshake in time. */
+  HANDSHAKE_TIMEOUT: 4003,
 } as const;
+
+/** How long a dial may wait for the socket and the welcome, in milliseconds. */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** A node of the mesh; see the file header for the event/effect contract. */
 export interface BbyNode {
@@ -97,7 +106,7 @@ export interface BbyNode {
   takeEffects(): Effect[];
 }
 
-/** Creates a node. It does nothing until events arrive; call `tick()` to make it dial its peers. */
+/** Creates a node; it queues dials to its configured peers at once, and retries them on `tick()`. */
 export function createNode(options: NodeOptions): BbyNode {
   return new Node(options);
 }
@@ -129,6 +138,7 @@ class Node implements BbyNode {
     this.#address = options.address ?? '';
     this.#now = options.now;
     this.#random = options.random;
+    for (const entry of options.entries ?? []) this.#store.merge(entry);
     for (const peer of options.peers ?? []) this.addPeer(peer);
   }
 
@@ -190,11 +200,16 @@ class Node implements BbyNode {
   // --- adapter events ---------------------------------------------------
 
   tick(): void {
+    // A dial or handshake that never ends would keep its target from being dialed again.
+    for (const link of this.#table.stalledDials(this.#now() - HANDSHAKE_TIMEOUT_MS)) {
+      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.HANDSHAKE_TIMEOUT, reason: 'no welcome within the handshake timeout' });
+      this.closed(link.id, `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    }
     this.#dialDue();
   }
 
   accept(): LinkId {
-    return this.#table.open('inbound').id;
+    return this.#table.open('inbound', this.#now()).id;
   }
 
   opened(linkId: LinkId): void {
@@ -245,10 +260,11 @@ class Node implements BbyNode {
     target.failures = link.role === 'peer' ? 1 : target.failures + 1;
     target.lastError = reason;
     target.nextDialAtMs = this.#now() + retryDelayMs(target.failures, this.#random());
-    if (link.role !== 'peer' && target.failures === 1) {
+    if (link.role !== 'peer' && !target.failureLogged) {
+      target.failureLogged = true;
       this.#log('warn', `cannot reach peer ${target.address} (${reason}); retrying in the background`);
     }
-    this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason });
+    this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason, retrying: true });
   }
 
   takeEffects(): Effect[] {
@@ -259,7 +275,7 @@ class Node implements BbyNode {
 
   #dialDue(): void {
     for (const target of this.#table.dueTargets(this.#now())) {
-      const link = this.#table.open('outbound');
+      const link = this.#table.open('outbound', this.#now());
       target.link = link.id;
       this.#effects.push({ type: 'dial', link: link.id, address: target.address, url: target.url });
     }
@@ -286,14 +302,14 @@ class Node implements BbyNode {
       if (target !== undefined) {
         this.#table.removeTarget(target.address);
         this.#log('warn', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`);
-        this.#answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself' });
+        this.#answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself', retrying: false });
       }
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.SELF, reason: 'connected to itself' });
       return;
     }
     link.role = 'peer';
     link.peerId = peerId;
-    link.address = target?.address ?? (address === '' ? null : address);
+    link.address = target?.address ?? announcedAddress(address);
     if (type === 'hello') {
       this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
     }
@@ -301,7 +317,8 @@ class Node implements BbyNode {
       target.peerId = peerId;
       target.failures = 0;
       target.lastError = null;
-      this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId });
+      target.failureLogged = false;
+      this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     }
     this.#log('info', `connected to peer ${peerId} at ${link.address ?? 'unknown address'} (${link.direction})`);
     // Join sync: each side sends its whole store; merging makes repeats harmless.
@@ -365,12 +382,13 @@ class Node implements BbyNode {
     const existing = this.#table.target(address);
     const existingLink = existing?.link == null ? undefined : this.#table.link(existing.link);
     if (existing !== undefined && existingLink?.role === 'peer') {
-      return this.#reply(link.id, id, { address, connected: true, id: existing.peerId } satisfies AddPeerResult);
+      return this.#reply(link.id, id, { address, connected: true, id: existing.peerId, retrying: false } satisfies AddPeerResult);
     }
     const waiters = this.#addPeerWaiters.get(address) ?? [];
     waiters.push({ link: link.id, id });
     this.#addPeerWaiters.set(address, waiters);
     if (existing === undefined) {
+      this.#effects.push({ type: 'peer-added', address });
       this.addPeer(address);
       this.#log('info', `added peer ${address} at a client's request`);
     } else if (existing.link === null) {
@@ -403,5 +421,14 @@ class Node implements BbyNode {
 
   #log(level: 'info' | 'warn', message: string): void {
     this.#effects.push({ type: 'log', level, message });
+  }
+}
+
+/** The listening address a peer announced, if it is a valid `host:port`. */
+function announcedAddress(text: string): string | null {
+  try {
+    return parseAddress(text).address;
+  } catch {
+    return null;
   }
 }

@@ -21,6 +21,8 @@ export interface Link {
   peerId: string | null;
   /** The remote node's listening address, once known. */
   address: string | null;
+  /** When the link was registered, in the clock's milliseconds. */
+  readonly openedAtMs: number;
 }
 
 /** An address this node keeps dialing until connected. */
@@ -36,6 +38,8 @@ export interface DialTarget {
   /** When the next dial may start, in the clock's milliseconds. */
   nextDialAtMs: number;
   lastError: string | null;
+  /** True once a failed dial was logged; reset by a successful handshake. */
+  failureLogged: boolean;
 }
 
 /** Links and dial targets of one node. */
@@ -45,8 +49,8 @@ export class PeerTable {
   #nextLink = 1;
 
   /** Registers a new link and returns it. */
-  open(direction: Link['direction']): Link {
-    const link: Link = { id: `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`, direction, role: 'pending', peerId: null, address: null };
+  open(direction: Link['direction'], nowMs: number): Link {
+    const link: Link = { id: `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs };
     this.#links.set(link.id, link);
     return link;
   }
@@ -66,7 +70,7 @@ export class PeerTable {
   /** Adds a dial target; returns false when it was already there. */
   addTarget(address: string, url: string, nowMs: number): boolean {
     if (this.#targets.has(address)) return false;
-    this.#targets.set(address, { address, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null });
+    this.#targets.set(address, { address, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });
     return true;
   }
 
@@ -84,6 +88,11 @@ export class PeerTable {
   /** Stops dialing an address. */
   removeTarget(address: string): void {
     this.#targets.delete(address);
+  }
+
+  /** Outbound links still waiting for their dial or their welcome since before `sinceMs`. */
+  stalledDials(sinceMs: number): Link[] {
+    return [...this.#links.values()].filter((l) => l.direction === 'outbound' && l.role === 'pending' && l.openedAtMs < sinceMs);
   }
 
   /** Targets with no link whose retry time has come. */

@@ -87,8 +87,10 @@ export interface AddPeerResult {
   readonly address: string;
   readonly connected: boolean;
   readonly id: string | null;
-  /** Why the dial failed; the node keeps retrying. */
+  /** Why the dial failed. */
   readonly error?: string;
+  /** True when the node keeps dialing the address in the background. */
+  readonly retrying: boolean;
 }
 
 /** Answer to `stats`: counters since the node started. */

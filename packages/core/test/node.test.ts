@@ -1,0 +1,406 @@
+import { expect } from 'chai';
+import { type AddPeerResult, BbyError, CLOSE_CODES, createNode, type Effect, HANDSHAKE_TIMEOUT_MS, type PeerInfo, ProtocolError, RETRY_BASE_MS, RETRY_CAP_MS, type Stats } from '../src/index.js';
+import { Cluster, mulberry32, resultOf, simAddress, START_MS } from './support/cluster.js';
+
+/** A lone node on a hand-driven clock. */
+function lone(id = 'a', peers: string[] = []) {
+  const clock = { now: START_MS };
+  const node = createNode({ id, address: `sim-${id}:1`, peers, now: () => clock.now, random: mulberry32(1) });
+  return { node, clock };
+}
+
+function ofType<T extends Effect['type']>(effects: Effect[], type: T): Extract<Effect, { type: T }>[] {
+  return effects.filter((e): e is Extract<Effect, { type: T }> => e.type === type);
+}
+
+function thrown(fn: () => unknown): BbyError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).to.be.instanceOf(BbyError);
+    return error as BbyError;
+  }
+  throw new Error('did not throw');
+}
+
+describe('node: client operations', () => {
+  it('setting a new key returns true and stores it with the clock time and the node as origin', () => {
+    const { node } = lone('a');
+    expect(node.set('MonChamp', '42')).to.equal(true);
+    expect(node.get('MonChamp')).to.equal('42');
+    expect(node.entry('MonChamp')).to.deep.equal({ key: 'MonChamp', value: '42', timestamp: START_MS, origin: 'a' });
+    expect(node.stats().writesAccepted).to.equal(1);
+  });
+
+  it('setting a key again to the same value returns true and writes nothing', () => {
+    const { node, clock } = lone();
+    node.set('k', 'v');
+    node.takeEffects();
+    clock.now += 1000;
+    expect(node.set('k', 'v')).to.equal(true);
+    expect(node.takeEffects()).to.deep.equal([]);
+    expect(node.entry('k')!.timestamp).to.equal(START_MS);
+    expect(node.stats()).to.include({ writesAccepted: 1, writesRefused: 0 });
+  });
+
+  it('setting a key to another value returns false and keeps the first value', () => {
+    const { node } = lone();
+    node.set('k', 'first');
+    node.takeEffects();
+    expect(node.set('k', 'second')).to.equal(false);
+    expect(node.get('k')).to.equal('first');
+    expect(node.takeEffects()).to.deep.equal([]);
+    expect(node.stats()).to.include({ writesAccepted: 1, writesRefused: 1 });
+  });
+
+  it('getting a missing key returns null', () => {
+    const { node } = lone();
+    node.set('k', 'v');
+    expect(node.get('missing')).to.equal(null);
+    expect(node.entry('missing')).to.equal(undefined);
+  });
+
+  it('lists keys sorted', () => {
+    const { node } = lone();
+    for (const key of ['pear', 'apple', 'Zebra', 'mango']) node.set(key, key);
+    expect(node.keys()).to.deep.equal(['Zebra', 'apple', 'mango', 'pear']);
+    expect(node.stats().keys).to.equal(4);
+  });
+
+  it('an accepted write is persisted before it is sent to peers', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    a.set('k', 'v');
+    const effects = a.takeEffects();
+    expect(effects.map((e) => e.type)).to.deep.equal(['persist', 'send']);
+    expect(ofType(effects, 'persist')[0]!.entry).to.deep.equal({ key: 'k', value: 'v', timestamp: START_MS, origin: 'a' });
+    expect(ofType(effects, 'send')[0]!.message).to.deep.equal({ type: 'entries', entries: [{ key: 'k', value: 'v', timestamp: START_MS, origin: 'a' }] });
+  });
+
+  it('refuses empty or oversized keys and values with a typed error and stores nothing', () => {
+    const { node } = lone();
+    expect(thrown(() => node.set('', 'v'))).to.be.instanceOf(ProtocolError).and.include({ code: 'BAD_MESSAGE' });
+    expect(thrown(() => node.set('k'.repeat(1025), 'v')).code).to.equal('KEY_TOO_LARGE');
+    expect(thrown(() => node.set('k', 'v'.repeat(256 * 1024))).code).to.equal('VALUE_TOO_LARGE');
+    expect(node.keys()).to.deep.equal([]);
+    expect(node.takeEffects()).to.deep.equal([]);
+  });
+
+  it('needs a non-empty id', () => {
+    expect(thrown(() => createNode({ id: '', now: () => 0, random: () => 0 })).code).to.equal('BAD_CONFIG');
+  });
+
+  it('answers client requests over a link', () => {
+    const cluster = new Cluster();
+    cluster.addNode('a');
+    const client = cluster.client('a');
+    expect(resultOf(client.request({ type: 'set', key: 'x', value: '1' }))).to.equal(true);
+    expect(resultOf(client.request({ type: 'set', key: 'x', value: '2' }))).to.equal(false);
+    expect(resultOf(client.request({ type: 'set', key: 'b', value: '3' }))).to.equal(true);
+    expect(resultOf(client.request({ type: 'get', key: 'x' }))).to.equal('1');
+    expect(resultOf(client.request({ type: 'get', key: 'nope' }))).to.equal(null);
+    expect(resultOf(client.request({ type: 'keys' }))).to.deep.equal(['b', 'x']);
+    expect(resultOf(client.request({ type: 'peers' }))).to.deep.equal([]);
+    const stats = resultOf(client.request({ type: 'stats', id: 'my-id' })) as Stats;
+    expect(stats).to.include({ id: 'a', keys: 2, peers: 0, clients: 1, writesAccepted: 2, writesRefused: 1, errors: 0 });
+    expect(client.inbox.every((m) => m.type === 'reply')).to.equal(true);
+    expect(client.inbox.map((m) => (m as { id: unknown }).id)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 'my-id']);
+  });
+
+  it('counts clients while they are connected', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const one = cluster.client('a');
+    const two = cluster.client('a');
+    one.request({ type: 'keys' });
+    two.request({ type: 'keys' });
+    expect(a.stats().clients).to.equal(2);
+    one.close();
+    cluster.stabilize();
+    expect(a.stats().clients).to.equal(1);
+  });
+});
+
+describe('node: peers', () => {
+  it('dials its configured peers as soon as it is created, once each', () => {
+    const { node } = lone('a', ['127.0.0.1:7002', 'ws://127.0.0.1:7002/', 'localhost:7003']);
+    const dials = ofType(node.takeEffects(), 'dial');
+    expect(dials.map((d) => [d.address, d.url])).to.deep.equal([
+      ['127.0.0.1:7002', 'ws://127.0.0.1:7002'],
+      ['localhost:7003', 'ws://localhost:7003'],
+    ]);
+    node.tick();
+    expect(node.takeEffects()).to.deep.equal([]);
+  });
+
+  it('addPeer normalizes the address, refuses a bad one, and does not dial twice', () => {
+    const { node } = lone();
+    expect(node.addPeer('ws://[::1]:7002/')).to.equal('[::1]:7002');
+    expect(node.addPeer('[::1]:7002')).to.equal('[::1]:7002');
+    expect(ofType(node.takeEffects(), 'dial')).to.have.length(1);
+    expect(thrown(() => node.addPeer('nope')).code).to.equal('BAD_ADDRESS');
+    expect(node.peers().map((p) => p.address)).to.deep.equal(['[::1]:7002']);
+  });
+
+  it('lists outbound and inbound peers with their ids', () => {
+    const cluster = new Cluster();
+    cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.addNode('c', { peers: ['b'] });
+    cluster.stabilize();
+    expect(b.peers()).to.deep.equal([
+      { address: 'sim-a:1', id: 'a', direction: 'outbound', connected: true },
+      { address: 'sim-c:1', id: 'c', direction: 'inbound', connected: true },
+    ] satisfies PeerInfo[]);
+    expect(b.stats().peers).to.equal(2);
+  });
+
+  it('a node configured with its own address closes that link with code 4001 and stops dialing itself', () => {
+    const { node } = lone('a', ['sim-a:1']);
+    const [dial] = ofType(node.takeEffects(), 'dial');
+    // Play the network by hand: the dial lands on the node itself.
+    const inbound = node.accept();
+    node.opened(dial!.link);
+    const [hello] = ofType(node.takeEffects(), 'send');
+    node.receive(inbound, JSON.stringify(hello!.message));
+    const [welcome] = ofType(node.takeEffects(), 'send');
+    expect(welcome).to.deep.include({ link: inbound });
+    node.receive(dial!.link, JSON.stringify(welcome!.message));
+    const effects = node.takeEffects();
+    expect(ofType(effects, 'close')).to.deep.equal([{ type: 'close', link: dial!.link, code: 4001, reason: 'connected to itself' }]);
+    expect(ofType(effects, 'log').map((l) => l.level)).to.deep.equal(['warn']);
+    expect(node.peers()).to.deep.equal([]);
+    node.closed(dial!.link, 'closed');
+    node.closed(inbound, 'closed');
+    node.tick();
+    expect(ofType(node.takeEffects(), 'dial')).to.deep.equal([]);
+  });
+
+  it('in a cluster, a node listing itself among its peers ends with no self link and no more dials', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a', { peers: ['a', 'b'] });
+    cluster.addNode('b');
+    cluster.advance(10_000);
+    expect(cluster.counters.closeCodes).to.deep.equal([4001]);
+    expect(a.peers().map((p) => p.address)).to.deep.equal(['sim-b:1']);
+    expect(a.stats().peers).to.equal(1);
+    const warnings = cluster.logs.filter((l) => l.level === 'warn');
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]!.message).to.include('sim-a:1 is this node itself');
+    const dials = cluster.counters.dials;
+    cluster.advance(10_000);
+    expect(cluster.counters.dials).to.equal(dials);
+  });
+
+  it('add-peer replies connected with the peer id once the handshake is done', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b');
+    const client = cluster.client('a');
+    const reply = client.request({ type: 'add-peer', address: 'ws://sim-b:1' });
+    expect(resultOf(reply)).to.deep.equal({ address: 'sim-b:1', connected: true, id: 'b', retrying: false } satisfies AddPeerResult);
+    expect(a.stats().peers).to.equal(1);
+    expect(b.stats().peers).to.equal(1);
+    // Asking again answers at once.
+    expect(resultOf(client.request({ type: 'add-peer', address: 'sim-b:1' }))).to.deep.equal({ address: 'sim-b:1', connected: true, id: 'b', retrying: false });
+    // And the two now replicate.
+    a.set('k', 'v');
+    cluster.stabilize();
+    expect(b.get('k')).to.equal('v');
+  });
+
+  it('add-peer answers only once the handshake is done, and answers every client that asked', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    cluster.addNode('b');
+    const first = cluster.client('a');
+    const second = cluster.client('a');
+    first.sendRaw(JSON.stringify({ type: 'add-peer', id: 1, address: 'sim-b:1' }));
+    second.sendRaw(JSON.stringify({ type: 'add-peer', id: 2, address: 'ws://sim-b:1' }));
+    const trace: string[] = [];
+    while (first.inbox.length === 0) {
+      expect(cluster.step()).to.equal(true);
+      trace.push(`welcomes=${cluster.counters.deliveriesByType.welcome ?? 0} peers=${a.stats().peers} replies=${first.inbox.length}`);
+    }
+    // Two requests, the connection, hello, welcome, and only then the reply.
+    expect(trace).to.deep.equal([
+      'welcomes=0 peers=0 replies=0',
+      'welcomes=0 peers=0 replies=0',
+      'welcomes=0 peers=0 replies=0',
+      'welcomes=0 peers=0 replies=0',
+      'welcomes=1 peers=1 replies=0',
+      'welcomes=1 peers=1 replies=1',
+    ]);
+    cluster.stabilize();
+    expect(first.inbox).to.deep.equal([{ type: 'reply', id: 1, result: { address: 'sim-b:1', connected: true, id: 'b', retrying: false } }]);
+    expect(second.inbox).to.deep.equal([{ type: 'reply', id: 2, result: { address: 'sim-b:1', connected: true, id: 'b', retrying: false } }]);
+    expect(cluster.counters.dials).to.equal(1);
+  });
+
+  it('add-peer replies not connected with the error when the dial fails, and keeps trying', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const client = cluster.client('a');
+    const reply = client.request({ type: 'add-peer', address: 'sim-late:1' });
+    expect(resultOf(reply)).to.deep.equal({ address: 'sim-late:1', connected: false, id: null, error: 'ECONNREFUSED', retrying: true } satisfies AddPeerResult);
+    expect(a.peers()).to.deep.equal([{ address: 'sim-late:1', id: null, direction: 'outbound', connected: false, lastError: 'ECONNREFUSED' }]);
+    cluster.addNode('late');
+    cluster.advance(1000);
+    expect(a.peers()).to.deep.equal([{ address: 'sim-late:1', id: 'late', direction: 'outbound', connected: true }]);
+  });
+
+  it('add-peer of a new address asks the adapter to keep it, once; configured peers are not reported', () => {
+    const cluster = new Cluster();
+    cluster.addNode('a', { peers: ['c'] });
+    cluster.addNode('b');
+    cluster.addNode('c');
+    const client = cluster.client('a');
+    client.request({ type: 'add-peer', address: 'sim-b:1' });
+    client.request({ type: 'add-peer', address: 'ws://sim-b:1' });
+    client.request({ type: 'add-peer', address: 'sim-c:1' });
+    expect(cluster.peersAdded.get('a')).to.deep.equal(['sim-b:1']);
+  });
+
+  it('add-peer of a bad address gets a BAD_ADDRESS error with the request id', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const response = cluster.client('a').request({ type: 'add-peer', id: 12, address: 'no-port' });
+    expect(response).to.include({ type: 'error', id: 12, code: 'BAD_ADDRESS' });
+    expect(a.peers()).to.deep.equal([]);
+    expect(cluster.counters.dials).to.equal(0);
+  });
+
+  it('add-peer of its own address replies not connected and says why', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const reply = cluster.client('a').request({ type: 'add-peer', address: 'sim-a:1' });
+    expect(resultOf(reply)).to.deep.equal({ address: 'sim-a:1', connected: false, id: 'a', error: 'that address is this node itself', retrying: false } satisfies AddPeerResult);
+    expect(a.peers()).to.deep.equal([]);
+  });
+
+  it('add-peer of a peer waiting for its retry dials it at once', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a', { peers: ['b'] });
+    cluster.stabilize();
+    expect(cluster.counters.refused).to.equal(1);
+    cluster.addNode('b');
+    const reply = cluster.client('a').request({ type: 'add-peer', address: 'sim-b:1' });
+    expect(resultOf(reply)).to.deep.equal({ address: 'sim-b:1', connected: true, id: 'b', retrying: false });
+    expect(cluster.nowMs).to.equal(START_MS);
+    expect(a.stats().peers).to.equal(1);
+  });
+
+  it('an unreachable peer is retried with doubling, capped delays and connects once it comes up', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a', { peers: ['b'] });
+    cluster.stabilize();
+    expect(cluster.counters).to.include({ dials: 1, refused: 1 });
+
+    // Note the time of every dial over 30 s, ticking every 10 ms.
+    const dialTimes = [cluster.nowMs];
+    for (let seen = 1; cluster.nowMs < START_MS + 30_000; ) {
+      cluster.advance(10);
+      if (cluster.counters.dials > seen) dialTimes.push(cluster.nowMs);
+      seen = cluster.counters.dials;
+    }
+    const gaps = dialTimes.slice(1).map((t, i) => t - dialTimes[i]!);
+    // After n failures the wait is in [c/2, c) with c = min(100 * 2^(n-1), 5000), rounded up to the 10 ms tick.
+    gaps.forEach((gap, i) => {
+      const ceiling = Math.min(RETRY_BASE_MS * 2 ** i, RETRY_CAP_MS);
+      expect(gap, `gap ${i}`).to.be.at.least(ceiling / 2).and.at.most(ceiling + 10);
+    });
+    expect(gaps.length).to.be.within(9, 16);
+    // Only the first failure is logged as a warning.
+    expect(cluster.logs.filter((l) => l.level === 'warn')).to.have.length(1);
+    expect(a.peers()[0]).to.include({ connected: false, lastError: 'ECONNREFUSED' });
+
+    cluster.addNode('b');
+    cluster.advance(RETRY_CAP_MS);
+    expect(a.peers()[0]).to.deep.equal({ address: 'sim-b:1', id: 'b', direction: 'outbound', connected: true });
+    const dials = cluster.counters.dials;
+    cluster.advance(10_000);
+    expect(cluster.counters.dials).to.equal(dials);
+  });
+
+  it('a lost peer is redialed after a short delay', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a', { peers: ['b'] });
+    cluster.addNode('b');
+    cluster.stabilize();
+    cluster.stop('b');
+    expect(a.peers()[0]).to.include({ connected: false, lastError: 'ECONNRESET' });
+    expect(a.stats().peers).to.equal(0);
+    cluster.start('b');
+    cluster.advance(RETRY_BASE_MS);
+    expect(a.peers()[0]).to.include({ connected: true, id: 'b' });
+  });
+});
+
+describe('node: recovered entries', () => {
+  const recovered = [
+    { key: 'b', value: '2', timestamp: 20, origin: 'x' },
+    { key: 'a', value: '1', timestamp: 10, origin: 'y' },
+  ];
+
+  it('a node created with recovered entries serves them without persisting or sending anything', () => {
+    const node = createNode({ id: 'n', now: () => START_MS, random: () => 0, entries: recovered });
+    expect(node.keys()).to.deep.equal(['a', 'b']);
+    expect(node.entry('a')).to.deep.equal(recovered[1]);
+    expect(node.takeEffects()).to.deep.equal([]);
+    expect(node.stats()).to.include({ keys: 2, writesAccepted: 0, entriesApplied: 0 });
+    expect(node.set('a', 'other')).to.equal(false);
+  });
+
+  it('recovered entries reach peers through the join sync', () => {
+    const cluster = new Cluster();
+    const b = cluster.addNode('b');
+    cluster.addNode('n', { peers: ['b'], entries: recovered });
+    cluster.stabilize();
+    expect(b.keys()).to.deep.equal(['a', 'b']);
+    expect(b.entry('b')).to.deep.equal(recovered[0]);
+    expect(cluster.persisted.get('b')).to.deep.equal(['b', 'a']);
+    expect(cluster.persisted.get('n')).to.deep.equal([]);
+  });
+});
+
+describe('node: stalled dials and lost peers', () => {
+  it('a dial that never gets its welcome is closed after the handshake timeout and dialed again', () => {
+    let nowMs = 0;
+    const node = createNode({ id: 'a', peers: ['127.0.0.1:9'], now: () => nowMs, random: () => 0.5 });
+    const dial = node.takeEffects().find((e) => e.type === 'dial');
+    if (dial?.type !== 'dial') throw new Error('expected a dial effect');
+    node.opened(dial.link);
+    node.takeEffects();
+    nowMs += HANDSHAKE_TIMEOUT_MS - 1;
+    node.tick();
+    expect(node.takeEffects()).to.deep.equal([]);
+    nowMs += 2;
+    node.tick();
+    const effects = node.takeEffects();
+    expect(effects[0]).to.deep.include({ type: 'close', link: dial.link, code: CLOSE_CODES.HANDSHAKE_TIMEOUT });
+    expect(node.peers()[0]!.lastError).to.match(/no answer to hello within 5000 ms/);
+    nowMs += RETRY_CAP_MS;
+    node.tick();
+    expect(node.takeEffects().filter((e) => e.type === 'dial')).to.have.length(1);
+  });
+
+  it('a peer that is lost and then unreachable is reported once as a warning, and again after the next loss', () => {
+    const cluster = new Cluster();
+    cluster.addNode('a', { peers: [simAddress('b')] });
+    cluster.addNode('b');
+    cluster.stabilize();
+    const warnings = () => cluster.logs.filter((l) => l.level === 'warn' && /cannot reach peer/.test(l.message)).length;
+    expect(warnings()).to.equal(0);
+    cluster.stop('b');
+    cluster.advance(20_000);
+    expect(warnings()).to.equal(1);
+    cluster.start('b');
+    cluster.advance(RETRY_CAP_MS * 2);
+    expect(cluster.node('a').stats().peers).to.equal(1);
+    cluster.stop('b');
+    cluster.advance(20_000);
+    expect(warnings()).to.equal(2);
+  });
+});

@@ -1,0 +1,200 @@
+import { expect } from 'chai';
+import {
+  type ErrorMessage,
+  MAX_KEY_BYTES,
+  MAX_MESSAGE_BYTES,
+  MAX_VALUE_BYTES,
+  parseIncoming,
+  PROTOCOL_VERSION,
+  type ParseResult,
+  utf8ByteLength,
+} from '../src/index.js';
+import { Cluster, resultOf } from './support/cluster.js';
+
+function parsed(message: unknown): unknown {
+  const result = parseIncoming(JSON.stringify(message));
+  if (!result.ok) throw new Error(`refused: ${result.error.code} ${result.error.message}`);
+  return result.message;
+}
+
+function refused(text: string): Extract<ParseResult, { ok: false }> {
+  const result = parseIncoming(text);
+  if (result.ok) throw new Error(`accepted: ${text.slice(0, 100)}`);
+  return result;
+}
+
+const goodEntry = { key: 'k', value: 'v', timestamp: 1000, origin: 'a' };
+
+describe('protocol parsing', () => {
+  it('reads every request type', () => {
+    expect(parsed({ type: 'get', id: 1, key: 'k' })).to.deep.equal({ type: 'get', id: 1, key: 'k' });
+    expect(parsed({ type: 'set', id: 'x', key: 'k', value: '' })).to.deep.equal({ type: 'set', id: 'x', key: 'k', value: '' });
+    for (const type of ['keys', 'peers', 'stats']) expect(parsed({ type, id: 2 })).to.deep.equal({ type, id: 2 });
+    expect(parsed({ type: 'add-peer', id: 3, address: 'h:1' })).to.deep.equal({ type: 'add-peer', id: 3, address: 'h:1' });
+  });
+
+  it('reads peer messages and drops unknown fields of entries', () => {
+    expect(parsed({ type: 'hello', protocol: 1, nodeId: 'a', address: 'h:1' })).to.deep.equal({ type: 'hello', protocol: 1, nodeId: 'a', address: 'h:1' });
+    expect(parsed({ type: 'welcome', protocol: 1, nodeId: 'b', address: '' })).to.deep.equal({ type: 'welcome', protocol: 1, nodeId: 'b', address: '' });
+    expect(parsed({ type: 'entries', entries: [{ ...goodEntry, extra: 'x' }] })).to.deep.equal({ type: 'entries', entries: [goodEntry] });
+  });
+
+  it('says BAD_JSON for text that is not JSON', () => {
+    const result = refused('{"type": "get"');
+    expect(result.error.code).to.equal('BAD_JSON');
+    expect(result.id).to.equal(null);
+  });
+
+  it('says BAD_MESSAGE for JSON that is not an object', () => {
+    for (const text of ['[]', 'null', '"get"', '42']) expect(refused(text).error.code, text).to.equal('BAD_MESSAGE');
+  });
+
+  it('says UNKNOWN_TYPE for a missing or unknown type, and keeps the request id', () => {
+    const unknown = refused('{"type": "delete", "id": 9}');
+    expect(unknown.error.code).to.equal('UNKNOWN_TYPE');
+    expect(unknown.error.message).to.include('"delete"').and.include('get, set');
+    expect(unknown.id).to.equal(9);
+    expect(refused('{"id": 1}').error.code).to.equal('UNKNOWN_TYPE');
+    expect(refused('{"type": "reply", "id": 1, "result": true}').error.code).to.equal('UNKNOWN_TYPE');
+  });
+
+  it('says BAD_MESSAGE for missing or mistyped fields, naming the field', () => {
+    const cases: [unknown, string][] = [
+      [{ type: 'get', key: 'k' }, '"id"'],
+      [{ type: 'get', id: { n: 1 }, key: 'k' }, '"id"'],
+      [{ type: 'get', id: 'x'.repeat(65), key: 'k' }, '"id"'],
+      [{ type: 'get', id: 1 }, '"key"'],
+      [{ type: 'set', id: 1, key: 'k' }, '"value"'],
+      [{ type: 'set', id: 1, key: 'k', value: 5 }, '"value"'],
+      [{ type: 'set', id: 1, key: '', value: 'v' }, 'key is empty'],
+      [{ type: 'add-peer', id: 1 }, '"address"'],
+      [{ type: 'hello', nodeId: 'a', address: '' }, '"protocol"'],
+      [{ type: 'hello', protocol: 1, address: '' }, '"nodeId"'],
+      [{ type: 'hello', protocol: 1, nodeId: '', address: '' }, '"nodeId"'],
+      [{ type: 'welcome', protocol: 1, nodeId: 'n'.repeat(65), address: '' }, '"nodeId"'],
+      [{ type: 'entries' }, '"entries"'],
+      [{ type: 'entries', entries: [null] }, 'entries[0]'],
+      [{ type: 'entries', entries: [goodEntry, { ...goodEntry, origin: undefined }] }, 'entries[1]'],
+      [{ type: 'entries', entries: [{ ...goodEntry, timestamp: -1 }] }, '"timestamp"'],
+      [{ type: 'entries', entries: [{ ...goodEntry, timestamp: 1.5 }] }, '"timestamp"'],
+      [{ type: 'entries', entries: [{ ...goodEntry, timestamp: '1000' }] }, '"timestamp"'],
+      [{ type: 'entries', entries: [{ ...goodEntry, origin: '' }] }, 'origin'],
+    ];
+    for (const [message, mention] of cases) {
+      const result = refused(JSON.stringify(message));
+      expect(result.error.code, JSON.stringify(message)).to.equal('BAD_MESSAGE');
+      expect(result.error.message, JSON.stringify(message)).to.include(mention);
+    }
+    expect(refused('{"type": "set", "id": 4, "key": "k"}').id).to.equal(4);
+  });
+
+  it('says MESSAGE_TOO_LARGE above 1 MiB, counting UTF-8 bytes', () => {
+    const long = JSON.stringify({ type: 'set', id: 1, key: 'k', value: 'x'.repeat(MAX_MESSAGE_BYTES) });
+    expect(refused(long).error.code).to.equal('MESSAGE_TOO_LARGE');
+    const wide = JSON.stringify({ type: 'set', id: 1, key: 'k', value: '€'.repeat(400_000) });
+    expect(wide.length).to.be.below(MAX_MESSAGE_BYTES);
+    expect(refused(wide).error.code).to.equal('MESSAGE_TOO_LARGE');
+  });
+
+  it('limits keys to 1024 UTF-8 bytes', () => {
+    expect(parsed({ type: 'get', id: 1, key: 'k'.repeat(MAX_KEY_BYTES) })).to.have.property('type', 'get');
+    expect(refused(JSON.stringify({ type: 'get', id: 1, key: 'k'.repeat(MAX_KEY_BYTES + 1) })).error.code).to.equal('KEY_TOO_LARGE');
+    expect(refused(JSON.stringify({ type: 'set', id: 1, key: 'é'.repeat(513), value: 'v' })).error.code).to.equal('KEY_TOO_LARGE');
+    expect(refused(JSON.stringify({ type: 'entries', entries: [{ ...goodEntry, key: 'k'.repeat(1025) }] })).error.code).to.equal('KEY_TOO_LARGE');
+  });
+
+  it('limits values to 256 KiB of JSON text, quotes and escapes included', () => {
+    const largest = 'x'.repeat(MAX_VALUE_BYTES - 2);
+    expect(parsed({ type: 'set', id: 1, key: 'k', value: largest })).to.have.property('value', largest);
+    expect(refused(JSON.stringify({ type: 'set', id: 1, key: 'k', value: `${largest}x` })).error.code).to.equal('VALUE_TOO_LARGE');
+    const escaped = '\n'.repeat(MAX_VALUE_BYTES / 2); // each "\n" is two bytes of JSON
+    expect(refused(JSON.stringify({ type: 'set', id: 1, key: 'k', value: escaped })).error.code).to.equal('VALUE_TOO_LARGE');
+    expect(refused(JSON.stringify({ type: 'entries', entries: [{ ...goodEntry, value: `${largest}x` }] })).error.code).to.equal('VALUE_TOO_LARGE');
+  });
+
+  it('counts UTF-8 bytes like Buffer does', () => {
+    for (const text of ['', 'abc', 'é', '€', '😀', 'a😀é€', 'x\ud800y', '\udc00']) {
+      expect(utf8ByteLength(text), JSON.stringify(text)).to.equal(Buffer.byteLength(text, 'utf8'));
+    }
+  });
+});
+
+describe('a node receiving malformed frames', () => {
+  /** A node holding one key, with a connected peer, and a client. */
+  function setup() {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    a.set('kept', 'v1');
+    cluster.stabilize();
+    cluster.resetCounters();
+    return { cluster, a, b, client: cluster.client('a') };
+  }
+
+  const badFrames: [string, string, string | number | null][] = [
+    ['not json', 'BAD_JSON', null],
+    ['[1,2]', 'BAD_MESSAGE', null],
+    ['{"type":"drop-table","id":5}', 'UNKNOWN_TYPE', 5],
+    ['{"type":"set","id":6,"key":"k"}', 'BAD_MESSAGE', 6],
+    ['{"type":"set","key":"k","value":"v"}', 'BAD_MESSAGE', null],
+    [JSON.stringify({ type: 'set', id: 7, key: 'k'.repeat(1025), value: 'v' }), 'KEY_TOO_LARGE', 7],
+    [JSON.stringify({ type: 'set', id: 8, key: 'k', value: 'v'.repeat(256 * 1024) }), 'VALUE_TOO_LARGE', 8],
+    [JSON.stringify({ type: 'set', id: 9, key: 'k', value: 'v'.repeat(MAX_MESSAGE_BYTES + 1) }), 'MESSAGE_TOO_LARGE', null],
+    [JSON.stringify({ type: 'entries', entries: [{ key: 'k', value: 'v', timestamp: 1, origin: 'x' }] }), 'NOT_A_PEER', null],
+    [JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: 'x', address: '' }), 'BAD_MESSAGE', null],
+  ];
+
+  for (const [frame, code, id] of badFrames) {
+    it(`a client frame ${frame.length > 60 ? `${frame.slice(0, 50)}… (${frame.length} chars)` : frame} gets ${code} and changes nothing`, () => {
+      const { a, b, client } = setup();
+      const bReceived = b.stats().messagesReceived;
+      const responses = client.exchange(frame);
+      expect(responses).to.have.length(1);
+      const error = responses[0] as ErrorMessage;
+      expect(error).to.include({ type: 'error', code, id });
+      expect(error.message).to.be.a('string').and.not.equal('');
+      expect(a.keys()).to.deep.equal(['kept']);
+      expect(b.keys()).to.deep.equal(['kept']);
+      expect(a.stats().errors).to.equal(1);
+      expect(a.stats().writesAccepted).to.equal(1);
+      expect(b.stats().messagesReceived).to.equal(bReceived);
+      // The connection still works afterwards.
+      expect(resultOf(client.request({ type: 'get', key: 'kept' }))).to.equal('v1');
+    });
+  }
+
+  it('a peer that sends a bad entry gets an error and none of that message is merged', () => {
+    const { a, b, client } = setup();
+    client.exchange(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 'fake', address: '' }));
+    const bReceived = b.stats().messagesReceived;
+    const responses = client.exchange(
+      JSON.stringify({ type: 'entries', entries: [{ key: 'fine', value: 'v', timestamp: 1, origin: 'fake' }, { key: 'bad', value: 'v', timestamp: -5, origin: 'fake' }] }),
+    );
+    expect(responses).to.have.length(1);
+    expect(responses[0]).to.include({ type: 'error', code: 'BAD_MESSAGE' });
+    expect(a.keys()).to.deep.equal(['kept']);
+    expect(b.keys()).to.deep.equal(['kept']);
+    expect(a.stats().entriesApplied).to.equal(0);
+    expect(b.stats().messagesReceived).to.equal(bReceived);
+  });
+
+  it('a second hello on a peer link is refused', () => {
+    const { a, client } = setup();
+    const hello = JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 'fake', address: '' });
+    expect(client.exchange(hello).map((m) => m.type)).to.deep.equal(['welcome', 'entries']);
+    const again = client.exchange(hello);
+    expect(again).to.have.length(1);
+    expect(again[0]).to.include({ type: 'error', code: 'BAD_MESSAGE' });
+    expect(a.stats().errors).to.equal(1);
+  });
+
+  it('a peer speaking another protocol version is refused and closed with code 4002', () => {
+    const { cluster, a, client } = setup();
+    const responses = client.exchange(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION + 1, nodeId: 'future', address: '' }));
+    expect(responses).to.have.length(1);
+    expect(responses[0]).to.include({ type: 'error', code: 'PROTOCOL_MISMATCH' });
+    expect(cluster.counters.closeCodes).to.deep.equal([4002]);
+    expect(client.closeReason).to.include('4002');
+    expect(a.stats().peers).to.equal(1);
+  });
+});

@@ -1,0 +1,79 @@
+import { expect } from 'chai';
+import { batchEntries, type Entry, entryJsonLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, utf8ByteLength } from '../src/index.js';
+import { Cluster, mulberry32 } from './support/cluster.js';
+
+const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
+
+describe('sync batching', () => {
+  it('the length estimate of an entry is never below its real JSON length, and exact for 16-digit timestamps', () => {
+    const samples = [
+      entry('k', 'v', 0),
+      entry('k', 'v', Number.MAX_SAFE_INTEGER),
+      entry('quote"back\\slash', 'line\nbreak\ttab\u0001', 1_700_000_000_000),
+      entry('clé', '€ and 😀', 1_700_000_000_000),
+      entry('lone', 'x\ud800y', 1_700_000_000_000),
+    ];
+    for (const e of samples) {
+      const actual = JSON.stringify(e).length;
+      expect(entryJsonLength(e), JSON.stringify(e)).to.be.at.least(actual);
+      if (String(e.timestamp).length === 16) expect(entryJsonLength(e)).to.equal(actual);
+    }
+  });
+
+  it('nothing to send gives no batch', () => {
+    expect([...batchEntries([])]).to.deep.equal([]);
+  });
+
+  it('keeps every entry, in order, and each batch within the length limit', () => {
+    const random = mulberry32(3);
+    const entries = Array.from({ length: 500 }, (_, i) => entry(`key-${i}`, 'é"\\x'.repeat(Math.floor(random() * 300))));
+    const batches = [...batchEntries(entries, 10_000)];
+    expect(batches.length).to.be.above(1);
+    expect(batches.flat()).to.deep.equal(entries);
+    for (const batch of batches) expect(JSON.stringify(batch).length).to.be.at.most(10_000);
+  });
+
+  it('an entry larger than the limit travels alone', () => {
+    const big = entry('big', 'x'.repeat(2000));
+    const batches = [...batchEntries([entry('a', '1'), big, entry('b', '2')], 1000)];
+    expect(batches).to.deep.equal([[entry('a', '1')], [big], [entry('b', '2')]]);
+  });
+
+  it('the join sync splits a big store into messages under 1 MiB and the new peer gets every entry', () => {
+    const cluster = new Cluster();
+    cluster.recordFrames = true;
+    const a = cluster.addNode('a');
+    const value = 'v'.repeat(1024);
+    for (let i = 0; i < 3000; i++) expect(a.set(`key-${String(i).padStart(4, '0')}`, value)).to.equal(true);
+    cluster.stabilize();
+
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+
+    const syncFrames = cluster.frames.filter((f) => f.from === 'a' && f.to === 'b' && f.type === 'entries');
+    expect(syncFrames.length).to.be.at.least(Math.ceil((3000 * 1024) / MAX_BATCH_BYTES));
+    for (const frame of syncFrames) expect(utf8ByteLength(frame.text)).to.be.below(MAX_MESSAGE_BYTES);
+    expect(b.keys()).to.deep.equal(a.keys());
+    expect(b.keys()).to.have.length(3000);
+    expect(b.get('key-2999')).to.equal(value);
+    expect(b.stats().entriesApplied).to.equal(3000);
+    expect(b.stats().errors).to.equal(0);
+    expect(a.stats().errors).to.equal(0);
+  });
+
+  it('messages stay under 1 MiB even when every character takes 3 bytes in UTF-8', () => {
+    const cluster = new Cluster();
+    cluster.recordFrames = true;
+    const a = cluster.addNode('a');
+    const value = '€'.repeat(1024);
+    for (let i = 0; i < 800; i++) a.set(`clé-${i}`, value);
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+
+    const syncFrames = cluster.frames.filter((f) => f.type === 'entries' && f.to === 'b');
+    expect(syncFrames.length).to.be.above(1);
+    for (const frame of syncFrames) expect(utf8ByteLength(frame.text)).to.be.below(MAX_MESSAGE_BYTES);
+    expect(b.keys()).to.have.length(800);
+    expect(b.stats().errors).to.equal(0);
+  });
+});
