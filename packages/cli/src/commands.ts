@@ -70,7 +70,9 @@ export const COMMANDS: readonly Command[] = [
       const r = result as AddPeerResult;
       return r.connected
         ? `connected to ${r.address} (node ${r.id})\n`
-        : `not connected to ${r.address} yet (${r.error ?? 'unknown error'}); the node keeps retrying\n`;
+        : r.retrying
+          ? `not connected to ${r.address} yet (${r.error ?? 'unknown error'}); the node keeps retrying\n`
+          : `not connected to ${r.address} (${r.error ?? 'unknown error'})\n`;
     },
   },
   {
@@ -89,7 +91,7 @@ export function findCommand(name: string): Command | undefined {
 }
 
 function formatPeers(peers: readonly PeerInfo[]): string {
-  if (peers.length === 0) return '';
+  if (peers.length === 0) return '(no peers)\n';
   const rows = [
     ['ADDRESS', 'ID', 'DIRECTION', 'STATE'],
     ...peers.map((p) => [p.address, p.id ?? '-', p.direction, p.connected ? 'connected' : `down${p.lastError ? ` (${p.lastError})` : ''}`]),

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@bby/core';
 import { readConfigFile } from './config-file.js';
-import { StartError, startNode } from './node-server.js';
+import { consoleLog, StartError, startNode } from './node-server.js';
 
 const USAGE = `usage: bby-node <configFile>
 
@@ -35,8 +35,12 @@ export async function main(argv: string[]): Promise<number | undefined> {
   try {
     const config = await readConfigFile(configPath);
     const node = await startNode(config, { source: configPath });
+    let stopping = false;
     const stop = (signal: string) => {
-      process.stdout.write(`stopping (${signal})\n`);
+      // Ctrl-C under npm start delivers SIGINT and then SIGTERM: stop once.
+      if (stopping) return;
+      stopping = true;
+      consoleLog('info', `stopping (${signal})`);
       void node.close().then(() => process.exit(0));
     };
     process.once('SIGINT', () => stop('SIGINT'));

@@ -14,6 +14,9 @@ export const TICK_INTERVAL_MS = 100;
 /** How long a dial may take before it counts as failed, in milliseconds. */
 export const DIAL_TIMEOUT_MS = 3_000;
 
+/** How long a stopping node waits for its peers to acknowledge the close, in milliseconds. */
+export const CLOSE_GRACE_MS = 500;
+
 /** Writes one log line; the default prints to stdout (info) or stderr (warn). */
 export type LogSink = (level: 'info' | 'warn', message: string) => void;
 
@@ -123,10 +126,16 @@ class Adapter {
     }
   }
 
+  /** Says goodbye on every link (close code 1001), then stops listening. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
-    for (const socket of this.#sockets.values()) socket.terminate();
-    this.#sockets.clear();
+    const sockets = [...this.#sockets.values()];
+    const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+    for (const socket of sockets) socket.close(1001, 'node shutting down');
+    // A peer that does not answer the close handshake is cut off.
+    const cutOff = setTimeout(() => sockets.forEach((socket) => socket.terminate()), CLOSE_GRACE_MS);
+    await Promise.all(closed);
+    clearTimeout(cutOff);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
