@@ -26,7 +26,8 @@ export interface NodeConfig {
 /** When a node with a dataDir makes its writes durable; see docs/storage.md. */
 export type FsyncPolicy = 'always' | 'everysec' | 'no';
 
-const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no'];
+/** The fsync policies, default first. */
+export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no'];
 
 /** Default interface a node listens on. */
 export const DEFAULT_HOST = '127.0.0.1';

@@ -8,20 +8,30 @@ import { ConfigError } from '@bby/core';
 import { readConfigFile } from './config-file.js';
 import { consoleLog, StartError, startNode } from './node-server.js';
 
-const USAGE = `usage: bby-node <configFile>
+const USAGE = `usage: bby-node [--repair] <configFile>
 
 Runs one bby node from a JSON config file, for example:
   bby-node examples/node1.json
 
 Config fields: port (required), host (default 127.0.0.1),
-peers (["host:port", ...]), id (default: generated), dataDir.
+peers (["host:port", ...]), id (default: generated),
+dataDir (folder for the log; default: memory only),
+fsync ("always" (default), "everysec" or "no"; see docs/storage.md).
+
+Options:
+  --repair    start even if the data folder is damaged, keeping every
+              intact record (the damaged file is kept as *.damaged)
+  -h, --help  show this help
+
 Stop with Ctrl-C.`;
 
 /** Runs bby-node with command-line arguments; resolves to an exit code or runs until stopped. */
 export async function main(argv: string[]): Promise<number | undefined> {
   let configPath: string;
+  let repair = false;
   try {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' }, repair: { type: 'boolean' } } });
+    repair = values.repair === true;
     if (values.help) {
       process.stdout.write(`${USAGE}\n`);
       return 0;
@@ -34,7 +44,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
   }
   try {
     const config = await readConfigFile(configPath);
-    const node = await startNode(config, { source: configPath });
+    const node = await startNode(config, {
+      source: configPath,
+      repair,
+      onFatal: () => process.exit(1),
+    });
     let stopping = false;
     const stop = (signal: string) => {
       // Ctrl-C under npm start delivers SIGINT and then SIGTERM: stop once.

@@ -3,10 +3,11 @@
  * dials what the core asks for, turns socket events into core events, and
  * carries out the core's effects. It holds no replication logic of its own.
  */
-import { createNode, formatAddress, MAX_MESSAGE_BYTES, type BbyNode, type LinkId, type Message, type NodeConfig } from '@bby/core';
-import { nanoid } from 'nanoid';
+import { createNode, formatAddress, MAX_MESSAGE_BYTES, type BbyNode, type Effect, type Entry, type LinkId, type Message, type NodeConfig } from '@bby/core';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
+import { DataDirError, Persistence } from './persistence.js';
+import { type FileSystem } from './storage/file-system.js';
 
 /** How often the core is ticked to dial peers whose retry time has come, in milliseconds. */
 export const TICK_INTERVAL_MS = 100;
@@ -22,9 +23,15 @@ export type LogSink = (level: 'info' | 'warn', message: string) => void;
 
 /** Options of `startNode`. */
 export interface StartOptions {
-  /** Name of the config file, used in error messages. */
+  /** Path of the config file: names it in errors, and anchors a relative dataDir. */
   readonly source: string;
   readonly log?: LogSink;
+  /** Salvage a damaged data folder instead of refusing to start. */
+  readonly repair?: boolean;
+  /** File layer of the data folder; tests inject failures through it. */
+  readonly fs?: FileSystem;
+  /** Called once when the node can no longer keep its promises (a failed write); the node is already closed. */
+  readonly onFatal?: (error: Error) => void;
 }
 
 /** A node that listens and dials; `close()` stops it. */
@@ -47,19 +54,28 @@ export const consoleLog: LogSink = (level, message) => {
   (level === 'warn' ? process.stderr : process.stdout).write(line);
 };
 
-/** Listens on the config's host and port, then dials the configured peers. */
+/** Listens on the config's host and port, loads the dataDir, then dials the peers. */
 export async function startNode(config: NodeConfig, options: StartOptions): Promise<RunningNode> {
   const log = options.log ?? consoleLog;
   const server = await listen(config, options.source);
-  const id = config.id ?? nanoid(12);
+  let persistence: Persistence;
+  try {
+    persistence = await Persistence.open(config, options.source, { repair: options.repair ?? false, ...(options.fs ? { fs: options.fs } : {}) });
+  } catch (error) {
+    await new Promise((resolve) => server.close(resolve));
+    if (error instanceof DataDirError) throw new StartError(error.message);
+    throw error;
+  }
+  for (const note of persistence.notes) log('warn', note);
   const address = formatAddress(config.host, config.port);
-  const core = createNode({ id, address, peers: config.peers, now: Date.now, random: Math.random });
-  const adapter = new Adapter(core, server, log);
-  log('info', `listening on ws://${address} as node ${id}`);
-  if (config.dataDir === undefined) log('info', 'no "dataDir" in the config: keys are kept in memory only');
-  else log('warn', `"dataDir" is set but durable storage is not built yet: keys are kept in memory only`);
+  const peers = [...config.peers, ...persistence.addedPeers];
+  const core = createNode({ id: persistence.id, address, peers, now: Date.now, random: Math.random, entries: persistence.entries });
+  const adapter = new Adapter(core, server, persistence, log, options.onFatal);
+  log('info', `listening on ws://${address} as node ${persistence.id}`);
+  if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only');
+  else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`);
   adapter.flush();
-  return { id, address, core, close: () => adapter.close() };
+  return { id: persistence.id, address, core, close: () => adapter.close() };
 }
 
 function listen(config: NodeConfig, source: string): Promise<WebSocketServer> {
@@ -80,11 +96,17 @@ function listen(config: NodeConfig, source: string): Promise<WebSocketServer> {
 class Adapter {
   readonly #sockets = new Map<LinkId, WebSocket>();
   readonly #timer: NodeJS.Timeout;
+  /** Effects of earlier batches still waiting for their entries to be durable. */
+  #waiting: Promise<void> = Promise.resolve();
+  #batchesWaiting = 0;
+  #failed = false;
 
   constructor(
     readonly core: BbyNode,
     readonly server: WebSocketServer,
+    readonly persistence: Persistence,
     readonly log: LogSink,
+    readonly onFatal: ((error: Error) => void) | undefined,
   ) {
     server.on('connection', (socket) => this.#onInbound(socket));
     this.#timer = setInterval(() => {
@@ -93,12 +115,38 @@ class Adapter {
     }, TICK_INTERVAL_MS);
   }
 
-  /** Carries out every queued effect, in order. */
+  /**
+   * Carries out the queued effects. The entries a batch persists are made
+   * durable before any of its messages goes out (a `set` reply promises the
+   * write is kept), and batches go out in order.
+   */
   flush(): void {
+    if (this.#failed) return;
+    const effects = this.core.takeEffects();
+    if (effects.length === 0) return;
+    const entries: Entry[] = [];
+    for (const effect of effects) if (effect.type === 'persist') entries.push(effect.entry);
+    if (this.#batchesWaiting === 0 && (entries.length === 0 || this.persistence.storage === null)) {
+      this.#execute(effects);
+      return;
+    }
+    this.#batchesWaiting++;
+    const durable = this.persistence.append(entries);
+    this.#waiting = Promise.all([this.#waiting, durable]).then(
+      () => {
+        this.#batchesWaiting--;
+        this.#execute(effects);
+        this.#maybeCompact();
+      },
+      (error: Error) => this.#fail(error, effects),
+    );
+  }
+
+  #execute(effects: readonly Effect[]): void {
     // A broadcast queues the same message object for several links: serialize it once.
     let lastMessage: Message | undefined;
     let lastText = '';
-    for (const effect of this.core.takeEffects()) {
+    for (const effect of effects) {
       switch (effect.type) {
         case 'send': {
           const socket = this.#sockets.get(effect.link);
@@ -120,10 +168,38 @@ class Adapter {
           this.log(effect.level, effect.message);
           break;
         case 'persist':
-          // Memory only until durable storage lands.
+          // Done in flush(), before this batch's messages.
+          break;
+        case 'peer-added':
+          this.persistence.rememberPeer(effect.address).catch((error: Error) => this.log('warn', `cannot remember peer ${effect.address}: ${error.message}`));
           break;
       }
     }
+  }
+
+  #maybeCompact(): void {
+    const storage = this.persistence.storage;
+    if (storage === null || !storage.shouldCompact(this.core.stats().keys)) return;
+    // The store already holds every entry whose append was called: the snapshot covers the old log.
+    storage.compact(this.core.entries()).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`));
+  }
+
+  /**
+   * A write or fsync failed: answer every request of the batch with an error,
+   * never with the reply that promised durability, then stop, as PostgreSQL
+   * does: a restart recovers from what is really on disk.
+   */
+  #fail(error: Error, effects: readonly Effect[]): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.log('warn', `${error.message}; stopping: a write that cannot be kept must not be acknowledged`);
+    for (const effect of effects) {
+      if (effect.type !== 'send' || effect.message.type !== 'reply') continue;
+      const socket = this.#sockets.get(effect.link);
+      const answer = { type: 'error', id: effect.message.id, code: 'STORAGE_FAILED', message: `the node could not write to its data folder: ${error.message}` };
+      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(answer));
+    }
+    void this.close().finally(() => this.onFatal?.(error));
   }
 
   /** Says goodbye on every link (close code 1001), then stops listening. */
@@ -137,6 +213,8 @@ class Adapter {
     await Promise.all(closed);
     clearTimeout(cutOff);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.#waiting;
+    await this.persistence.close();
   }
 
   #onInbound(socket: WebSocket): void {

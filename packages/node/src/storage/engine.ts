@@ -16,15 +16,9 @@
  * is synced before a newer log takes the appends; an append is acknowledged
  * (`append` resolves) only after it is synced under fsync "always".
  */
-import { type Entry } from '@bby/core';
+import { type Entry, type FsyncPolicy } from '@bby/core';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
 import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC } from './record.js';
-
-/** When appended entries are made durable. */
-export type FsyncPolicy = 'always' | 'everysec' | 'no';
-
-/** The fsync policies, default first. */
-export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no'];
 
 /** The log is compacted once it is larger than this and than the live data. */
 export const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
