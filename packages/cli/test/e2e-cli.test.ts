@@ -86,9 +86,10 @@ describe('e2e: the bby CLI', function () {
     });
 
     it('add-peer HOST:PORT connects at run time and keeps the peer; addPeer is an alias', async () => {
-      const a = await startNode({ id: 'hub' });
-      const b = await startNode({ id: 'left' });
-      const c = await startNode({ id: 'right' });
+      // Without peer exchange, so that left and right stay unaware of each other.
+      const a = await startNode({ id: 'hub', peerExchange: false });
+      const b = await startNode({ id: 'left', peerExchange: false });
+      const c = await startNode({ id: 'right', peerExchange: false });
 
       const added = await b.bby('add-peer', a.address);
       expect(added).to.include({ code: 0, stdout: `connected to ${a.address} (node hub)\n`, stderr: '' });

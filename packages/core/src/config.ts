@@ -21,6 +21,10 @@ export interface NodeConfig {
   readonly dataDir?: string;
   /** When writes reach the disk: `always` (before `set` answers), `everysec`, or `no` (left to the OS). */
   readonly fsync: FsyncPolicy;
+  /** How often the node compares its store with each peer's (anti-entropy), in milliseconds; default 10 000. */
+  readonly antiEntropyIntervalMs?: number;
+  /** Learn and dial the peers of peers (default true); false keeps exactly the topology the configs describe. */
+  readonly peerExchange: boolean;
 }
 
 /** When a node with a dataDir makes its writes durable; see docs/storage.md. */
@@ -32,7 +36,7 @@ export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no
 /** Default interface a node listens on. */
 export const DEFAULT_HOST = '127.0.0.1';
 
-const FIELDS = ['port', 'host', 'peers', 'id', 'dataDir', 'fsync'] as const;
+const FIELDS = ['port', 'host', 'peers', 'id', 'dataDir', 'fsync', 'antiEntropyIntervalMs', 'peerExchange'] as const;
 
 /** Node ids are short and safe to print and to use in file names. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -54,7 +58,7 @@ export function parseConfig(text: string, source: string): NodeConfig {
       throw new ConfigError(`${source}: unknown field ${JSON.stringify(field)}; the fields are ${FIELDS.join(', ')}`);
     }
   }
-  const { port, host = DEFAULT_HOST, peers = [], id, dataDir, fsync = 'always' } = object;
+  const { port, host = DEFAULT_HOST, peers = [], id, dataDir, fsync = 'always', antiEntropyIntervalMs, peerExchange = true } = object;
   if (port === undefined) throw new ConfigError(`${source}: "port" is missing; add for example "port": 7001`);
   if (!isValidPort(port)) throw new ConfigError(`${source}: "port" must be an integer from 1 to 65535, got ${JSON.stringify(port)}`);
   if (typeof host !== 'string' || host === '' || !/^[A-Za-z0-9.:-]+$/.test(host)) {
@@ -80,9 +84,15 @@ export function parseConfig(text: string, source: string): NodeConfig {
   if (!FSYNC_POLICIES.includes(fsync as FsyncPolicy)) {
     throw new ConfigError(`${source}: "fsync" must be one of ${FSYNC_POLICIES.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(fsync)}`);
   }
+  if (antiEntropyIntervalMs !== undefined && (typeof antiEntropyIntervalMs !== 'number' || !Number.isInteger(antiEntropyIntervalMs) || antiEntropyIntervalMs < 100 || antiEntropyIntervalMs > 3_600_000)) {
+    throw new ConfigError(`${source}: "antiEntropyIntervalMs" must be an integer from 100 to 3600000 (milliseconds), got ${JSON.stringify(antiEntropyIntervalMs)}`);
+  }
+  if (typeof peerExchange !== 'boolean') throw new ConfigError(`${source}: "peerExchange" must be true or false, got ${JSON.stringify(peerExchange)}`);
   return {
     port,
     fsync: fsync as FsyncPolicy,
+    peerExchange,
+    ...(antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs }),
     host,
     peers: normalized,
     ...(id === undefined ? {} : { id }),

@@ -13,14 +13,17 @@
  * because a `set` reply that says `true` promises the write is kept.
  */
 import { parseAddress } from './address.js';
+import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
 import { type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
-import { type Link, type LinkId, PeerTable } from './peer-table.js';
+import { type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
+import { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
   checkKey,
   checkValue,
+  type Cursor,
   type EntriesMessage,
   type Message,
   type PeerInfo,
@@ -30,9 +33,14 @@ import {
   type RequestId,
   type Stats,
   isRequest,
+  type PeerMessage,
 } from './protocol.js';
-import { Store } from './store.js';
+import { type Change, Store } from './store.js';
 import { batchEntries } from './sync.js';
+import { DEFAULT_TIMING, type Timing } from './timing.js';
+
+/** A forwarded write names at most this many nodes it was already sent to. */
+export const MAX_SEEN = 64;
 
 /** What a node needs from its environment. */
 export interface NodeOptions {
@@ -46,14 +54,31 @@ export interface NodeOptions {
   readonly now: () => number;
   /** Uniform random numbers in [0, 1), for retry jitter. */
   readonly random: () => number;
-  /** Entries recovered from storage, loaded before anything else (no effects). */
+  /** Entries to start with (no effects); they get fresh sequence numbers. */
   readonly entries?: Iterable<Entry>;
+  /** Changes recovered from storage with their sequence numbers (no effects). */
+  readonly changes?: Iterable<Change>;
+  /**
+   * Names this node's change feed: peers' cursors into the feed are honoured
+   * only within one epoch. Keep it across restarts only when every change that
+   * was sent out is also recovered; default: a new random epoch.
+   */
+  readonly epoch?: string;
+  /** Where this node stood in its peers' change feeds, by peer id (recovered from storage). */
+  readonly cursors?: Readonly<Record<string, Cursor>>;
+  /** Periods of heartbeats, anti-entropy and peer exchange; see DEFAULT_TIMING. */
+  readonly timing?: Partial<Timing>;
+  /** Learn and dial the peers of peers (default true). */
+  readonly peerExchange?: boolean;
 }
 
 /** Something the adapter must do; drained with `takeEffects()`. */
 export type Effect =
   | { readonly type: 'send'; readonly link: LinkId; readonly message: Message }
-  | { readonly type: 'persist'; readonly entry: Entry }
+  /** Store this change durably; `seq` is its local sequence number, to recover with `changes`. */
+  | { readonly type: 'persist'; readonly entry: Entry; readonly seq: number }
+  /** This node's cursor into a peer's change feed moved: keep it with the node's state (a stale one is safe). */
+  | { readonly type: 'cursor'; readonly peerId: string; readonly cursor: Cursor }
   | { readonly type: 'dial'; readonly link: LinkId; readonly address: string; readonly url: string }
   | { readonly type: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string }
   /** A client added a peer at run time: keep its address with the node's state. */
@@ -68,6 +93,8 @@ export const CLOSE_CODES = {
   PROTOCOL_MISMATCH: 4002,
   /** The dialed node did not complete the handshake in time. */
   HANDSHAKE_TIMEOUT: 4003,
+  /** The peer sent nothing, not even a heartbeat, for too long. */
+  PEER_TIMEOUT: 4004,
 } as const;
 
 /** How long a dial may wait for the socket and the welcome, in milliseconds. */
@@ -84,8 +111,14 @@ export interface BbyNode {
   keys(): string[];
   /** The stored entry of a key (value, timestamp, origin), if any. */
   entry(key: string): Entry | undefined;
+  /** This node's change-feed epoch. */
+  readonly epoch: string;
+  /** Where this node stands in each peer's change feed, by peer id. */
+  cursors(): Record<string, Cursor>;
   /** Every stored entry. */
   entries(): IterableIterator<Entry>;
+  /** Every stored entry with its local sequence number, oldest change first (what storage keeps). */
+  changes(): IterableIterator<Change>;
   /** Configured, added and inbound peers. */
   peers(): PeerInfo[];
   /** Counters since start. */
@@ -113,7 +146,13 @@ export function createNode(options: NodeOptions): BbyNode {
 
 class Node implements BbyNode {
   readonly id: string;
+  readonly epoch: string;
   readonly #address: string;
+  readonly #timing: Timing;
+  readonly #peerExchange: boolean;
+  readonly #cursors = new Map<string, Cursor>();
+  #nextAntiEntropyAtMs: number;
+  #nextPeerExchangeAtMs: number;
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #store = new Store();
@@ -130,6 +169,13 @@ class Node implements BbyNode {
     duplicatesDropped: 0,
     conflicts: 0,
     errors: 0,
+    catchUpEntriesSent: 0,
+    catchUpEntriesReceived: 0,
+    fullTransfersSent: 0,
+    antiEntropyRounds: 0,
+    repairEntriesSent: 0,
+    peersTimedOut: 0,
+    peersLearned: 0,
   };
 
   constructor(options: NodeOptions) {
@@ -138,8 +184,16 @@ class Node implements BbyNode {
     this.#address = options.address ?? '';
     this.#now = options.now;
     this.#random = options.random;
+    this.#timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.#peerExchange = options.peerExchange ?? true;
+    this.epoch = options.epoch ?? randomId(this.#random);
+    for (const change of options.changes ?? []) this.#store.restore(change);
     for (const entry of options.entries ?? []) this.#store.merge(entry);
-    for (const peer of options.peers ?? []) this.addPeer(peer);
+    for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
+    const nowMs = this.#now();
+    this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
+    this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
+    for (const peer of options.peers ?? []) this.#addTarget(peer, 'config');
   }
 
   // --- client API -------------------------------------------------------
@@ -156,8 +210,8 @@ class Node implements BbyNode {
     const entry: Entry = { key, value, timestamp: Math.floor(this.#now()), origin: this.id };
     this.#store.merge(entry);
     this.#counters.writesAccepted++;
-    this.#effects.push({ type: 'persist', entry });
-    this.#forward([entry], null);
+    this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
+    this.#forward([entry], null, []);
     return true;
   }
 
@@ -177,6 +231,14 @@ class Node implements BbyNode {
     return this.#store.entries();
   }
 
+  changes(): IterableIterator<Change> {
+    return this.#store.changesSince(0);
+  }
+
+  cursors(): Record<string, Cursor> {
+    return Object.fromEntries(this.#cursors);
+  }
+
   peers(): PeerInfo[] {
     return this.#table.list();
   }
@@ -192,18 +254,47 @@ class Node implements BbyNode {
   }
 
   addPeer(text: string): string {
+    return this.#addTarget(text, 'added');
+  }
+
+  #addTarget(text: string, source: TargetSource): string {
     const { address, url } = parseAddress(text);
-    if (this.#table.addTarget(address, url, this.#now())) this.#dialDue();
+    if (this.#table.addTarget(address, url, source, this.#now())) this.#dialDue();
     return address;
   }
 
   // --- adapter events ---------------------------------------------------
 
   tick(): void {
+    const nowMs = this.#now();
     // A dial or handshake that never ends would keep its target from being dialed again.
-    for (const link of this.#table.stalledDials(this.#now() - HANDSHAKE_TIMEOUT_MS)) {
+    for (const link of this.#table.stalledDials(nowMs - HANDSHAKE_TIMEOUT_MS)) {
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.HANDSHAKE_TIMEOUT, reason: 'no welcome within the handshake timeout' });
       this.closed(link.id, `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    }
+    // Failure detection: a peer that went silent (crashed, stopped, cut off) is marked down.
+    for (const link of this.#table.peerLinkList()) {
+      if (nowMs - link.lastHeardAtMs > this.#timing.peerTimeoutMs) {
+        this.#counters.peersTimedOut++;
+        this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.PEER_TIMEOUT, reason: 'no heartbeat' });
+        this.closed(link.id, `no message for ${nowMs - link.lastHeardAtMs} ms`);
+      } else if (nowMs - link.lastSentAtMs >= this.#timing.heartbeatIntervalMs) {
+        this.#send(link.id, { type: 'ping' });
+      }
+    }
+    if (nowMs >= this.#nextAntiEntropyAtMs) {
+      this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
+      const root = this.#store.digests.root();
+      // One round per pair and period: the node with the smaller id starts it; the repair goes both ways.
+      for (const [peerId, linkId] of this.#table.peerLinks()) {
+        if (peerId < this.id) continue;
+        this.#counters.antiEntropyRounds++;
+        this.#send(linkId, { type: 'digest', root });
+      }
+    }
+    if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
+      this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
+      for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
     }
     this.#dialDue();
   }
@@ -222,6 +313,7 @@ class Node implements BbyNode {
     const link = this.#table.link(linkId);
     if (link === undefined) return;
     this.#counters.messagesReceived++;
+    link.lastHeardAtMs = this.#now();
     const parsed = parseIncoming(text);
     if (!parsed.ok) {
       this.#reject(link, parsed.id, parsed.error);
@@ -238,13 +330,92 @@ class Node implements BbyNode {
       case 'welcome':
         this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
         return;
-      case 'entries':
+      default:
         if (link.role !== 'peer') {
-          this.#reject(link, null, new ProtocolError('NOT_A_PEER', '"entries" before the handshake; a peer must send "hello" first'));
+          this.#reject(link, null, new ProtocolError('NOT_A_PEER', `"${message.type}" before the handshake; a peer must send "hello" first`));
           return;
         }
-        this.#merge(link, message.entries);
+        this.#receiveFromPeer(link, message);
+    }
+  }
+
+  #receiveFromPeer(link: Link, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
+    const peerId = link.peerId!;
+    switch (message.type) {
+      case 'entries': {
+        this.#merge(link, message.entries, message.seen ?? []);
+        const cursor = this.#cursors.get(peerId);
+        if (link.caughtUp && message.upTo !== undefined && cursor !== undefined && message.upTo > cursor.seq) {
+          this.#moveCursor(peerId, { epoch: cursor.epoch, seq: message.upTo });
+        }
         return;
+      }
+      case 'catch-up': {
+        const since = message.since;
+        const usable = since !== null && since.epoch === this.epoch && since.seq <= this.#store.seq;
+        const entries = usable ? [...this.#store.changesSince(since.seq)].map((change) => change.entry) : [...this.#store.entries()];
+        if (!usable) this.#counters.fullTransfersSent++;
+        this.#counters.catchUpEntriesSent += entries.length;
+        for (const batch of batchEntries(entries)) this.#send(link.id, { type: 'entries', entries: batch });
+        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: !usable, entries: entries.length });
+        return;
+      }
+      case 'caught-up':
+        link.caughtUp = true;
+        this.#counters.catchUpEntriesReceived += message.entries;
+        this.#moveCursor(peerId, { epoch: message.epoch, seq: message.seq });
+        return;
+      case 'ping':
+        return;
+      case 'digest':
+        if (message.root !== this.#store.digests.root()) this.#send(link.id, { type: 'buckets', digests: this.#store.digests.buckets() });
+        return;
+      case 'buckets': {
+        const buckets = differingBuckets(this.#store.digests.buckets(), message.digests);
+        if (buckets.length === 0) return;
+        // Ask first: the peer then answers with what it had, not with what this node is about to send it.
+        this.#send(link.id, { type: 'bucket-request', buckets });
+        this.#sendBuckets(link.id, buckets);
+        return;
+      }
+      case 'bucket-request':
+        this.#sendBuckets(link.id, message.buckets);
+        return;
+      case 'peer-list':
+        this.#learnPeers(peerId, message.addresses);
+        return;
+    }
+  }
+
+  #moveCursor(peerId: string, cursor: Cursor): void {
+    this.#cursors.set(peerId, cursor);
+    this.#effects.push({ type: 'cursor', peerId, cursor });
+  }
+
+  #sendBuckets(linkId: LinkId, buckets: readonly number[]): void {
+    for (const batch of batchEntries(entriesInBuckets(this.#store.entries(), buckets))) {
+      this.#counters.repairEntriesSent += batch.length;
+      this.#send(linkId, { type: 'entries', entries: batch });
+    }
+  }
+
+  #sendPeerList(linkId: LinkId): void {
+    const recipient = this.#table.link(linkId)?.address;
+    const addresses = [...this.#table.peerLinks().values()]
+      .map((id) => this.#table.link(id)?.address)
+      .filter((address): address is string => typeof address === 'string' && address !== recipient)
+      .slice(0, MAX_PEER_LIST);
+    if (addresses.length > 0) this.#send(linkId, { type: 'peer-list', addresses });
+  }
+
+  #learnPeers(fromPeerId: string, addresses: readonly string[]): void {
+    if (!this.#peerExchange) return;
+    const room = MAX_LEARNED_PEERS - this.#table.targetCount('learned');
+    const isKnown = (address: string) => address === this.#address || this.#table.target(address) !== undefined || this.#table.hasPeerAt(address);
+    for (const address of addressesToLearn(addresses, isKnown, room)) {
+      this.#counters.peersLearned++;
+      this.#log('info', `learnt peer ${address} from ${fromPeerId}`);
+      this.#addTarget(address, 'learned');
     }
   }
 
@@ -260,6 +431,12 @@ class Node implements BbyNode {
     target.failures = link.role === 'peer' ? 1 : target.failures + 1;
     target.lastError = reason;
     target.nextDialAtMs = this.#now() + retryDelayMs(target.failures, this.#random());
+    if (target.source === 'learned' && target.failures >= LEARNED_MAX_FAILURES) {
+      // A learnt address may be stale: stop dialing it rather than forever.
+      this.#table.removeTarget(target.address);
+      this.#log('info', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`);
+      return;
+    }
     if (link.role !== 'peer' && !target.failureLogged) {
       target.failureLogged = true;
       this.#log('warn', `cannot reach peer ${target.address} (${reason}); retrying in the background`);
@@ -321,11 +498,12 @@ class Node implements BbyNode {
       this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     }
     this.#log('info', `connected to peer ${peerId} at ${link.address ?? 'unknown address'} (${link.direction})`);
-    // Join sync: each side sends its whole store; merging makes repeats harmless.
-    for (const batch of batchEntries(this.#store.entries())) this.#send(link.id, { type: 'entries', entries: batch });
+    // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
+    this.#send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
+    if (this.#peerExchange) this.#sendPeerList(link.id);
   }
 
-  #merge(link: Link, entries: readonly Entry[]): void {
+  #merge(link: Link, entries: readonly Entry[], seen: readonly string[]): void {
     const changed: Entry[] = [];
     for (const entry of entries) {
       const result = this.#store.merge(entry);
@@ -337,21 +515,33 @@ class Node implements BbyNode {
       if (result.duplicate) this.#counters.duplicatesDropped++;
       if (result.changed) {
         this.#counters.entriesApplied++;
-        this.#effects.push({ type: 'persist', entry });
+        this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
         changed.push(entry);
       }
     }
     // Only what changed this store travels on: an entry is forwarded at most once per node.
-    if (changed.length > 0) this.#forward(changed, link.peerId);
+    if (changed.length > 0) this.#forward(changed, link.peerId, seen);
   }
 
-  #forward(entries: readonly Entry[], exceptPeerId: string | null): void {
-    const links = [...this.#table.peerLinks()].filter(([peerId]) => peerId !== exceptPeerId).map(([, linkId]) => linkId);
-    if (links.length === 0) return;
-    for (const batch of batchEntries(entries)) {
-      const message: EntriesMessage = { type: 'entries', entries: batch };
-      for (const linkId of links) this.#send(linkId, message);
-    }
+  /**
+   * Sends entries to every peer that is neither their sender nor in `seen`
+   * (nodes an earlier hop already sent them to), and names those peers in the
+   * message's own `seen`. In a full mesh a write thus reaches each node once.
+   */
+  #forward(entries: readonly Entry[], fromPeerId: string | null, seen: readonly string[]): void {
+    const skip = new Set(seen);
+    skip.add(this.id);
+    if (fromPeerId !== null) skip.add(fromPeerId);
+    const targets = [...this.#table.peerLinks()].filter(([peerId]) => !skip.has(peerId));
+    if (targets.length === 0) return;
+    const nextSeen = [...skip, ...targets.map(([peerId]) => peerId)].slice(0, MAX_SEEN);
+    const batches = [...batchEntries(entries)];
+    batches.forEach((batch, index) => {
+      // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
+      const last = index === batches.length - 1;
+      const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(last ? { upTo: this.#store.seq } : {}) };
+      for (const [, linkId] of targets) this.#send(linkId, message);
+    });
   }
 
   #handleRequest(link: Link, request: Request): void {
@@ -389,7 +579,7 @@ class Node implements BbyNode {
     this.#addPeerWaiters.set(address, waiters);
     if (existing === undefined) {
       this.#effects.push({ type: 'peer-added', address });
-      this.addPeer(address);
+      this.#addTarget(address, 'added');
       this.#log('info', `added peer ${address} at a client's request`);
     } else if (existing.link === null) {
       // Asked explicitly: dial now rather than at the end of the backoff.
@@ -416,6 +606,8 @@ class Node implements BbyNode {
 
   #send(link: LinkId, message: Message): void {
     this.#counters.messagesSent++;
+    const state = this.#table.link(link);
+    if (state !== undefined) state.lastSentAtMs = this.#now();
     this.#effects.push({ type: 'send', link, message });
   }
 
@@ -431,4 +623,12 @@ function announcedAddress(text: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** A 12-character id from the injected random source. */
+function randomId(random: () => number): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  let id = '';
+  for (let i = 0; i < 12; i++) id += alphabet[Math.floor(random() * alphabet.length)];
+  return id;
 }

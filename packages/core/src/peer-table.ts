@@ -23,11 +23,21 @@ export interface Link {
   address: string | null;
   /** When the link was registered, in the clock's milliseconds. */
   readonly openedAtMs: number;
+  /** When a message last arrived on it (heartbeats), in the clock's milliseconds. */
+  lastHeardAtMs: number;
+  /** When a message was last sent on it, in the clock's milliseconds. */
+  lastSentAtMs: number;
+  /** True once the peer's catch-up transfer ended on this link: from then on, `upTo` moves the cursor. */
+  caughtUp: boolean;
 }
+
+/** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
+export type TargetSource = 'config' | 'added' | 'learned';
 
 /** An address this node keeps dialing until connected. */
 export interface DialTarget {
   readonly address: string;
+  readonly source: TargetSource;
   readonly url: string;
   /** The link of the current attempt or connection, if any. */
   link: LinkId | null;
@@ -50,7 +60,8 @@ export class PeerTable {
 
   /** Registers a new link and returns it. */
   open(direction: Link['direction'], nowMs: number): Link {
-    const link: Link = { id: `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs };
+    const id = `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`;
+    const link: Link = { id, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs, lastHeardAtMs: nowMs, lastSentAtMs: nowMs, caughtUp: false };
     this.#links.set(link.id, link);
     return link;
   }
@@ -68,9 +79,9 @@ export class PeerTable {
   }
 
   /** Adds a dial target; returns false when it was already there. */
-  addTarget(address: string, url: string, nowMs: number): boolean {
+  addTarget(address: string, url: string, source: TargetSource, nowMs: number): boolean {
     if (this.#targets.has(address)) return false;
-    this.#targets.set(address, { address, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });
+    this.#targets.set(address, { address, source, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });
     return true;
   }
 
@@ -98,6 +109,24 @@ export class PeerTable {
   /** Targets with no link whose retry time has come. */
   dueTargets(nowMs: number): DialTarget[] {
     return [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs);
+  }
+
+  /** Number of targets of a source. */
+  targetCount(source: TargetSource): number {
+    let count = 0;
+    for (const target of this.#targets.values()) if (target.source === source) count++;
+    return count;
+  }
+
+  /** True when a connected peer link has this listening address. */
+  hasPeerAt(address: string): boolean {
+    for (const link of this.#links.values()) if (link.role === 'peer' && link.address === address) return true;
+    return false;
+  }
+
+  /** Every link whose handshake is done. */
+  peerLinkList(): Link[] {
+    return [...this.#links.values()].filter((link) => link.role === 'peer');
   }
 
   /** One link per connected peer id, for fan-out. */

@@ -8,6 +8,7 @@
  * `hello`, is answered with `welcome`, and from then on both sides send
  * `entries`.
  */
+import { BUCKET_COUNT } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
 import { MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, utf8ByteLength } from './limits.js';
@@ -49,11 +50,46 @@ export interface WelcomeMessage {
   readonly nodeId: string;
   readonly address: string;
 }
-/** Entries a peer should merge: a broadcast write, a forward, or a chunk of the join sync. */
-export interface EntriesMessage { readonly type: 'entries'; readonly entries: readonly Entry[] }
+/** Entries a peer should merge: a write, a forward, or a batch of catch-up or repair. */
+export interface EntriesMessage {
+  readonly type: 'entries';
+  readonly entries: readonly Entry[];
+  /** Ids of the nodes this write was already sent to; they are not forwarded to again. */
+  readonly seen?: readonly string[];
+  /** The sender's change sequence number after these entries, for the receiver's cursor. */
+  readonly upTo?: number;
+}
+
+/** Where a node's copy of a peer's change feed stands: that peer's epoch and the last sequence number received. */
+export interface Cursor { readonly epoch: string; readonly seq: number }
+
+/** Asks the peer for its changes after `since` (or everything, when null or from another epoch). */
+export interface CatchUpMessage { readonly type: 'catch-up'; readonly since: Cursor | null }
+/** Ends a catch-up transfer: the receiver now has the sender's changes up to `seq` of `epoch`. */
+export interface CaughtUpMessage { readonly type: 'caught-up'; readonly epoch: string; readonly seq: number; readonly full: boolean; readonly entries: number }
+/** Keeps a quiet link alive; any message counts as a heartbeat. */
+export interface PingMessage { readonly type: 'ping' }
+/** Anti-entropy, step 1: the digest of the sender's whole store. */
+export interface DigestMessage { readonly type: 'digest'; readonly root: string }
+/** Anti-entropy, step 2: the digests of the sender's 256 buckets, when the roots differ. */
+export interface BucketsMessage { readonly type: 'buckets'; readonly digests: readonly string[] }
+/** Anti-entropy, step 3: asks for the sender's entries of these buckets. */
+export interface BucketRequestMessage { readonly type: 'bucket-request'; readonly buckets: readonly number[] }
+/** Peer exchange: listening addresses of the sender's peers. */
+export interface PeerListMessage { readonly type: 'peer-list'; readonly addresses: readonly string[] }
 
 /** Any message between peers. */
-export type PeerMessage = HelloMessage | WelcomeMessage | EntriesMessage;
+export type PeerMessage =
+  | HelloMessage
+  | WelcomeMessage
+  | EntriesMessage
+  | CatchUpMessage
+  | CaughtUpMessage
+  | PingMessage
+  | DigestMessage
+  | BucketsMessage
+  | BucketRequestMessage
+  | PeerListMessage;
 
 /** Successful answer to a request. */
 export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown }
@@ -114,9 +150,22 @@ export interface Stats {
   readonly conflicts: number;
   /** Malformed messages received. */
   readonly errors: number;
+  /** Entries sent and received by catch-up at (re)connection. */
+  readonly catchUpEntriesSent: number;
+  readonly catchUpEntriesReceived: number;
+  /** Catch-ups this node answered with its whole store (no usable cursor). */
+  readonly fullTransfersSent: number;
+  /** Anti-entropy rounds started, and entries sent to repair a difference. */
+  readonly antiEntropyRounds: number;
+  readonly repairEntriesSent: number;
+  /** Peers marked down because they stopped answering. */
+  readonly peersTimedOut: number;
+  /** Addresses learnt from peers' peer lists. */
+  readonly peersLearned: number;
 }
 
 const REQUEST_TYPES = new Set(['get', 'set', 'keys', 'peers', 'add-peer', 'stats']);
+const PEER_TYPES = ['hello', 'welcome', 'entries', 'catch-up', 'caught-up', 'ping', 'digest', 'buckets', 'bucket-request', 'peer-list'];
 
 /** True for a message type that is a client request. */
 export function isRequest(message: IncomingMessage): message is Request {
@@ -190,6 +239,25 @@ export function checkValue(value: string): void {
   }
 }
 
+function stringList(m: Record<string, unknown>, field: string, maxLength: number): string[] {
+  const value = m[field];
+  if (!Array.isArray(value) || value.length > 1024 || !value.every((item) => typeof item === 'string' && item.length <= maxLength)) {
+    throw bad(`"${String(m.type)}" needs "${field}" as a list of short strings`);
+  }
+  return value as string[];
+}
+
+function sequenceNumber(m: Record<string, unknown>, field: string): number {
+  const value = m[field];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw bad(`"${String(m.type ?? 'since')}" needs "${field}" as a non-negative integer`);
+  return value;
+}
+
+function digestString(text: string): string {
+  if (!/^[0-9a-f]{16}$/.test(text)) throw bad('a digest is 16 lowercase hex digits');
+  return text;
+}
+
 function checkNodeId(m: Record<string, unknown>): string {
   const nodeId = requireString(m, 'nodeId');
   if (nodeId === '' || nodeId.length > MAX_NODE_ID_LENGTH) throw bad(`"nodeId" must be 1 to ${MAX_NODE_ID_LENGTH} characters`);
@@ -241,13 +309,42 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     }
     case 'entries': {
       if (!Array.isArray(m.entries)) throw bad('"entries" needs "entries" as an array');
-      return { type: 'entries', entries: m.entries.map(validateEntry) };
+      const entries = m.entries.map(validateEntry);
+      const seen = m.seen === undefined ? undefined : stringList(m, 'seen', MAX_NODE_ID_LENGTH);
+      const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
+      return { type: 'entries', entries, ...(seen === undefined ? {} : { seen }), ...(upTo === undefined ? {} : { upTo }) };
     }
+    case 'catch-up': {
+      if (m.since === null || m.since === undefined) return { type: 'catch-up', since: null };
+      if (typeof m.since !== 'object') throw bad('"catch-up" needs "since" as {epoch, seq} or null');
+      const since = m.since as Record<string, unknown>;
+      return { type: 'catch-up', since: { epoch: requireString(since, 'epoch'), seq: sequenceNumber(since, 'seq') } };
+    }
+    case 'caught-up':
+      if (typeof m.full !== 'boolean') throw bad('"caught-up" needs "full" as a boolean');
+      return { type: 'caught-up', epoch: requireString(m, 'epoch'), seq: sequenceNumber(m, 'seq'), full: m.full, entries: sequenceNumber(m, 'entries') };
+    case 'ping':
+      return { type: 'ping' };
+    case 'digest':
+      return { type: 'digest', root: digestString(requireString(m, 'root')) };
+    case 'buckets': {
+      const digests = stringList(m, 'digests', 16);
+      if (digests.length !== BUCKET_COUNT) throw bad(`"buckets" needs ${BUCKET_COUNT} digests`);
+      return { type: 'buckets', digests: digests.map(digestString) };
+    }
+    case 'bucket-request': {
+      if (!Array.isArray(m.buckets) || m.buckets.length > BUCKET_COUNT || !m.buckets.every((b) => Number.isInteger(b) && b >= 0 && b < BUCKET_COUNT)) {
+        throw bad(`"bucket-request" needs "buckets" as a list of integers from 0 to ${BUCKET_COUNT - 1}`);
+      }
+      return { type: 'bucket-request', buckets: m.buckets as number[] };
+    }
+    case 'peer-list':
+      return { type: 'peer-list', addresses: stringList(m, 'addresses', 300).slice(0, 64) };
     default:
       throw new ProtocolError(
         'UNKNOWN_TYPE',
         typeof m.type === 'string'
-          ? `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, 'hello', 'welcome', 'entries'].join(', ')}`
+          ? `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES].join(', ')}`
           : 'message has no "type" string',
       );
   }

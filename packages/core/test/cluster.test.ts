@@ -25,10 +25,10 @@ describe('test harness: simulated cluster', () => {
     const cluster = new Cluster();
     cluster.addNode('a');
     cluster.addNode('b', { peers: ['a'] });
-    // connect, hello, welcome (no entries to sync)
-    expect(cluster.stabilize()).to.equal(3);
+    // connect, hello, welcome, a catch-up request each way, a caught-up answer each way
+    expect(cluster.stabilize()).to.equal(7);
     expect(cluster.stabilize()).to.equal(0);
-    expect(cluster.counters).to.include({ dials: 1, connects: 1, refused: 0, deliveries: 2 });
+    expect(cluster.counters).to.include({ dials: 1, connects: 1, refused: 0, deliveries: 6 });
     expect(cluster.openWires).to.equal(1);
   });
 

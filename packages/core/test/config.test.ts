@@ -18,12 +18,21 @@ function configError(value: unknown, raw = false): ConfigError {
 
 describe('config parsing', () => {
   it('a config with only a port gets the default host and no peers', () => {
-    expect(parseConfig('{"port": 7001}', SOURCE)).to.deep.equal({ port: 7001, host: DEFAULT_HOST, peers: [], fsync: 'always' });
+    expect(parseConfig('{"port": 7001}', SOURCE)).to.deep.equal({ port: 7001, host: DEFAULT_HOST, peers: [], fsync: 'always', peerExchange: true });
     expect(DEFAULT_HOST).to.equal('127.0.0.1');
   });
 
   it('keeps every known field', () => {
-    const full = { port: 7001, host: '0.0.0.0', peers: ['127.0.0.1:7002'], id: 'node_1-a', dataDir: 'data/node1', fsync: 'everysec' };
+    const full = {
+      port: 7001,
+      host: '0.0.0.0',
+      peers: ['127.0.0.1:7002'],
+      id: 'node_1-a',
+      dataDir: 'data/node1',
+      fsync: 'everysec',
+      antiEntropyIntervalMs: 2000,
+      peerExchange: false,
+    };
     expect(parseConfig(JSON.stringify(full), SOURCE)).to.deep.equal(full);
   });
 
@@ -33,6 +42,11 @@ describe('config parsing', () => {
       SOURCE,
     );
     expect(config.peers).to.deep.equal(['127.0.0.1:7002', 'localhost:7003', '[::1]:7004']);
+  });
+
+  it('refuses an anti-entropy interval or a peerExchange of the wrong kind', () => {
+    expect(configError({ port: 7001, antiEntropyIntervalMs: 5 }).message).to.include('"antiEntropyIntervalMs" must be an integer from 100');
+    expect(configError({ port: 7001, peerExchange: 'yes' }).message).to.include('"peerExchange" must be true or false, got "yes"');
   });
 
   it('names an unknown field and lists the known ones', () => {

@@ -75,8 +75,13 @@ describe('node: client operations', () => {
     a.set('k', 'v');
     const effects = a.takeEffects();
     expect(effects.map((e) => e.type)).to.deep.equal(['persist', 'send']);
-    expect(ofType(effects, 'persist')[0]!.entry).to.deep.equal({ key: 'k', value: 'v', timestamp: START_MS, origin: 'a' });
-    expect(ofType(effects, 'send')[0]!.message).to.deep.equal({ type: 'entries', entries: [{ key: 'k', value: 'v', timestamp: START_MS, origin: 'a' }] });
+    expect(ofType(effects, 'persist')[0]).to.deep.include({ entry: { key: 'k', value: 'v', timestamp: START_MS, origin: 'a' }, seq: 1 });
+    expect(ofType(effects, 'send')[0]!.message).to.deep.equal({
+      type: 'entries',
+      entries: [{ key: 'k', value: 'v', timestamp: START_MS, origin: 'a' }],
+      seen: ['a', 'b'],
+      upTo: 1,
+    });
   });
 
   it('refuses empty or oversized keys and values with a typed error and stores nothing', () => {
@@ -224,12 +229,13 @@ describe('node: peers', () => {
       expect(cluster.step()).to.equal(true);
       trace.push(`welcomes=${cluster.counters.deliveriesByType.welcome ?? 0} peers=${a.stats().peers} replies=${first.inbox.length}`);
     }
-    // Two requests, the connection, hello, welcome, and only then the reply.
+    // Two requests, the connection, hello, welcome (and b's catch-up request, queued before the reply), and only then the reply.
     expect(trace).to.deep.equal([
       'welcomes=0 peers=0 replies=0',
       'welcomes=0 peers=0 replies=0',
       'welcomes=0 peers=0 replies=0',
       'welcomes=0 peers=0 replies=0',
+      'welcomes=1 peers=1 replies=0',
       'welcomes=1 peers=1 replies=0',
       'welcomes=1 peers=1 replies=1',
     ]);

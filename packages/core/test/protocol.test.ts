@@ -181,7 +181,7 @@ describe('a node receiving malformed frames', () => {
   it('a second hello on a peer link is refused', () => {
     const { a, client } = setup();
     const hello = JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 'fake', address: '' });
-    expect(client.exchange(hello).map((m) => m.type)).to.deep.equal(['welcome', 'entries']);
+    expect(client.exchange(hello).map((m) => m.type)).to.deep.equal(['welcome', 'catch-up']);
     const again = client.exchange(hello);
     expect(again).to.have.length(1);
     expect(again[0]).to.include({ type: 'error', code: 'BAD_MESSAGE' });

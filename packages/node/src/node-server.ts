@@ -3,7 +3,7 @@
  * dials what the core asks for, turns socket events into core events, and
  * carries out the core's effects. It holds no replication logic of its own.
  */
-import { createNode, formatAddress, MAX_MESSAGE_BYTES, type BbyNode, type Effect, type Entry, type LinkId, type Message, type NodeConfig } from '@bby/core';
+import { type BbyNode, type Change, createNode, type Effect, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
 import { DataDirError, Persistence } from './persistence.js';
@@ -30,6 +30,8 @@ export interface StartOptions {
   readonly repair?: boolean;
   /** File layer of the data folder; tests inject failures through it. */
   readonly fs?: FileSystem;
+  /** Periods of heartbeats, anti-entropy and peer exchange (tests shorten them). */
+  readonly timing?: Partial<Timing>;
   /** Called once when the node can no longer keep its promises (a failed write); the node is already closed. */
   readonly onFatal?: (error: Error) => void;
 }
@@ -66,16 +68,28 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     if (error instanceof DataDirError) throw new StartError(error.message);
     throw error;
   }
-  for (const note of persistence.notes) log('warn', note);
+  const recovered = persistence.recovered;
+  for (const note of recovered.notes) log('warn', note);
   const address = formatAddress(config.host, config.port);
-  const peers = [...config.peers, ...persistence.addedPeers];
-  const core = createNode({ id: persistence.id, address, peers, now: Date.now, random: Math.random, entries: persistence.entries });
+  const peers = [...config.peers, ...recovered.addedPeers];
+  const core = createNode({
+    id: recovered.id,
+    address,
+    peers,
+    now: Date.now,
+    random: Math.random,
+    epoch: recovered.epoch,
+    changes: recovered.changes,
+    cursors: recovered.cursors,
+    peerExchange: config.peerExchange,
+    timing: { ...(config.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.antiEntropyIntervalMs }), ...options.timing },
+  });
   const adapter = new Adapter(core, server, persistence, log, options.onFatal);
-  log('info', `listening on ws://${address} as node ${persistence.id}`);
+  log('info', `listening on ws://${address} as node ${recovered.id}`);
   if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only');
   else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`);
   adapter.flush();
-  return { id: persistence.id, address, core, close: () => adapter.close() };
+  return { id: recovered.id, address, core, close: () => adapter.close() };
 }
 
 function listen(config: NodeConfig, source: string): Promise<WebSocketServer> {
@@ -124,14 +138,14 @@ class Adapter {
     if (this.#failed) return;
     const effects = this.core.takeEffects();
     if (effects.length === 0) return;
-    const entries: Entry[] = [];
-    for (const effect of effects) if (effect.type === 'persist') entries.push(effect.entry);
-    if (this.#batchesWaiting === 0 && (entries.length === 0 || this.persistence.storage === null)) {
+    const changes: Change[] = [];
+    for (const effect of effects) if (effect.type === 'persist') changes.push(effect);
+    if (this.#batchesWaiting === 0 && (changes.length === 0 || this.persistence.storage === null)) {
       this.#execute(effects);
       return;
     }
     this.#batchesWaiting++;
-    const durable = this.persistence.append(entries);
+    const durable = this.persistence.append(changes);
     this.#waiting = Promise.all([this.#waiting, durable]).then(
       () => {
         this.#batchesWaiting--;
@@ -170,6 +184,10 @@ class Adapter {
         case 'persist':
           // Done in flush(), before this batch's messages.
           break;
+        case 'cursor':
+          // After this batch's entries are durable: a saved cursor never vouches for a lost entry.
+          this.persistence.recordCursor(effect.peerId, effect.cursor);
+          break;
         case 'peer-added':
           this.persistence.rememberPeer(effect.address).catch((error: Error) => this.log('warn', `cannot remember peer ${effect.address}: ${error.message}`));
           break;
@@ -181,7 +199,7 @@ class Adapter {
     const storage = this.persistence.storage;
     if (storage === null || !storage.shouldCompact(this.core.stats().keys)) return;
     // The store already holds every entry whose append was called: the snapshot covers the old log.
-    storage.compact(this.core.entries()).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`));
+    storage.compact(Array.from(this.core.changes(), ({ entry, seq }) => ({ ...entry, seq }))).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`));
   }
 
   /**

@@ -43,12 +43,22 @@ describe('storage records', () => {
       expect(readRecords(LOG_MAGIC, LOG_MAGIC)).to.deep.equal({ status: 'ok', entries: [] });
     });
 
-    it('frames a record as length, crc32 and the JSON payload', () => {
-      const record = encodeRecord(entry('k', 'v', 5, 'o'));
-      const payload = Buffer.from('["k","v",5,"o"]', 'utf8');
+    it('frames a record as length, crc32 and the JSON payload, with the sequence number last', () => {
+      const record = encodeRecord({ ...entry('k', 'v', 5, 'o'), seq: 42 });
+      const payload = Buffer.from('["k","v",5,"o",42]', 'utf8');
       expect(record.readUInt32LE(0)).to.equal(payload.length);
+      expect(record.readUInt32LE(4)).to.equal(crc32(payload));
       expect(record.subarray(RECORD_HEADER_BYTES).equals(payload)).to.equal(true);
       expect(record.length).to.equal(RECORD_HEADER_BYTES + payload.length);
+      expect(readRecords(Buffer.concat([LOG_MAGIC, record]), LOG_MAGIC).entries).to.deep.equal([{ ...entry('k', 'v', 5, 'o'), seq: 42 }]);
+    });
+
+    it('reads the 4-field payload of a record without a sequence number', () => {
+      const payload = Buffer.from('["k","v",5,"o"]', 'utf8');
+      const header = Buffer.alloc(RECORD_HEADER_BYTES);
+      header.writeUInt32LE(payload.length, 0);
+      header.writeUInt32LE(crc32(payload), 4);
+      expect(readRecords(Buffer.concat([LOG_MAGIC, header, payload]), LOG_MAGIC).entries).to.deep.equal([entry('k', 'v', 5, 'o')]);
     });
 
     it('a log is not a snapshot: the wrong magic is corruption at offset 0', () => {

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { BbyClient, type RequestBody } from '../../src/client.js';
@@ -300,6 +300,14 @@ export interface ConfigSpec {
   readonly peers?: readonly string[];
   /** File name in the test's temp folder; default `<id>.json`. */
   readonly file?: string;
+  /** Written as "dataDir" when given: relative to the config file's folder (the test's temp folder), or absolute. */
+  readonly dataDir?: string;
+  /** Written as "fsync" when given; any JSON value, so that tests can write invalid ones. */
+  readonly fsync?: unknown;
+  /** Leave "id" out of the file, so that the node generates its id or reloads it from its dataDir; `id` then only names the file. */
+  readonly omitId?: boolean;
+  /** Written as "peerExchange" when given: false keeps the topology the test wires. */
+  readonly peerExchange?: boolean;
 }
 
 /** A config file written to disk. */
@@ -309,13 +317,40 @@ export interface NodeConfigFile {
   /** `127.0.0.1:port`. */
   readonly address: string;
   readonly path: string;
+  /** Absolute data folder, when the config has a "dataDir". */
+  readonly dataDir?: string;
+  /** True when the file has no "id": the node's id is whatever it announces. */
+  readonly omitId?: boolean;
 }
 
 /** Writes a node config with a free port (unless given) into the test's temp folder. */
 export async function writeConfig(spec: ConfigSpec): Promise<NodeConfigFile> {
   const port = spec.port ?? (await freePort());
-  const path = await writeTestFile(spec.file ?? `${spec.id}.json`, { id: spec.id, port, peers: spec.peers ?? [] });
-  return { id: spec.id, port, address: `127.0.0.1:${port}`, path };
+  const content: Record<string, unknown> = { ...(spec.omitId ? {} : { id: spec.id }), port, peers: spec.peers ?? [] };
+  if (spec.dataDir !== undefined) content['dataDir'] = spec.dataDir;
+  if (spec.fsync !== undefined) content['fsync'] = spec.fsync;
+  if (spec.peerExchange !== undefined) content['peerExchange'] = spec.peerExchange;
+  const path = await writeTestFile(spec.file ?? `${spec.id}.json`, content);
+  return {
+    id: spec.id,
+    port,
+    address: `127.0.0.1:${port}`,
+    path,
+    ...(spec.dataDir === undefined ? {} : { dataDir: resolve(dirname(path), spec.dataDir) }),
+    ...(spec.omitId ? { omitId: true } : {}),
+  };
+}
+
+/** The config-file part of a config or of a running node's handle (to restart a node with the same config). */
+export function configOf(file: NodeConfigFile): NodeConfigFile {
+  return {
+    id: file.id,
+    port: file.port,
+    address: file.address,
+    path: file.path,
+    ...(file.dataDir === undefined ? {} : { dataDir: file.dataDir }),
+    ...(file.omitId ? { omitId: true } : {}),
+  };
 }
 
 /** A running `bby-node`. */
@@ -334,6 +369,14 @@ export interface NodeHandle extends NodeConfigFile {
   query<T = unknown>(body: RequestBody): Promise<T>;
   /** Stops the node (SIGTERM). */
   stop(): Promise<ExitStatus>;
+  /** Kills the node with SIGKILL (no clean-up at all) and waits until it has exited. */
+  kill(): Promise<ExitStatus>;
+}
+
+/** Options of `startNode`. */
+export interface StartNodeOptions {
+  /** Extra arguments before the config path, such as `--repair`. */
+  readonly args?: readonly string[];
 }
 
 /** Spawns `bby-node` with these arguments without waiting for anything. */
@@ -345,13 +388,16 @@ export function spawnNode(args: readonly string[], label = `bby-node ${args.join
  * Starts a `bby-node` and waits (bounded) for its `listening on ws://...` line.
  * Takes a config spec (written to a temp file with a free port) or a config file already written.
  */
-export async function startNode(config: ConfigSpec | NodeConfigFile): Promise<NodeHandle> {
-  const file = 'path' in config ? config : await writeConfig(config);
-  const proc = spawnNode([file.path], `bby-node ${file.id} (${file.address})`);
+export async function startNode(config: ConfigSpec | NodeConfigFile, options: StartNodeOptions = {}): Promise<NodeHandle> {
+  const written = 'path' in config ? configOf(config) : await writeConfig(config);
+  const args = options.args ?? [];
+  const proc = spawnNode([...args, written.path], `bby-node ${[...args, ''].join(' ')}${written.id} (${written.address})`);
   const match = await proc.waitForOutput(/listening on ws:\/\/(\S+) as node (\S+)/, NODE_START_TIMEOUT_MS);
-  if (match[1] !== file.address || match[2] !== file.id) {
-    throw new Error(`${proc.label} announced ${match[0]}, expected ws://${file.address} as node ${file.id}`);
+  if (match[1] !== written.address || (!written.omitId && match[2] !== written.id)) {
+    throw new Error(`${proc.label} announced ${match[0]}, expected ws://${written.address} as node ${written.omitId ? '(any id)' : written.id}`);
   }
+  // Without "id" in the file, the node's id is the one it announced.
+  const file: NodeConfigFile = written.omitId ? { ...written, id: match[2]! } : written;
   let client: BbyClient | undefined;
   const query = async <T>(body: RequestBody): Promise<T> => {
     if (client === undefined) {
@@ -379,7 +425,23 @@ export async function startNode(config: ConfigSpec | NodeConfigFile): Promise<No
       return JSON.parse(result.stdout) as T;
     },
     stop: () => proc.stop('SIGTERM'),
+    kill: () => {
+      if (proc.exitStatus === undefined) proc.child.kill('SIGKILL');
+      return proc.exited;
+    },
   };
+}
+
+/** Starts a node again with the config of `node` (which must have exited). */
+export function restartNode(node: NodeConfigFile, options: StartNodeOptions = {}): Promise<NodeHandle> {
+  return startNode(configOf(node), options);
+}
+
+/** Connects an in-process client to a node; the connection is closed after the test. */
+export async function connectClient(address: string, timeoutMs = 5_000): Promise<BbyClient> {
+  const client = await BbyClient.connect(`ws://${address}`, timeoutMs);
+  clients.add(client);
+  return client;
 }
 
 /** Starts several nodes, one after the other (configs are written first, so they can name each other's ports). */

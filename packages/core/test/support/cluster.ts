@@ -14,7 +14,7 @@
  * - `#deliver()` is the single place that carries a packet out.
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
-import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage } from '../../src/index.js';
+import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, type Timing } from '../../src/index.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -120,12 +120,16 @@ export class Cluster {
   readonly #inFlight: Packet[] = [];
   #clients = 0;
 
-  constructor(options: { seed?: number } = {}) {
+  /** `peerExchange` (default off here, so that tests keep the topology they wire) is passed to every node. */
+  constructor(options: { seed?: number; peerExchange?: boolean } = {}) {
     this.#seed = options.seed ?? 1;
+    this.#peerExchange = options.peerExchange ?? false;
   }
 
+  readonly #peerExchange: boolean;
+
   /** Adds (and starts) a node listening on `sim-<id>:1`; `peers` are node ids or raw addresses; `entries` as if recovered from disk. */
-  addNode(id: string, options: { peers?: readonly string[]; address?: string; entries?: Iterable<Entry> } = {}): BbyNode {
+  addNode(id: string, options: { peers?: readonly string[]; address?: string; entries?: Iterable<Entry>; timing?: Partial<Timing> } = {}): BbyNode {
     if (this.#nodes.has(id)) throw new Error(`cluster: node ${id} already exists`);
     const address = options.address ?? simAddress(id);
     const peers = (options.peers ?? []).map((peer) => (peer.includes(':') ? peer : simAddress(peer)));
@@ -137,6 +141,8 @@ export class Cluster {
       // One PRNG per node, so network randomness added later does not shift node randomness.
       random: mulberry32(this.#seed * 1000 + this.#nodes.size + 1),
       ...(options.entries === undefined ? {} : { entries: options.entries }),
+      ...(options.timing === undefined ? {} : { timing: options.timing }),
+      peerExchange: this.#peerExchange,
     });
     this.#nodes.set(id, { id, address, node, up: true });
     this.persisted.set(id, []);
@@ -279,6 +285,9 @@ export class Cluster {
         return;
       case 'peer-added':
         this.peersAdded.get(node)!.push(effect.address);
+        return;
+      case 'cursor':
+        // Only storage keeps cursors; the cluster has none.
         return;
       case 'log':
         this.logs.push({ node, level: effect.level, message: effect.message });

@@ -16,9 +16,9 @@
  * is synced before a newer log takes the appends; an append is acknowledged
  * (`append` resolves) only after it is synced under fsync "always".
  */
-import { type Entry, type FsyncPolicy } from '@bby/core';
+import { type FsyncPolicy } from '@bby/core';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
-import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC } from './record.js';
+import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC, type StoredEntry } from './record.js';
 
 /** The log is compacted once it is larger than this and than the live data. */
 export const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
@@ -62,9 +62,11 @@ const generationName = (kind: 'log' | 'snapshot', generation: number) => `${kind
 
 /** What recovery found. */
 export interface Recovery {
-  readonly entries: Entry[];
+  readonly entries: StoredEntry[];
   /** One line per thing recovery had to do (a torn tail dropped, a repair). */
   readonly notes: string[];
+  /** True when damaged files were salvaged: some records may be gone. */
+  readonly repaired: boolean;
 }
 
 /** An open storage folder. Appends are group-committed: one write and one fsync per batch of concurrent appends. */
@@ -112,7 +114,7 @@ export class Storage {
     const snapshots = generations(SNAPSHOT_FILE);
     const logs = generations(LOG_FILE);
     const snapshotGeneration = snapshots.at(-1) ?? 0;
-    const entries: Entry[] = [];
+    const entries: StoredEntry[] = [];
     let damaged = false;
     let snapshotBytes = 0;
 
@@ -174,7 +176,7 @@ export class Storage {
       log = await fs.openAppend(pathIn(dir, generationName('log', generation)));
     }
     const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes);
-    return { storage, recovery: { entries, notes } };
+    return { storage, recovery: { entries, notes, repaired: damaged } };
   }
 
   /** Bytes in the current log file. */
@@ -192,7 +194,7 @@ export class Storage {
    * promises; rejects with StorageFailure if a write or fsync failed, after
    * which every later append fails too.
    */
-  append(entries: readonly Entry[]): Promise<void> {
+  append(entries: readonly StoredEntry[]): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
       for (const entry of entries) this.#queue.records.push(encodeRecord(entry));
@@ -212,7 +214,7 @@ export class Storage {
    * starts a new log. Appends made while it runs go to the new log. Returns
    * false when a compaction is already running.
    */
-  async compact(entries: Iterable<Entry>): Promise<boolean> {
+  async compact(entries: Iterable<StoredEntry>): Promise<boolean> {
     if (this.#compacting) return false;
     this.#compacting = true;
     try {
@@ -313,7 +315,7 @@ async function createLog(fs: FileSystem, dir: string, generation: number): Promi
 }
 
 /** Writes snapshot-g.bby through a temporary file; returns its size. */
-async function writeSnapshot(fs: FileSystem, dir: string, generation: number, entries: readonly Entry[]): Promise<number> {
+async function writeSnapshot(fs: FileSystem, dir: string, generation: number, entries: readonly StoredEntry[]): Promise<number> {
   const name = generationName('snapshot', generation);
   const temporary = pathIn(dir, `${name}.tmp`);
   const file = await fs.openAppend(temporary);

@@ -3,7 +3,7 @@
  * its id and the peers added at run time. Rewritten whole, atomically
  * (temporary file, fsync, rename, fsync of the folder).
  */
-import { NODE_ID_PATTERN } from '@bby/core';
+import { type Cursor, NODE_ID_PATTERN } from '@bby/core';
 import { type FileSystem, pathIn } from './file-system.js';
 
 /** Contents of node.json. */
@@ -11,6 +11,10 @@ export interface NodeMeta {
   readonly id: string;
   /** Addresses added with add-peer, in the order they were added. */
   readonly peers: readonly string[];
+  /** Epoch of this node's change feed, kept while its sequence numbers stay valid. */
+  readonly epoch?: string;
+  /** Where this node stands in each peer's change feed, by peer id. */
+  readonly cursors?: Readonly<Record<string, Cursor>>;
 }
 
 /** Name of the file in the data folder. */
@@ -31,7 +35,14 @@ export async function readMeta(fs: FileSystem, dir: string): Promise<NodeMeta | 
   if (typeof meta.id !== 'string' || !NODE_ID_PATTERN.test(meta.id) || !Array.isArray(meta.peers) || !meta.peers.every((p) => typeof p === 'string')) {
     throw new Error(`${path} does not hold {"id": "...", "peers": [...]}; restore it or delete it (the node then gets a new id)`);
   }
-  return { id: meta.id, peers: meta.peers };
+  const epoch = typeof meta.epoch === 'string' && meta.epoch !== '' ? meta.epoch : undefined;
+  // Cursors are hints: a malformed one is dropped, which only costs a full transfer.
+  const cursors: Record<string, Cursor> = {};
+  for (const [peerId, cursor] of Object.entries(typeof meta.cursors === 'object' && meta.cursors !== null ? meta.cursors : {})) {
+    const c = cursor as Partial<Cursor>;
+    if (typeof c.epoch === 'string' && typeof c.seq === 'number' && Number.isSafeInteger(c.seq) && c.seq >= 0) cursors[peerId] = { epoch: c.epoch, seq: c.seq };
+  }
+  return { id: meta.id, peers: meta.peers, ...(epoch === undefined ? {} : { epoch }), ...(Object.keys(cursors).length > 0 ? { cursors } : {}) };
 }
 
 /** Replaces node.json atomically. */

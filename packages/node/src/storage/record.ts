@@ -4,7 +4,10 @@
  *
  *   file    = magic (8 bytes) record*
  *   record  = length (u32 LE) crc32(payload) (u32 LE) payload (length bytes)
- *   payload = UTF-8 JSON array [key, value, timestamp, origin]
+ *   payload = UTF-8 JSON array [key, value, timestamp, origin, seq]
+ *
+ * `seq` is the node's local sequence number of the change (0 when unknown);
+ * readers also accept the 4-field form.
  *
  * Reading tells a torn tail (the file ends inside its last record, or in
  * zeros: a crash during an append) from corruption (a complete record whose
@@ -22,9 +25,12 @@ export const RECORD_HEADER_BYTES = 8;
 /** No valid record payload is longer: an entry always fits in one wire message. */
 export const MAX_RECORD_BYTES = MAX_MESSAGE_BYTES;
 
+/** An entry as stored: with the node's local sequence number of the change, when it has one. */
+export type StoredEntry = Entry & { readonly seq?: number };
+
 /** Encodes one entry as a framed record. */
-export function encodeRecord(entry: Entry): Buffer {
-  const payload = Buffer.from(JSON.stringify([entry.key, entry.value, entry.timestamp, entry.origin]), 'utf8');
+export function encodeRecord(entry: StoredEntry): Buffer {
+  const payload = Buffer.from(JSON.stringify([entry.key, entry.value, entry.timestamp, entry.origin, entry.seq ?? 0]), 'utf8');
   const record = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
   record.writeUInt32LE(payload.length, 0);
   record.writeUInt32LE(crc32(payload), 4);
@@ -34,14 +40,14 @@ export function encodeRecord(entry: Entry): Buffer {
 
 /** Outcome of reading a whole file. */
 export type ReadResult =
-  | { readonly status: 'ok'; readonly entries: Entry[] }
+  | { readonly status: 'ok'; readonly entries: StoredEntry[] }
   /** The file ends inside its last record: `validBytes` are intact, `tornBytes` follow. */
-  | { readonly status: 'torn'; readonly entries: Entry[]; readonly validBytes: number; readonly tornBytes: number }
+  | { readonly status: 'torn'; readonly entries: StoredEntry[]; readonly validBytes: number; readonly tornBytes: number }
   /** A record is damaged at `offset`; `entries` are the intact records before it. */
-  | { readonly status: 'corrupt'; readonly entries: Entry[]; readonly offset: number; readonly reason: string };
+  | { readonly status: 'corrupt'; readonly entries: StoredEntry[]; readonly offset: number; readonly reason: string };
 
 type Inspection =
-  | { readonly kind: 'record'; readonly entry: Entry; readonly size: number }
+  | { readonly kind: 'record'; readonly entry: StoredEntry; readonly size: number }
   | { readonly kind: 'torn' }
   | { readonly kind: 'corrupt'; readonly reason: string };
 
@@ -66,7 +72,7 @@ function asBuffer(data: Uint8Array): Buffer {
 /** Reads every record after the magic; never throws on bad bytes. */
 export function readRecords(data: Uint8Array, magic: Buffer): ReadResult {
   const bytes = asBuffer(data);
-  const entries: Entry[] = [];
+  const entries: StoredEntry[] = [];
   if (bytes.length < magic.length) {
     // A crash while creating the file can leave a prefix of the magic, or nothing.
     if (bytes.length === 0) return { status: 'ok', entries };
@@ -93,7 +99,7 @@ export function readRecords(data: Uint8Array, magic: Buffer): ReadResult {
 
 /** What `salvageRecords` found: every intact record, and the damaged byte ranges it skipped. */
 export interface SalvageResult {
-  readonly entries: Entry[];
+  readonly entries: StoredEntry[];
   readonly damaged: { readonly offset: number; readonly bytes: number }[];
 }
 
@@ -104,7 +110,7 @@ export interface SalvageResult {
  */
 export function salvageRecords(data: Uint8Array, magic: Buffer): SalvageResult {
   const bytes = asBuffer(data);
-  const entries: Entry[] = [];
+  const entries: StoredEntry[] = [];
   const damaged: { offset: number; bytes: number }[] = [];
   const hasMagic = bytes.length >= magic.length && bytes.subarray(0, magic.length).equals(magic);
   let offset = hasMagic ? magic.length : 0;
@@ -127,7 +133,7 @@ export function salvageRecords(data: Uint8Array, magic: Buffer): SalvageResult {
 }
 
 /** The whole valid record at `offset`, or null; in time independent of what follows it (no zero scan). */
-function recordAt(bytes: Buffer, offset: number): { entry: Entry; size: number } | null {
+function recordAt(bytes: Buffer, offset: number): { entry: StoredEntry; size: number } | null {
   if (bytes.length - offset < RECORD_HEADER_BYTES) return null;
   const length = bytes.readUInt32LE(offset);
   if (length === 0 || length > MAX_RECORD_BYTES || offset + RECORD_HEADER_BYTES + length > bytes.length) return null;
@@ -148,13 +154,14 @@ function isZero(bytes: Buffer, from: number): boolean {
   return true;
 }
 
-function decodePayload(payload: Buffer): Entry | null {
+function decodePayload(payload: Buffer): StoredEntry | null {
   try {
     const fields: unknown = JSON.parse(payload.toString('utf8'));
-    if (!Array.isArray(fields) || fields.length !== 4) return null;
-    const [key, value, timestamp, origin] = fields as unknown[];
+    if (!Array.isArray(fields) || (fields.length !== 4 && fields.length !== 5)) return null;
+    const [key, value, timestamp, origin, seq = 0] = fields as unknown[];
     if (typeof key !== 'string' || typeof value !== 'string' || typeof origin !== 'string' || typeof timestamp !== 'number') return null;
-    return { key, value, timestamp, origin };
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return null;
+    return seq > 0 ? { key, value, timestamp, origin, seq } : { key, value, timestamp, origin };
   } catch {
     return null;
   }

@@ -1,0 +1,178 @@
+import { expect } from 'chai';
+import {
+  BUCKET_COUNT,
+  CLOSE_CODES,
+  createNode,
+  DEFAULT_TIMING,
+  type Entry,
+  LEARNED_MAX_FAILURES,
+  type Message,
+  PROTOCOL_VERSION,
+  RETRY_CAP_MS,
+} from '../src/index.js';
+import { Cluster, type Client, START_MS } from './support/cluster.js';
+
+const hello = (nodeId: string) => JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId, address: `sim-${nodeId}:1` });
+const entriesIn = (messages: Message[]) => messages.flatMap((m) => (m.type === 'entries' ? m.entries : []));
+const entry = (key: string, value: string, origin = 'p'): Entry => ({ key, value, timestamp: START_MS, origin });
+
+/** A client that poses as peer `p` of node `a`. */
+function fakePeer(cluster: Cluster, nodeId = 'p'): Client {
+  const client = cluster.client('a');
+  client.exchange(hello(nodeId));
+  return client;
+}
+
+describe('catch-up at (re)connection', () => {
+  it('a peer that reconnects receives only the writes it missed, not the whole store', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    for (let i = 0; i < 100; i++) a.set(`old-${i}`, 'v');
+    cluster.stabilize();
+    expect(b.keys()).to.have.length(100);
+    expect(b.cursors()).to.have.property('a');
+
+    cluster.stop('b');
+    for (let i = 0; i < 10; i++) a.set(`new-${i}`, 'v');
+    const sentBefore = a.stats().catchUpEntriesSent;
+    const receivedBefore = b.stats().catchUpEntriesReceived;
+    cluster.start('b');
+    cluster.advance(RETRY_CAP_MS);
+
+    expect(b.keys()).to.have.length(110);
+    expect(a.stats().catchUpEntriesSent - sentBefore).to.equal(10);
+    expect(b.stats().catchUpEntriesReceived - receivedBefore).to.equal(10);
+    expect(a.stats().fullTransfersSent).to.equal(1); // only the very first connection
+  });
+
+  it('answers a cursor of its own epoch with the changes after it, and anything else with the whole store', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    for (let i = 0; i < 5; i++) a.set(`k${i}`, 'v');
+    const peer = fakePeer(cluster);
+
+    const since = (cursor: unknown) => peer.exchange(JSON.stringify({ type: 'catch-up', since: cursor }));
+    const partial = since({ epoch: a.epoch, seq: 3 });
+    expect(entriesIn(partial).map((e) => e.key)).to.deep.equal(['k3', 'k4']);
+    expect(partial.at(-1)).to.deep.equal({ type: 'caught-up', epoch: a.epoch, seq: 5, full: false, entries: 2 });
+
+    for (const cursor of [null, { epoch: 'another-epoch', seq: 3 }, { epoch: a.epoch, seq: 99 }]) {
+      const full = since(cursor);
+      expect(entriesIn(full), JSON.stringify(cursor)).to.have.length(5);
+      expect(full.at(-1)).to.include({ type: 'caught-up', full: true, entries: 5 });
+    }
+    expect(a.stats().fullTransfersSent).to.equal(3);
+  });
+
+  it('a node restarted with its changes, epoch and cursors resumes where it was', () => {
+    const a = createNode({ id: 'a', now: () => START_MS, random: () => 0.5 });
+    a.set('x', '1');
+    a.set('y', '2');
+    const persisted = a.takeEffects().flatMap((e) => (e.type === 'persist' ? [{ entry: e.entry, seq: e.seq }] : []));
+    const again = createNode({ id: 'a', now: () => START_MS, random: () => 0.5, epoch: a.epoch, changes: persisted, cursors: { b: { epoch: 'e', seq: 7 } } });
+    expect(again.keys()).to.deep.equal(['x', 'y']);
+    expect(again.epoch).to.equal(a.epoch);
+    expect(again.cursors()).to.deep.equal({ b: { epoch: 'e', seq: 7 } });
+    expect(again.set('z', '3')).to.equal(true);
+    const seqs = again.takeEffects().flatMap((e) => (e.type === 'persist' ? [e.seq] : []));
+    expect(seqs).to.deep.equal([3]);
+  });
+});
+
+describe('anti-entropy', () => {
+  it('repairs a write whose broadcast was lost, within one period, and costs one digest per peer when nothing differs', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    // The fake peer claims b already got it: a does not forward it, as if the message to b was lost.
+    fakePeer(cluster).exchange(JSON.stringify({ type: 'entries', entries: [entry('lost', 'v')], seen: ['b'] }));
+    expect(a.get('lost')).to.equal('v');
+    expect(b.get('lost')).to.equal(null);
+
+    cluster.advance(DEFAULT_TIMING.antiEntropyIntervalMs + 100);
+    expect(b.get('lost')).to.equal('v');
+    expect(a.stats().repairEntriesSent).to.equal(1);
+    expect(b.stats().repairEntriesSent).to.equal(0);
+
+    cluster.resetCounters();
+    cluster.advance(DEFAULT_TIMING.antiEntropyIntervalMs);
+    expect(cluster.counters.deliveriesByType.digest).to.be.at.least(1);
+    expect(cluster.counters.deliveriesByType.buckets ?? 0).to.equal(0);
+    expect(cluster.counters.deliveriesByType.entries ?? 0).to.equal(0);
+  });
+
+  it('answers a different digest with its bucket digests, and sends and asks for exactly the buckets that differ', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    a.set('only-on-a', 'v');
+    const peer = fakePeer(cluster);
+    const buckets = peer.exchange(JSON.stringify({ type: 'digest', root: '0'.repeat(16) }));
+    const answer = buckets.find((m) => m.type === 'buckets');
+    if (answer?.type !== 'buckets') throw new Error('expected buckets');
+    expect(answer.digests).to.have.length(BUCKET_COUNT);
+    const nonEmpty = answer.digests.flatMap((d, i) => (d === '0'.repeat(16) ? [] : [i]));
+    expect(nonEmpty).to.have.length(1);
+
+    const repair = peer.exchange(JSON.stringify({ type: 'buckets', digests: Array(BUCKET_COUNT).fill('0'.repeat(16)) }));
+    expect(repair[0]).to.deep.equal({ type: 'bucket-request', buckets: nonEmpty });
+    expect(entriesIn(repair).map((e) => e.key)).to.deep.equal(['only-on-a']);
+    // With one non-empty bucket, a's root is that bucket's digest: equal roots get no answer.
+    expect(peer.exchange(JSON.stringify({ type: 'digest', root: answer.digests[nonEmpty[0]!] }))).to.deep.equal([]);
+  });
+});
+
+describe('failure detection', () => {
+  it('a peer that goes silent is marked down after the peer timeout and its link closed with 4004', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    fakePeer(cluster); // never answers pings
+    expect(a.stats().peers).to.equal(1);
+    cluster.advance(DEFAULT_TIMING.peerTimeoutMs - 500);
+    expect(a.stats().peers).to.equal(1);
+    cluster.advance(1000);
+    expect(a.stats()).to.include({ peers: 0, peersTimedOut: 1 });
+    expect(cluster.counters.closeCodes).to.include(CLOSE_CODES.PEER_TIMEOUT);
+  });
+
+  it('live peers keep each other up with heartbeats when nothing else is sent', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    cluster.resetCounters();
+    cluster.advance(30_000);
+    expect(a.stats()).to.include({ peers: 1, peersTimedOut: 0 });
+    expect(cluster.counters.deliveriesByType.ping).to.be.within(40, 70);
+  });
+});
+
+describe('peer exchange', () => {
+  it('a node started with one peer finds the rest of the mesh', () => {
+    const cluster = new Cluster({ peerExchange: true });
+    cluster.addNode('a');
+    cluster.addNode('b', { peers: ['a'] });
+    const c = cluster.addNode('c', { peers: ['b'] });
+    cluster.advance(1000);
+    for (const id of ['a', 'b', 'c']) expect(cluster.node(id).stats().peers, id).to.equal(2);
+    // a and c each heard of the other from b; whichever dials first makes the link.
+    expect(cluster.node('a').stats().peersLearned + c.stats().peersLearned).to.be.within(1, 2);
+    const write = c.set('from-c', '1');
+    cluster.stabilize();
+    expect(write).to.equal(true);
+    expect(cluster.node('a').get('from-c')).to.equal('1');
+  });
+
+  it('takes a bounded number of addresses from one list, and forgets a learnt address that keeps failing', () => {
+    const cluster = new Cluster({ peerExchange: true });
+    const a = cluster.addNode('a');
+    const peer = fakePeer(cluster);
+    const ghosts = Array.from({ length: 40 }, (_, i) => `sim-ghost${i}:1`);
+    peer.exchange(JSON.stringify({ type: 'peer-list', addresses: ghosts }));
+    expect(a.stats().peersLearned).to.equal(4);
+    cluster.advance(RETRY_CAP_MS * (LEARNED_MAX_FAILURES + 2));
+    expect(a.peers().filter((p) => p.address.startsWith('sim-ghost'))).to.deep.equal([]);
+  });
+});
