@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'BAD_ADDRESS'
   | 'NOT_A_PEER'
   | 'PROTOCOL_MISMATCH'
-  | 'BAD_CONFIG';
+  | 'BAD_CONFIG'
+  | 'ACK_TIMEOUT';
 
 /** Base class of every bby error: a code plus a one-line, actionable message. */
 export class BbyError extends Error {

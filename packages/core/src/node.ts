@@ -15,7 +15,7 @@
 import { parseAddress } from './address.js';
 import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
-import { type Entry } from './entry.js';
+import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
@@ -24,6 +24,7 @@ import {
   checkKey,
   checkValue,
   type Cursor,
+  DEFAULT_ACK_TIMEOUT_MS,
   type EntriesMessage,
   type Message,
   type PeerInfo,
@@ -41,6 +42,24 @@ import { DEFAULT_TIMING, type Timing } from './timing.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
 export const MAX_SEEN = 64;
+
+/** A node remembers the way back for this many acknowledgement rounds (oldest forgotten first). */
+export const MAX_ACK_ROUTES = 4096;
+
+/** A node remembers at most this many node ids for `acks: "all"`. */
+export const MAX_KNOWN_NODES = 1024;
+
+/** A `set` waiting for acknowledgements from other nodes. */
+interface PendingAck {
+  readonly link: LinkId;
+  readonly requestId: RequestId;
+  readonly entry: Entry;
+  readonly wanted: number | 'all';
+  readonly deadlineMs: number;
+  readonly ackers: Set<string>;
+  /** A node that holds another (older) entry for the key: the write lost. */
+  refusedBy: string | null;
+}
 
 /** What a node needs from its environment. */
 export interface NodeOptions {
@@ -153,6 +172,12 @@ class Node implements BbyNode {
   readonly #cursors = new Map<string, Cursor>();
   #nextAntiEntropyAtMs: number;
   #nextPeerExchangeAtMs: number;
+  readonly #pendingAcks = new Map<string, PendingAck>();
+  /** Acknowledgement round id to the link it came from, to relay acks back. */
+  readonly #ackRoutes = new Map<string, LinkId>();
+  /** Every node id heard of (peers, origins, seen lists, ackers): what `acks: "all"` waits for. */
+  readonly #knownNodes = new Set<string>();
+  #ackRounds = 0;
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #store = new Store();
@@ -199,19 +224,28 @@ class Node implements BbyNode {
   // --- client API -------------------------------------------------------
 
   set(key: string, value: string): boolean {
+    return this.#write(key, value, undefined);
+  }
+
+  /** `set`, with an acknowledgement round id to attach to the broadcast, if any. */
+  #write(key: string, value: string, ack: string | undefined): boolean {
     checkKey(key);
     checkValue(value);
     const stored = this.#store.get(key);
     if (stored !== undefined) {
-      if (stored.value === value) return true;
-      this.#counters.writesRefused++;
-      return false;
+      if (stored.value !== value) {
+        this.#counters.writesRefused++;
+        return false;
+      }
+      // Already there: only an acknowledgement round needs the entry to travel again.
+      if (ack !== undefined) this.#forward([stored], null, [], ack);
+      return true;
     }
     const entry: Entry = { key, value, timestamp: Math.floor(this.#now()), origin: this.id };
     this.#store.merge(entry);
     this.#counters.writesAccepted++;
     this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
-    this.#forward([entry], null, []);
+    this.#forward([entry], null, [], ack);
     return true;
   }
 
@@ -292,6 +326,13 @@ class Node implements BbyNode {
         this.#send(linkId, { type: 'digest', root });
       }
     }
+    for (const [ack, pending] of this.#pendingAcks) {
+      if (nowMs < pending.deadlineMs) continue;
+      this.#pendingAcks.delete(ack);
+      const have = pending.ackers.size + 1;
+      const message = `the write is stored on ${have} of ${this.#wantedAcks(pending)} nodes after the timeout; it keeps spreading to the others`;
+      this.#send(pending.link, { type: 'error', id: pending.requestId, code: 'ACK_TIMEOUT', message, acks: have });
+    }
     if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
       this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
       for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
@@ -330,6 +371,12 @@ class Node implements BbyNode {
       case 'welcome':
         this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
         return;
+      case 'reply':
+        return;
+      case 'error':
+        // Never answer an error with an error: two nodes would bounce them forever.
+        this.#log('warn', `${link.peerId === null ? 'a client' : `peer ${link.peerId}`} reported: ${message.message} (${message.code})`);
+        return;
       default:
         if (link.role !== 'peer') {
           this.#reject(link, null, new ProtocolError('NOT_A_PEER', `"${message.type}" before the handshake; a peer must send "hello" first`));
@@ -343,7 +390,9 @@ class Node implements BbyNode {
     const peerId = link.peerId!;
     switch (message.type) {
       case 'entries': {
-        this.#merge(link, message.entries, message.seen ?? []);
+        for (const nodeId of message.seen ?? []) this.#know(nodeId);
+        if (message.ack !== undefined) this.#mergeForAck(link, message.entries, message.seen ?? [], message.ack);
+        else this.#merge(link, message.entries, message.seen ?? []);
         const cursor = this.#cursors.get(peerId);
         if (link.caughtUp && message.upTo !== undefined && cursor !== undefined && message.upTo > cursor.seq) {
           this.#moveCursor(peerId, { epoch: cursor.epoch, seq: message.upTo });
@@ -384,7 +433,72 @@ class Node implements BbyNode {
       case 'peer-list':
         this.#learnPeers(peerId, message.addresses);
         return;
+      case 'ack': {
+        this.#know(message.node);
+        const pending = this.#pendingAcks.get(message.ack);
+        if (pending !== undefined) {
+          if (message.ok) pending.ackers.add(message.node);
+          else pending.refusedBy ??= message.node;
+          this.#settleAck(message.ack, pending);
+          return;
+        }
+        const route = this.#ackRoutes.get(message.ack);
+        if (route !== undefined && this.#table.link(route) !== undefined) this.#send(route, message);
+        return;
+      }
     }
+  }
+
+  /**
+   * An acknowledgement round: merge as usual, then, the first time this round
+   * is seen, pass the entries on (changed or not, so that nodes that already
+   * had them answer too) and answer along the way back.
+   */
+  #mergeForAck(link: Link, entries: readonly Entry[], seen: readonly string[], ack: string): void {
+    const firstTime = !this.#ackRoutes.has(ack) && !this.#pendingAcks.has(ack);
+    this.#merge(link, entries, seen, firstTime ? ack : undefined);
+    if (!firstTime) return;
+    this.#ackRoutes.set(ack, link.id);
+    if (this.#ackRoutes.size > MAX_ACK_ROUTES) this.#ackRoutes.delete(this.#ackRoutes.keys().next().value!);
+    const ok = entries.every((entry) => {
+      const stored = this.#store.get(entry.key);
+      return stored !== undefined && compareEntries(stored, entry) === 0;
+    });
+    this.#send(link.id, { type: 'ack', ack, node: this.id, ok });
+  }
+
+  #startAckRound(link: Link, request: Extract<Request, { type: 'set' }>): void {
+    const ack = `${this.epoch}.${++this.#ackRounds}`;
+    if (!this.#write(request.key, request.value, ack)) return this.#reply(link.id, request.id, false);
+    const pending: PendingAck = {
+      link: link.id,
+      requestId: request.id,
+      entry: this.#store.get(request.key)!,
+      wanted: request.acks!,
+      deadlineMs: this.#now() + (request.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS),
+      ackers: new Set(),
+      refusedBy: null,
+    };
+    this.#pendingAcks.set(ack, pending);
+    this.#settleAck(ack, pending);
+  }
+
+  #wantedAcks(pending: PendingAck): number {
+    return pending.wanted === 'all' ? this.#knownNodes.size + 1 : pending.wanted;
+  }
+
+  /** Answers a pending `set` once enough nodes hold the write, or once it lost to an older write. */
+  #settleAck(ack: string, pending: PendingAck): void {
+    const stored = this.#store.get(pending.entry.key);
+    const lost = pending.refusedBy !== null || stored === undefined || compareEntries(stored, pending.entry) !== 0;
+    const have = pending.ackers.size + 1;
+    if (!lost && have < this.#wantedAcks(pending)) return;
+    this.#pendingAcks.delete(ack);
+    this.#send(pending.link, { type: 'reply', id: pending.requestId, result: !lost, acks: have });
+  }
+
+  #know(nodeId: string): void {
+    if (nodeId !== this.id && this.#knownNodes.size < MAX_KNOWN_NODES) this.#knownNodes.add(nodeId);
   }
 
   #moveCursor(peerId: string, cursor: Cursor): void {
@@ -486,6 +600,7 @@ class Node implements BbyNode {
     }
     link.role = 'peer';
     link.peerId = peerId;
+    this.#know(peerId);
     link.address = target?.address ?? announcedAddress(address);
     if (type === 'hello') {
       this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
@@ -503,7 +618,7 @@ class Node implements BbyNode {
     if (this.#peerExchange) this.#sendPeerList(link.id);
   }
 
-  #merge(link: Link, entries: readonly Entry[], seen: readonly string[]): void {
+  #merge(link: Link, entries: readonly Entry[], seen: readonly string[], ack?: string): void {
     const changed: Entry[] = [];
     for (const entry of entries) {
       const result = this.#store.merge(entry);
@@ -519,8 +634,10 @@ class Node implements BbyNode {
         changed.push(entry);
       }
     }
-    // Only what changed this store travels on: an entry is forwarded at most once per node.
-    if (changed.length > 0) this.#forward(changed, link.peerId, seen);
+    // Only what changed this store travels on: an entry is forwarded at most once per node
+    // (an acknowledgement round travels whole, once per round).
+    if (ack !== undefined) this.#forward(entries, link.peerId, seen, ack);
+    else if (changed.length > 0) this.#forward(changed, link.peerId, seen);
   }
 
   /**
@@ -528,7 +645,7 @@ class Node implements BbyNode {
    * (nodes an earlier hop already sent them to), and names those peers in the
    * message's own `seen`. In a full mesh a write thus reaches each node once.
    */
-  #forward(entries: readonly Entry[], fromPeerId: string | null, seen: readonly string[]): void {
+  #forward(entries: readonly Entry[], fromPeerId: string | null, seen: readonly string[], ack?: string): void {
     const skip = new Set(seen);
     skip.add(this.id);
     if (fromPeerId !== null) skip.add(fromPeerId);
@@ -539,7 +656,13 @@ class Node implements BbyNode {
     batches.forEach((batch, index) => {
       // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
       const last = index === batches.length - 1;
-      const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(last ? { upTo: this.#store.seq } : {}) };
+      const message: EntriesMessage = {
+        type: 'entries',
+        entries: batch,
+        seen: nextSeen,
+        ...(last ? { upTo: this.#store.seq } : {}),
+        ...(ack === undefined ? {} : { ack }),
+      };
       for (const [, linkId] of targets) this.#send(linkId, message);
     });
   }
@@ -549,6 +672,7 @@ class Node implements BbyNode {
       case 'get':
         return this.#reply(link.id, request.id, this.get(request.key));
       case 'set':
+        if (request.acks !== undefined) return this.#startAckRound(link, request);
         return this.#reply(link.id, request.id, this.set(request.key, request.value));
       case 'keys':
         return this.#reply(link.id, request.id, this.keys());

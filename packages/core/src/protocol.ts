@@ -21,8 +21,21 @@ export type RequestId = number | string;
 
 /** Reads a key's value. Reply: the value, or null. */
 export interface GetRequest { readonly type: 'get'; readonly id: RequestId; readonly key: string }
-/** Writes a key once. Reply: true when stored or already equal, false when the key holds another value. */
-export interface SetRequest { readonly type: 'set'; readonly id: RequestId; readonly key: string; readonly value: string }
+/**
+ * Writes a key once. Reply: true when stored or already equal, false when it
+ * holds another value. With `acks`, the reply waits until that many nodes
+ * (this one included; `all`: every node this one knows of) hold the write, and
+ * carries `acks`; after `timeoutMs` (default 5000) an ACK_TIMEOUT error says
+ * how many did.
+ */
+export interface SetRequest {
+  readonly type: 'set';
+  readonly id: RequestId;
+  readonly key: string;
+  readonly value: string;
+  readonly acks?: number | 'all';
+  readonly timeoutMs?: number;
+}
 /** Lists every key. Reply: sorted array of keys. */
 export interface KeysRequest { readonly type: 'keys'; readonly id: RequestId }
 /** Lists the node's peers. Reply: array of PeerInfo. */
@@ -54,6 +67,8 @@ export interface WelcomeMessage {
 export interface EntriesMessage {
   readonly type: 'entries';
   readonly entries: readonly Entry[];
+  /** Asks every node to acknowledge holding these entries, under this round id (a `set` with `acks`). */
+  readonly ack?: string;
   /** Ids of the nodes this write was already sent to; they are not forwarded to again. */
   readonly seen?: readonly string[];
   /** The sender's change sequence number after these entries, for the receiver's cursor. */
@@ -75,6 +90,8 @@ export interface DigestMessage { readonly type: 'digest'; readonly root: string 
 export interface BucketsMessage { readonly type: 'buckets'; readonly digests: readonly string[] }
 /** Anti-entropy, step 3: asks for the sender's entries of these buckets. */
 export interface BucketRequestMessage { readonly type: 'bucket-request'; readonly buckets: readonly number[] }
+/** Answer to an `entries` with `ack`, relayed back along the path it came: `ok` when the node now holds exactly those entries. */
+export interface AckMessage { readonly type: 'ack'; readonly ack: string; readonly node: string; readonly ok: boolean }
 /** Peer exchange: listening addresses of the sender's peers. */
 export interface PeerListMessage { readonly type: 'peer-list'; readonly addresses: readonly string[] }
 
@@ -89,18 +106,26 @@ export type PeerMessage =
   | DigestMessage
   | BucketsMessage
   | BucketRequestMessage
+  | AckMessage
   | PeerListMessage;
 
-/** Successful answer to a request. */
-export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown }
+/** Successful answer to a request; `acks` counts the nodes holding the write, for a `set` with `acks`. */
+export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown; readonly acks?: number }
 /** Failed request or malformed message; `id` is null when the request id could not be read. */
-export interface ErrorMessage { readonly type: 'error'; readonly id: RequestId | null; readonly code: string; readonly message: string }
+export interface ErrorMessage {
+  readonly type: 'error';
+  readonly id: RequestId | null;
+  readonly code: string;
+  readonly message: string;
+  /** For ACK_TIMEOUT: how many nodes held the write in time. */
+  readonly acks?: number;
+}
 
 /** Any message a node sends to a client. */
 export type ResponseMessage = ReplyMessage | ErrorMessage;
 
-/** Any message a node can receive. */
-export type IncomingMessage = Request | PeerMessage;
+/** Any message a node can receive. Answers (`reply`, `error`) are accepted only so that they are never answered. */
+export type IncomingMessage = Request | PeerMessage | ResponseMessage;
 
 /** Any message at all. */
 export type Message = IncomingMessage | ResponseMessage;
@@ -165,7 +190,13 @@ export interface Stats {
 }
 
 const REQUEST_TYPES = new Set(['get', 'set', 'keys', 'peers', 'add-peer', 'stats']);
-const PEER_TYPES = ['hello', 'welcome', 'entries', 'catch-up', 'caught-up', 'ping', 'digest', 'buckets', 'bucket-request', 'peer-list'];
+const PEER_TYPES = ['hello', 'welcome', 'entries', 'catch-up', 'caught-up', 'ping', 'digest', 'buckets', 'bucket-request', 'ack', 'peer-list'];
+
+/** Longest wait a `set` with `acks` may ask for, in milliseconds. */
+export const MAX_ACK_TIMEOUT_MS = 60_000;
+
+/** Default wait of a `set` with `acks`, in milliseconds. */
+export const DEFAULT_ACK_TIMEOUT_MS = 5_000;
 
 /** True for a message type that is a client request. */
 export function isRequest(message: IncomingMessage): message is Request {
@@ -294,7 +325,20 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       const value = requireString(m, 'value');
       checkKey(key);
       checkValue(value);
-      return { type: 'set', id, key, value };
+      if (m.acks !== undefined && m.acks !== 'all' && !(Number.isInteger(m.acks) && (m.acks as number) >= 1 && (m.acks as number) <= 1024)) {
+        throw bad('"acks" must be a number of nodes from 1 to 1024, or "all"');
+      }
+      if (m.timeoutMs !== undefined && !(Number.isInteger(m.timeoutMs) && (m.timeoutMs as number) >= 1 && (m.timeoutMs as number) <= MAX_ACK_TIMEOUT_MS)) {
+        throw bad(`"timeoutMs" must be a whole number of milliseconds from 1 to ${MAX_ACK_TIMEOUT_MS}`);
+      }
+      return {
+        type: 'set',
+        id,
+        key,
+        value,
+        ...(m.acks === undefined ? {} : { acks: m.acks as number | 'all' }),
+        ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs as number }),
+      };
     }
     case 'keys':
     case 'peers':
@@ -312,7 +356,22 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       const entries = m.entries.map(validateEntry);
       const seen = m.seen === undefined ? undefined : stringList(m, 'seen', MAX_NODE_ID_LENGTH);
       const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
-      return { type: 'entries', entries, ...(seen === undefined ? {} : { seen }), ...(upTo === undefined ? {} : { upTo }) };
+      if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > 128)) throw bad('"entries" needs "ack" as a short string');
+      return {
+        type: 'entries',
+        entries,
+        ...(seen === undefined ? {} : { seen }),
+        ...(upTo === undefined ? {} : { upTo }),
+        ...(m.ack === undefined ? {} : { ack: m.ack as string }),
+      };
+    }
+    case 'ack': {
+      if (typeof m.ok !== 'boolean') throw bad('"ack" needs "ok" as a boolean');
+      const ack = requireString(m, 'ack');
+      if (ack.length > 128) throw bad('"ack" needs "ack" as a short string');
+      const node = requireString(m, 'node');
+      if (node === '' || node.length > MAX_NODE_ID_LENGTH) throw bad(`"ack" needs "node" as 1 to ${MAX_NODE_ID_LENGTH} characters`);
+      return { type: 'ack', ack, node, ok: m.ok };
     }
     case 'catch-up': {
       if (m.since === null || m.since === undefined) return { type: 'catch-up', since: null };
@@ -340,6 +399,10 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     }
     case 'peer-list':
       return { type: 'peer-list', addresses: stringList(m, 'addresses', 300).slice(0, 64) };
+    case 'reply':
+      return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: m.result };
+    case 'error':
+      return { type: 'error', id: isRequestId(m.id) ? m.id : null, code: String(m.code).slice(0, 64), message: String(m.message).slice(0, 500) };
     default:
       throw new ProtocolError(
         'UNKNOWN_TYPE',

@@ -55,7 +55,16 @@ describe('protocol parsing', () => {
     expect(unknown.error.message).to.include('"delete"').and.include('get, set');
     expect(unknown.id).to.equal(9);
     expect(refused('{"id": 1}').error.code).to.equal('UNKNOWN_TYPE');
-    expect(refused('{"type": "reply", "id": 1, "result": true}').error.code).to.equal('UNKNOWN_TYPE');
+  });
+
+  it('never answers a reply or an error: two nodes would bounce errors forever', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const client = cluster.client('a');
+    expect(client.exchange('{"type": "reply", "id": 1, "result": true}')).to.deep.equal([]);
+    expect(client.exchange('{"type": "error", "id": null, "code": "UNKNOWN_TYPE", "message": "what?"}')).to.deep.equal([]);
+    expect(a.stats().errors).to.equal(0);
+    expect(cluster.logs.at(-1)!.message).to.include('what? (UNKNOWN_TYPE)');
   });
 
   it('says BAD_MESSAGE for missing or mistyped fields, naming the field', () => {

@@ -176,3 +176,59 @@ describe('peer exchange', () => {
     expect(a.peers().filter((p) => p.address.startsWith('sim-ghost'))).to.deep.equal([]);
   });
 });
+
+describe('write acknowledgement level (set with acks)', () => {
+  function line(): Cluster {
+    const cluster = new Cluster();
+    cluster.addNode('a');
+    cluster.addNode('b', { peers: ['a'] });
+    cluster.addNode('c', { peers: ['b'] });
+    cluster.stabilize();
+    return cluster;
+  }
+
+  it('answers true once the asked number of nodes hold the write, through intermediate nodes', () => {
+    const cluster = line();
+    const client = cluster.client('a');
+    expect(client.request({ type: 'set', key: 'k', value: 'v', acks: 3 })).to.deep.equal({ type: 'reply', id: 1, result: true, acks: 3 });
+    for (const id of ['a', 'b', 'c']) expect(cluster.node(id).get('k')).to.equal('v');
+    // "all" is every node a has heard of: b directly, c through b's forward.
+    expect(client.request({ type: 'set', key: 'k2', value: 'v', acks: 'all' })).to.deep.include({ result: true, acks: 3 });
+    // A value already in place is acknowledged again rather than written again.
+    expect(client.request({ type: 'set', key: 'k', value: 'v', acks: 3 })).to.deep.include({ result: true, acks: 3 });
+    expect(cluster.node('c').stats().entriesApplied).to.equal(2);
+  });
+
+  it('says how many nodes held the write when the others do not answer in time', () => {
+    const cluster = line();
+    cluster.stop('c');
+    const client = cluster.client('a');
+    client.sendRaw(JSON.stringify({ type: 'set', id: 7, key: 'k', value: 'v', acks: 3, timeoutMs: 2000 }));
+    cluster.stabilize();
+    expect(client.inbox).to.deep.equal([]);
+    cluster.advance(2100);
+    expect(client.inbox).to.have.length(1);
+    expect(client.inbox[0]).to.deep.include({ type: 'error', id: 7, code: 'ACK_TIMEOUT', acks: 2 });
+    expect(cluster.node('a').get('k')).to.equal('v');
+  });
+
+  it('answers false when a node holds an older, different value: the write lost', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const peer = fakePeer(cluster);
+    const client = cluster.client('a');
+    client.sendRaw(JSON.stringify({ type: 'set', id: 1, key: 'k', value: 'mine', acks: 2 }));
+    const round = cluster.stabilize() && peer.inbox.find((m) => m.type === 'entries' && m.ack !== undefined);
+    if (!round || round.type !== 'entries') throw new Error('expected an acknowledgement round');
+    peer.exchange(JSON.stringify({ type: 'ack', ack: round.ack, node: 'p', ok: false }));
+    expect(client.inbox).to.deep.equal([{ type: 'reply', id: 1, result: false, acks: 1 }]);
+    expect(a.get('k')).to.equal('mine');
+  });
+
+  it('refuses an acks value that is not a count or "all"', () => {
+    const cluster = new Cluster();
+    cluster.addNode('a');
+    const response = cluster.client('a').request({ type: 'set', key: 'k', value: 'v', acks: 0 });
+    expect(response).to.include({ type: 'error', code: 'BAD_MESSAGE' });
+  });
+});
