@@ -2,8 +2,14 @@
  * One node per data folder: a LOCK file holding the owner's pid, created
  * exclusively. A lock left by a process that no longer runs (a crash, kill -9)
  * is taken over.
+ *
+ * Two processes may start at the same moment, so: LOCK appears with its pid
+ * already in it (written to a private file, then hard-linked into place, which
+ * fails if LOCK exists), and a stale LOCK is first renamed aside and checked
+ * there, so that a process never deletes a LOCK that another one has just
+ * taken over.
  */
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -25,9 +31,17 @@ export async function lockDataDir(dir: string, source: string): Promise<() => Pr
   if (heldHere.has(key)) {
     throw new LockedError(`data folder ${dir} is already in use by this process (${process.pid}) (config ${source}): two nodes must never share a dataDir; give each node its own`);
   }
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const inUse = (pid: number) =>
+    new LockedError(
+      `data folder ${dir} is in use by process ${pid} (config ${source}): two nodes must never share a dataDir; give each node its own, or stop process ${pid}. If no bby-node runs, delete ${path}`,
+    );
+  // Names private to this process (not *.tmp: the storage engine deletes those at start).
+  const mine = `${path}.${process.pid}.new`;
+  const aside = `${path}.${process.pid}.stale`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await writeFile(mine, `${process.pid}\n`);
     try {
-      await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+      await link(mine, path);
       heldHere.add(key);
       return async () => {
         heldHere.delete(key);
@@ -35,17 +49,34 @@ export async function lockDataDir(dir: string, source: string): Promise<() => Pr
       };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      await unlink(mine).catch(() => undefined);
     }
     const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
-      throw new LockedError(
-        `data folder ${dir} is in use by process ${pid} (config ${source}): two nodes must never share a dataDir; give each node its own, or stop process ${pid}. If no bby-node runs, delete ${path}`,
-      );
+    if (isHolder(pid)) throw inUse(pid);
+    // The holder seems gone. Move the LOCK aside, then look at what was moved: another process may have taken it over meanwhile.
+    try {
+      await rename(path, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
     }
-    // The holder is gone: the lock is stale.
-    await unlink(path).catch(() => undefined);
+    const moved = Number((await readFile(aside, 'utf8').catch(() => '')).trim());
+    if (isHolder(moved)) {
+      // A live lock: put it back.
+      await link(aside, path).catch(() => undefined);
+      await unlink(aside).catch(() => undefined);
+      throw inUse(moved);
+    }
+    // Stale: the holder is gone.
+    await unlink(aside).catch(() => undefined);
   }
   throw new LockedError(`cannot take the lock ${path} (config ${source}): another process keeps creating it`);
+}
+
+/** True when `pid` names another process that is running. */
+function isHolder(pid: number): boolean {
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid);
 }
 
 function isRunning(pid: number): boolean {
