@@ -313,7 +313,8 @@ class Node implements BbyNode {
         this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.PEER_TIMEOUT, reason: 'no heartbeat' });
         this.closed(link.id, `no message for ${nowMs - link.lastHeardAtMs} ms`);
       } else if (nowMs - link.lastSentAtMs >= this.#timing.heartbeatIntervalMs) {
-        this.#send(link.id, { type: 'ping' });
+        // Sent after everything queued before it on this link, so its upTo covers what went before.
+        this.#send(link.id, { type: 'ping', upTo: this.#store.seq });
       }
     }
     if (nowMs >= this.#nextAntiEntropyAtMs) {
@@ -321,7 +322,8 @@ class Node implements BbyNode {
       const root = this.#store.digests.root();
       // One round per pair and period: the node with the smaller id starts it; the repair goes both ways.
       for (const [peerId, linkId] of this.#table.peerLinks()) {
-        if (peerId < this.id) continue;
+        // Not while a catch-up is under way: it would compare stores that are about to change.
+        if (peerId < this.id || !this.#table.link(linkId)!.caughtUp) continue;
         this.#counters.antiEntropyRounds++;
         this.#send(linkId, { type: 'digest', root });
       }
@@ -393,10 +395,7 @@ class Node implements BbyNode {
         for (const nodeId of message.seen ?? []) this.#know(nodeId);
         if (message.ack !== undefined) this.#mergeForAck(link, message.entries, message.seen ?? [], message.ack);
         else this.#merge(link, message.entries, message.seen ?? []);
-        const cursor = this.#cursors.get(peerId);
-        if (link.caughtUp && message.upTo !== undefined && cursor !== undefined && message.upTo > cursor.seq) {
-          this.#moveCursor(peerId, { epoch: cursor.epoch, seq: message.upTo });
-        }
+        this.#advanceCursor(link, message.upTo);
         return;
       }
       case 'catch-up': {
@@ -413,8 +412,12 @@ class Node implements BbyNode {
         link.caughtUp = true;
         this.#counters.catchUpEntriesReceived += message.entries;
         this.#moveCursor(peerId, { epoch: message.epoch, seq: message.seq });
+        // Every change here now came from this peer or was sent to it (this node answered the
+        // peer's catch-up request first): say so at once, so a quick restart resends nothing.
+        this.#send(link.id, { type: 'ping', upTo: this.#store.seq });
         return;
       case 'ping':
+        this.#advanceCursor(link, message.upTo);
         return;
       case 'digest':
         if (message.root !== this.#store.digests.root()) this.#send(link.id, { type: 'buckets', digests: this.#store.digests.buckets() });
@@ -499,6 +502,14 @@ class Node implements BbyNode {
 
   #know(nodeId: string): void {
     if (nodeId !== this.id && this.#knownNodes.size < MAX_KNOWN_NODES) this.#knownNodes.add(nodeId);
+  }
+
+  /** Moves this node's cursor into the peer's feed to `upTo`, once the link's catch-up is done. */
+  #advanceCursor(link: Link, upTo: number | undefined): void {
+    const cursor = this.#cursors.get(link.peerId!);
+    if (link.caughtUp && upTo !== undefined && cursor !== undefined && upTo > cursor.seq) {
+      this.#moveCursor(link.peerId!, { epoch: cursor.epoch, seq: upTo });
+    }
   }
 
   #moveCursor(peerId: string, cursor: Cursor): void {

@@ -82,8 +82,13 @@ export interface Cursor { readonly epoch: string; readonly seq: number }
 export interface CatchUpMessage { readonly type: 'catch-up'; readonly since: Cursor | null }
 /** Ends a catch-up transfer: the receiver now has the sender's changes up to `seq` of `epoch`. */
 export interface CaughtUpMessage { readonly type: 'caught-up'; readonly epoch: string; readonly seq: number; readonly full: boolean; readonly entries: number }
-/** Keeps a quiet link alive; any message counts as a heartbeat. */
-export interface PingMessage { readonly type: 'ping' }
+/**
+ * Keeps a quiet link alive; any message counts as a heartbeat. `upTo` is the
+ * sender's change sequence number: every change up to it either came from the
+ * receiver, was sent to it, or was sent to it by another node, so the
+ * receiver's cursor may move there.
+ */
+export interface PingMessage { readonly type: 'ping'; readonly upTo?: number }
 /** Anti-entropy, step 1: the digest of the sender's whole store. */
 export interface DigestMessage { readonly type: 'digest'; readonly root: string }
 /** Anti-entropy, step 2: the digests of the sender's 256 buckets, when the roots differ. */
@@ -383,7 +388,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       if (typeof m.full !== 'boolean') throw bad('"caught-up" needs "full" as a boolean');
       return { type: 'caught-up', epoch: requireString(m, 'epoch'), seq: sequenceNumber(m, 'seq'), full: m.full, entries: sequenceNumber(m, 'entries') };
     case 'ping':
-      return { type: 'ping' };
+      return m.upTo === undefined ? { type: 'ping' } : { type: 'ping', upTo: sequenceNumber(m, 'upTo') };
     case 'digest':
       return { type: 'digest', root: digestString(requireString(m, 'root')) };
     case 'buckets': {

@@ -25,10 +25,10 @@ describe('test harness: simulated cluster', () => {
     const cluster = new Cluster();
     cluster.addNode('a');
     cluster.addNode('b', { peers: ['a'] });
-    // connect, hello, welcome, a catch-up request each way, a caught-up answer each way
-    expect(cluster.stabilize()).to.equal(7);
+    // connect, hello, welcome, then each way a catch-up request, a caught-up answer and a ping with its cursor
+    expect(cluster.stabilize()).to.equal(9);
     expect(cluster.stabilize()).to.equal(0);
-    expect(cluster.counters).to.include({ dials: 1, connects: 1, refused: 0, deliveries: 6 });
+    expect(cluster.counters).to.include({ dials: 1, connects: 1, refused: 0, deliveries: 8 });
     expect(cluster.openWires).to.equal(1);
   });
 

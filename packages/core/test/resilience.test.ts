@@ -47,6 +47,24 @@ describe('catch-up at (re)connection', () => {
     expect(a.stats().fullTransfersSent).to.equal(1); // only the very first connection
   });
 
+  it('a reconnection does not send back what the peer gave: idle pings move its cursor', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    for (let i = 0; i < 50; i++) a.set(`from-a-${i}`, 'v');
+    cluster.stabilize();
+    // b's 50 changes all came from a; b's idle pings tell a that it has them all.
+    cluster.advance(DEFAULT_TIMING.heartbeatIntervalMs * 2);
+    expect(a.cursors()['b']!.seq).to.equal(50);
+    cluster.stop('b');
+    cluster.start('b');
+    const sentBefore = b.stats().catchUpEntriesSent;
+    cluster.advance(RETRY_CAP_MS);
+    expect(b.stats().peers).to.equal(1);
+    expect(b.stats().catchUpEntriesSent - sentBefore).to.equal(0);
+  });
+
   it('answers a cursor of its own epoch with the changes after it, and anything else with the whole store', () => {
     const cluster = new Cluster();
     const a = cluster.addNode('a');

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@bby/core';
 import { readConfigFile } from './config-file.js';
-import { consoleLog, StartError, startNode } from './node-server.js';
+import { consoleLog, type RunningNode, StartError, startNode } from './node-server.js';
 
 const USAGE = `usage: bby-node [--repair] <configFile>
 
@@ -43,22 +43,25 @@ export async function main(argv: string[]): Promise<number | undefined> {
     return 2;
   }
   try {
+    // Handlers first: a signal that arrives while the node starts still stops it cleanly.
+    let node: RunningNode | undefined;
+    let stopSignal: string | undefined;
+    const stop = (signal: string) => {
+      // Ctrl-C under npm start delivers SIGINT and then SIGTERM: stop once.
+      if (stopSignal !== undefined) return;
+      stopSignal = signal;
+      consoleLog('info', `stopping (${signal})`);
+      if (node !== undefined) void node.close().then(() => process.exit(0));
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
     const config = await readConfigFile(configPath);
-    const node = await startNode(config, {
+    node = await startNode(config, {
       source: configPath,
       repair,
       onFatal: () => process.exit(1),
     });
-    let stopping = false;
-    const stop = (signal: string) => {
-      // Ctrl-C under npm start delivers SIGINT and then SIGTERM: stop once.
-      if (stopping) return;
-      stopping = true;
-      consoleLog('info', `stopping (${signal})`);
-      void node.close().then(() => process.exit(0));
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    if (stopSignal !== undefined) await node.close().then(() => process.exit(0));
     return undefined;
   } catch (error) {
     if (error instanceof ConfigError) {

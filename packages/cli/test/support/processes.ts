@@ -550,3 +550,42 @@ export async function inBatches<T, R>(items: readonly T[], limit: number, task: 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
 }
+
+// --- signals and extra config fields (resilience tests) ----------------------
+
+/** Processes stopped with SIGSTOP through `signalProcess` and not continued since. */
+const stoppedProcesses = new Set<TrackedProcess>();
+
+/**
+ * Sends a signal (SIGSTOP, SIGCONT, SIGKILL, ...) to a node's process if it is
+ * still running; returns false when it had already exited. A process stopped
+ * here is remembered until SIGCONT or SIGKILL, so that `continueStopped()` can
+ * wake it: a stopped process ignores SIGTERM until it is continued.
+ */
+export function signalProcess(target: NodeHandle | TrackedProcess, signal: NodeJS.Signals): boolean {
+  const proc = target instanceof TrackedProcess ? target : target.process;
+  if (proc.exitStatus !== undefined) return false;
+  const sent = proc.child.kill(signal);
+  if (signal === 'SIGSTOP') stoppedProcesses.add(proc);
+  else if (signal === 'SIGCONT' || signal === 'SIGKILL') stoppedProcesses.delete(proc);
+  return sent;
+}
+
+/**
+ * Sends SIGCONT to every process still stopped by `signalProcess`. Register it
+ * in an `afterEach` before `useCleanup()` (hooks run in the order they are
+ * registered), so that the clean-up's SIGTERM is not left pending.
+ */
+export function continueStopped(): void {
+  for (const proc of stoppedProcesses) if (proc.exitStatus === undefined) proc.child.kill('SIGCONT');
+  stoppedProcesses.clear();
+}
+
+/** Writes a config as `writeConfig` does, plus fields it has no option for (such as "antiEntropyIntervalMs"). */
+export async function writeConfigWith(spec: ConfigSpec, extra: Readonly<Record<string, unknown>>): Promise<NodeConfigFile> {
+  const { readFile } = await import('node:fs/promises');
+  const file = await writeConfig(spec);
+  const content = JSON.parse(await readFile(file.path, 'utf8')) as Record<string, unknown>;
+  await writeFile(file.path, `${JSON.stringify({ ...content, ...extra }, null, 2)}\n`);
+  return file;
+}
