@@ -85,6 +85,35 @@ export const COMMANDS: readonly Command[] = [
   },
 ];
 
+/** A command that sends many requests over one connection; run by packages/cli/src/bulk.ts. */
+export interface BulkCommand {
+  readonly name: 'import' | 'export';
+  readonly aliases: readonly string[];
+  readonly args: readonly string[];
+  readonly summary: string;
+}
+
+/** The bulk commands, listed in `--help` after COMMANDS. */
+export const BULK_COMMANDS: readonly BulkCommand[] = [
+  {
+    name: 'import',
+    aliases: [],
+    args: ['FILE'],
+    summary: 'set every key of FILE, many at a time, write-once as set: JSON lines {"key":K,"value":V} or one JSON object {K:V,...}; - reads stdin',
+  },
+  {
+    name: 'export',
+    aliases: [],
+    args: [],
+    summary: 'print every key and value as JSON lines {"key":K,"value":V}, sorted by key (what import reads)',
+  },
+];
+
+/** The bulk command named `name`. */
+export function findBulkCommand(name: string): BulkCommand | undefined {
+  return BULK_COMMANDS.find((command) => command.name === name || command.aliases.includes(name));
+}
+
 /** The command named `name` or one of its aliases. */
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name || command.aliases.includes(name));

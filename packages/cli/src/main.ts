@@ -6,7 +6,8 @@
 import { BbyError, ConfigError, formatAddress } from '@bby/core';
 import { readConfigFile } from '@bby/node';
 import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, UnreachableError } from './client.js';
-import { COMMANDS, findCommand } from './commands.js';
+import { runBulkCommand } from './bulk.js';
+import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand } from './commands.js';
 
 /** The text of `bby --help`. */
 export const USAGE = `usage: bby [--json] [--timeout MS] <configFile> <command> [args...]
@@ -14,7 +15,7 @@ export const USAGE = `usage: bby [--json] [--timeout MS] <configFile> <command> 
 Sends one command to the node that <configFile> describes and prints its answer.
 
 Commands:
-${COMMANDS.map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(20)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
+${[...COMMANDS, ...BULK_COMMANDS].map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(20)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
 
 Options:
   --json         print the answer as JSON
@@ -26,6 +27,8 @@ Examples:
   bby examples/node1.json set MonChamp 42
   bby examples/node2.json get MonChamp
   bby examples/node3.json keys
+  bby examples/node1.json export > backup.jsonl
+  bby examples/node2.json import backup.jsonl
 
 Exit codes: 0 the node answered, 1 the node cannot be reached, 2 usage or request error.`;
 
@@ -66,11 +69,24 @@ function parseCommandLine(argv: readonly string[]): Invocation {
 export interface Output {
   out(text: string): void;
   err(text: string): void;
+  /** True when stderr is a terminal: import and export show a progress line there. */
+  readonly errIsTTY?: boolean;
+  /** Writes to stdout and resolves once it is written (export's backpressure); default `out`. */
+  outAndWait?(text: string): Promise<void>;
 }
 
 const processOutput: Output = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  get errIsTTY() {
+    return process.stderr.isTTY === true;
+  },
+  outAndWait: (text) =>
+    new Promise((resolve, reject) => {
+      // A closed pipe (`bby ... export | head`) fails the write: reported here, not as an uncaught 'error'.
+      if (process.stdout.listenerCount('error') === 0) process.stdout.on('error', () => undefined);
+      process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+    }),
 };
 
 /** Runs the CLI and resolves to its exit code. */
@@ -92,16 +108,18 @@ export async function main(argv: readonly string[], output: Output = processOutp
   const [configPath, name, ...args] = invocation.positionals;
   if (configPath === undefined) return usageError('the config file is missing');
   if (name === undefined) return usageError('the command is missing');
+  const bulk = findBulkCommand(name);
   const command = findCommand(name);
-  if (command === undefined) return usageError(`unknown command ${JSON.stringify(name)}`);
-  if (args.length !== command.args.length) {
-    const usage = [command.name, ...command.args].join(' ');
-    const hint = command.name === 'set' && args.length > 2 ? '; quote a value that has spaces' : '';
-    return usageError(`${command.name} takes ${command.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`);
+  const spec = bulk ?? command;
+  if (spec === undefined) return usageError(`unknown command ${JSON.stringify(name)}`);
+  if (args.length !== spec.args.length) {
+    const usage = [spec.name, ...spec.args].join(' ');
+    const hint = spec.name === 'set' && args.length > 2 ? '; quote a value that has spaces' : '';
+    return usageError(`${spec.name} takes ${spec.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`);
   }
   let body;
   try {
-    body = command.request(args);
+    body = command?.request(args);
   } catch (error) {
     if (error instanceof BbyError) {
       output.err(`bby: ${error.message}\n`);
@@ -120,11 +138,12 @@ export async function main(argv: readonly string[], output: Output = processOutp
     }
     throw error;
   }
+  if (bulk !== undefined) return runBulkCommand(bulk.name, args, { url, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
   let client: BbyClient | undefined;
   try {
     client = await BbyClient.connect(url, invocation.timeoutMs);
-    const result = await client.request(body);
-    output.out(invocation.json ? `${JSON.stringify(result)}\n` : command.format(result));
+    const result = await client.request(body!);
+    output.out(invocation.json ? `${JSON.stringify(result)}\n` : command!.format(result));
     return 0;
   } catch (error) {
     if (error instanceof UnreachableError) {

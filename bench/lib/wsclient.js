@@ -1,0 +1,200 @@
+// The load generator's client: a raw `ws` connection speaking the bby client
+// protocol, lean enough not to be the bottleneck. Requests are built as text;
+// replies are checked by their first characters (both bby and the bare server
+// answer `{"type":"reply",...`), so the client does the same work whatever
+// server it talks to.
+import WebSocket from 'ws';
+
+const MAX_PAYLOAD = 1024 * 1024 * 1024;
+
+export class Conn {
+  /** Opens a connection; rejects after `timeoutMs`. */
+  static open(url, timeoutMs = 10_000) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD, handshakeTimeout: timeoutMs });
+      ws.once('open', () => resolve(new Conn(url, ws)));
+      ws.once('error', (error) => reject(new Error(`cannot connect to ${url}: ${error.message}`)));
+    });
+  }
+
+  constructor(url, ws) {
+    this.url = url;
+    this.ws = ws;
+    /** Called with the text of every frame that is not the answer to a `call`. */
+    this.onText = undefined;
+    this.calls = new Map();
+    this.nextCallId = 1;
+    this.closed = false;
+    ws.on('error', () => undefined);
+    ws.on('close', () => {
+      this.closed = true;
+      for (const { reject } of this.calls.values()) reject(new Error(`connection to ${url} closed`));
+      this.calls.clear();
+    });
+    ws.on('message', (data) => {
+      const text = data.toString('utf8');
+      if (this.calls.size > 0 && text.includes('"id":"c')) {
+        const reply = JSON.parse(text);
+        const call = this.calls.get(reply.id);
+        if (call !== undefined) {
+          this.calls.delete(reply.id);
+          if (reply.type === 'reply') call.resolve(reply.result);
+          else call.reject(new Error(`${reply.code}: ${reply.message}`));
+          return;
+        }
+      }
+      this.onText?.(text);
+    });
+  }
+
+  send(text) {
+    this.ws.send(text);
+  }
+
+  /** Sends several frames in one write. */
+  sendMany(texts) {
+    const raw = this.ws._socket;
+    raw?.cork();
+    for (const text of texts) this.ws.send(text);
+    raw?.uncork();
+  }
+
+  /** A control request (stats, keys, peers) with a string id; resolves with its result. */
+  call(body, timeoutMs = 30_000) {
+    const id = `c${this.nextCallId++}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.calls.delete(id);
+        reject(new Error(`no answer to ${body.type} from ${this.url} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.calls.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.ws.send(JSON.stringify({ ...body, id }));
+    });
+  }
+
+  close() {
+    if (!this.closed) this.ws.close(1000, 'done');
+    this.closed = true;
+  }
+}
+
+/** A 16-byte key: a prefix and a counter, zero-padded. */
+export function makeKey(prefix, i) {
+  const n = String(i);
+  return `${prefix}${'0'.repeat(Math.max(0, 16 - prefix.length - n.length))}${n}`.slice(-16);
+}
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+// Values are cut from a fixed pseudo-random pool: cheap to make, different from key to key.
+const POOL = (() => {
+  let x = 2654435761;
+  let text = '';
+  for (let i = 0; i < 8192; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    text += ALPHABET[(x >>> 16) % ALPHABET.length];
+  }
+  return text;
+})();
+
+/** A 100-byte ASCII value that differs from key to key. */
+export function makeValue(i, bytes = 100) {
+  const head = `v${i}-`;
+  const offset = (i * 7919) % (POOL.length - bytes);
+  return head + POOL.slice(offset, offset + bytes - head.length);
+}
+
+export const setText = (id, key, value) => `{"type":"set","id":${id},"key":"${key}","value":"${value}"}`;
+export const getText = (id, key) => `{"type":"get","id":${id},"key":"${key}"}`;
+
+const REPLY_PREFIX = '{"type":"reply"';
+
+/**
+ * Drives connections in a closed loop: each keeps `window` requests in
+ * flight, until `total` requests are answered or `durationMs` has passed.
+ * `request(seq)` returns the text of request number seq (1-based, unique
+ * across connections). Returns the count, the elapsed time and every
+ * latency in milliseconds.
+ */
+export function drive(conns, { window, total = Infinity, durationMs = Infinity, request }) {
+  return new Promise((resolve, reject) => {
+    let issued = 0;
+    let answered = 0;
+    let errors = 0;
+    let firstError;
+    const latencyCap = Math.min(Number.isFinite(total) ? total : 2_000_000, 2_000_000);
+    const latencies = new Float64Array(latencyCap);
+    const started = performance.now();
+    const deadline = started + durationMs;
+    let finished = false;
+    const canIssue = () => issued < total && performance.now() < deadline;
+    const states = conns.map((conn) => ({ conn, sentAt: [], head: 0, inFlight: 0, refillQueued: false }));
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      for (const s of states) s.conn.onText = undefined;
+      clearTimeout(watchdog);
+      const elapsedMs = performance.now() - started;
+      resolve({ ops: answered, elapsedMs, rate: (answered * 1000) / elapsedMs, latencies: latencies.subarray(0, Math.min(answered, latencyCap)), errors, firstError });
+    };
+    const maybeDone = () => {
+      if (!canIssue() && states.every((s) => s.inFlight === 0)) finish();
+    };
+    const texts = [];
+    const refill = (s) => {
+      s.refillQueued = false;
+      if (finished) return;
+      texts.length = 0;
+      while (s.inFlight < window && canIssue()) {
+        issued++;
+        s.inFlight++;
+        s.sentAt.push(performance.now());
+        texts.push(request(issued));
+      }
+      if (texts.length === 1) s.conn.send(texts[0]);
+      else if (texts.length > 1) s.conn.sendMany(texts);
+      maybeDone();
+    };
+    for (const s of states) {
+      s.conn.onText = (text) => {
+        const now = performance.now();
+        const sentAt = s.sentAt[s.head++];
+        if (s.head > 4096) {
+          s.sentAt.splice(0, s.head);
+          s.head = 0;
+        }
+        s.inFlight--;
+        if (answered < latencyCap) latencies[answered] = now - sentAt;
+        answered++;
+        if (!text.startsWith(REPLY_PREFIX)) {
+          errors++;
+          firstError ??= text.slice(0, 300);
+        }
+        if (window === 1) refill(s);
+        else if (!s.refillQueued) {
+          // Answers that came in one read are followed by one write of new requests.
+          s.refillQueued = true;
+          queueMicrotask(() => refill(s));
+        }
+      };
+    }
+    // A bound on the whole run, whatever happens to the server.
+    const watchdog = setTimeout(
+      () => {
+        if (finished) return;
+        finished = true;
+        reject(new Error(`load did not finish: ${answered} of ${issued} requests answered`));
+      },
+      (Number.isFinite(durationMs) ? durationMs : 0) + 60_000 + (Number.isFinite(total) ? total / 5 : 0),
+    );
+    for (const s of states) refill(s);
+  });
+}
