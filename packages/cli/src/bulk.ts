@@ -13,17 +13,12 @@ import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
 import { BbyError, checkKey, checkValue, MAX_MESSAGE_BYTES, type ResponseMessage, type Stats } from '@bby/core';
 import { WebSocket } from 'ws';
-import { NodeError, type RequestBody, UnreachableError } from './client.js';
+import { BbyClient, NodeError, type RequestBody, UnreachableError } from './client.js';
 
 /** Requests `import` keeps in flight. */
 export const IMPORT_IN_FLIGHT = 256;
 /** Requests `export` keeps in flight. */
 export const EXPORT_IN_FLIGHT = 256;
-/**
- * Largest answer `export` accepts. The `keys` answer holds every key in one
- * frame, which passes MAX_MESSAGE_BYTES once a node holds about 50,000 keys.
- */
-export const EXPORT_MAX_PAYLOAD_BYTES = 1024 * 1024 * 1024;
 /** Time between two progress lines on a terminal, in milliseconds. */
 const PROGRESS_INTERVAL_MS = 250;
 /** Export writes its output in chunks of about this many characters. */
@@ -106,9 +101,9 @@ export class Pipeline {
   }
 
   /** Opens a connection; rejects with UnreachableError. */
-  static connect(url: string, options: { inFlight: number; timeoutMs: number; maxPayload?: number }): Promise<Pipeline> {
+  static connect(url: string, options: { inFlight: number; timeoutMs: number }): Promise<Pipeline> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { handshakeTimeout: options.timeoutMs, maxPayload: options.maxPayload ?? MAX_MESSAGE_BYTES, perMessageDeflate: false });
+      const socket = new WebSocket(url, { handshakeTimeout: options.timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
       socket.once('open', () => resolve(new Pipeline(url, socket, options.inFlight, options.timeoutMs)));
       socket.once('error', (error: NodeJS.ErrnoException) => {
         const reason = error.code === 'ECONNREFUSED' ? 'connection refused' : (error.code ?? error.message);
@@ -479,13 +474,19 @@ export interface ExportOptions {
 
 /** Writes every key and value of the node as JSON lines, in key order; resolves to the number of keys written. */
 export async function exportAll(options: ExportOptions): Promise<number> {
-  const pipeline = await Pipeline.connect(options.url, { inFlight: options.inFlight ?? EXPORT_IN_FLIGHT, timeoutMs: options.timeoutMs, maxPayload: EXPORT_MAX_PAYLOAD_BYTES });
+  const lister = await BbyClient.connect(options.url, options.timeoutMs);
+  let keys: string[];
+  try {
+    keys = await lister.allKeys();
+  } finally {
+    lister.close();
+  }
+  const pipeline = await Pipeline.connect(options.url, { inFlight: options.inFlight ?? EXPORT_IN_FLIGHT, timeoutMs: options.timeoutMs });
   let chunk = '';
   let written = 0;
   let pendingWrite: void | Promise<void> = undefined;
   const started = Date.now();
   try {
-    const keys = (await pipeline.call({ type: 'keys' })) as string[];
     const showProgress = options.reporter?.progress;
     let lastProgress = started;
     for (const key of keys) {

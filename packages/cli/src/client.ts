@@ -2,7 +2,7 @@
  * A client of one bby node over WebSocket: sends requests, matches replies by
  * id. Used by the `bby` command, the tests and the benchmarks.
  */
-import { MAX_MESSAGE_BYTES, type Request, type ResponseMessage } from '@bby/core';
+import { MAX_MESSAGE_BYTES, type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
 import { WebSocket } from 'ws';
 
 /** A request without its id; the client numbers requests itself. */
@@ -25,6 +25,8 @@ export class NodeError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** For ACK_TIMEOUT: how many nodes held the write in time. */
+    readonly acks?: number,
   ) {
     super(message);
   }
@@ -36,7 +38,7 @@ export const DEFAULT_TIMEOUT_MS = 5_000;
 /** An open connection to a node. */
 export class BbyClient {
   readonly #socket: WebSocket;
-  readonly #pending = new Map<number, { resolve: (result: unknown) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #pending = new Map<number, { resolve: (reply: ReplyMessage) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
   readonly #timeoutMs: number;
   #nextId = 1;
   #closedReason: string | undefined;
@@ -73,17 +75,33 @@ export class BbyClient {
   }
 
   /** Sends one request and resolves with its result; rejects with NodeError or UnreachableError. */
-  request(body: RequestBody): Promise<unknown> {
+  async request(body: RequestBody): Promise<unknown> {
+    return (await this.requestReply(body)).result;
+  }
+
+  /** Sends one request and resolves with the whole reply (`acks`, `more`); rejects like `request`. */
+  requestReply(body: RequestBody, timeoutMs = this.#timeoutMs): Promise<ReplyMessage> {
     if (this.#closedReason !== undefined) return Promise.reject(new UnreachableError(this.url, this.#closedReason));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new UnreachableError(this.url, `no answer within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
+        reject(new UnreachableError(this.url, `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
       this.#socket.send(JSON.stringify({ ...body, id }));
     });
+  }
+
+  /** Every key of the node, sorted, asked page after page (a reply holds about 256 K characters of keys). */
+  async allKeys(): Promise<string[]> {
+    const keys: string[] = [];
+    for (;;) {
+      const after = keys.at(-1);
+      const reply = await this.requestReply(after === undefined ? { type: 'keys' } : { type: 'keys', after });
+      keys.push(...(reply.result as string[]));
+      if (reply.more !== true) return keys;
+    }
   }
 
   /** Closes the connection. */
@@ -103,7 +121,7 @@ export class BbyClient {
     if (pending === undefined) return;
     this.#pending.delete(message.id);
     clearTimeout(pending.timer);
-    if (message.type === 'reply') pending.resolve(message.result);
-    else pending.reject(new NodeError(message.code, message.message));
+    if (message.type === 'reply') pending.resolve(message);
+    else pending.reject(new NodeError(message.code, message.message, message.acks));
   }
 }

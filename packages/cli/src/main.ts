@@ -3,9 +3,9 @@
  * Exit codes: 0 when the node answered, 1 when it could not be reached or did
  * not answer in time, 2 for usage, config and request errors.
  */
-import { BbyError, ConfigError, formatAddress } from '@bby/core';
+import { BbyError, ConfigError, formatAddress, MAX_ACK_TIMEOUT_MS } from '@bby/core';
 import { readConfigFile } from '@bby/node';
-import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, UnreachableError } from './client.js';
+import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody, UnreachableError } from './client.js';
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand } from './commands.js';
 
@@ -20,6 +20,8 @@ ${[...COMMANDS, ...BULK_COMMANDS].map((c) => `  ${[c.name, ...c.args].join(' ').
 Options:
   --json         print the answer as JSON
   --timeout MS   how long to wait for the node (default ${DEFAULT_TIMEOUT_MS})
+  --acks N|all   with set: answer once N nodes (this one included) hold the
+                 write, or every node this one knows of; exit 3 if not in time
   -h, --help     show this help
   --             end of options (for a value that starts with --)
 
@@ -30,7 +32,8 @@ Examples:
   bby examples/node1.json export > backup.jsonl
   bby examples/node2.json import backup.jsonl
 
-Exit codes: 0 the node answered, 1 the node cannot be reached, 2 usage or request error.`;
+Exit codes: 0 the node answered, 1 the node cannot be reached, 2 usage or request
+error, 3 set --acks was not acknowledged by enough nodes in time.`;
 
 class UsageError extends Error {}
 
@@ -38,6 +41,8 @@ interface Invocation {
   readonly json: boolean;
   readonly timeoutMs: number;
   readonly help: boolean;
+  /** For set: how many nodes must hold the write before the answer (`all`: every node known). */
+  readonly acks: number | 'all' | undefined;
   readonly positionals: readonly string[];
 }
 
@@ -46,6 +51,7 @@ function parseCommandLine(argv: readonly string[]): Invocation {
   let json = false;
   let help = false;
   let timeoutMs = DEFAULT_TIMEOUT_MS;
+  let acks: number | 'all' | undefined;
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -59,10 +65,16 @@ function parseCommandLine(argv: readonly string[]): Invocation {
       const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
       timeoutMs = Number(text);
       if (text === undefined || !Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout needs a whole number of milliseconds, got ${JSON.stringify(text ?? '')}`);
+    } else if (arg === '--acks' || arg.startsWith('--acks=')) {
+      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      acks = text === 'all' ? 'all' : Number(text);
+      if (text === undefined || (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= 1024))) {
+        throw new UsageError(`--acks needs a number of nodes from 1 to 1024, or "all", got ${JSON.stringify(text ?? '')}`);
+      }
     } else if (arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
     else positionals.push(arg);
   }
-  return { json, timeoutMs, help, positionals };
+  return { json, timeoutMs, help, acks, positionals };
 }
 
 /** Writes text to stdout and stderr; replaced in tests. */
@@ -139,16 +151,27 @@ export async function main(argv: readonly string[], output: Output = processOutp
     throw error;
   }
   if (bulk !== undefined) return runBulkCommand(bulk.name, args, { url, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
+  if (invocation.acks !== undefined && command!.name !== 'set') return usageError('--acks goes with set only');
   let client: BbyClient | undefined;
   try {
     client = await BbyClient.connect(url, invocation.timeoutMs);
-    const result = await client.request(body!);
+    let result: unknown;
+    if (command!.name === 'keys') result = await client.allKeys();
+    else if (invocation.acks !== undefined) {
+      // The node gives up a little before this client does, so that its count arrives.
+      const timeoutMs = Math.max(1, Math.min(invocation.timeoutMs - 250, MAX_ACK_TIMEOUT_MS));
+      result = (await client.requestReply({ ...body!, acks: invocation.acks, timeoutMs } as RequestBody, invocation.timeoutMs + 1000)).result;
+    } else result = await client.request(body!);
     output.out(invocation.json ? `${JSON.stringify(result)}\n` : command!.format(result));
     return 0;
   } catch (error) {
     if (error instanceof UnreachableError) {
       output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${configPath}\n`);
       return 1;
+    }
+    if (error instanceof NodeError && error.code === 'ACK_TIMEOUT') {
+      output.err(`bby: not acknowledged by enough nodes in time: ${error.message}\n`);
+      return 3;
     }
     if (error instanceof NodeError) {
       output.err(`bby: the node refused the request: ${error.message} (${error.code})\n`);

@@ -132,7 +132,7 @@ describe('e2e: bby import and export', function () {
     expect(await empty.bby('export')).to.include({ code: 0, stdout: '', stderr: '' });
   });
 
-  it('export works when the list of keys is larger than one 1 MiB frame', async () => {
+  it('export and keys work when the list of keys is larger than one 1 MiB frame (keys come in pages)', async () => {
     const node = await startNode({ id: 'many' });
     // 6,000 keys of 200 bytes: the `keys` answer is about 1.2 MB.
     const count = 6_000;
@@ -147,6 +147,10 @@ describe('e2e: bby import and export', function () {
     expect(lines).to.have.length(count);
     expect(JSON.parse(lines[0]!)).to.deep.equal({ key: keys[0], value: 'value 0' });
     expect(JSON.parse(lines[count - 1]!)).to.deep.equal({ key: keys[count - 1], value: `value ${count - 1}` });
+
+    const listed = await node.bby('keys');
+    expect(listed.code).to.equal(0);
+    expect(listed.stdout).to.equal(`${keys.join('\n')}\n`);
   });
 
   it('bby --help lists import and export', async () => {

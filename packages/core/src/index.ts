@@ -8,7 +8,7 @@
  * node.set('MonChamp', '42'); // true
  * node.get('MonChamp'); // '42'
  */
-export { createNode, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, keysPage, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export { Store, type Change, type MergeResult } from './store.js';
 export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';

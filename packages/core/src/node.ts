@@ -37,7 +37,8 @@ import {
   type PeerMessage,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
-import { batchEntries } from './sync.js';
+import { MAX_BATCH_BYTES } from './limits.js';
+import { batchEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -254,7 +255,7 @@ class Node implements BbyNode {
   }
 
   keys(): string[] {
-    return this.#store.keys();
+    return [...this.#store.keys()];
   }
 
   entry(key: string): Entry | undefined {
@@ -685,8 +686,10 @@ class Node implements BbyNode {
       case 'set':
         if (request.acks !== undefined) return this.#startAckRound(link, request);
         return this.#reply(link.id, request.id, this.set(request.key, request.value));
-      case 'keys':
-        return this.#reply(link.id, request.id, this.keys());
+      case 'keys': {
+        const { keys, more } = keysPage(this.#store.keys(), request.after, request.limit);
+        return this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { more } : {}) });
+      }
       case 'peers':
         return this.#reply(link.id, request.id, this.peers());
       case 'stats':
@@ -766,4 +769,30 @@ function randomId(random: () => number): string {
   let id = '';
   for (let i = 0; i < 12; i++) id += alphabet[Math.floor(random() * alphabet.length)];
   return id;
+}
+
+/** A `keys` reply holds at most about this many characters of keys, to stay far below the message limit. */
+export const MAX_KEYS_PAGE_LENGTH = MAX_BATCH_BYTES;
+
+/** The sorted keys after `after`, at most `limit` and about MAX_KEYS_PAGE_LENGTH characters of them; `more` when cut. */
+export function keysPage(sorted: readonly string[], after: string | undefined, limit = Infinity): { keys: string[]; more: boolean } {
+  let start = 0;
+  if (after !== undefined) {
+    // Binary search for the first key greater than `after`.
+    let high = sorted.length;
+    while (start < high) {
+      const middle = (start + high) >>> 1;
+      if (sorted[middle]! <= after) start = middle + 1;
+      else high = middle;
+    }
+  }
+  const keys: string[] = [];
+  let length = 0;
+  for (let i = start; i < sorted.length && keys.length < limit; i++) {
+    const key = sorted[i]!;
+    length += jsonStringLength(key) + 1;
+    if (keys.length > 0 && length > MAX_KEYS_PAGE_LENGTH) break;
+    keys.push(key);
+  }
+  return { keys, more: start + keys.length < sorted.length };
 }

@@ -36,8 +36,12 @@ export interface SetRequest {
   readonly acks?: number | 'all';
   readonly timeoutMs?: number;
 }
-/** Lists every key. Reply: sorted array of keys. */
-export interface KeysRequest { readonly type: 'keys'; readonly id: RequestId }
+/**
+ * Lists keys. Reply: a sorted array of the keys after `after` (all keys
+ * without it), at most `limit`, and cut to fit a message; `more: true` on the
+ * reply says to ask again with `after` set to the last key received.
+ */
+export interface KeysRequest { readonly type: 'keys'; readonly id: RequestId; readonly after?: string; readonly limit?: number }
 /** Lists the node's peers. Reply: array of PeerInfo. */
 export interface PeersRequest { readonly type: 'peers'; readonly id: RequestId }
 /** Makes the node dial another node. Reply: AddPeerResult, once connected or after the first failure. */
@@ -114,8 +118,11 @@ export type PeerMessage =
   | AckMessage
   | PeerListMessage;
 
-/** Successful answer to a request; `acks` counts the nodes holding the write, for a `set` with `acks`. */
-export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown; readonly acks?: number }
+/**
+ * Successful answer to a request; `acks` counts the nodes holding the write,
+ * for a `set` with `acks`; `more` says a `keys` page was cut.
+ */
+export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown; readonly acks?: number; readonly more?: boolean }
 /** Failed request or malformed message; `id` is null when the request id could not be read. */
 export interface ErrorMessage {
   readonly type: 'error';
@@ -263,12 +270,16 @@ function requireString(m: Record<string, unknown>, field: string): string {
 /** Checks a key against the limits; throws ProtocolError. */
 export function checkKey(key: string): void {
   if (key === '') throw bad('the key is empty; use a non-empty string');
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no count.
+  if (key.length * 3 <= MAX_KEY_BYTES) return;
   const bytes = utf8ByteLength(key);
   if (bytes > MAX_KEY_BYTES) throw new ProtocolError('KEY_TOO_LARGE', `the key is ${bytes} bytes; the limit is ${MAX_KEY_BYTES} bytes`);
 }
 
 /** Checks a value against the limits; throws ProtocolError. */
 export function checkValue(value: string): void {
+  // As JSON a UTF-16 unit takes at most 6 bytes (\u0000): short values need no count.
+  if (value.length * 6 + 2 <= MAX_VALUE_BYTES) return;
   const bytes = utf8ByteLength(JSON.stringify(value));
   if (bytes > MAX_VALUE_BYTES) {
     throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (256 KiB)`);
@@ -345,7 +356,17 @@ function validate(m: Record<string, unknown>): IncomingMessage {
         ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs as number }),
       };
     }
-    case 'keys':
+    case 'keys': {
+      const id = requireId(m);
+      if (m.after !== undefined && typeof m.after !== 'string') throw bad('"keys" needs "after" as a string (the last key of the previous page)');
+      if (m.limit !== undefined && !(Number.isInteger(m.limit) && (m.limit as number) >= 1)) throw bad('"keys" needs "limit" as a positive integer');
+      return {
+        type: 'keys',
+        id,
+        ...(m.after === undefined ? {} : { after: m.after as string }),
+        ...(m.limit === undefined ? {} : { limit: m.limit as number }),
+      };
+    }
     case 'peers':
     case 'stats':
       return { type: m.type, id: requireId(m) };

@@ -40,6 +40,8 @@ export class Store {
   readonly #changes = new Map<string, Change>();
   readonly digests = new Digests();
   #seq = 0;
+  /** Sorted keys, kept until the next new key (paged `keys` asks many times in a row). */
+  #sortedKeys: string[] | null = null;
 
   /** Number of keys. */
   get size(): number {
@@ -61,9 +63,10 @@ export class Store {
     return this.#changes.get(key)?.seq;
   }
 
-  /** Every key, sorted. */
-  keys(): string[] {
-    return [...this.#changes.keys()].sort();
+  /** Every key, sorted. The array is shared: do not modify it. */
+  keys(): readonly string[] {
+    this.#sortedKeys ??= [...this.#changes.keys()].sort();
+    return this.#sortedKeys;
   }
 
   /** Every entry, oldest change first. */
@@ -109,6 +112,7 @@ export class Store {
       this.#changes.delete(entry.key);
     }
     this.digests.toggle(entry);
+    if (stored === undefined) this.#sortedKeys = null;
     this.#changes.set(entry.key, { entry, seq });
   }
 }

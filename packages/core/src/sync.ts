@@ -11,7 +11,8 @@ import { MAX_BATCH_BYTES } from './limits.js';
 // Characters JSON.stringify escapes: quote, backslash, controls, lone surrogates.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-function jsonStringLength(text: string): number {
+/** Length of a string's JSON text, quotes included, in UTF-16 code units. */
+export function jsonStringLength(text: string): number {
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text).length : text.length + 2;
 }
 

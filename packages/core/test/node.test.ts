@@ -410,3 +410,34 @@ describe('node: stalled dials and lost peers', () => {
     expect(warnings()).to.equal(2);
   });
 });
+
+describe('node: keys in pages', () => {
+  it('answers every key in one reply when they fit, and in pages that follow each other otherwise', () => {
+    const { node } = lone();
+    for (let i = 0; i < 30_000; i++) node.set(`key-${String(i).padStart(6, '0')}-${'x'.repeat(20)}`, 'v');
+    const link = node.accept();
+    const pages: string[][] = [];
+    let after: string | undefined;
+    for (let round = 0; round < 100; round++) {
+      node.receive(link, JSON.stringify({ type: 'keys', id: round, ...(after === undefined ? {} : { after }) }));
+      const reply = ofType(node.takeEffects(), 'send').at(-1)!.message;
+      if (reply.type !== 'reply') throw new Error('expected a reply');
+      expect(JSON.stringify(reply).length).to.be.below(1024 * 1024);
+      pages.push(reply.result as string[]);
+      after = pages.at(-1)!.at(-1);
+      if (reply.more !== true) break;
+    }
+    expect(pages.length).to.be.within(2, 10);
+    expect(pages.flat()).to.deep.equal(node.keys());
+  });
+
+  it('honours a limit, and an after past the last key gives an empty last page', () => {
+    const { node } = lone();
+    for (const key of ['a', 'b', 'c', 'd']) node.set(key, 'v');
+    const link = node.accept();
+    node.receive(link, JSON.stringify({ type: 'keys', id: 1, after: 'a', limit: 2 }));
+    expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 1, result: ['b', 'c'], more: true });
+    node.receive(link, JSON.stringify({ type: 'keys', id: 2, after: 'd' }));
+    expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 2, result: [] });
+  });
+});

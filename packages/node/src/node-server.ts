@@ -4,6 +4,7 @@
  * carries out the core's effects. It holds no replication logic of its own.
  */
 import { type BbyNode, type Change, createNode, type Effect, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
+import { type Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
 import { DataDirError, Persistence } from './persistence.js';
@@ -113,6 +114,7 @@ class Adapter {
   /** Effects of earlier batches still waiting for their entries to be durable. */
   #waiting: Promise<void> = Promise.resolve();
   #batchesWaiting = 0;
+  readonly #corked = new Set<Socket>();
   #failed = false;
 
   constructor(
@@ -169,6 +171,7 @@ class Adapter {
             lastMessage = effect.message;
             lastText = JSON.stringify(effect.message);
           }
+          this.#cork(socket);
           socket.send(lastText);
           break;
         }
@@ -192,6 +195,24 @@ class Adapter {
           this.persistence.rememberPeer(effect.address).catch((error: Error) => this.log('warn', `cannot remember peer ${effect.address}: ${error.message}`));
           break;
       }
+    }
+  }
+
+  /**
+   * Holds a socket's writes until the current burst of events is handled, so
+   * that many small frames leave in one system call instead of one each
+   * (the profile showed a writev per frame as the largest cost under load).
+   */
+  #cork(socket: WebSocket): void {
+    const raw = (socket as unknown as { _socket?: Socket })._socket;
+    if (raw === undefined || this.#corked.has(raw)) return;
+    raw.cork();
+    this.#corked.add(raw);
+    if (this.#corked.size === 1) {
+      process.nextTick(() => {
+        for (const corked of this.#corked) corked.uncork();
+        this.#corked.clear();
+      });
     }
   }
 
