@@ -11,9 +11,9 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
-import { BbyError, checkKey, checkValue, MAX_MESSAGE_BYTES, type ResponseMessage, type Stats } from '@bby/core';
+import { BbyError, checkKey, checkValue, MAX_MESSAGE_BYTES, type Stats } from '@bby/core';
 import { WebSocket } from 'ws';
-import { BbyClient, NodeError, type RequestBody, UnreachableError } from './client.js';
+import { BbyClient, NodeError, parseResponse, type RequestBody, UnreachableError } from './client.js';
 
 /** Requests `import` keeps in flight. */
 export const IMPORT_IN_FLIGHT = 256;
@@ -166,13 +166,8 @@ export class Pipeline {
   }
 
   #onMessage(text: string): void {
-    let message: ResponseMessage;
-    try {
-      message = JSON.parse(text) as ResponseMessage;
-    } catch {
-      return;
-    }
-    if (typeof message.id !== 'number') return;
+    const message = parseResponse(text);
+    if (message === null) return;
     const slot = this.#pending.get(message.id);
     if (slot === undefined) return;
     this.#pending.delete(message.id);

@@ -32,6 +32,18 @@ export class NodeError extends Error {
   }
 }
 
+/** A node's answer to one of this client's numbered requests, or null for anything else. */
+export function parseResponse(text: string): (ResponseMessage & { readonly id: number }) | null {
+  let message: ResponseMessage;
+  try {
+    message = JSON.parse(text) as ResponseMessage;
+  } catch {
+    return null;
+  }
+  if ((message.type !== 'reply' && message.type !== 'error') || typeof message.id !== 'number') return null;
+  return message as ResponseMessage & { readonly id: number };
+}
+
 /** Default time to wait for a connection or an answer, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 5_000;
 
@@ -110,13 +122,8 @@ export class BbyClient {
   }
 
   #onMessage(text: string): void {
-    let message: ResponseMessage;
-    try {
-      message = JSON.parse(text) as ResponseMessage;
-    } catch {
-      return;
-    }
-    if (typeof message.id !== 'number') return;
+    const message = parseResponse(text);
+    if (message === null) return;
     const pending = this.#pending.get(message.id);
     if (pending === undefined) return;
     this.#pending.delete(message.id);

@@ -28,21 +28,10 @@ import {
   type NodeStats,
   type PeerRow,
 } from './support/processes.js';
+import { mulberry32, setAll, wrongValues } from './support/load.js';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same kill moments. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Waits for the node's `N keys loaded` line and returns N. */
 async function keysLoaded(node: NodeHandle): Promise<number> {
@@ -53,40 +42,10 @@ async function keysLoaded(node: NodeHandle): Promise<number> {
 /** The lines a node wrote on stderr (its warnings). */
 const warnings = (node: NodeHandle) => node.process.stderr.split('\n').filter((line) => line !== '');
 
-/** Sets every key with at most `inFlight` requests outstanding; every answer must be `true`. */
-async function setAll(client: BbyClient, entries: ReadonlyMap<string, string>, inFlight = 32): Promise<void> {
-  const list = [...entries];
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const [key, value] = list[next++]!;
-      const result = await client.request({ type: 'set', key, value });
-      if (result !== true) throw new Error(`set ${key} answered ${JSON.stringify(result)}`);
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-}
-
-/** Gets every key (at most `inFlight` at a time) and returns those whose value is not the expected one. */
-async function missing(client: BbyClient, entries: ReadonlyMap<string, string>, inFlight = 128): Promise<{ key: string; expected: string; got: unknown }[]> {
-  const list = [...entries];
-  const wrong: { key: string; expected: string; got: unknown }[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const [key, expected] = list[next++]!;
-      const got = await client.request({ type: 'get', key });
-      if (got !== expected) wrong.push({ key, expected, got });
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return wrong;
-}
-
 /** Checks every entry with the in-process client, and asserts none is missing. */
 async function expectAll(node: NodeHandle, entries: ReadonlyMap<string, string>): Promise<void> {
   const client = await connectClient(node.address);
-  const wrong = await missing(client, entries);
+  const wrong = await wrongValues((key) => client.request({ type: 'get', key }), entries);
   client.close();
   expect(wrong, `entries missing or wrong on node ${node.id}`).to.deep.equal([]);
 }
@@ -126,8 +85,8 @@ describe('e2e: durability of bby-node with a dataDir', function () {
     const CONCURRENCY = 16;
     const seed = Number(process.env['BBY_KILL_SEED'] ?? 0x5eed);
     // Two streams: the kill moments depend on the seed only, not on how many writes each run made.
-    const killRandom = prng(seed);
-    const random = prng(seed ^ 0x9e3779b9);
+    const killRandom = mulberry32(seed);
+    const random = mulberry32(seed ^ 0x9e3779b9);
     const config = await writeConfig({ id: 'victim', dataDir: 'data-victim', fsync: 'always' });
     const acknowledged = new Map<string, string>();
     const startedAt = Date.now();
@@ -148,7 +107,7 @@ describe('e2e: durability of bby-node with a dataDir', function () {
         tornWarnings++;
       }
       const client = await connectClient(node.address);
-      const wrong = await missing(client, acknowledged);
+      const wrong = await wrongValues((key) => client.request({ type: 'get', key }), acknowledged);
       client.close();
       lost += wrong.length;
       expect(wrong, `run ${run}: acknowledged writes missing after the restart`).to.deep.equal([]);

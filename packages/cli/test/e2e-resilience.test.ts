@@ -30,52 +30,14 @@ import {
   type NodeStats,
   type PeerRow,
 } from './support/processes.js';
+import { setAll, wrongValues } from './support/load.js';
 
-/** `stats` with the resilience counters. */
-interface Stats extends NodeStats {
-  readonly catchUpEntriesSent: number;
-  readonly catchUpEntriesReceived: number;
-  readonly fullTransfersSent: number;
-  readonly antiEntropyRounds: number;
-  readonly repairEntriesSent: number;
-  readonly peersTimedOut: number;
-  readonly peersLearned: number;
-}
+type Stats = NodeStats;
 
 const stats = (node: NodeHandle) => node.query<Stats>({ type: 'stats' });
 const peers = (node: NodeHandle) => node.query<PeerRow[]>({ type: 'peers' });
 const isConnectedTo = (rows: readonly PeerRow[], id: string) => rows.some((row) => row.id === id && row.connected);
 const log = (line: string) => console.log(`      ${line}`);
-
-/** Sets every entry with at most `inFlight` requests outstanding; every answer must be `true`. */
-async function setAll(client: BbyClient, entries: ReadonlyMap<string, string>, inFlight = 32): Promise<void> {
-  const list = [...entries];
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const [key, value] = list[next++]!;
-      const result = await client.request({ type: 'set', key, value });
-      if (result !== true) throw new Error(`set ${key} answered ${JSON.stringify(result)}`);
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-}
-
-/** The entries among `entries` whose value on `node` is not the expected one (at most `inFlight` gets at a time). */
-async function wrongValues(node: NodeHandle, entries: ReadonlyMap<string, string>, inFlight = 64): Promise<{ key: string; expected: string; got: unknown }[]> {
-  const list = [...entries];
-  const wrong: { key: string; expected: string; got: unknown }[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < list.length) {
-      const [key, expected] = list[next++]!;
-      const got = await node.query({ type: 'get', key });
-      if (got !== expected) wrong.push({ key, expected, got });
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return wrong;
-}
 
 /** The cursors a node with a dataDir saved in its node.json (at most once a second), by peer id. */
 async function savedCursors(dataDir: string): Promise<Record<string, { epoch: string; seq: number }>> {
@@ -206,7 +168,7 @@ describe('e2e: resilience of the mesh', function () {
     const expectedKeys = [...acknowledged.keys()].sort();
     for (const [index, keys] of keySets.entries()) expect(keys, `keys of ${nodes[index]!.id}`).to.deep.equal(expectedKeys);
     // Every acknowledged value on every node.
-    for (const node of nodes) expect(await wrongValues(node, acknowledged), `values on ${node.id}`).to.deep.equal([]);
+    for (const node of nodes) expect(await wrongValues((key) => node.query({ type: 'get', key }), acknowledged), `values on ${node.id}`).to.deep.equal([]);
     // And a sample through the CLI on the restarted node: one key written before the kill, one during.
     for (const key of ['a-0-0', 'b-3-5']) {
       expect(await c.bby('get', key)).to.include({ code: 0, stdout: `${acknowledged.get(key)}\n` });
@@ -286,7 +248,7 @@ describe('e2e: resilience of the mesh', function () {
       `SIGCONT: stop-c reconnected and caught up ${caughtUpMs} ms later; it received ${cStats.catchUpEntriesReceived} entries by catch-up for ${during.size} missed writes ` +
         `(stop-a sent ${aAfter.catchUpEntriesSent - aBefore.catchUpEntriesSent}, stop-b sent ${bAfter.catchUpEntriesSent - bBefore.catchUpEntriesSent}), ${cStats.duplicatesDropped} duplicates dropped`,
     );
-    expect(await wrongValues(c, during)).to.deep.equal([]);
+    expect(await wrongValues((key) => c.query({ type: 'get', key }), during)).to.deep.equal([]);
     await waitFor(async () => isConnectedTo(await peers(a), 'stop-c') && isConnectedTo(await peers(b), 'stop-c'), { what: 'stop-a and stop-b to see stop-c again' });
   });
 
@@ -329,7 +291,7 @@ describe('e2e: resilience of the mesh', function () {
     expect(afterA.fullTransfersSent - beforeA.fullTransfersSent, 'full transfers').to.equal(0);
     const keys = await b.json<string[]>('keys');
     expect(keys).to.deep.equal([...initial.keys(), ...missed.keys()].sort());
-    expect(await wrongValues(b, missed)).to.deep.equal([]);
+    expect(await wrongValues((key) => b.query({ type: 'get', key }), missed)).to.deep.equal([]);
   });
 
   it('anti-entropy: two nodes whose stores agree compare digests every period and send no repair', async () => {

@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { BbyClient, type RequestBody } from '../../src/client.js';
+import { type PeerInfo, type Stats } from '@bby/core';
 
 // --- paths -----------------------------------------------------------------
 
@@ -499,30 +500,11 @@ export async function waitForValue(node: NodeHandle, key: string, expected: stri
   return result;
 }
 
-/** The node's `stats`, as JSON. */
-export interface NodeStats {
-  readonly id: string;
-  readonly keys: number;
-  readonly peers: number;
-  readonly clients: number;
-  readonly messagesSent: number;
-  readonly messagesReceived: number;
-  readonly writesAccepted: number;
-  readonly writesRefused: number;
-  readonly entriesApplied: number;
-  readonly duplicatesDropped: number;
-  readonly conflicts: number;
-  readonly errors: number;
-}
+/** The node's `stats`, as JSON (the protocol's type). */
+export type NodeStats = Stats;
 
-/** One row of `peers --json`. */
-export interface PeerRow {
-  readonly address: string;
-  readonly id: string | null;
-  readonly direction: 'inbound' | 'outbound';
-  readonly connected: boolean;
-  readonly lastError?: string;
-}
+/** One row of `peers --json` (the protocol's type). */
+export type PeerRow = PeerInfo;
 
 /** Polls `peers` until every outbound target of the node is connected and every id in `ids` is a connected peer. */
 export function waitForConnected(node: NodeHandle, ids: readonly string[], timeoutMs = 10_000): Promise<PeerRow[]> {

@@ -1,0 +1,1342 @@
+/**
+ * Deterministic simulation of a bby mesh under faults, in the style of
+ * FoundationDB's and TigerBeetle's simulators: many real sans-I/O cores in one
+ * process, simulated time, a simulated network, and one seed that decides
+ * everything (topology, latencies, faults, client writes, the nodes' own
+ * randomness: each comes from its own stream forked from the seed's PRNG, so
+ * that a change in one does not reshuffle the others). `runSeed(seed)` is a
+ * pure function of the seed and options; `SEED=<n> npm test` replays it.
+ *
+ * A run has two phases:
+ * 1. fault phase (20 to 60 s simulated): clients write to random running
+ *    nodes (a small moving key window, so that writes conflict) while the
+ *    network loses, duplicates, delays and (optionally) reorders frames,
+ *    partitions come and heal, links reset, nodes pause (SIGSTOP/SIGCONT) and
+ *    crash, restarting with or without their disk; every node ticks every 100 ms;
+ * 2. liveness phase: the faults stop, partitions heal, paused nodes resume,
+ *    crashed nodes restart, and the run goes on until every node holds the
+ *    identical store, or LIVENESS_BOUND_MS of simulated time pass.
+ * It then checks: every store identical; every write that a node acknowledged
+ * (`set` returned true) is on every node with the same or an older entry
+ * (oldest wins); nothing in a store that no client wrote. During the run: a
+ * node never persists an entry that loses to the one it already persisted,
+ * and a node never holds in memory an entry it did not persist.
+ *
+ * Each seed also draws how the nodes run: with or without peer exchange (off,
+ * a line stays a line and writes must be relayed), and, when no frame is lost
+ * or reordered, sometimes without anti-entropy (writes must then arrive by
+ * forwarding and catch-up alone).
+ *
+ * The network, as an adapter over WebSocket/TCP would see it:
+ * - a `dial` effect becomes a connection attempt that arrives after the
+ *   pair's latency; the target `accept()`s it, and the dialer hears `opened()`
+ *   one trip later. A dial to a node that is down or across a partition is
+ *   refused (the dialer gets `closed()`) or times out (nothing comes back; the
+ *   core's handshake timeout ends it);
+ * - a frame arrives after the pair's latency plus jitter; links between
+ *   different pairs have different latencies, so frames on different links
+ *   reorder. On one link frames stay in order (TCP), unless the `reorder`
+ *   fault is on. `loss` drops a frame, `duplication` delivers it twice;
+ * - a `close` effect is a graceful close: frames already sent still arrive,
+ *   then both ends get `closed()`. A partition, a link reset or a crash cuts a
+ *   link abruptly: frames in flight are lost and the surviving ends get
+ *   `closed()` after one trip. A silent partition cuts nothing: frames across
+ *   it wait for the heal (TCP retransmits), and only heartbeats notice;
+ * - a paused node runs no ticks; what reaches it waits, in order, until it
+ *   resumes, and then its timers run before the backlog (as in Node.js);
+ * - a crash loses the node's memory. Its disk holds what bby-node would have
+ *   written: every change it emitted as a `persist` effect (emitted persists
+ *   are durable: an adapter makes them so before it sends any frame of the
+ *   same batch), its change-feed epoch, its cursors (saved CURSOR_SAVE_MS
+ *   after they move, so a crash may leave them stale) and the peers it added.
+ *   Restarting "with state" passes them back as `changes`, `epoch`, `cursors`
+ *   and `peers` (a quarter of the time with a new epoch and no cursors, as
+ *   bby-node does when its log was not fsynced). Restarting "without state"
+ *   starts empty, with the same id or a new one, at the same address (a
+ *   replaced disk or machine). An acknowledged write whose only copies were on
+ *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
+ */
+import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, type Entry, type LinkId, type Message } from '../../src/index.js';
+import { mulberry32, START_MS } from './cluster.js';
+
+// --- public types -------------------------------------------------------
+
+/** How the configured peers are wired. */
+export type TopologyKind = 'line' | 'ring' | 'star' | 'full' | 'random';
+
+/** Which faults a run injects, and how often. */
+export interface FaultProfile {
+  /** Probability that a frame between nodes is lost. */
+  loss: number;
+  /** Probability that a frame between nodes is delivered twice. */
+  duplication: number;
+  /** Frames on one link may overtake each other (a real link is TCP, so mostly off). */
+  reorder: boolean;
+  /** Mean simulated ms between partitions; 0 for none. */
+  partitionEveryMs: number;
+  /** Mean simulated ms between node crashes; 0 for none. */
+  crashEveryMs: number;
+  /** Share of crashes that lose the disk (the rest restart with their stored state). */
+  diskLoss: number;
+  /** Mean simulated ms between resets of one random link; 0 for none. */
+  resetEveryMs: number;
+  /** Share of partitions that are silent (frames wait for the heal, as TCP retransmits; only heartbeats notice) rather than cutting links. */
+  silentPartitions: number;
+  /** Mean simulated ms between pauses of one node (SIGSTOP, then SIGCONT); 0 for none. */
+  pauseEveryMs: number;
+  /**
+   * Whether nodes run periodic anti-entropy. Off, writes must reach every node
+   * by forwarding and catch-up alone (drawn off only when frames are neither
+   * lost nor reordered, where that is a fair demand).
+   */
+  antiEntropy: boolean;
+  /** Whether nodes learn and dial their peers' peers; off, a line stays a line and writes must be relayed. */
+  peerExchange: boolean;
+  /** Largest offset of a node's clock from simulated time, in ms (each incarnation draws its own). */
+  clockSkewMs: number;
+}
+
+/** Options of `runSeed`; everything not given is drawn from the seed. */
+export interface SimOptions {
+  /** Overrides parts of the drawn fault profile (the rest of the run is drawn as without it). */
+  faults?: Partial<FaultProfile>;
+  /** Number of nodes (3 to 7 when drawn). */
+  nodes?: number;
+  topology?: TopologyKind;
+  /** Simulated length of the fault phase, in ms. */
+  faultPhaseMs?: number;
+  /** Simulated time the liveness phase may take to converge, in ms. */
+  livenessBoundMs?: number;
+  /** 0: no trace; 1: setup, faults and phases; 2: also dials, closes, losses and node logs; 3: also every frame delivered. */
+  trace?: 0 | 1 | 2 | 3;
+  /** Receives trace lines as they happen (they are also kept in `result.trace`). */
+  onTrace?: (line: string) => void;
+}
+
+/** What a run did; every field is a count, so results add up (`addCounts`). */
+export interface SimCounts {
+  runs: number;
+  nodes: number;
+  /** Client `set` calls, and how many returned true / false. */
+  writes: number;
+  acked: number;
+  refused: number;
+  /** Frames nodes sent to each other on open links; delivered to a node. */
+  framesSent: number;
+  framesDelivered: number;
+  /** Frames lost by the loss fault, delivered twice, overtaken on their own link. */
+  dropped: number;
+  duplicated: number;
+  reordered: number;
+  /** Frames in flight on a link when it was cut; frames sent on a link already closing or closed. */
+  lostInFlight: number;
+  sentOnClosed: number;
+  /** Dial effects; connected; refused; left unanswered (timed out). */
+  dials: number;
+  connects: number;
+  refusedDials: number;
+  timedOutDials: number;
+  /** Graceful closes asked by nodes; abrupt cuts of links (partitions, resets, crashes). */
+  closes: number;
+  cuts: number;
+  partitions: number;
+  silentPartitions: number;
+  pauses: number;
+  linkResets: number;
+  crashesWithState: number;
+  crashesWithoutState: number;
+  /** Of the crashes without state, those that came back under a new id. */
+  newIds: number;
+  restarts: number;
+  /** Acknowledged writes whose every copy was on lost disks (not required afterwards). */
+  writesLostWithDisk: number;
+  /** `error` frames between nodes (a peer refused something a node sent). */
+  protocolErrors: number;
+  /** `add-peer` requests made by clients. */
+  addPeers: number;
+  simulatedMs: number;
+  /** Simulated ms from the start of the liveness phase to convergence (converged runs only). */
+  convergenceMs: number;
+  converged: number;
+}
+
+/** The outcome of one seed. */
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  /** Why the run failed; empty when ok. */
+  failures: string[];
+  /** One line: nodes, topology, faults, durations. */
+  setup: string;
+  /** Simulated ms the liveness phase took to converge, or null if it did not. */
+  convergedAfterMs: number | null;
+  counts: SimCounts;
+  /** A hash of the final stores and the counts: equal for equal runs. */
+  fingerprint: string;
+  /** Trace lines (empty unless `trace` was asked for). */
+  trace: string[];
+  /** Wall-clock ms the run took. */
+  wallMs: number;
+}
+
+// --- defaults ------------------------------------------------------------
+
+/** Every node ticks this often, in simulated ms. */
+export const TICK_MS = 100;
+/** Drawn length of the fault phase, in simulated ms. */
+export const FAULT_PHASE_MS: readonly [number, number] = [20_000, 60_000];
+/** How long the liveness phase may take, in simulated ms. */
+export const LIVENESS_BOUND_MS = 120_000;
+/** A run that sends more frames than this is stopped and failed: a message storm. */
+export const MAX_FRAMES = 100_000;
+/** Likewise for `error` frames between nodes (two nodes answering each other's errors forever). */
+export const MAX_PEER_ERRORS = 1_000;
+
+export function zeroCounts(): SimCounts {
+  return {
+    runs: 0, nodes: 0, writes: 0, acked: 0, refused: 0, framesSent: 0, framesDelivered: 0, dropped: 0, duplicated: 0, reordered: 0,
+    lostInFlight: 0, sentOnClosed: 0, dials: 0, connects: 0, refusedDials: 0, timedOutDials: 0, closes: 0, cuts: 0, partitions: 0, silentPartitions: 0, pauses: 0,
+    linkResets: 0, crashesWithState: 0, crashesWithoutState: 0, newIds: 0, restarts: 0, writesLostWithDisk: 0, protocolErrors: 0,
+    addPeers: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
+  };
+}
+
+/** Adds `b` into `a` and returns `a`. */
+export function addCounts(a: SimCounts, b: SimCounts): SimCounts {
+  for (const key of Object.keys(a) as (keyof SimCounts)[]) a[key] += b[key];
+  return a;
+}
+
+/** A short human summary of (summed) counts. */
+export function formatCounts(c: SimCounts): string {
+  const avgConv = c.converged > 0 ? `${(c.convergenceMs / c.converged / 1000).toFixed(1)} s` : 'n/a';
+  return [
+    `${c.runs} runs, ${c.nodes} nodes, ${(c.simulatedMs / 1000).toFixed(0)} s simulated`,
+    `writes ${c.writes} (acked ${c.acked}, refused ${c.refused})`,
+    `frames sent ${c.framesSent}, delivered ${c.framesDelivered}, dropped ${c.dropped}, duplicated ${c.duplicated}, reordered ${c.reordered}, lost on cut links ${c.lostInFlight}`,
+    `dials ${c.dials} (connected ${c.connects}, refused ${c.refusedDials}, timed out ${c.timedOutDials}), graceful closes ${c.closes}, cuts ${c.cuts}`,
+    `partitions ${c.partitions} (silent ${c.silentPartitions}), pauses ${c.pauses}, link resets ${c.linkResets}, crashes with state ${c.crashesWithState}, without state ${c.crashesWithoutState} (new id ${c.newIds}), acked writes lost with a disk ${c.writesLostWithDisk}`,
+    `protocol errors ${c.protocolErrors}, add-peer ${c.addPeers}; converged ${c.converged}/${c.runs}, mean convergence ${avgConv} after the faults stop`,
+  ].join('\n');
+}
+
+// --- randomness --------------------------------------------------------------
+
+class Rng {
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32(seed);
+  }
+  /** A new independent stream, seeded from this one. */
+  fork(): Rng {
+    return new Rng(Math.floor(this.next() * 4294967296));
+  }
+  /** Integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  chance(p: number): boolean {
+    return p > 0 && this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+  /** Exponentially distributed, with this mean. */
+  exp(mean: number): number {
+    return Math.max(1, Math.round(-Math.log(1 - this.next()) * mean));
+  }
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = Math.floor(this.next() * (i + 1));
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  }
+}
+
+/** A binary min-heap of events ordered by time, then by insertion. */
+class EventQueue {
+  readonly #heap: { at: number; seq: number; run: () => void }[] = [];
+  #seq = 0;
+
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  push(at: number, run: () => void): void {
+    const heap = this.#heap;
+    heap.push({ at, seq: this.#seq++, run });
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i]!, heap[parent]!)) break;
+      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): { at: number; run: () => void } | undefined {
+    const heap = this.#heap;
+    if (heap.length === 0) return undefined;
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+        if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+        if (m === i) break;
+        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: { at: number; seq: number }, b: { at: number; seq: number }): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+// --- the simulated world ------------------------------------------------------
+
+/** What survives a crash: what an adapter (packages/node) would have written to its data folder. */
+interface Disk {
+  /** Latest persisted change (entry and sequence number) per key. */
+  readonly changes: Map<string, Change>;
+  /** The change-feed epoch of the node that wrote these changes. */
+  epoch: string | null;
+  /** Saved cursors into peers' feeds; saved at most once per CURSOR_SAVE_MS, so a crash may leave them stale. */
+  cursors: Record<string, Cursor>;
+  /** Addresses from `peer-added` effects. */
+  readonly addedPeers: string[];
+}
+
+/** An anti-entropy period that never comes (about 30 years). */
+const NO_ANTI_ENTROPY_MS = 1e12;
+
+/** Like bby-node's CURSOR_SAVE_INTERVAL_MS: moved cursors are written this long after the first move. */
+export const CURSOR_SAVE_MS = 1_000;
+
+/** A machine: one address, a disk, and the node running on it (if up). */
+interface Slot {
+  readonly index: number;
+  readonly address: string;
+  readonly configPeers: readonly string[];
+  /** Id of the current (or last) node here. */
+  id: string;
+  /** Bumped when the node comes back under a new id. */
+  generation: number;
+  node: BbyNode | null;
+  /** Unique per node instance, so that events aimed at a crashed instance are dropped. */
+  incarnation: number;
+  disk: Disk;
+  /** Links this instance has (or is dialing). */
+  readonly conns: Set<Conn>;
+  /** The link a simulated client uses for add-peer requests. */
+  clientConn: Conn | null;
+  /** Why the machine has no node: never started yet, or crashed. */
+  down: 'never-started' | 'crashed' | null;
+  /** Cursor moves not yet saved to the disk (lost in a crash). */
+  unsavedCursors: Record<string, Cursor> | null;
+  /** At the next restart: start a new epoch and drop the cursors, as bby-node does when its log was not fsynced. */
+  renewEpoch: boolean;
+  /** Stopped (SIGSTOP): no ticks; what reaches it waits in `held`, in order, until it resumes. */
+  paused: boolean;
+  held: (() => void)[];
+}
+
+/** One end of a connection: a link of one node instance. */
+interface End {
+  readonly slot: Slot;
+  readonly incarnation: number;
+  readonly link: LinkId;
+}
+
+/** A simulated connection. Direction 0 is dialer to acceptor, 1 the reverse. */
+interface Conn {
+  readonly id: number;
+  readonly dialer: End;
+  acceptor: End | null;
+  /** `blackholed`: a dial nobody answers; `closing`: a graceful close is in flight. */
+  state: 'connecting' | 'blackholed' | 'open' | 'closing' | 'dead';
+  /** Direction whose end asked to close, while `closing`. */
+  closingFrom: 0 | 1 | null;
+  /** Latest scheduled arrival per direction, to keep links FIFO. */
+  readonly tail: [number, number];
+  /** A client's link to a node (only `dialer` is set: the node's end). */
+  readonly client: boolean;
+}
+
+interface AckedWrite {
+  readonly key: string;
+  readonly entry: Entry;
+  readonly node: string;
+  readonly atMs: number;
+  /** Set when every copy was on disks that were lost. */
+  lostWithDisk: boolean;
+}
+
+function entryId(entry: Entry): string {
+  return `${entry.key}\u0000${entry.origin}\u0000${entry.timestamp}\u0000${entry.value}`;
+}
+
+function showEntry(entry: Entry | undefined): string {
+  return entry === undefined ? '-' : `${JSON.stringify(entry.value)}@${entry.origin}/${entry.timestamp - START_MS}`;
+}
+
+function sortedEntries(node: BbyNode): Entry[] {
+  return node.keys().map((key) => node.entry(key)!);
+}
+
+/** A store as text, whatever the property order of its entry objects. */
+function storeText(entries: readonly Entry[]): string {
+  return JSON.stringify(entries.map((e) => [e.key, e.value, e.timestamp, e.origin]));
+}
+
+/** FNV-1a, 32 bits, as hex. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * Compares final stores and checks acknowledged writes; returns failure lines.
+ * Exported so that the checker itself can be tested.
+ */
+export function checkStores(
+  stores: ReadonlyMap<string, readonly Entry[]>,
+  acked: readonly { key: string; entry: Entry; node: string; lostWithDisk?: boolean }[],
+  written?: ReadonlySet<string>,
+  explain: (entry: Entry) => string = () => '',
+): string[] {
+  const failures: string[] = [];
+  const ids = [...stores.keys()];
+  const byNode = new Map<string, Map<string, Entry>>();
+  for (const [id, entries] of stores) byNode.set(id, new Map(entries.map((e) => [e.key, e])));
+  const reference = storeText(stores.get(ids[0]!) ?? []);
+  if (ids.some((id) => storeText(stores.get(id)!) !== reference)) {
+    const keys = [...new Set([...byNode.values()].flatMap((m) => [...m.keys()]))].sort();
+    const differing = keys.filter((key) => new Set(ids.map((id) => storeText([byNode.get(id)!.get(key)].filter((e): e is Entry => e !== undefined)))).size > 1);
+    const sizes = ids.map((id) => `${id}:${byNode.get(id)!.size}`).join(' ');
+    const sample = differing.slice(0, 6).map((key) => {
+      const held = ids.map((id) => byNode.get(id)!.get(key)).filter((e): e is Entry => e !== undefined);
+      const oldest = held.sort(compareEntries)[0];
+      return `    ${key}: ${ids.map((id) => `${id}=${showEntry(byNode.get(id)!.get(key))}`).join(' ')}${oldest === undefined ? '' : explain(oldest)}`;
+    });
+    failures.push(`stores differ on ${differing.length} of ${keys.length} keys (keys per node ${sizes}):\n${sample.join('\n')}${differing.length > 6 ? '\n    ...' : ''}`);
+  }
+  const problems: string[] = [];
+  for (const write of acked) {
+    if (write.lostWithDisk === true) continue;
+    for (const id of ids) {
+      const held = byNode.get(id)!.get(write.key);
+      if (held === undefined) problems.push(`${write.key}=${showEntry(write.entry)} (acked by ${write.node}) is missing on ${id}${explain(write.entry)}`);
+      else if (compareEntries(held, write.entry) > 0) problems.push(`${write.key}=${showEntry(write.entry)} (acked by ${write.node}) lost to the newer ${showEntry(held)} on ${id}`);
+    }
+  }
+  if (problems.length > 0) failures.push(`${problems.length} acknowledged write copies missing or overwritten:\n${problems.slice(0, 6).map((p) => `    ${p}`).join('\n')}${problems.length > 6 ? '\n    ...' : ''}`);
+  if (written !== undefined) {
+    const invented = [...byNode].flatMap(([id, m]) => [...m.values()].filter((e) => !written.has(entryId(e))).map((e) => `${id} holds ${e.key}=${showEntry(e)}`));
+    if (invented.length > 0) failures.push(`entries that no client wrote: ${invented.slice(0, 6).join('; ')}`);
+  }
+  return failures;
+}
+
+class Simulation {
+  readonly #seed: number;
+  readonly #options: SimOptions;
+  readonly #queue = new EventQueue();
+  /** Simulated ms since the start. */
+  #now = 0;
+  #phase: 'fault' | 'liveness' | 'done' = 'fault';
+  readonly #setupRng: Rng;
+  readonly #netRng: Rng;
+  readonly #faultRng: Rng;
+  readonly #workRng: Rng;
+  readonly #nodeRng: Rng;
+  readonly #profile: FaultProfile;
+  /** The link faults in force: the profile's during the fault phase, none after. */
+  #link: Pick<FaultProfile, 'loss' | 'duplication' | 'reorder'>;
+  readonly #slots: Slot[] = [];
+  readonly #byAddress = new Map<string, Slot>();
+  /** Base one-way latency per pair of slots, ms. */
+  readonly #latency: number[][] = [];
+  #jitterMs = 0;
+  readonly #conns = new Map<string, Conn>();
+  #nextConn = 1;
+  #nextIncarnation = 1;
+  /** The partition in force: group of each slot; silent ones hold frames until `healAt`. */
+  #partition: { readonly groups: readonly number[]; readonly silent: boolean; readonly healAt: number } | null = null;
+  readonly #acked: AckedWrite[] = [];
+  /** Every entry a client's set created. */
+  readonly #written = new Set<string>();
+  /** Per entry: frames carrying it that the loss fault dropped, were lost on cut links, were sent on closed links, arrived after the receiver closed the link. */
+  readonly #entryFate = new Map<string, { dropped: number; cut: number; closed: number; ignored: number }>();
+  readonly #violations: string[] = [];
+  readonly #sentByType = new Map<string, number>();
+  readonly #droppedByType = new Map<string, number>();
+  readonly #cutByType = new Map<string, number>();
+  readonly #closedByType = new Map<string, number>();
+  readonly #ignoredByType = new Map<string, number>();
+  readonly #counts = zeroCounts();
+  readonly #trace: string[] = [];
+  readonly #traceLevel: number;
+  readonly #faultPhaseMs: number;
+  readonly #livenessBoundMs: number;
+  readonly #topology: string;
+  /** Write workload: keys are drawn from a window that moves, so that fresh keys see concurrent writes. */
+  readonly #writeEveryMs: number;
+  readonly #keysPerWindow: number;
+  readonly #keyWindowMs: number;
+  readonly #addPeerEveryMs: number;
+  #convergedAt: number | null = null;
+  #requestId = 1;
+
+  constructor(seed: number, options: SimOptions) {
+    this.#seed = seed;
+    this.#options = options;
+    this.#traceLevel = options.trace ?? 0;
+    const master = new Rng(seed);
+    this.#setupRng = master.fork();
+    this.#netRng = master.fork();
+    this.#faultRng = master.fork();
+    this.#workRng = master.fork();
+    this.#nodeRng = master.fork();
+    const rng = this.#setupRng;
+
+    // Everything is drawn whatever the options, so that an override changes only what it overrides.
+    const n = rng.int(3, 7);
+    const kind = rng.pick<TopologyKind>(['line', 'ring', 'star', 'full', 'random', 'random']);
+    const drawn: FaultProfile = {
+      loss: rng.chance(0.5) ? rng.pick([0.002, 0.01, 0.03, 0.1]) : 0,
+      duplication: rng.chance(0.35) ? rng.pick([0.01, 0.05, 0.2]) : 0,
+      reorder: rng.chance(0.2),
+      partitionEveryMs: rng.chance(0.6) ? rng.int(2_000, 12_000) : 0,
+      crashEveryMs: rng.chance(0.6) ? rng.int(2_000, 12_000) : 0,
+      diskLoss: rng.pick([0, 0.25, 0.5]),
+      resetEveryMs: rng.chance(0.4) ? rng.int(1_000, 8_000) : 0,
+      clockSkewMs: rng.chance(0.5) ? rng.int(1, 2_000) : 0,
+      silentPartitions: rng.pick([0, 0.5, 1]),
+      pauseEveryMs: rng.chance(0.3) ? rng.int(3_000, 15_000) : 0,
+      antiEntropy: true,
+      peerExchange: !rng.chance(0.3),
+    };
+    const noAntiEntropy = rng.chance(0.3);
+    const faultPhaseMs = rng.int(FAULT_PHASE_MS[0], FAULT_PHASE_MS[1]);
+    const maxLatency = rng.pick([2, 10, 50, 200]);
+    this.#jitterMs = rng.pick([0, 5, 30]);
+    this.#writeEveryMs = rng.int(50, 400);
+    this.#keysPerWindow = rng.int(1, 8);
+    this.#keyWindowMs = rng.int(500, 5_000);
+    this.#addPeerEveryMs = rng.chance(0.3) ? rng.int(2_000, 10_000) : 0;
+
+    if (noAntiEntropy && (options.faults?.loss ?? drawn.loss) === 0 && !(options.faults?.reorder ?? drawn.reorder)) drawn.antiEntropy = false;
+    this.#profile = { ...drawn, ...options.faults };
+    this.#link = { loss: this.#profile.loss, duplication: this.#profile.duplication, reorder: this.#profile.reorder };
+    this.#faultPhaseMs = options.faultPhaseMs ?? faultPhaseMs;
+    this.#livenessBoundMs = options.livenessBoundMs ?? LIVENESS_BOUND_MS;
+    const count = options.nodes ?? n;
+    const topologyKind = options.topology ?? kind;
+
+    for (let i = 0; i < count; i++) {
+      this.#latency.push([]);
+      for (let j = 0; j < count; j++) this.#latency[i]![j] = j < i ? this.#latency[j]![i]! : rng.int(1, maxLatency);
+    }
+    const { edges, dials } = makeTopology(rng, count, topologyKind);
+    const peers: string[][] = Array.from({ length: count }, () => []);
+    for (const [from, to] of dials) peers[from]!.push(addressOf(to));
+    for (let i = 0; i < count; i++) {
+      const slot: Slot = {
+        index: i, address: addressOf(i), configPeers: peers[i]!, id: `n${i}`, generation: 0, node: null, incarnation: 0,
+        disk: emptyDisk(), conns: new Set(), clientConn: null, down: 'never-started', unsavedCursors: null, renewEpoch: false, paused: false, held: [],
+      };
+      this.#slots.push(slot);
+      this.#byAddress.set(slot.address, slot);
+    }
+    this.#topology = `${topologyKind} ${edges.map(([a, b]) => `${a}-${b}`).join(',')}; dials ${dials.map(([a, b]) => `${a}>${b}`).join(',')}`;
+    this.#counts.nodes = count;
+  }
+
+  get setup(): string {
+    const p = this.#profile;
+    const faults = [
+      p.loss > 0 ? `loss ${p.loss * 100}%` : '',
+      p.duplication > 0 ? `duplication ${p.duplication * 100}%` : '',
+      p.reorder ? 'reorder' : '',
+      p.partitionEveryMs > 0 ? `partitions ~${p.partitionEveryMs} ms` : '',
+      p.crashEveryMs > 0 ? `crashes ~${p.crashEveryMs} ms (disk loss ${p.diskLoss * 100}%)` : '',
+      p.partitionEveryMs > 0 && p.silentPartitions > 0 ? `${p.silentPartitions * 100}% of partitions silent` : '',
+      p.resetEveryMs > 0 ? `link resets ~${p.resetEveryMs} ms` : '',
+      p.pauseEveryMs > 0 ? `pauses ~${p.pauseEveryMs} ms` : '',
+      p.antiEntropy ? '' : 'NO anti-entropy',
+      p.peerExchange ? '' : 'no peer exchange',
+      p.clockSkewMs > 0 ? `clock skew ±${p.clockSkewMs} ms` : '',
+    ].filter((s) => s !== '');
+    return (
+      `${this.#slots.length} nodes, ${this.#topology}; faults: ${faults.length > 0 ? faults.join(', ') : 'none'}; ` +
+      `fault phase ${this.#faultPhaseMs} ms, a write every ~${this.#writeEveryMs} ms on ${this.#keysPerWindow} fresh keys per ${this.#keyWindowMs} ms`
+    );
+  }
+
+  run(): SimResult {
+    const started = performance.now();
+    this.#log(1, `seed ${this.#seed}: ${this.setup}`);
+    let failure: string | null = null;
+    try {
+      this.#schedule();
+      while (this.#phase !== 'done') {
+        const event = this.#queue.pop();
+        if (event === undefined) break;
+        this.#now = event.at;
+        event.run();
+        if (this.#counts.framesSent > MAX_FRAMES || this.#counts.protocolErrors > MAX_PEER_ERRORS) {
+          failure = `message storm: ${this.#counts.framesSent} frames sent by ${this.#time()}, ${this.#counts.protocolErrors} of them errors (by type: ${this.#topTypes()}); stopped`;
+          this.#log(1, failure);
+          break;
+        }
+      }
+    } catch (error) {
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      failure = `exception at ${this.#time()}: ${text}`;
+      this.#log(1, failure);
+    }
+    this.#counts.simulatedMs = this.#now;
+    this.#counts.runs = 1;
+    const failures: string[] = [...this.#violations];
+    if (failure !== null) failures.push(failure);
+    const stores = new Map<string, Entry[]>();
+    for (const slot of this.#slots) {
+      if (slot.node === null) continue;
+      stores.set(slot.id, sortedEntries(slot.node));
+      if (failure === null) this.#checkPersisted(slot);
+    }
+    if (failure === null) {
+      if (stores.size !== this.#slots.length) failures.push(`only ${stores.size} of ${this.#slots.length} nodes are up at the end`);
+      if (this.#convergedAt === null) failures.push(`no convergence within ${this.#livenessBoundMs} ms of simulated time after the faults stopped`);
+      const found = checkStores(stores, this.#acked, this.#written, (entry) => this.#explain(entry));
+      failures.push(...found);
+      if (found.length > 0 || this.#convergedAt === null) failures.push(this.#networkNote());
+    }
+    const convergedAfterMs = this.#convergedAt === null ? null : this.#convergedAt - this.#faultPhaseMs;
+    if (convergedAfterMs !== null) {
+      this.#counts.converged = 1;
+      this.#counts.convergenceMs = convergedAfterMs;
+    }
+    const fingerprint = hash([...stores].map(([id, entries]) => `${id}:${storeText(entries)}`).join('\n') + JSON.stringify(this.#counts));
+    return {
+      seed: this.#seed, ok: failures.length === 0, failures, setup: this.setup, convergedAfterMs, counts: this.#counts, fingerprint,
+      trace: this.#trace, wallMs: performance.now() - started,
+    };
+  }
+
+  // --- schedule -------------------------------------------------------------
+
+  #schedule(): void {
+    // Machines boot within the first second, in any order.
+    for (const slot of this.#slots) {
+      const bootAt = this.#setupRng.int(0, 1_000);
+      this.#at(bootAt, () => this.#boot(slot));
+      const phase = this.#setupRng.int(0, TICK_MS - 1);
+      const tick = () => {
+        if (slot.node !== null && !slot.paused) {
+          slot.node.tick();
+          this.#drain(slot);
+        }
+        this.#at(this.#now + TICK_MS, tick);
+      };
+      this.#at(phase, tick);
+    }
+    this.#at(this.#workRng.exp(this.#writeEveryMs), () => this.#write());
+    if (this.#addPeerEveryMs > 0) this.#at(this.#workRng.exp(this.#addPeerEveryMs), () => this.#addPeer());
+    const p = this.#profile;
+    if (p.partitionEveryMs > 0) this.#at(this.#faultRng.exp(p.partitionEveryMs), () => this.#partitionStart());
+    if (p.crashEveryMs > 0) this.#at(this.#faultRng.exp(p.crashEveryMs), () => this.#crash());
+    if (p.resetEveryMs > 0) this.#at(this.#faultRng.exp(p.resetEveryMs), () => this.#reset());
+    if (p.pauseEveryMs > 0) this.#at(this.#faultRng.exp(p.pauseEveryMs), () => this.#pause());
+    this.#at(this.#faultPhaseMs, () => this.#startLiveness());
+  }
+
+  #at(at: number, run: () => void): void {
+    this.#queue.push(at, run);
+  }
+
+  #startLiveness(): void {
+    this.#phase = 'liveness';
+    this.#log(1, 'faults stop: liveness phase');
+    this.#link = { loss: 0, duplication: 0, reorder: false };
+    if (this.#partition !== null) this.#heal();
+    for (const slot of this.#slots) if (slot.paused) this.#resume(slot);
+    for (const slot of this.#slots) if (slot.node === null) this.#boot(slot);
+    const deadline = this.#faultPhaseMs + this.#livenessBoundMs;
+    const check = () => {
+      if (this.#converged()) {
+        this.#convergedAt = this.#now;
+        this.#phase = 'done';
+        this.#log(1, `every node holds the identical store (${this.#slots[0]!.node!.keys().length} keys), ${this.#now - this.#faultPhaseMs} ms after the faults stopped`);
+        return;
+      }
+      if (this.#now >= deadline) {
+        this.#phase = 'done';
+        this.#log(1, 'liveness bound reached without convergence');
+        return;
+      }
+      this.#at(this.#now + TICK_MS, check);
+    };
+    this.#at(this.#now, check);
+  }
+
+  #converged(): boolean {
+    let reference: string | null = null;
+    for (const slot of this.#slots) {
+      if (slot.node === null) return false;
+      const text = storeText(sortedEntries(slot.node));
+      if (reference === null) reference = text;
+      else if (text !== reference) return false;
+    }
+    return true;
+  }
+
+  // --- nodes ----------------------------------------------------------------
+
+  #boot(slot: Slot): void {
+    if (slot.node !== null) return;
+    const restart = slot.down === 'crashed';
+    slot.down = null;
+    slot.incarnation = this.#nextIncarnation++;
+    const skew = this.#profile.clockSkewMs > 0 ? this.#nodeRng.int(-this.#profile.clockSkewMs, this.#profile.clockSkewMs) : 0;
+    const random = mulberry32(Math.floor(this.#nodeRng.next() * 4294967296));
+    const peers = [...slot.configPeers, ...slot.disk.addedPeers.filter((a) => !slot.configPeers.includes(a))];
+    const disk = slot.disk;
+    if (slot.renewEpoch) {
+      disk.epoch = null;
+      disk.cursors = {};
+      slot.renewEpoch = false;
+    }
+    // What bby-node passes back: its changes with their sequence numbers, its epoch (kept only while every change sent out was durable) and its saved cursors.
+    const node = createNode({
+      id: slot.id,
+      address: slot.address,
+      peers,
+      now: () => START_MS + this.#now + skew,
+      random,
+      changes: [...disk.changes.values()],
+      ...(disk.epoch === null ? {} : { epoch: disk.epoch }),
+      cursors: { ...disk.cursors },
+      ...(this.#profile.antiEntropy ? {} : { timing: { antiEntropyIntervalMs: NO_ANTI_ENTROPY_MS } }),
+      peerExchange: this.#profile.peerExchange,
+    });
+    slot.node = node;
+    disk.epoch = node.epoch;
+    if (restart) this.#counts.restarts++;
+    const cursors = Object.keys(disk.cursors).length;
+    this.#log(1, `${restart ? 'restart' : 'start'} ${slot.id} at ${slot.address} with ${disk.changes.size} stored entries, epoch ${node.epoch}${cursors > 0 ? `, ${cursors} cursors` : ''}${skew !== 0 ? `, clock ${skew > 0 ? '+' : ''}${skew} ms` : ''}`);
+    this.#drain(slot);
+  }
+
+  #alive(end: End): boolean {
+    return end.slot.node !== null && end.slot.incarnation === end.incarnation;
+  }
+
+  /** Carries out a node's queued effects. */
+  #drain(slot: Slot): void {
+    const node = slot.node;
+    if (node === null) return;
+    for (let effects = node.takeEffects(); effects.length > 0; effects = node.takeEffects()) {
+      for (const effect of effects) this.#effect(slot, effect);
+    }
+  }
+
+  #effect(slot: Slot, effect: Effect): void {
+    switch (effect.type) {
+      case 'send':
+        return this.#send(slot, effect.link, effect.message);
+      case 'persist':
+        return this.#persist(slot, effect.entry, effect.seq);
+      case 'cursor':
+        return this.#cursor(slot, effect.peerId, effect.cursor);
+      case 'dial':
+        return this.#dial(slot, effect.link, effect.address);
+      case 'close':
+        return this.#close(slot, effect.link, effect.code, effect.reason);
+      case 'peer-added':
+        if (!slot.disk.addedPeers.includes(effect.address)) slot.disk.addedPeers.push(effect.address);
+        return;
+      case 'log':
+        this.#log(2, `${slot.id} ${effect.level}: ${effect.message}`);
+        return;
+      default: {
+        const unknown: never = effect; // a new effect type must be carried out (and persisted, if it is state) here
+        throw new Error(`simulation: unknown effect ${JSON.stringify(unknown)}`);
+      }
+    }
+  }
+
+  #persist(slot: Slot, entry: Entry, seq: number): void {
+    if (!this.#written.has(entryId(entry))) this.#violate(`${slot.id} persisted ${entry.key}=${showEntry(entry)}, which no client wrote`);
+    const stored = slot.disk.changes.get(entry.key);
+    if (stored !== undefined && compareEntries(entry, stored.entry) > 0) {
+      this.#violate(`${slot.id} persisted ${entry.key}=${showEntry(entry)} over the older ${showEntry(stored.entry)} (a stored entry must only move to an older write)`);
+      return;
+    }
+    slot.disk.changes.set(entry.key, { entry, seq });
+  }
+
+  /** Saves moved cursors a while after the first move, as bby-node does; a crash before that loses them (a stale cursor must be safe). */
+  #cursor(slot: Slot, peerId: string, cursor: Cursor): void {
+    if (slot.unsavedCursors === null) {
+      const pending: Record<string, Cursor> = {};
+      slot.unsavedCursors = pending;
+      const incarnation = slot.incarnation;
+      this.#at(this.#now + CURSOR_SAVE_MS, () => {
+        if (slot.incarnation !== incarnation || slot.node === null) return;
+        slot.disk.cursors = { ...slot.disk.cursors, ...pending };
+        slot.unsavedCursors = null;
+      });
+    }
+    slot.unsavedCursors[peerId] = cursor;
+  }
+
+  /** Every entry a node holds must be on its disk: otherwise a crash would lose what it may have acknowledged or passed on. */
+  #checkPersisted(slot: Slot): void {
+    for (const entry of slot.node!.entries()) {
+      const stored = slot.disk.changes.get(entry.key);
+      if (stored === undefined || compareEntries(stored.entry, entry) !== 0) {
+        this.#violate(`${slot.id} holds ${entry.key}=${showEntry(entry)} in memory but ${stored === undefined ? 'nothing' : showEntry(stored.entry)} on disk`);
+        return;
+      }
+    }
+  }
+
+  #violate(text: string): void {
+    if (this.#violations.length < 20) this.#violations.push(`at ${this.#time()}: ${text}`);
+    this.#log(1, `VIOLATION ${text}`);
+  }
+
+  // --- the network ----------------------------------------------------------
+
+  #key(slot: Slot, link: LinkId): string {
+    return `${slot.incarnation}:${link}`;
+  }
+
+  #pairLatency(a: Slot, b: Slot): number {
+    return this.#latency[a.index]![b.index]! + (this.#jitterMs > 0 ? Math.floor(this.#netRng.next() * (this.#jitterMs + 1)) : 0);
+  }
+
+  #connLatency(conn: Conn): number {
+    return this.#pairLatency(conn.dialer.slot, conn.acceptor?.slot ?? conn.dialer.slot);
+  }
+
+  #partitioned(a: Slot, b: Slot): boolean {
+    return this.#partition !== null && this.#partition.groups[a.index] !== this.#partition.groups[b.index];
+  }
+
+  /** Runs `fn` now, or, while the node is paused, when it resumes (in arrival order). */
+  #whenRunning(slot: Slot, fn: () => void): void {
+    if (slot.paused) slot.held.push(fn);
+    else fn();
+  }
+
+  /** When a frame sent now on `conn` in direction `dir` arrives: latency, FIFO unless reordering, held by a silent partition. */
+  #arrival(conn: Conn, dir: 0 | 1, fifo: boolean): number {
+    let at = this.#now + this.#connLatency(conn);
+    const partition = this.#partition;
+    if (partition !== null && partition.silent && conn.acceptor !== null && this.#partitioned(conn.dialer.slot, conn.acceptor.slot)) {
+      at = Math.max(at, partition.healAt + this.#connLatency(conn));
+    }
+    if (fifo) at = Math.max(at, conn.tail[dir]);
+    else if (at < conn.tail[dir]) this.#counts.reordered++;
+    conn.tail[dir] = Math.max(conn.tail[dir], at);
+    return at;
+  }
+
+  #dial(slot: Slot, link: LinkId, address: string): void {
+    this.#counts.dials++;
+    const conn: Conn = { id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'connecting', closingFrom: null, tail: [0, 0], client: false };
+    this.#conns.set(this.#key(slot, link), conn);
+    slot.conns.add(conn);
+    const target = this.#byAddress.get(address);
+    this.#at(this.#now + this.#pairLatency(slot, target ?? slot), () => this.#connectArrives(conn, target, address));
+  }
+
+  #connectArrives(conn: Conn, target: Slot | undefined, address: string): void {
+    if (conn.state !== 'connecting') return; // the dialer gave up meanwhile
+    const dialer = conn.dialer;
+    if (!this.#alive(dialer)) {
+      this.#kill(conn);
+      return;
+    }
+    if (target === undefined || target.node === null || this.#partitioned(dialer.slot, target)) {
+      const why = target === undefined ? 'no such host' : target.node === null ? 'node down' : 'partitioned';
+      // Across a silent partition nothing comes back; otherwise the dial is refused or left unanswered.
+      const silent = target !== undefined && target.node !== null && this.#partition!.silent;
+      if (!silent && (target === undefined || this.#netRng.chance(0.5))) {
+        this.#counts.refusedDials++;
+        this.#log(2, `${dialer.slot.id} dials ${address}: refused (${why})`);
+        this.#kill(conn);
+        this.#notifyClosed(dialer, target?.node === null || target === undefined ? 'ECONNREFUSED' : 'EHOSTUNREACH', this.#now + this.#pairLatency(dialer.slot, target ?? dialer.slot));
+      } else {
+        this.#counts.timedOutDials++;
+        this.#log(2, `${dialer.slot.id} dials ${address}: no answer (${why})`);
+        conn.state = 'blackholed';
+      }
+      return;
+    }
+    if (target.paused) {
+      // The kernel takes the connection, the stopped process answers the upgrade when it resumes.
+      target.held.push(() => this.#connectArrives(conn, target, address));
+      return;
+    }
+    const accepted = target.node.accept();
+    conn.acceptor = { slot: target, incarnation: target.incarnation, link: accepted };
+    conn.state = 'open';
+    this.#conns.set(this.#key(target, accepted), conn);
+    target.conns.add(conn);
+    this.#counts.connects++;
+    this.#log(2, `${dialer.slot.id} connected to ${target.id} (conn ${conn.id})`);
+    this.#drain(target);
+    // The dialer hears that the socket is open one trip later, before anything the acceptor sends.
+    this.#at(this.#arrival(conn, 1, true), () => {
+      if (conn.state === 'dead' || !this.#alive(dialer)) return;
+      this.#whenRunning(dialer.slot, () => {
+        if (conn.state === 'dead' || !this.#alive(dialer)) return;
+        dialer.slot.node!.opened(dialer.link);
+        this.#drain(dialer.slot);
+      });
+    });
+  }
+
+  #direction(conn: Conn, slot: Slot, link: LinkId): 0 | 1 {
+    return conn.dialer.link === link && conn.dialer.incarnation === slot.incarnation ? 0 : 1;
+  }
+
+  #send(slot: Slot, link: LinkId, message: Message): void {
+    const conn = this.#conns.get(this.#key(slot, link));
+    if (conn === undefined || (conn.state !== 'open' && conn.state !== 'closing')) {
+      this.#counts.sentOnClosed++;
+      this.#noteLost(message, 'closed');
+      return;
+    }
+    if (conn.client) return; // a reply to the simulated client; nothing waits for it
+    const dir = this.#direction(conn, slot, link);
+    if (conn.closingFrom === dir) {
+      this.#counts.sentOnClosed++;
+      this.#noteLost(message, 'closed');
+      return;
+    }
+    this.#counts.framesSent++;
+    this.#sentByType.set(message.type, (this.#sentByType.get(message.type) ?? 0) + 1);
+    if (message.type === 'error' && this.#counts.protocolErrors++ < 5) this.#log(1, `${slot.id} sends an error to a peer: ${JSON.stringify(message)}`);
+    if (this.#netRng.chance(this.#link.loss)) {
+      this.#counts.dropped++;
+      this.#noteLost(message, 'dropped');
+      this.#log(2, `lost: ${slot.id} > ${message.type}`);
+      return;
+    }
+    const text = JSON.stringify(message);
+    this.#transmit(conn, dir, message, text);
+    if (this.#netRng.chance(this.#link.duplication)) {
+      this.#counts.duplicated++;
+      this.#transmit(conn, dir, message, text);
+    }
+  }
+
+  #noteLost(message: Message, how: 'dropped' | 'cut' | 'closed' | 'ignored'): void {
+    const byType = { dropped: this.#droppedByType, cut: this.#cutByType, closed: this.#closedByType, ignored: this.#ignoredByType }[how];
+    byType.set(message.type, (byType.get(message.type) ?? 0) + 1);
+    if (message.type !== 'entries') return;
+    for (const entry of message.entries) {
+      const id = entryId(entry);
+      const fate = this.#entryFate.get(id) ?? { dropped: 0, cut: 0, closed: 0, ignored: 0 };
+      fate[how]++;
+      this.#entryFate.set(id, fate);
+    }
+  }
+
+  #transmit(conn: Conn, dir: 0 | 1, message: Message, text: string): void {
+    const to = dir === 0 ? conn.acceptor! : conn.dialer;
+    const lost = () => {
+      this.#counts.lostInFlight++;
+      this.#noteLost(message, 'cut');
+    };
+    this.#at(this.#arrival(conn, dir, !this.#link.reorder), () => {
+      if (conn.state === 'dead') return lost();
+      this.#whenRunning(to.slot, () => {
+        if (conn.state === 'dead' || !this.#alive(to)) return lost();
+        this.#counts.framesDelivered++;
+        // The receiver closed this link already: the core drops what still arrives on it.
+        if (conn.closingFrom === 1 - dir) this.#noteLost(message, 'ignored');
+        if (this.#traceLevel >= 3) this.#log(3, `${(dir === 0 ? conn.dialer : conn.acceptor!).slot.id} > ${to.slot.id}: ${text.length > 300 ? `${text.slice(0, 300)}...` : text}`);
+        to.slot.node!.receive(to.link, text);
+        this.#drain(to.slot);
+      });
+    });
+  }
+
+  #close(slot: Slot, link: LinkId, code: number, reason: string): void {
+    const conn = this.#conns.get(this.#key(slot, link));
+    if (conn === undefined || conn.state === 'dead' || conn.state === 'closing') return;
+    this.#counts.closes++;
+    const end = conn.client || this.#direction(conn, slot, link) === 0 ? conn.dialer : conn.acceptor!;
+    const text = `closed with code ${code}: ${reason}`;
+    if (conn.client || conn.state === 'connecting' || conn.state === 'blackholed') {
+      // Nothing on the other side to tell: the socket just goes away.
+      this.#kill(conn);
+      this.#notifyClosed(end, text, this.#now);
+      return;
+    }
+    // Graceful: frames already sent arrive first, then both ends close.
+    const dir = this.#direction(conn, slot, link);
+    conn.state = 'closing';
+    conn.closingFrom = dir;
+    this.#at(this.#arrival(conn, dir, true), () => {
+      if (conn.state === 'dead') return;
+      this.#kill(conn);
+      const other = dir === 0 ? conn.acceptor! : conn.dialer;
+      this.#notifyClosed(other, text, this.#now);
+      this.#notifyClosed(end, text, this.#now + this.#connLatency(conn));
+    });
+  }
+
+  /** Cuts a link abruptly: frames in flight are lost, surviving ends hear it one trip later. */
+  #cut(conn: Conn, reason: string): void {
+    if (conn.state === 'dead') return;
+    if (conn.acceptor === null) {
+      this.#kill(conn);
+      return;
+    }
+    this.#counts.cuts++;
+    this.#kill(conn);
+    for (const end of [conn.dialer, conn.acceptor]) this.#notifyClosed(end, reason, this.#now + this.#connLatency(conn));
+  }
+
+  #kill(conn: Conn): void {
+    conn.state = 'dead';
+    for (const end of [conn.dialer, conn.acceptor]) {
+      if (end === null) continue;
+      if (this.#conns.get(`${end.incarnation}:${end.link}`) === conn) this.#conns.delete(`${end.incarnation}:${end.link}`);
+      end.slot.conns.delete(conn);
+    }
+  }
+
+  #notifyClosed(end: End, reason: string, at: number): void {
+    this.#at(at, () => {
+      if (!this.#alive(end)) return;
+      this.#whenRunning(end.slot, () => {
+        if (!this.#alive(end)) return;
+        end.slot.node!.closed(end.link, reason);
+        this.#drain(end.slot);
+      });
+    });
+  }
+
+  // --- faults ---------------------------------------------------------------
+
+  #partitionStart(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#faultRng;
+    const n = this.#slots.length;
+    let groups: number[];
+    if (rng.chance(0.4)) {
+      const alone = rng.int(0, n - 1);
+      groups = this.#slots.map((s) => (s.index === alone ? 1 : 0));
+    } else {
+      const k = n >= 4 && rng.chance(0.3) ? 3 : 2;
+      do groups = this.#slots.map(() => rng.int(0, k - 1));
+      while (new Set(groups).size < 2);
+    }
+    const silent = rng.chance(this.#profile.silentPartitions);
+    const lasts = rng.int(300, 10_000);
+    const partition = { groups, silent, healAt: Math.min(this.#now + lasts, this.#faultPhaseMs) };
+    this.#partition = partition;
+    this.#counts.partitions++;
+    if (silent) this.#counts.silentPartitions++;
+    const sides = [...new Set(groups)].sort().map((g) => `{${this.#slots.filter((s) => groups[s.index] === g).map((s) => s.id).join(',')}}`);
+    this.#log(1, `${silent ? 'silent ' : ''}partition ${sides.join(' | ')} for ${lasts} ms`);
+    if (!silent) {
+      for (const conn of this.#openConns()) {
+        if (this.#partitioned(conn.dialer.slot, conn.acceptor!.slot)) this.#cut(conn, 'ETIMEDOUT (partition)');
+      }
+    }
+    this.#at(partition.healAt, () => {
+      if (this.#partition !== partition) return;
+      this.#heal();
+      if (this.#phase === 'fault') this.#at(this.#now + rng.exp(this.#profile.partitionEveryMs), () => this.#partitionStart());
+    });
+  }
+
+  #heal(): void {
+    this.#partition = null;
+    this.#log(1, 'partition heals');
+  }
+
+  /** SIGSTOP one running node for a while, then SIGCONT. */
+  #pause(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#faultRng;
+    const running = this.#slots.filter((s) => s.node !== null && !s.paused);
+    if (running.length > 0) {
+      const slot = rng.pick(running);
+      const lasts = rng.int(200, 8_000);
+      const resumeAt = Math.min(this.#now + lasts, this.#faultPhaseMs);
+      const incarnation = slot.incarnation;
+      slot.paused = true;
+      this.#counts.pauses++;
+      this.#log(1, `pause ${slot.id} for ${resumeAt - this.#now} ms`);
+      this.#at(resumeAt, () => {
+        if (slot.incarnation !== incarnation || !slot.paused) return;
+        this.#resume(slot);
+      });
+    }
+    this.#at(this.#now + rng.exp(this.#profile.pauseEveryMs), () => this.#pause());
+  }
+
+  #resume(slot: Slot): void {
+    slot.paused = false;
+    this.#log(1, `resume ${slot.id} (${slot.held.length} events waiting)`);
+    // As in Node.js after SIGCONT: timers run first, then the I/O that piled up.
+    if (slot.node !== null) {
+      slot.node.tick();
+      this.#drain(slot);
+    }
+    for (const fn of slot.held.splice(0)) fn();
+  }
+
+  /** Open links between nodes, in a deterministic order. */
+  #openConns(): Conn[] {
+    const seen = new Set<Conn>();
+    for (const slot of this.#slots) for (const conn of slot.conns) if (!conn.client && conn.acceptor !== null && (conn.state === 'open' || conn.state === 'closing')) seen.add(conn);
+    return [...seen].sort((a, b) => a.id - b.id);
+  }
+
+  #reset(): void {
+    if (this.#phase !== 'fault') return;
+    const conns = this.#openConns();
+    if (conns.length > 0) {
+      const conn = this.#faultRng.pick(conns);
+      this.#counts.linkResets++;
+      this.#log(1, `reset link ${conn.dialer.slot.id}>${conn.acceptor!.slot.id}`);
+      this.#cut(conn, 'ECONNRESET');
+    }
+    this.#at(this.#now + this.#faultRng.exp(this.#profile.resetEveryMs), () => this.#reset());
+  }
+
+  #crash(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#faultRng;
+    const up = this.#slots.filter((s) => s.node !== null);
+    if (up.length >= 2) {
+      const slot = rng.pick(up);
+      const loseDisk = rng.chance(this.#profile.diskLoss);
+      const newId = loseDisk && rng.chance(0.5);
+      const downFor = rng.int(100, 8_000);
+      const oldId = slot.id;
+      this.#checkPersisted(slot);
+      slot.node = null;
+      slot.down = 'crashed';
+      slot.clientConn = null;
+      slot.unsavedCursors = null;
+      slot.paused = false;
+      slot.held = [];
+      for (const conn of [...slot.conns]) this.#cut(conn, 'ECONNRESET (peer crashed)');
+      if (loseDisk) {
+        this.#counts.crashesWithoutState++;
+        slot.disk = emptyDisk();
+        if (newId) {
+          this.#counts.newIds++;
+          slot.generation++;
+          slot.id = `n${slot.index}g${slot.generation}`;
+        }
+        this.#markLostWrites();
+      } else {
+        this.#counts.crashesWithState++;
+        // bby-node keeps its epoch only when its log is fsynced before any frame goes out; otherwise it starts a new one.
+        slot.renewEpoch = rng.chance(0.25);
+      }
+      this.#log(1, `crash ${oldId} ${loseDisk ? `losing its disk (comes back as ${slot.id})` : `keeping its disk${slot.renewEpoch ? ', restarting in a new epoch' : ''}`}; down for ${downFor} ms`);
+      this.#at(this.#now + downFor, () => {
+        if (this.#phase === 'fault') this.#boot(slot);
+      });
+    }
+    this.#at(this.#now + rng.exp(this.#profile.crashEveryMs), () => this.#crash());
+  }
+
+  /** After a disk is lost: an acknowledged write with no copy as old or older on any remaining disk is no longer required. */
+  #markLostWrites(): void {
+    for (const write of this.#acked) {
+      if (write.lostWithDisk) continue;
+      const kept = this.#slots.some((s) => {
+        const stored = s.disk.changes.get(write.key);
+        return stored !== undefined && compareEntries(stored.entry, write.entry) <= 0;
+      });
+      if (!kept) {
+        write.lostWithDisk = true;
+        this.#counts.writesLostWithDisk++;
+        this.#log(1, `acked write ${write.key}=${showEntry(write.entry)} had no copy left but on lost disks`);
+      }
+    }
+  }
+
+  // --- clients --------------------------------------------------------------
+
+  #write(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#workRng;
+    const up = this.#slots.filter((s) => s.node !== null && !s.paused);
+    if (up.length > 0) {
+      const slot = rng.pick(up);
+      const window = Math.floor(this.#now / this.#keyWindowMs);
+      const index = rng.chance(0.85) ? window * this.#keysPerWindow + rng.int(0, this.#keysPerWindow - 1) : rng.int(0, (window + 1) * this.#keysPerWindow - 1);
+      const key = `k${index}`;
+      const value = rng.chance(0.2) ? 'same' : `${slot.id}.${this.#counts.writes}`;
+      this.#counts.writes++;
+      const node = slot.node!;
+      if (node.set(key, value)) {
+        const entry = node.entry(key)!;
+        this.#counts.acked++;
+        this.#written.add(entryId(entry));
+        this.#acked.push({ key, entry, node: slot.id, atMs: this.#now, lostWithDisk: false });
+      } else {
+        this.#counts.refused++;
+      }
+      this.#drain(slot);
+    }
+    this.#at(this.#now + rng.exp(this.#writeEveryMs), () => this.#write());
+  }
+
+  /** A client asks a node to add a peer (another node's address), as `bby add-peer` does. */
+  #addPeer(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#workRng;
+    const up = this.#slots.filter((s) => s.node !== null && !s.paused);
+    if (up.length > 0) {
+      const slot = rng.pick(up);
+      const other = rng.pick(this.#slots.filter((s) => s !== slot));
+      if (slot.clientConn === null || slot.clientConn.state === 'dead') {
+        const link = slot.node!.accept();
+        const conn: Conn = { id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'open', closingFrom: null, tail: [0, 0], client: true };
+        this.#conns.set(this.#key(slot, link), conn);
+        slot.conns.add(conn);
+        slot.clientConn = conn;
+      }
+      this.#counts.addPeers++;
+      this.#log(1, `client asks ${slot.id} to add peer ${other.address}`);
+      slot.node!.receive(slot.clientConn.dialer.link, JSON.stringify({ type: 'add-peer', id: this.#requestId++, address: other.address }));
+      this.#drain(slot);
+    }
+    this.#at(this.#now + rng.exp(this.#addPeerEveryMs), () => this.#addPeer());
+  }
+
+  // --- reporting ------------------------------------------------------------
+
+  /** Frames sent by type, most first. */
+  #topTypes(): string {
+    return [...this.#sentByType].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([type, n]) => `${type} ${n}`).join(', ');
+  }
+
+  #time(): string {
+    return `${(this.#now / 1000).toFixed(3)} s`;
+  }
+
+  #log(level: number, text: string): void {
+    if (this.#traceLevel < level) return;
+    const line = `[${(this.#now / 1000).toFixed(3).padStart(8)} s] ${text}`;
+    this.#trace.push(line);
+    this.#options.onTrace?.(line);
+  }
+
+  /** What the network lost, by frame type, for failure messages. */
+  #networkNote(): string {
+    const byType = (m: Map<string, number>) => ([...m].sort((a, b) => b[1] - a[1]).map(([t, n]) => `${t} ${n}`).join(', ') || 'none');
+    return (
+      `network: frames dropped by the loss fault: ${byType(this.#droppedByType)}; lost in flight on cut links: ${byType(this.#cutByType)}; ` +
+      `sent on links already closed: ${byType(this.#closedByType)}; arrived after the receiver closed the link: ${byType(this.#ignoredByType)}; error frames between nodes: ${this.#counts.protocolErrors}`
+    );
+  }
+
+  /** What the network did to frames carrying this entry, for failure messages. */
+  #explain(entry: Entry): string {
+    const fate = this.#entryFate.get(entryId(entry));
+    if (fate === undefined) return ' [no frame carrying it was lost]';
+    const parts = [
+      fate.dropped > 0 ? `${fate.dropped} dropped by the loss fault` : '',
+      fate.cut > 0 ? `${fate.cut} lost on cut links` : '',
+      fate.closed > 0 ? `${fate.closed} sent on links already closed` : '',
+      fate.ignored > 0 ? `${fate.ignored} arrived after the receiver closed the link` : '',
+    ].filter((p) => p !== '');
+    return ` [frames carrying it: ${parts.join(', ')}]`;
+  }
+}
+
+function emptyDisk(): Disk {
+  return { changes: new Map(), epoch: null, cursors: {}, addedPeers: [] };
+}
+
+function addressOf(index: number): string {
+  return `n${index}.sim:7000`;
+}
+
+/** Configured-peer graph: undirected edges forming a connected graph, and who dials whom. */
+function makeTopology(rng: Rng, n: number, kind: TopologyKind): { edges: [number, number][]; dials: [number, number][] } {
+  const order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
+  const edges: [number, number][] = [];
+  switch (kind) {
+    case 'line':
+    case 'ring':
+      for (let i = 1; i < n; i++) edges.push([order[i - 1]!, order[i]!]);
+      if (kind === 'ring' && n > 2) edges.push([order[n - 1]!, order[0]!]);
+      break;
+    case 'star':
+      for (let i = 1; i < n; i++) edges.push([order[0]!, order[i]!]);
+      break;
+    case 'full':
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) edges.push([i, j]);
+      break;
+    case 'random': {
+      for (let i = 1; i < n; i++) edges.push([order[rng.int(0, i - 1)]!, order[i]!]);
+      const extra = rng.next() * 0.5;
+      for (let i = 0; i < n; i++) {
+        for (let j = i + 1; j < n; j++) if (!edges.some(([a, b]) => (a === i && b === j) || (a === j && b === i)) && rng.chance(extra)) edges.push([i, j]);
+      }
+      break;
+    }
+  }
+  const dials: [number, number][] = [];
+  for (const [a, b] of edges) {
+    if (rng.chance(0.25)) dials.push([a, b], [b, a]);
+    else if (rng.chance(0.5)) dials.push([a, b]);
+    else dials.push([b, a]);
+  }
+  return { edges, dials };
+}
+
+/** Runs one seed: a fault phase, a liveness phase, then the checks. Deterministic for a given seed and options. */
+export function runSeed(seed: number, options: SimOptions = {}): SimResult {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`simulation: seed must be an integer from 0 to ${0xffffffff}, got ${seed}`);
+  return new Simulation(seed, options).run();
+}
+
+/** Parses `loss=0,reorder=false,crashEveryMs=0` (the SIM_FAULTS / --faults syntax) into a fault override. */
+export function parseFaults(text: string | undefined): Partial<FaultProfile> {
+  const faults: Record<string, number | boolean> = {};
+  if (text === undefined || text.trim() === '') return faults;
+  const known: (keyof FaultProfile)[] = [
+    'loss', 'duplication', 'reorder', 'partitionEveryMs', 'crashEveryMs', 'diskLoss', 'resetEveryMs', 'clockSkewMs', 'silentPartitions', 'pauseEveryMs', 'antiEntropy', 'peerExchange',
+  ];
+  for (const part of text.split(',')) {
+    const [name, raw] = part.split('=').map((s) => s.trim());
+    if (!known.includes(name as keyof FaultProfile) || raw === undefined) throw new Error(`simulation: bad fault override ${JSON.stringify(part)}; known: ${known.join(', ')}`);
+    if (name === 'reorder' || name === 'antiEntropy' || name === 'peerExchange') faults[name] = raw === 'true' || raw === '1';
+    else if (Number.isFinite(Number(raw))) faults[name!] = Number(raw);
+    else throw new Error(`simulation: ${name} needs a number, got ${JSON.stringify(raw)}`);
+  }
+  return faults as Partial<FaultProfile>;
+}
