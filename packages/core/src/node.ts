@@ -315,7 +315,7 @@ class Node implements BbyNode {
         this.closed(link.id, `no message for ${nowMs - link.lastHeardAtMs} ms`);
       } else if (nowMs - link.lastSentAtMs >= this.#timing.heartbeatIntervalMs) {
         // Sent after everything queued before it on this link, so its upTo covers what went before.
-        this.#send(link.id, { type: 'ping', upTo: this.#store.seq });
+        this.#send(link.id, link.claimsUpTo ? { type: 'ping', upTo: this.#store.seq } : { type: 'ping' });
       }
     }
     if (nowMs >= this.#nextAntiEntropyAtMs) {
@@ -323,8 +323,10 @@ class Node implements BbyNode {
       const root = this.#store.digests.root();
       // One round per pair and period: the node with the smaller id starts it; the repair goes both ways.
       for (const [peerId, linkId] of this.#table.peerLinks()) {
-        // Not while a catch-up is under way: it would compare stores that are about to change.
-        if (peerId < this.id || !this.#table.link(linkId)!.caughtUp) continue;
+        // Not while a young link's catch-up is under way (it would compare stores about to change);
+        // a link whose catch-up never ended (a lost message) is compared all the same.
+        const link = this.#table.link(linkId)!;
+        if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
         this.#counters.antiEntropyRounds++;
         this.#send(linkId, { type: 'digest', root });
       }
@@ -407,6 +409,8 @@ class Node implements BbyNode {
         this.#counters.catchUpEntriesSent += entries.length;
         for (const batch of batchEntries(entries)) this.#send(link.id, { type: 'entries', entries: batch });
         this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: !usable, entries: entries.length });
+        // From here on this link may vouch for this node's changes, if they all go out on it.
+        link.claimsUpTo = this.#table.peerLinks().get(peerId) === link.id;
         return;
       }
       case 'caught-up':
@@ -415,7 +419,7 @@ class Node implements BbyNode {
         this.#moveCursor(peerId, { epoch: message.epoch, seq: message.seq });
         // Every change here now came from this peer or was sent to it (this node answered the
         // peer's catch-up request first): say so at once, so a quick restart resends nothing.
-        this.#send(link.id, { type: 'ping', upTo: this.#store.seq });
+        if (link.claimsUpTo) this.#send(link.id, { type: 'ping', upTo: this.#store.seq });
         return;
       case 'ping':
         this.#advanceCursor(link, message.upTo);
@@ -551,6 +555,8 @@ class Node implements BbyNode {
     const target = this.#table.targetOfLink(linkId);
     if (link.role === 'peer') {
       this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
+      // What this link carried may be lost with it: another link to the same peer cannot vouch for it.
+      for (const other of this.#table.peerLinkList()) if (other.peerId === link.peerId) other.claimsUpTo = false;
     }
     if (target === undefined) return;
     target.link = null;
@@ -666,16 +672,10 @@ class Node implements BbyNode {
     const nextSeen = [...skip, ...targets.map(([peerId]) => peerId)].slice(0, MAX_SEEN);
     const batches = [...batchEntries(entries)];
     batches.forEach((batch, index) => {
+      const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(ack === undefined ? {} : { ack }) };
       // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
-      const last = index === batches.length - 1;
-      const message: EntriesMessage = {
-        type: 'entries',
-        entries: batch,
-        seen: nextSeen,
-        ...(last ? { upTo: this.#store.seq } : {}),
-        ...(ack === undefined ? {} : { ack }),
-      };
-      for (const [, linkId] of targets) this.#send(linkId, message);
+      const withUpTo: EntriesMessage = index === batches.length - 1 ? { ...message, upTo: this.#store.seq } : message;
+      for (const [, linkId] of targets) this.#send(linkId, this.#table.link(linkId)!.claimsUpTo ? withUpTo : message);
     });
   }
 

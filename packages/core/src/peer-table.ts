@@ -29,6 +29,12 @@ export interface Link {
   lastSentAtMs: number;
   /** True once the peer's catch-up transfer ended on this link: from then on, `upTo` moves the cursor. */
   caughtUp: boolean;
+  /**
+   * True while every change of this node since it answered the peer's catch-up
+   * on this link went out on this link (it was the fan-out link all along): only
+   * then may it tell the peer, with `upTo`, how far the peer has its changes.
+   */
+  claimsUpTo: boolean;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
@@ -61,7 +67,7 @@ export class PeerTable {
   /** Registers a new link and returns it. */
   open(direction: Link['direction'], nowMs: number): Link {
     const id = `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`;
-    const link: Link = { id, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs, lastHeardAtMs: nowMs, lastSentAtMs: nowMs, caughtUp: false };
+    const link: Link = { id, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs, lastHeardAtMs: nowMs, lastSentAtMs: nowMs, caughtUp: false, claimsUpTo: false };
     this.#links.set(link.id, link);
     return link;
   }
