@@ -708,6 +708,11 @@ class Node implements BbyNode {
       throw error;
     }
     const existing = this.#table.target(address);
+    if (existing?.source === 'learned') {
+      // Asked for by name now: keep it like any added peer (never forgotten, kept across restarts).
+      existing.source = 'added';
+      this.#effects.push({ type: 'peer-added', address });
+    }
     const existingLink = existing?.link == null ? undefined : this.#table.link(existing.link);
     if (existing !== undefined && existingLink?.role === 'peer') {
       return this.#reply(link.id, id, { address, connected: true, id: existing.peerId, retrying: false } satisfies AddPeerResult);

@@ -43,7 +43,8 @@ export type TargetSource = 'config' | 'added' | 'learned';
 /** An address this node keeps dialing until connected. */
 export interface DialTarget {
   readonly address: string;
-  readonly source: TargetSource;
+  /** Where it comes from; a learnt address becomes `added` when a client asks for it. */
+  source: TargetSource;
   readonly url: string;
   /** The link of the current attempt or connection, if any. */
   link: LinkId | null;

@@ -250,3 +250,23 @@ describe('write acknowledgement level (set with acks)', () => {
     expect(response).to.include({ type: 'error', code: 'BAD_MESSAGE' });
   });
 });
+
+describe('add-peer of a learnt address', () => {
+  it('keeps it as an added peer: a peer-added effect, so that a restart dials it again', () => {
+    const cluster = new Cluster({ peerExchange: true });
+    cluster.addNode('a');
+    const c = cluster.addNode('c');
+    // A peer tells c about a: c learns it and dials it.
+    const teller = cluster.client('c');
+    teller.exchange(hello('p'));
+    teller.exchange(JSON.stringify({ type: 'peer-list', addresses: ['sim-a:1'] }));
+    cluster.advance(100);
+    expect(c.stats().peersLearned).to.equal(1);
+    expect(c.peers().find((p) => p.direction === 'outbound' && p.address === 'sim-a:1')).to.include({ connected: true });
+    expect(cluster.peersAdded.get('c')).to.deep.equal([]);
+
+    const reply = cluster.client('c').request({ type: 'add-peer', address: 'sim-a:1' });
+    expect(reply).to.deep.include({ type: 'reply', result: { address: 'sim-a:1', connected: true, id: 'a', retrying: false } });
+    expect(cluster.peersAdded.get('c')).to.deep.equal(['sim-a:1']);
+  });
+});

@@ -16,7 +16,8 @@ Runs one bby node from a JSON config file, for example:
 Config fields: port (required), host (default 127.0.0.1),
 peers (["host:port", ...]), id (default: generated),
 dataDir (folder for the log; default: memory only),
-fsync ("always" (default), "everysec" or "no"; see docs/storage.md).
+fsync ("always" (default), "everysec" or "no"; see docs/storage.md),
+antiEntropyIntervalMs (default 10000), peerExchange (default true).
 
 Options:
   --repair    start even if the data folder is damaged, keeping every
