@@ -409,7 +409,9 @@ class Node implements BbyNode {
         this.#counters.catchUpEntriesSent += entries.length;
         for (const batch of batchEntries(entries)) this.#send(link.id, { type: 'entries', entries: batch });
         this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: !usable, entries: entries.length });
-        // From here on this link may vouch for this node's changes, if they all go out on it.
+        // From here on this link may vouch for this node's changes, if they all go out on it: it is
+        // the peer's fan-out link (the oldest), and stays so until it closes. A younger link that
+        // takes over then never vouches, since the changes sent on the lost one may be lost too.
         link.claimsUpTo = this.#table.peerLinks().get(peerId) === link.id;
         return;
       }
@@ -555,8 +557,6 @@ class Node implements BbyNode {
     const target = this.#table.targetOfLink(linkId);
     if (link.role === 'peer') {
       this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
-      // What this link carried may be lost with it: another link to the same peer cannot vouch for it.
-      for (const other of this.#table.peerLinkList()) if (other.peerId === link.peerId) other.claimsUpTo = false;
     }
     if (target === undefined) return;
     target.link = null;

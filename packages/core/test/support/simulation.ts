@@ -694,15 +694,23 @@ class Simulation {
     this.#at(this.#now, check);
   }
 
+  /** Every node up and holding the same entries (compared in place: this runs every tick of the liveness phase). */
   #converged(): boolean {
-    let reference: string | null = null;
+    const nodes: BbyNode[] = [];
     for (const slot of this.#slots) {
       if (slot.node === null) return false;
-      const text = storeText(sortedEntries(slot.node));
-      if (reference === null) reference = text;
-      else if (text !== reference) return false;
+      nodes.push(slot.node);
     }
-    return true;
+    const [first, ...rest] = nodes;
+    let count = 0;
+    for (const entry of first!.entries()) {
+      count++;
+      for (const node of rest) {
+        const other = node.entry(entry.key);
+        if (other === undefined || compareEntries(other, entry) !== 0) return false;
+      }
+    }
+    return rest.every((node) => node.stats().keys === count);
   }
 
   // --- nodes ----------------------------------------------------------------
