@@ -409,9 +409,9 @@ class Node implements BbyNode {
         this.#counters.catchUpEntriesSent += entries.length;
         for (const batch of batchEntries(entries)) this.#send(link.id, { type: 'entries', entries: batch });
         this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: !usable, entries: entries.length });
-        // From here on this link may vouch for this node's changes, if they all go out on it: it is
-        // the peer's fan-out link (the oldest), and stays so until it closes. A younger link that
-        // takes over then never vouches, since the changes sent on the lost one may be lost too.
+        // From here on this link may vouch for this node's changes, if they all go out on it: it
+        // is the peer's fan-out link now, and loses the right when the set of links to the peer
+        // changes (the fan-out link may change, and what went out on a lost link may be lost).
         link.claimsUpTo = this.#table.peerLinks().get(peerId) === link.id;
         return;
       }
@@ -511,6 +511,11 @@ class Node implements BbyNode {
     if (nodeId !== this.id && this.#knownNodes.size < MAX_KNOWN_NODES) this.#knownNodes.add(nodeId);
   }
 
+  /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
+  #withdrawClaims(peerId: string): void {
+    for (const link of this.#table.peerLinkList()) if (link.peerId === peerId) link.claimsUpTo = false;
+  }
+
   /** Moves this node's cursor into the peer's feed to `upTo`, once the link's catch-up is done. */
   #advanceCursor(link: Link, upTo: number | undefined): void {
     const cursor = this.#cursors.get(link.peerId!);
@@ -557,6 +562,7 @@ class Node implements BbyNode {
     const target = this.#table.targetOfLink(linkId);
     if (link.role === 'peer') {
       this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
+      this.#withdrawClaims(link.peerId!);
     }
     if (target === undefined) return;
     target.link = null;
@@ -619,6 +625,7 @@ class Node implements BbyNode {
     link.role = 'peer';
     link.peerId = peerId;
     this.#know(peerId);
+    this.#withdrawClaims(peerId);
     link.address = target?.address ?? announcedAddress(address);
     if (type === 'hello') {
       this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
