@@ -9,8 +9,11 @@ import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody, Unreachable
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand } from './commands.js';
 
+/** The first line of the usage text, also printed after a usage error. */
+const SYNOPSIS = 'usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]';
+
 /** The text of `bby --help`. */
-export const USAGE = `usage: bby [--json] [--timeout MS] <configFile> <command> [args...]
+export const USAGE = `${SYNOPSIS}
 
 Sends one command to the node that <configFile> describes and prints its answer.
 
@@ -104,7 +107,7 @@ const processOutput: Output = {
 /** Runs the CLI and resolves to its exit code. */
 export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
   const usageError = (message: string) => {
-    output.err(`bby: ${message}\n\n${USAGE}\n`);
+    output.err(`bby: ${message}\n${SYNOPSIS}\ncommands: ${[...COMMANDS, ...BULK_COMMANDS].map((c) => c.name).join(', ')}; bby --help says more\n`);
     return 2;
   };
   let invocation: Invocation;

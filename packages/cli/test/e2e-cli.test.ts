@@ -180,7 +180,9 @@ describe('e2e: the bby CLI', function () {
         expect(result.code, `${c.name}: exit code`).to.equal(2);
         expect(result.stdout, `${c.name}: stdout`).to.equal('');
         expect(result.stderr, `${c.name}: message`).to.match(c.message);
-        expect(result.stderr, `${c.name}: usage`).to.include('usage: bby [--json] [--timeout MS] <configFile> <command> [args...]');
+        expect(result.stderr, `${c.name}: usage`).to.include('usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]');
+        // A short usage text, not the whole help.
+        expect(result.stderr.trim().split('\n'), `${c.name}: short`).to.have.length(3);
         expect(result.stderr, `${c.name}: no stack`).not.to.match(/^\s+at /m);
       });
       // None of them reached the node.

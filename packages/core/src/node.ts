@@ -563,6 +563,7 @@ class Node implements BbyNode {
     if (link.role === 'peer') {
       this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
       this.#withdrawClaims(link.peerId!);
+      if (link.direction === 'inbound') this.#table.lostInbound(link, reason);
     }
     if (target === undefined) return;
     target.link = null;
@@ -624,6 +625,7 @@ class Node implements BbyNode {
     }
     link.role = 'peer';
     link.peerId = peerId;
+    this.#table.found(peerId);
     this.#know(peerId);
     this.#withdrawClaims(peerId);
     link.address = target?.address ?? announcedAddress(address);
@@ -724,6 +726,7 @@ class Node implements BbyNode {
     if (existing !== undefined && existingLink?.role === 'peer') {
       return this.#reply(link.id, id, { address, connected: true, id: existing.peerId, retrying: false } satisfies AddPeerResult);
     }
+
     const waiters = this.#addPeerWaiters.get(address) ?? [];
     waiters.push({ link: link.id, id });
     this.#addPeerWaiters.set(address, waiters);

@@ -8,6 +8,9 @@
  */
 import { type PeerInfo } from './protocol.js';
 
+/** `peers` keeps showing at most this many lost inbound peers as down. */
+export const MAX_LOST_PEERS = 64;
+
 /** Identifies one connection; allocated by the core. */
 export type LinkId = string;
 
@@ -63,6 +66,8 @@ export interface DialTarget {
 export class PeerTable {
   readonly #links = new Map<LinkId, Link>();
   readonly #targets = new Map<string, DialTarget>();
+  /** Inbound peers whose link was lost, by id, for `peers`. */
+  readonly #lost = new Map<string, PeerInfo>();
   #nextLink = 1;
 
   /** Registers a new link and returns it. */
@@ -127,8 +132,26 @@ export class PeerTable {
 
   /** True when a connected peer link has this listening address. */
   hasPeerAt(address: string): boolean {
-    for (const link of this.#links.values()) if (link.role === 'peer' && link.address === address) return true;
-    return false;
+    return this.peerAt(address) !== undefined;
+  }
+
+  /** A connected peer link with this listening address, if any. */
+  peerAt(address: string): Link | undefined {
+    for (const link of this.#links.values()) if (link.role === 'peer' && link.address === address) return link;
+    return undefined;
+  }
+
+  /** Remembers a peer whose inbound link was lost, so that `peers` shows it down (the last 64). */
+  lostInbound(link: Link, reason: string): void {
+    if (link.peerId === null) return;
+    this.#lost.delete(link.peerId);
+    this.#lost.set(link.peerId, { address: link.address ?? 'unknown', id: link.peerId, direction: 'inbound', connected: false, lastError: reason });
+    if (this.#lost.size > MAX_LOST_PEERS) this.#lost.delete(this.#lost.keys().next().value!);
+  }
+
+  /** A peer is back: it is no longer listed as lost. */
+  found(peerId: string): void {
+    this.#lost.delete(peerId);
   }
 
   /** Every link whose handshake is done. */
@@ -152,11 +175,24 @@ export class PeerTable {
     return count;
   }
 
-  /** Every outbound target and every inbound peer link, for `peers`. */
+  /**
+   * Every outbound target, every inbound peer link, and the inbound peers lost
+   * lately (down), for `peers`. A target reached through a link the peer
+   * dialed is one row: the inbound link.
+   */
   list(): PeerInfo[] {
     const rows: PeerInfo[] = [];
+    const shown = new Set<LinkId>();
     for (const target of this.#targets.values()) {
       const link = target.link === null ? undefined : this.#links.get(target.link);
+      if (link?.role !== 'peer') {
+        const inbound = this.peerAt(target.address);
+        if (inbound !== undefined) {
+          shown.add(inbound.id);
+          rows.push({ address: target.address, id: inbound.peerId, direction: inbound.direction, connected: true });
+          continue;
+        }
+      }
       const connected = link?.role === 'peer';
       rows.push({
         address: target.address,
@@ -166,11 +202,14 @@ export class PeerTable {
         ...(!connected && target.lastError !== null ? { lastError: target.lastError } : {}),
       });
     }
+    const connectedIds = new Set<string>();
     for (const link of this.#links.values()) {
-      if (link.direction === 'inbound' && link.role === 'peer') {
+      if (link.role === 'peer' && link.peerId !== null) connectedIds.add(link.peerId);
+      if (link.direction === 'inbound' && link.role === 'peer' && !shown.has(link.id)) {
         rows.push({ address: link.address ?? 'unknown', id: link.peerId, direction: 'inbound', connected: true });
       }
     }
+    for (const lost of this.#lost.values()) if (!connectedIds.has(lost.id!)) rows.push(lost);
     return rows;
   }
 }

@@ -222,7 +222,8 @@ export type ParseResult =
 
 /** Parses one text frame into a message a node understands, or says why it cannot. */
 export function parseIncoming(text: string): ParseResult {
-  if (text.length > MAX_MESSAGE_BYTES || utf8ByteLength(text) > MAX_MESSAGE_BYTES) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: most frames need no byte count.
+  if (text.length > MAX_MESSAGE_BYTES || (text.length * 3 > MAX_MESSAGE_BYTES && utf8ByteLength(text) > MAX_MESSAGE_BYTES)) {
     return fail(null, 'MESSAGE_TOO_LARGE', `message is larger than ${MAX_MESSAGE_BYTES} bytes; split it`);
   }
   let raw: unknown;

@@ -155,6 +155,19 @@ describe('failure detection', () => {
     expect(cluster.counters.closeCodes).to.include(CLOSE_CODES.PEER_TIMEOUT);
   });
 
+  it('a silent peer that had dialed in stays listed in peers, as down with the reason, until it is back', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    fakePeer(cluster);
+    cluster.advance(DEFAULT_TIMING.peerTimeoutMs + 1000);
+    const rows = a.peers().filter((row) => row.id === 'p');
+    expect(rows).to.have.length(1);
+    expect(rows[0]).to.include({ address: 'sim-p:1', direction: 'inbound', connected: false });
+    expect(rows[0]!.lastError).to.match(/^no message for \d+ ms$/);
+    fakePeer(cluster);
+    expect(a.peers().filter((row) => row.id === 'p')).to.deep.equal([{ address: 'sim-p:1', id: 'p', direction: 'inbound', connected: true }]);
+  });
+
   it('live peers keep each other up with heartbeats when nothing else is sent', () => {
     const cluster = new Cluster();
     const a = cluster.addNode('a');

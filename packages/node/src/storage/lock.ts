@@ -33,7 +33,7 @@ export async function lockDataDir(dir: string, source: string): Promise<() => Pr
   }
   const inUse = (pid: number) =>
     new LockedError(
-      `data folder ${dir} is in use by process ${pid} (config ${source}): two nodes must never share a dataDir; give each node its own, or stop process ${pid}. If no bby-node runs, delete ${path}`,
+      `data folder ${dir} is in use by process ${pid}, so ${source} cannot use it: two nodes must never share a dataDir; give each node its own, or stop process ${pid}. If no bby-node runs, delete ${path}`,
     );
   // Names private to this process (not *.tmp: the storage engine deletes those at start).
   const mine = `${path}.${process.pid}.new`;
