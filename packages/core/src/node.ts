@@ -5,7 +5,7 @@
  * that an adapter drains with `takeEffects()` and carries out.
  *
  * House rules, as in etcd's raft: no sockets, no timers, no disk, no
- * `Date.now()`, no `Math.random()` here; time and randomness come from the
+ * reading the clock, no random numbers of its own here; time and randomness come from the
  * options, so many nodes can run in one test process, deterministically.
  *
  * Ordering duty of the adapter: within one batch of effects, `persist`
@@ -225,13 +225,13 @@ class Node implements BbyNode {
   // --- client API -------------------------------------------------------
 
   set(key: string, value: string): boolean {
+    checkKey(key);
+    checkValue(value);
     return this.#write(key, value, undefined);
   }
 
-  /** `set`, with an acknowledgement round id to attach to the broadcast, if any. */
+  /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
   #write(key: string, value: string, ack: string | undefined): boolean {
-    checkKey(key);
-    checkValue(value);
     const stored = this.#store.get(key);
     if (stored !== undefined) {
       if (stored.value !== value) {
@@ -694,7 +694,8 @@ class Node implements BbyNode {
         return this.#reply(link.id, request.id, this.get(request.key));
       case 'set':
         if (request.acks !== undefined) return this.#startAckRound(link, request);
-        return this.#reply(link.id, request.id, this.set(request.key, request.value));
+        // The parser already checked the key and the value.
+        return this.#reply(link.id, request.id, this.#write(request.key, request.value, undefined));
       case 'keys': {
         const { keys, more } = keysPage(this.#store.keys(), request.after, request.limit);
         return this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { more } : {}) });
