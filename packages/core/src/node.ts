@@ -302,12 +302,30 @@ class Node implements BbyNode {
 
   tick(): void {
     const nowMs = this.#now();
-    // A dial or handshake that never ends would keep its target from being dialed again.
+    this.#abandonStalledDials(nowMs);
+    this.#detectSilentPeers(nowMs);
+    if (nowMs >= this.#nextAntiEntropyAtMs) {
+      this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
+      this.#startAntiEntropy(nowMs);
+    }
+    this.#expireAckRounds(nowMs);
+    if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
+      this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
+      for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
+    }
+    this.#dialDue();
+  }
+
+  /** A dial or handshake that never ends would keep its target from being dialed again. */
+  #abandonStalledDials(nowMs: number): void {
     for (const link of this.#table.stalledDials(nowMs - HANDSHAKE_TIMEOUT_MS)) {
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.HANDSHAKE_TIMEOUT, reason: 'no welcome within the handshake timeout' });
       this.closed(link.id, `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
     }
-    // Failure detection: a peer that went silent (crashed, stopped, cut off) is marked down.
+  }
+
+  /** Failure detection: a peer that went silent (crashed, stopped, cut off) is marked down; quiet links get a ping. */
+  #detectSilentPeers(nowMs: number): void {
     for (const link of this.#table.peerLinkList()) {
       if (nowMs - link.lastHeardAtMs > this.#timing.peerTimeoutMs) {
         this.#counters.peersTimedOut++;
@@ -318,19 +336,23 @@ class Node implements BbyNode {
         this.#send(link.id, link.claimsUpTo ? { type: 'ping', upTo: this.#store.seq } : { type: 'ping' });
       }
     }
-    if (nowMs >= this.#nextAntiEntropyAtMs) {
-      this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
-      const root = this.#store.digests.root();
-      // One round per pair and period: the node with the smaller id starts it; the repair goes both ways.
-      for (const [peerId, linkId] of this.#table.peerLinks()) {
-        // Not while a young link's catch-up is under way (it would compare stores about to change);
-        // a link whose catch-up never ended (a lost message) is compared all the same.
-        const link = this.#table.link(linkId)!;
-        if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
-        this.#counters.antiEntropyRounds++;
-        this.#send(linkId, { type: 'digest', root });
-      }
+  }
+
+  /** One round per pair and period: the node with the smaller id starts it; the repair goes both ways. */
+  #startAntiEntropy(nowMs: number): void {
+    const root = this.#store.digests.root();
+    for (const [peerId, linkId] of this.#table.peerLinks()) {
+      // Not while a young link's catch-up is under way (it would compare stores about to change);
+      // a link whose catch-up never ended (a lost message) is compared all the same.
+      const link = this.#table.link(linkId)!;
+      if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
+      this.#counters.antiEntropyRounds++;
+      this.#send(linkId, { type: 'digest', root });
     }
+  }
+
+  /** A `set` with `acks` whose time is up is answered with the count it reached. */
+  #expireAckRounds(nowMs: number): void {
     for (const [ack, pending] of this.#pendingAcks) {
       if (nowMs < pending.deadlineMs) continue;
       this.#pendingAcks.delete(ack);
@@ -338,11 +360,6 @@ class Node implements BbyNode {
       const message = `the write is stored on ${have} of ${this.#wantedAcks(pending)} nodes after the timeout; it keeps spreading to the others`;
       this.#send(pending.link, { type: 'error', id: pending.requestId, code: 'ACK_TIMEOUT', message, acks: have });
     }
-    if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
-      this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
-      for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
-    }
-    this.#dialDue();
   }
 
   accept(): LinkId {
