@@ -4,19 +4,20 @@
  *
  * Import reads JSON lines (`{"key": "...", "value": "..."}` per line) or one
  * JSON object of key to value, checks every entry as `set` does, and sends
- * `set` requests, IMPORT_IN_FLIGHT at a time. Export asks for `keys`, then
+ * them in `set-many` requests of up to 256 K characters, IMPORT_BATCHES_IN_FLIGHT
+ * at a time. Export asks for `keys` (page by page), then
  * `get`s them, EXPORT_IN_FLIGHT at a time, and writes JSON lines in key order,
  * which import reads back.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
-import { BbyError, checkKey, checkValue, MAX_MESSAGE_BYTES, type Stats } from '@bby/core';
+import { BbyError, checkKey, checkValue, MAX_MESSAGE_BYTES, MAX_SET_MANY_ENTRIES, type Stats } from '@bby/core';
 import { WebSocket } from 'ws';
 import { BbyClient, NodeError, parseResponse, type RequestBody, UnreachableError } from './client.js';
 
-/** Requests `import` keeps in flight. */
-export const IMPORT_IN_FLIGHT = 256;
+/** set-many requests `import` keeps in flight. */
+export const IMPORT_BATCHES_IN_FLIGHT = 4;
 /** Requests `export` keeps in flight. */
 export const EXPORT_IN_FLIGHT = 256;
 /** Time between two progress lines on a terminal, in milliseconds. */
@@ -392,7 +393,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   });
   readError.catch(() => undefined);
 
-  const pipeline = await Pipeline.connect(options.url, { inFlight: options.inFlight ?? IMPORT_IN_FLIGHT, timeoutMs: options.timeoutMs });
+  const pipeline = await Pipeline.connect(options.url, { inFlight: options.inFlight ?? IMPORT_BATCHES_IN_FLIGHT, timeoutMs: options.timeoutMs });
   const started = Date.now();
   let trues = 0;
   let refused = 0;
@@ -421,13 +422,15 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
       for (;;) {
         const next = await Promise.race([batches.next(), readError]);
         if (next.done) break;
-        for (const { key, value, line } of next.value) {
-          const wait = pipeline.request({ type: 'set', key, value }, (result) => {
-            if (result === true) trues++;
-            else {
-              refused++;
-              reporter.refused?.(key, line);
-            }
+        for (const batch of setManyBatches(next.value)) {
+          const wait = pipeline.request({ type: 'set-many', entries: batch.map(({ key, value }) => ({ key, value })) }, (results) => {
+            (results as boolean[]).forEach((result, index) => {
+              if (result === true) trues++;
+              else {
+                refused++;
+                reporter.refused?.(batch[index]!.key, batch[index]!.line);
+              }
+            });
           });
           if (wait !== undefined) await wait;
         }
@@ -448,6 +451,27 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     pipeline.close();
     if (!fromStdin) input.destroy();
   }
+}
+
+/** A set-many request carries at most this many characters of keys and values, far below the 1 MiB frame cap. */
+const SET_MANY_BATCH_CHARS = 256 * 1024;
+
+/** Cuts entries into set-many requests: at most MAX_SET_MANY_ENTRIES entries and about SET_MANY_BATCH_CHARS each. */
+function* setManyBatches(entries: readonly InputEntry[]): Generator<InputEntry[]> {
+  let batch: InputEntry[] = [];
+  let chars = 0;
+  for (const entry of entries) {
+    // JSON escapes can make text up to 6 times longer: count that much so a request always fits.
+    const size = (entry.key.length + entry.value.length) * 6 + 32;
+    if (batch.length > 0 && (chars + size > SET_MANY_BATCH_CHARS || batch.length >= MAX_SET_MANY_ENTRIES)) {
+      yield batch;
+      batch = [];
+      chars = 0;
+    }
+    batch.push(entry);
+    chars += size;
+  }
+  if (batch.length > 0) yield batch;
 }
 
 function progressBar(fraction: number, width = 24): string {

@@ -232,22 +232,38 @@ class Node implements BbyNode {
 
   /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
   #write(key: string, value: string, ack: string | undefined): boolean {
+    const { result, entry } = this.#storeOwn(key, value);
+    // A value already there travels again only for an acknowledgement round.
+    const travelling = entry ?? (result && ack !== undefined ? this.#store.get(key) : undefined);
+    if (travelling !== undefined) this.#forward([travelling], null, [], ack);
+    return result;
+  }
+
+  /** Write-once of a checked key and value: the answer, and the new entry when one was stored (persisted, not yet sent). */
+  #storeOwn(key: string, value: string): { result: boolean; entry?: Entry } {
     const stored = this.#store.get(key);
     if (stored !== undefined) {
-      if (stored.value !== value) {
-        this.#counters.writesRefused++;
-        return false;
-      }
-      // Already there: only an acknowledgement round needs the entry to travel again.
-      if (ack !== undefined) this.#forward([stored], null, [], ack);
-      return true;
+      if (stored.value === value) return { result: true };
+      this.#counters.writesRefused++;
+      return { result: false };
     }
     const entry: Entry = { key, value, timestamp: Math.floor(this.#now()), origin: this.id };
     this.#store.merge(entry);
     this.#counters.writesAccepted++;
     this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
-    this.#forward([entry], null, [], ack);
-    return true;
+    return { result: true, entry };
+  }
+
+  /** Many writes in one request: the new entries travel together, in as few messages as fit. */
+  #writeMany(entries: readonly { key: string; value: string }[]): boolean[] {
+    const fresh: Entry[] = [];
+    const results = entries.map(({ key, value }) => {
+      const { result, entry } = this.#storeOwn(key, value);
+      if (entry !== undefined) fresh.push(entry);
+      return result;
+    });
+    if (fresh.length > 0) this.#forward(fresh, null, []);
+    return results;
   }
 
   get(key: string): string | null {
@@ -713,6 +729,8 @@ class Node implements BbyNode {
         if (request.acks !== undefined) return this.#startAckRound(link, request);
         // The parser already checked the key and the value.
         return this.#reply(link.id, request.id, this.#write(request.key, request.value, undefined));
+      case 'set-many':
+        return this.#reply(link.id, request.id, this.#writeMany(request.entries));
       case 'keys': {
         const { keys, more } = keysPage(this.#store.keys(), request.after, request.limit);
         return this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { more } : {}) });

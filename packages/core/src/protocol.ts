@@ -50,7 +50,17 @@ export interface AddPeerRequest { readonly type: 'add-peer'; readonly id: Reques
 export interface StatsRequest { readonly type: 'stats'; readonly id: RequestId }
 
 /** Any client request. */
-export type Request = GetRequest | SetRequest | KeysRequest | PeersRequest | AddPeerRequest | StatsRequest;
+/** Writes many keys once each, as `set` does for one. Reply: one boolean per entry, in order. For bulk loads. */
+export interface SetManyRequest {
+  readonly type: 'set-many';
+  readonly id: RequestId;
+  readonly entries: readonly { readonly key: string; readonly value: string }[];
+}
+
+/** A `set-many` carries at most this many entries (and, like every frame, at most 1 MiB). */
+export const MAX_SET_MANY_ENTRIES = 10_000;
+
+export type Request = GetRequest | SetRequest | SetManyRequest | KeysRequest | PeersRequest | AddPeerRequest | StatsRequest;
 
 /** First message of a peer connection, sent by the dialing node. */
 export interface HelloMessage {
@@ -201,7 +211,7 @@ export interface Stats {
   readonly peersLearned: number;
 }
 
-const REQUEST_TYPES = new Set(['get', 'set', 'keys', 'peers', 'add-peer', 'stats']);
+const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'stats']);
 const PEER_TYPES = ['hello', 'welcome', 'entries', 'catch-up', 'caught-up', 'ping', 'digest', 'buckets', 'bucket-request', 'ack', 'peer-list'];
 
 /** Longest wait a `set` with `acks` may ask for, in milliseconds. */
@@ -356,6 +366,22 @@ function validate(m: Record<string, unknown>): IncomingMessage {
         ...(m.acks === undefined ? {} : { acks: m.acks as number | 'all' }),
         ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs as number }),
       };
+    }
+    case 'set-many': {
+      const id = requireId(m);
+      if (!Array.isArray(m.entries) || m.entries.length > MAX_SET_MANY_ENTRIES) {
+        throw bad(`"set-many" needs "entries" as a list of at most ${MAX_SET_MANY_ENTRIES} {key, value} objects`);
+      }
+      const entries = m.entries.map((raw: unknown, index: number) => {
+        const e = raw as Record<string, unknown> | null;
+        if (typeof e !== 'object' || e === null || typeof e.key !== 'string' || typeof e.value !== 'string') {
+          throw bad(`"set-many" entries[${index}] needs "key" and "value" as strings`);
+        }
+        checkKey(e.key);
+        checkValue(e.value);
+        return { key: e.key, value: e.value };
+      });
+      return { type: 'set-many', id, entries };
     }
     case 'keys': {
       const id = requireId(m);

@@ -441,3 +441,36 @@ describe('node: keys in pages', () => {
     expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 2, result: [] });
   });
 });
+
+describe('node: set-many', () => {
+  it('writes each entry once as set does, answers one boolean each, and sends the new entries together', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    a.set('taken', 'first');
+    cluster.stabilize();
+    cluster.resetCounters();
+    const entries = [
+      { key: 'new-1', value: 'v1' },
+      { key: 'taken', value: 'first' },
+      { key: 'taken', value: 'second' },
+      { key: 'new-2', value: 'v2' },
+    ];
+    const reply = cluster.client('a').request({ type: 'set-many', entries });
+    expect(reply).to.deep.include({ type: 'reply', result: [true, true, false, true] });
+    expect(cluster.counters.deliveriesByType.entries).to.equal(1);
+    expect(b.keys()).to.deep.equal(['new-1', 'new-2', 'taken']);
+    expect(a.stats()).to.include({ writesAccepted: 3, writesRefused: 1 });
+  });
+
+  it('refuses a malformed or oversized set-many as a whole, storing nothing', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const client = cluster.client('a');
+    expect(client.request({ type: 'set-many', entries: [{ key: 'ok', value: 'v' }, { key: 'no-value' }] })).to.include({ type: 'error', code: 'BAD_MESSAGE' });
+    expect(client.request({ type: 'set-many', entries: [{ key: 'k'.repeat(2000), value: 'v' }] })).to.include({ type: 'error', code: 'KEY_TOO_LARGE' });
+    expect(client.request({ type: 'set-many', entries: Array.from({ length: 10_001 }, (_, i) => ({ key: `k${i}`, value: 'v' })) })).to.include({ type: 'error', code: 'BAD_MESSAGE' });
+    expect(a.keys()).to.deep.equal([]);
+  });
+});
