@@ -38,7 +38,7 @@ import {
 } from './protocol.js';
 import { type Change, Store } from './store.js';
 import { MAX_BATCH_BYTES } from './limits.js';
-import { batchEntries, jsonStringLength } from './sync.js';
+import { batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -617,7 +617,7 @@ class Node implements BbyNode {
   }
 
   takeEffects(): Effect[] {
-    return this.#effects.splice(0, this.#effects.length);
+    return coalesceEntries(this.#effects.splice(0, this.#effects.length));
   }
 
   // --- internals --------------------------------------------------------

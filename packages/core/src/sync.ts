@@ -38,3 +38,43 @@ export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BY
   }
   if (batch.length > 0) yield batch;
 }
+
+/**
+ * Merges `entries` messages queued back to back for one link (nothing else for
+ * that link between them, same `seen`, no acknowledgement round) into one
+ * message, up to `maxLength` characters of entries, so that a burst of writes
+ * costs each peer one frame instead of one per write. Order per link is kept;
+ * the merged message carries the later `upTo`.
+ */
+export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_BYTES): T[] {
+  type Send = { readonly type: 'send'; readonly link: string; readonly message: { readonly type: string } };
+  const open = new Map<string, { index: number; length: number; entries: Entry[]; seen: string; upTo: number | undefined }>();
+  const out: T[] = [];
+  for (const effect of effects) {
+    if (effect.type !== 'send') {
+      out.push(effect);
+      continue;
+    }
+    const send = effect as unknown as Send;
+    const message = send.message as { type: string; entries?: readonly Entry[]; seen?: readonly string[]; upTo?: number; ack?: string };
+    if (message.type !== 'entries' || message.ack !== undefined || message.seen === undefined) {
+      open.delete(send.link);
+      out.push(effect);
+      continue;
+    }
+    const seen = message.seen.join('\u0000');
+    const length = message.entries!.reduce((sum, entry) => sum + entryJsonLength(entry) + 1, 0);
+    const current = open.get(send.link);
+    if (current !== undefined && current.seen === seen && current.length + length <= maxLength) {
+      current.entries.push(...message.entries!);
+      current.length += length;
+      if (message.upTo !== undefined) current.upTo = message.upTo;
+      const merged = { type: 'entries', entries: current.entries, seen: message.seen, ...(current.upTo === undefined ? {} : { upTo: current.upTo }) };
+      out[current.index] = { ...send, message: merged } as unknown as T;
+      continue;
+    }
+    open.set(send.link, { index: out.length, length, entries: [...message.entries!], seen, upTo: message.upTo });
+    out.push(effect);
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { batchEntries, type Entry, entryJsonLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, utf8ByteLength } from '../src/index.js';
+import { batchEntries, coalesceEntries, type Entry, entryJsonLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, utf8ByteLength } from '../src/index.js';
 import { Cluster, mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
@@ -75,5 +75,41 @@ describe('sync batching', () => {
     for (const frame of syncFrames) expect(utf8ByteLength(frame.text)).to.be.below(MAX_MESSAGE_BYTES);
     expect(b.keys()).to.have.length(800);
     expect(b.stats().errors).to.equal(0);
+  });
+});
+
+describe('coalescing forwards', () => {
+  const entry = (key: string) => ({ key, value: 'v', timestamp: 1, origin: 'a' });
+  const send = (link: string, message: object) => ({ type: 'send' as const, link, message });
+
+  it('merges entries queued back to back for one link, keeps the order per link, and the later upTo', () => {
+    const effects = [
+      send('l1', { type: 'entries', entries: [entry('a')], seen: ['a', 'b'] }),
+      send('l2', { type: 'reply', id: 1, result: true }),
+      send('l1', { type: 'entries', entries: [entry('b')], seen: ['a', 'b'], upTo: 7 }),
+      { type: 'persist' as const },
+      send('l1', { type: 'ping' }),
+      send('l1', { type: 'entries', entries: [entry('c')], seen: ['a', 'b'] }),
+    ];
+    const out = coalesceEntries(effects as { type: string }[]);
+    expect(out).to.deep.equal([
+      send('l1', { type: 'entries', entries: [entry('a'), entry('b')], seen: ['a', 'b'], upTo: 7 }),
+      send('l2', { type: 'reply', id: 1, result: true }),
+      { type: 'persist' },
+      send('l1', { type: 'ping' }),
+      send('l1', { type: 'entries', entries: [entry('c')], seen: ['a', 'b'] }),
+    ]);
+  });
+
+  it('does not merge across different seen lists, acknowledgement rounds, or past the size limit', () => {
+    const effects = [
+      send('l1', { type: 'entries', entries: [entry('a')], seen: ['a'] }),
+      send('l1', { type: 'entries', entries: [entry('b')], seen: ['a', 'c'] }),
+      send('l1', { type: 'entries', entries: [entry('c')], seen: ['a', 'c'], ack: 'e.1' }),
+      send('l1', { type: 'entries', entries: [entry('d')], seen: ['a', 'c'] }),
+      send('l1', { type: 'entries', entries: [entry('e')], seen: ['a', 'c'] }),
+    ];
+    expect(coalesceEntries(effects as { type: string }[])).to.have.length(4);
+    expect(coalesceEntries(effects.slice(3) as { type: string }[], 10)).to.have.length(2);
   });
 });

@@ -115,6 +115,7 @@ class Adapter {
   #waiting: Promise<void> = Promise.resolve();
   #batchesWaiting = 0;
   readonly #corked = new Set<Socket>();
+  #flushScheduled = false;
   #failed = false;
 
   constructor(
@@ -129,6 +130,19 @@ class Adapter {
       core.tick();
       this.flush();
     }, TICK_INTERVAL_MS);
+  }
+
+  /**
+   * Flushes once the frames of the current read are all handled, so that the
+   * core can merge the forwards of a burst of writes into one frame per peer.
+   */
+  #flushSoon(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(() => {
+      this.#flushScheduled = false;
+      this.flush();
+    });
   }
 
   /**
@@ -280,7 +294,7 @@ class Adapter {
     let failure: string | undefined;
     socket.on('message', (data: RawData) => {
       this.core.receive(link, rawToString(data));
-      this.flush();
+      this.#flushSoon();
     });
     socket.on('error', (error) => {
       failure = onError(error) ?? describeSocketError(error);
