@@ -1,9 +1,10 @@
 /**
  * Cutting a stream of entries into messages that stay under the wire limit.
- * Used for the join sync (a node sends its whole store to a new peer) and for
+ * Used for catch-up (a node sends a peer what it missed, or its whole store) and for
  * forwarding. Sizes are counted in UTF-16 code units of the JSON text; with
  * MAX_BATCH_BYTES at a quarter of MAX_MESSAGE_BYTES, a batch stays under the
- * limit even when every character takes 3 UTF-8 bytes.
+ * limit even when every character takes 3 UTF-8 bytes. `coalesceEntries`
+ * does the reverse for many small forwards to one peer: it merges them.
  */
 import { type Entry } from './entry.js';
 import { MAX_BATCH_BYTES } from './limits.js';
