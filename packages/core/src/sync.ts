@@ -48,6 +48,8 @@ export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BY
  * the merged message carries the later `upTo`.
  */
 export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_BYTES): T[] {
+  // Nothing to merge in the common case of one answer: skip the bookkeeping.
+  if (effects.length < 2) return effects;
   type Send = { readonly type: 'send'; readonly link: string; readonly message: { readonly type: string } };
   const open = new Map<string, { index: number; length: number; entries: Entry[]; seen: string; upTo: number | undefined }>();
   const out: T[] = [];

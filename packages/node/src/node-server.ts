@@ -232,7 +232,7 @@ class Adapter {
 
   #maybeCompact(): void {
     const storage = this.persistence.storage;
-    if (storage === null || !storage.shouldCompact(this.core.stats().keys)) return;
+    if (storage === null || !storage.shouldCompact(() => this.core.stats().keys)) return;
     // The store already holds every entry whose append was called: the snapshot covers the old log.
     storage.compact(Array.from(this.core.changes(), ({ entry, seq }) => ({ ...entry, seq }))).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`));
   }

@@ -203,10 +203,11 @@ export class Storage {
     });
   }
 
-  /** True when the log has grown past the compaction threshold and past the live data. */
-  shouldCompact(liveEntries: number): boolean {
-    const estimatedLiveBytes = Math.max(this.#snapshotBytes, liveEntries * 32);
-    return this.#logBytes > this.#compactMinBytes && this.#logBytes > estimatedLiveBytes;
+  /** True when the log has grown past the compaction threshold and past the live data (`liveEntries` is asked only then). */
+  shouldCompact(liveEntries: () => number): boolean {
+    // The cheap test first: this runs after every durable batch.
+    if (this.#logBytes <= this.#compactMinBytes) return false;
+    return this.#logBytes > Math.max(this.#snapshotBytes, liveEntries() * 32);
   }
 
   /**
