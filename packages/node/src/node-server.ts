@@ -271,25 +271,20 @@ class Adapter {
   }
 
   #onInbound(socket: WebSocket): void {
-    const link = this.core.accept();
-    this.#wire(link, socket, () => undefined);
+    this.#wire(this.core.accept(), socket);
   }
 
   #dial(link: LinkId, url: string): void {
     const socket = new WebSocket(url, { handshakeTimeout: DIAL_TIMEOUT_MS, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
-    let failure: string | undefined;
     socket.once('open', () => {
       this.core.opened(link);
       this.flush();
     });
-    this.#wire(link, socket, (error) => {
-      failure ??= describeSocketError(error);
-      return failure;
-    });
+    this.#wire(link, socket);
   }
 
-  /** Turns a socket's events into core events; `onError` returns the reason to report at close. */
-  #wire(link: LinkId, socket: WebSocket, onError: (error: Error) => string | undefined): void {
+  /** Turns a socket's events into core events; the first error is the reason reported at close. */
+  #wire(link: LinkId, socket: WebSocket): void {
     this.#sockets.set(link, socket);
     let failure: string | undefined;
     socket.on('message', (data: RawData) => {
@@ -297,7 +292,7 @@ class Adapter {
       this.#flushSoon();
     });
     socket.on('error', (error) => {
-      failure = onError(error) ?? describeSocketError(error);
+      failure ??= describeSocketError(error);
     });
     socket.on('close', (code, reason) => {
       this.#sockets.delete(link);
