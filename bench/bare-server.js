@@ -21,6 +21,7 @@
 //               batches of about 256 K characters of JSON, as a node does for a
 //               joining peer; replies once they are queued
 import { parseArgs } from 'node:util';
+import { PROTOCOL_VERSION } from '@bby/core';
 import WebSocket, { WebSocketServer } from 'ws';
 import { makeKey, makeValue } from './lib/wsclient.js';
 
@@ -42,7 +43,7 @@ if (values.forward !== undefined) connectForward(values.forward);
 function connectForward(url) {
   const socket = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD });
   socket.on('open', () => {
-    socket.send(JSON.stringify({ type: 'hello', protocol: 1, nodeId: id, address: `127.0.0.1:${values.port}` }));
+    socket.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: id, address: `127.0.0.1:${values.port}` }));
     peers.add(socket);
   });
   socket.on('error', () => undefined);
@@ -81,7 +82,7 @@ function wire(socket) {
         return;
       case 'hello':
         peers.add(socket);
-        socket.send(JSON.stringify({ type: 'welcome', protocol: 1, nodeId: id, address: `127.0.0.1:${values.port}` }));
+        socket.send(JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: id, address: `127.0.0.1:${values.port}` }));
         return;
       case 'welcome':
       case 'ping':
@@ -109,7 +110,7 @@ function stream(url, done) {
   socket.on('error', () => undefined);
   socket.on('message', () => undefined);
   socket.on('open', () => {
-    socket.send(JSON.stringify({ type: 'hello', protocol: 1, nodeId: `${id}-stream`, address: `127.0.0.1:${values.port}` }));
+    socket.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: `${id}-stream`, address: `127.0.0.1:${values.port}` }));
     let batch = [];
     let length = 0;
     for (const entry of prepared) {

@@ -4,6 +4,7 @@
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { PROTOCOL_VERSION } from '@bby/core';
 import { runBby, sleep, startBareServer, startBbyNode, stopAll, tempDir, waitFor } from './lib/procs.js';
 import { quantile, summarize } from './lib/stats.js';
 import { Conn, drive, getText, makeKey, makeValue, setText } from './lib/wsclient.js';
@@ -207,7 +208,7 @@ async function observer(url) {
       if (text.startsWith('{"type":"welcome"')) resolve();
     };
   });
-  conn.send(JSON.stringify({ type: 'hello', protocol: 1, nodeId: `observer-${process.pid}`, address: '127.0.0.1:1' }));
+  conn.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: `observer-${process.pid}`, address: '127.0.0.1:1' }));
   await Promise.race([welcomed, sleep(10_000).then(() => Promise.reject(new Error(`no welcome from ${url}`)))]);
   // A peer that stays silent for 4 s is closed by the node (failure detection): keep talking.
   const heartbeat = setInterval(() => conn.send('{"type":"ping"}'), 1_000);

@@ -90,11 +90,17 @@ export interface NodeOptions {
   readonly timing?: Partial<Timing>;
   /** Learn and dial the peers of peers (default true). */
   readonly peerExchange?: boolean;
+  /** Characters of entries per `entries` message (default MAX_BATCH_BYTES); tests shrink it to cut catch-ups into many batches. */
+  readonly batchLength?: number;
 }
+
+/** A node sends at most this many catch-up batches ahead of the frames its adapter reported written (`flushed`). */
+export const CATCH_UP_WINDOW = 4;
 
 /** Something the adapter must do; drained with `takeEffects()`. */
 export type Effect =
-  | { readonly type: 'send'; readonly link: LinkId; readonly message: Message }
+  /** Send a frame; with `notify`, call `flushed(link)` once it is written out (catch-up flow control). */
+  | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly notify?: true }
   /** Store this change durably; `seq` is its local sequence number, to recover with `changes`. */
   | { readonly type: 'persist'; readonly entry: Entry; readonly seq: number }
   /** This node's cursor into a peer's change feed moved: keep it with the node's state (a stale one is safe). */
@@ -153,6 +159,8 @@ export interface BbyNode {
   opened(link: LinkId): void;
   /** A text frame arrived on a link. */
   receive(link: LinkId, text: string): void;
+  /** A frame sent with `notify` was written out: the link can take more catch-up. */
+  flushed(link: LinkId): void;
   /** A link closed or a dial failed; `reason` says why, for logs and `peers`. */
   closed(link: LinkId, reason: string): void;
   /** Takes the queued effects, oldest first. */
@@ -170,6 +178,7 @@ class Node implements BbyNode {
   readonly #address: string;
   readonly #timing: Timing;
   readonly #peerExchange: boolean;
+  readonly #batchLength: number;
   readonly #cursors = new Map<string, Cursor>();
   #nextAntiEntropyAtMs: number;
   #nextPeerExchangeAtMs: number;
@@ -212,6 +221,7 @@ class Node implements BbyNode {
     this.#random = options.random;
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     this.#peerExchange = options.peerExchange ?? true;
+    this.#batchLength = options.batchLength ?? MAX_BATCH_BYTES;
     this.epoch = options.epoch ?? randomId(this.#random);
     for (const change of options.changes ?? []) this.#store.restore(change);
     for (const entry of options.entries ?? []) this.#store.merge(entry);
@@ -362,6 +372,8 @@ class Node implements BbyNode {
       // a link whose catch-up never ended (a lost message) is compared all the same.
       const link = this.#table.link(linkId)!;
       if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
+      // Nor while this node is still sending the peer its catch-up: the repair would resend it whole.
+      if (link.catchUp !== null) continue;
       this.#counters.antiEntropyRounds++;
       this.#send(linkId, { type: 'digest', root });
     }
@@ -437,15 +449,12 @@ class Node implements BbyNode {
       case 'catch-up': {
         const since = message.since;
         const usable = since !== null && since.epoch === this.epoch && since.seq <= this.#store.seq;
-        const entries = usable ? [...this.#store.changesSince(since.seq)].map((change) => change.entry) : [...this.#store.entries()];
         if (!usable) this.#counters.fullTransfersSent++;
-        this.#counters.catchUpEntriesSent += entries.length;
-        for (const batch of batchEntries(entries)) this.#send(link.id, { type: 'entries', entries: batch });
-        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: !usable, entries: entries.length });
-        // From here on this link may vouch for this node's changes, if they all go out on it: it
-        // is the peer's fan-out link now, and loses the right when the set of links to the peer
-        // changes (the fan-out link may change, and what went out on a lost link may be lost).
-        link.claimsUpTo = this.#table.peerLinks().get(peerId) === link.id;
+        // The iteration is live: a key changed meanwhile moves to the end of the feed and is sent
+        // again, so when it ends every change up to the store's sequence number then went out.
+        const entries = usable ? changedEntries(this.#store, since.seq) : this.#store.entries();
+        link.catchUp = { batches: batchEntries(entries, this.#batchLength), full: !usable, entries: 0, unflushed: 0 };
+        this.#pumpCatchUp(link);
         return;
       }
       case 'caught-up':
@@ -460,6 +469,8 @@ class Node implements BbyNode {
         this.#advanceCursor(link, message.upTo);
         return;
       case 'digest':
+        // During this node's catch-up to the peer the stores differ by design; the next round compares.
+        if (link.catchUp !== null) return;
         if (message.root !== this.#store.digests.root()) this.#send(link.id, { type: 'buckets', digests: this.#store.digests.buckets() });
         return;
       case 'buckets': {
@@ -563,7 +574,7 @@ class Node implements BbyNode {
   }
 
   #sendBuckets(linkId: LinkId, buckets: readonly number[]): void {
-    for (const batch of batchEntries(entriesInBuckets(this.#store.entries(), buckets))) {
+    for (const batch of batchEntries(entriesInBuckets(this.#store.entries(), buckets), this.#batchLength)) {
       this.#counters.repairEntriesSent += batch.length;
       this.#send(linkId, { type: 'entries', entries: batch });
     }
@@ -586,6 +597,38 @@ class Node implements BbyNode {
       this.#counters.peersLearned++;
       this.#log('info', `learnt peer ${address} from ${fromPeerId}`);
       this.#addTarget(address, 'learned');
+    }
+  }
+
+  flushed(linkId: LinkId): void {
+    const link = this.#table.link(linkId);
+    if (link?.catchUp == null) return;
+    link.catchUp.unflushed--;
+    this.#pumpCatchUp(link);
+  }
+
+  /**
+   * Sends a link's catch-up batch by batch, at most CATCH_UP_WINDOW ahead of
+   * what the adapter reported written, so that a node holding millions of
+   * keys never queues them all at once; ends it with `caught-up`.
+   */
+  #pumpCatchUp(link: Link): void {
+    const catchUp = link.catchUp!;
+    while (catchUp.unflushed < CATCH_UP_WINDOW) {
+      const next = catchUp.batches.next();
+      if (next.done === true) {
+        link.catchUp = null;
+        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: catchUp.full, entries: catchUp.entries });
+        // From here on this link may vouch for this node's changes, if they all go out on it: it
+        // is the peer's fan-out link now, and loses the right when the set of links to the peer
+        // changes (the fan-out link may change, and what went out on a lost link may be lost).
+        link.claimsUpTo = this.#table.peerLinks().get(link.peerId!) === link.id;
+        return;
+      }
+      catchUp.unflushed++;
+      catchUp.entries += next.value.length;
+      this.#counters.catchUpEntriesSent += next.value.length;
+      this.#send(link.id, { type: 'entries', entries: next.value }, true);
     }
   }
 
@@ -617,7 +660,7 @@ class Node implements BbyNode {
   }
 
   takeEffects(): Effect[] {
-    return coalesceEntries(this.#effects.splice(0, this.#effects.length));
+    return coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength);
   }
 
   // --- internals --------------------------------------------------------
@@ -712,7 +755,7 @@ class Node implements BbyNode {
     const targets = [...this.#table.peerLinks()].filter(([peerId]) => !skip.has(peerId));
     if (targets.length === 0) return;
     const nextSeen = [...skip, ...targets.map(([peerId]) => peerId)].slice(0, MAX_SEEN);
-    const batches = [...batchEntries(entries)];
+    const batches = [...batchEntries(entries, this.#batchLength)];
     batches.forEach((batch, index) => {
       const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(ack === undefined ? {} : { ack }) };
       // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
@@ -793,16 +836,21 @@ class Node implements BbyNode {
     this.#send(link.id, { type: 'error', id, code: error.code, message: error.message });
   }
 
-  #send(link: LinkId, message: Message): void {
+  #send(link: LinkId, message: Message, notify?: true): void {
     this.#counters.messagesSent++;
     const state = this.#table.link(link);
     if (state !== undefined) state.lastSentAtMs = this.#now();
-    this.#effects.push({ type: 'send', link, message });
+    this.#effects.push(notify === undefined ? { type: 'send', link, message } : { type: 'send', link, message, notify });
   }
 
   #log(level: 'info' | 'warn', message: string): void {
     this.#effects.push({ type: 'log', level, message });
   }
+}
+
+/** The entries of the changes after `seq`, oldest first. */
+function* changedEntries(store: Store, seq: number): Generator<Entry> {
+  for (const change of store.changesSince(seq)) yield change.entry;
 }
 
 /** The listening address a peer announced, if it is a valid `host:port`. */

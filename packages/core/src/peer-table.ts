@@ -6,6 +6,7 @@
  * Two nodes may be joined by two links (each dialed the other); fan-out uses
  * one link per peer id so that such pairs do not double the traffic.
  */
+import { type Entry } from './entry.js';
 import { type PeerInfo } from './protocol.js';
 
 /** `peers` keeps showing at most this many lost inbound peers as down. */
@@ -38,6 +39,19 @@ export interface Link {
    * then may it tell the peer, with `upTo`, how far the peer has its changes.
    */
   claimsUpTo: boolean;
+  /** The catch-up this node is sending the peer on this link, while it lasts. */
+  catchUp: CatchUpStream | null;
+}
+
+/** A catch-up being sent batch by batch (see `flushed` in node.ts). */
+export interface CatchUpStream {
+  readonly batches: Iterator<Entry[]>;
+  /** True when it is the whole store (the peer's cursor was unusable). */
+  readonly full: boolean;
+  /** Entries sent so far. */
+  entries: number;
+  /** Batches sent whose frames the adapter has not yet reported written. */
+  unflushed: number;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
@@ -73,7 +87,7 @@ export class PeerTable {
   /** Registers a new link and returns it. */
   open(direction: Link['direction'], nowMs: number): Link {
     const id = `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`;
-    const link: Link = { id, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs, lastHeardAtMs: nowMs, lastSentAtMs: nowMs, caughtUp: false, claimsUpTo: false };
+    const link: Link = { id, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs, lastHeardAtMs: nowMs, lastSentAtMs: nowMs, caughtUp: false, claimsUpTo: false, catchUp: null };
     this.#links.set(link.id, link);
     return link;
   }

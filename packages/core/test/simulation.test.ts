@@ -68,6 +68,10 @@ const REGRESSION_SEEDS: readonly number[] = [
 /** Seeds run by default (1..N). */
 const DEFAULT_SEEDS = 500;
 
+/** Seeds run again with entries cut into small messages. */
+const SMALL_BATCH_SEEDS = 200;
+const SMALL_BATCH_LENGTH = 400;
+
 const env = process.env;
 const onlySeed = env.SEED === undefined || env.SEED === '' ? null : parseSeed(env.SEED, 'SEED');
 const seedCount = env.SIM_SEEDS === undefined || env.SIM_SEEDS === '' ? DEFAULT_SEEDS : parseSeed(env.SIM_SEEDS, 'SIM_SEEDS');
@@ -86,12 +90,12 @@ function report(result: SimResult): string {
 }
 
 /** Runs seeds, prints a summary line, and fails with every failing seed's report. */
-function runSeeds(seeds: readonly number[], title: string): void {
+function runSeeds(seeds: readonly number[], title: string, options: SimOptions = {}): void {
   const started = performance.now();
   const totals = zeroCounts();
   const failed: SimResult[] = [];
   for (const seed of seeds) {
-    const result = runSeed(seed, { faults });
+    const result = runSeed(seed, { ...options, faults });
     addCounts(totals, result.counts);
     if (!result.ok) failed.push(result);
   }
@@ -188,6 +192,11 @@ if (onlySeed !== null) {
 
     it(`seeds 1..${seedCount}${range.length < seedCount ? ' but the regression seeds' : ''}`, () => {
       runSeeds(range, `seeds 1..${seedCount}`);
+    });
+
+    // About 5 entries per message: every catch-up spans many batches and goes through flow control.
+    it(`seeds 1..${SMALL_BATCH_SEEDS} with small batches (${SMALL_BATCH_LENGTH} characters)`, () => {
+      runSeeds(Array.from({ length: SMALL_BATCH_SEEDS }, (_, i) => i + 1), 'small batches', { batchLength: SMALL_BATCH_LENGTH });
     });
   });
 }

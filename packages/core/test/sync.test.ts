@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { batchEntries, coalesceEntries, type Entry, entryJsonLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, utf8ByteLength } from '../src/index.js';
+import { batchEntries, CATCH_UP_WINDOW, coalesceEntries, createNode, type Effect, type Entry, entryJsonLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION, utf8ByteLength } from '../src/index.js';
 import { Cluster, mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
@@ -111,5 +111,71 @@ describe('coalescing forwards', () => {
     ];
     expect(coalesceEntries(effects as { type: string }[])).to.have.length(4);
     expect(coalesceEntries(effects.slice(3) as { type: string }[], 10)).to.have.length(2);
+  });
+});
+
+describe('catch-up flow control', () => {
+  const hello = (nodeId: string) => JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId, address: `${nodeId}:1` });
+  /** A node holding `count` keys, a peer link that did its handshake and asked for everything, and the effects so far. */
+  function holderAsked(count: number) {
+    let clock = 1_700_000_000_000;
+    const holder = createNode({ id: 'holder', now: () => clock++, random: mulberry32(1), batchLength: 1_000 });
+    for (let i = 0; i < count; i++) holder.set(`key-${String(i).padStart(4, '0')}`, 'v'.repeat(40));
+    holder.takeEffects();
+    const link = holder.accept();
+    holder.receive(link, hello('joiner'));
+    holder.takeEffects();
+    holder.receive(link, JSON.stringify({ type: 'catch-up', since: null }));
+    return { holder, link };
+  }
+  const sends = (effects: Effect[]) => effects.filter((e): e is Extract<Effect, { type: 'send' }> => e.type === 'send');
+
+  it('sends at most CATCH_UP_WINDOW batches ahead of what was written out, then one more per flushed frame', () => {
+    const { holder, link } = holderAsked(200);
+    const first = sends(holder.takeEffects());
+    expect(first.map((s) => s.message.type)).to.deep.equal(Array(CATCH_UP_WINDOW).fill('entries'));
+    expect(first.every((s) => s.notify === true)).to.equal(true);
+    expect(holder.takeEffects()).to.deep.equal([]);
+
+    const received: Entry[] = first.flatMap((s) => (s.message.type === 'entries' ? s.message.entries : []));
+    let caughtUp: Message | undefined;
+    for (let round = 0; round < 100 && caughtUp === undefined; round++) {
+      holder.flushed(link);
+      const next = sends(holder.takeEffects());
+      expect(next.length, `round ${round}`).to.be.within(1, 2);
+      for (const send of next) {
+        if (send.message.type === 'entries') received.push(...send.message.entries);
+        else caughtUp = send.message;
+      }
+    }
+    expect(new Set(received.map((e) => e.key)).size).to.equal(200);
+    expect(caughtUp).to.include({ type: 'caught-up', full: true, entries: 200 });
+  });
+
+  it('sends a key written during the catch-up before caught-up, and caught-up counts the feed up to then', () => {
+    const { holder, link } = holderAsked(100);
+    holder.takeEffects();
+    holder.set('written-meanwhile', 'x');
+    holder.takeEffects();
+    const received: string[] = [];
+    let caughtUp: Extract<Message, { type: 'caught-up' }> | undefined;
+    for (let round = 0; round < 100 && caughtUp === undefined; round++) {
+      holder.flushed(link);
+      for (const send of sends(holder.takeEffects())) {
+        if (send.message.type === 'entries') received.push(...send.message.entries.map((e) => e.key));
+        if (send.message.type === 'caught-up') caughtUp = send.message;
+      }
+    }
+    expect(received).to.include('written-meanwhile');
+    expect(caughtUp?.seq).to.equal(101);
+  });
+
+  it('stops when the link closes, and ignores a late flushed', () => {
+    const { holder, link } = holderAsked(200);
+    holder.takeEffects();
+    holder.closed(link, 'gone');
+    holder.takeEffects();
+    holder.flushed(link);
+    expect(holder.takeEffects()).to.deep.equal([]);
   });
 });

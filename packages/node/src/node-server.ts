@@ -186,7 +186,8 @@ class Adapter {
             lastText = JSON.stringify(effect.message);
           }
           this.#cork(socket);
-          socket.send(lastText);
+          if (effect.notify === true) socket.send(lastText, (error) => this.#flushed(effect.link, error));
+          else socket.send(lastText);
           break;
         }
         case 'dial':
@@ -210,6 +211,14 @@ class Adapter {
           break;
       }
     }
+  }
+
+  /** A frame sent with `notify` left for the kernel: the core may send more catch-up (unless the socket failed). */
+  #flushed(link: LinkId, error: Error | null | undefined): void {
+    // Node calls a write back with null (not undefined) when it succeeded.
+    if (error != null) return;
+    this.core.flushed(link);
+    this.#flushSoon();
   }
 
   /**

@@ -98,3 +98,30 @@ describe('bby-node adapter: a failing disk', function () {
     });
   }
 });
+
+describe('bby-node adapter: catch-up flow control', function () {
+  this.timeout(30_000);
+  const nodes: RunningNode[] = [];
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((node) => node.close().catch(() => undefined)));
+  });
+
+  it('a joining node receives a catch-up many times larger than the window of unflushed batches', async () => {
+    const quiet = () => undefined;
+    const holderPort = await freePort();
+    const holder = await startNode(parseConfig(JSON.stringify({ port: holderPort, id: 'holder' }), 'holder.json'), { source: 'holder.json', log: quiet });
+    nodes.push(holder);
+    // About 6 MB of entries: some 24 batches of 256 K characters, six times the window.
+    const value = 'v'.repeat(280);
+    for (let i = 0; i < 20_000; i++) holder.core.set(`key-${String(i).padStart(5, '0')}`, value);
+    const joinerPort = await freePort();
+    const joinerConfig = parseConfig(JSON.stringify({ port: joinerPort, id: 'joiner', peers: [`127.0.0.1:${holderPort}`] }), 'joiner.json');
+    const joiner = await startNode(joinerConfig, { source: 'joiner.json', log: quiet });
+    nodes.push(joiner);
+
+    await waitFor(() => joiner.core.stats().catchUpEntriesReceived > 0, 'the joiner to finish its catch-up', 20_000);
+    expect(joiner.core.stats().keys).to.equal(20_000);
+    expect(joiner.core.get('key-19999')).to.equal(value);
+    expect(holder.core.stats()).to.include({ fullTransfersSent: 1, catchUpEntriesSent: 20_000 });
+  });
+});

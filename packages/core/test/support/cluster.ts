@@ -43,7 +43,9 @@ type End = { readonly kind: 'node'; readonly node: string; readonly link: LinkId
 type Packet =
   | { readonly kind: 'connect'; readonly from: string; readonly link: LinkId; readonly address: string }
   | { readonly kind: 'frame'; readonly from: End; readonly text: string }
-  | { readonly kind: 'close'; readonly from: End; readonly code: number; readonly reason: string };
+  | { readonly kind: 'close'; readonly from: End; readonly code: number; readonly reason: string }
+  /** A frame sent with `notify` is written out (it goes in the queue right behind the frame). */
+  | { readonly kind: 'flushed'; readonly node: string; readonly link: LinkId };
 
 /** A log effect, with the node that emitted it. */
 export interface LogLine {
@@ -272,6 +274,7 @@ export class Cluster {
     switch (effect.type) {
       case 'send':
         this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: JSON.stringify(effect.message) });
+        if (effect.notify === true) this.#inFlight.push({ kind: 'flushed', node, link: effect.link });
         return;
       case 'dial':
         this.counters.dials++;
@@ -337,6 +340,11 @@ export class Cluster {
         this.#sim(to.node).node.receive(to.link, packet.text);
         return;
       }
+      case 'flushed': {
+        const sim = this.#sim(packet.node);
+        if (sim.up) sim.node.flushed(packet.link);
+        return;
+      }
       case 'close': {
         const to = this.#wires.get(endKey(packet.from));
         if (to === undefined) return; // already closed from the other side
@@ -382,6 +390,8 @@ function describe(packet: Packet): string {
       return `${endName(packet.from)} sends ${packet.text.slice(0, 120)}`;
     case 'close':
       return `${endName(packet.from)} closes (${packet.code})`;
+    case 'flushed':
+      return `${packet.node} wrote out a frame on ${packet.link}`;
   }
 }
 

@@ -111,6 +111,8 @@ export interface SimOptions {
   trace?: 0 | 1 | 2 | 3;
   /** Receives trace lines as they happen (they are also kept in `result.trace`). */
   onTrace?: (line: string) => void;
+  /** Characters of entries per message (the nodes' `batchLength`): small values cut catch-ups into many batches. */
+  batchLength?: number;
 }
 
 /** What a run did; every field is a count, so results add up (`addCounts`). */
@@ -741,6 +743,7 @@ class Simulation {
       cursors: { ...disk.cursors },
       ...(this.#profile.antiEntropy ? {} : { timing: { antiEntropyIntervalMs: NO_ANTI_ENTROPY_MS } }),
       peerExchange: this.#profile.peerExchange,
+      ...(this.#options.batchLength === undefined ? {} : { batchLength: this.#options.batchLength }),
     });
     slot.node = node;
     disk.epoch = node.epoch;
@@ -766,7 +769,9 @@ class Simulation {
   #effect(slot: Slot, effect: Effect): void {
     switch (effect.type) {
       case 'send':
-        return this.#send(slot, effect.link, effect.message);
+        this.#send(slot, effect.link, effect.message);
+        if (effect.notify === true) this.#flushedSoon(slot, effect.link);
+        return;
       case 'persist':
         return this.#persist(slot, effect.entry, effect.seq);
       case 'cursor':
@@ -955,6 +960,18 @@ class Simulation {
       this.#counts.duplicated++;
       this.#transmit(conn, dir, message, text);
     }
+  }
+
+  /** Reports a frame written out a moment after it was sent, as `ws` calls back once a send is done. */
+  #flushedSoon(slot: Slot, link: LinkId): void {
+    const incarnation = slot.incarnation;
+    this.#at(this.#now + 1, () =>
+      this.#whenRunning(slot, () => {
+        if (slot.node === null || slot.incarnation !== incarnation) return;
+        slot.node.flushed(link);
+        this.#drain(slot);
+      }),
+    );
   }
 
   #noteLost(message: Message, how: 'dropped' | 'cut' | 'closed' | 'ignored'): void {
