@@ -18,7 +18,7 @@
 //   prepare  -> {"count":N}: makes N entries (16-byte keys, 100-byte values)
 //               and keeps them, as a node keeps its store
 //   stream   -> {"to":URL}: sends the prepared entries to URL in `entries`
-//               batches of about 256 K characters of JSON, as a node does for a
+//               batches of about 168 K characters, as a node does for a
 //               joining peer; replies once they are queued
 import { parseArgs } from 'node:util';
 import { PROTOCOL_VERSION } from '@bby/core';
@@ -28,7 +28,7 @@ import { makeKey, makeValue } from './lib/wsclient.js';
 const { values } = parseArgs({ options: { port: { type: 'string' }, id: { type: 'string', default: 'bare' }, forward: { type: 'string' } } });
 const id = values.id;
 const VALUE = makeValue(0);
-const BATCH_CHARS = 256 * 1024;
+const BATCH_CHARS = 168 * 1024;
 const MAX_PAYLOAD = 1024 * 1024;
 
 const peers = new Set();
@@ -71,7 +71,7 @@ function wire(socket) {
     switch (message.type) {
       case 'set':
         socket.send(JSON.stringify({ type: 'reply', id: message.id, result: true }));
-        broadcast({ type: 'entries', entries: [{ key: message.key, value: message.value, timestamp: Date.now(), origin: id }], seen: [id, `${id}-next`] }, socket);
+        broadcast({ type: 'entries', entries: [[message.key, message.value, Date.now(), id]], seen: [id, `${id}-next`] }, socket);
         return;
       case 'get':
         socket.send(JSON.stringify({ type: 'reply', id: message.id, result: VALUE }));
@@ -114,13 +114,14 @@ function stream(url, done) {
     let batch = [];
     let length = 0;
     for (const entry of prepared) {
-      const entryLength = 56 + entry.key.length + entry.value.length + entry.origin.length + 6;
+      const entryLength = 27 + entry.key.length + entry.value.length + entry.origin.length;
       if (batch.length > 0 && length + entryLength > BATCH_CHARS) {
         socket.send(JSON.stringify({ type: 'entries', entries: batch }));
         batch = [];
         length = 0;
       }
-      batch.push(entry);
+      // As a node does: kept as objects, written as [key, value, timestamp, origin] tuples.
+      batch.push([entry.key, entry.value, entry.timestamp, entry.origin]);
       length += entryLength + 1;
     }
     if (batch.length > 0) socket.send(JSON.stringify({ type: 'entries', entries: batch }));

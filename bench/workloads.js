@@ -266,10 +266,11 @@ function replicate(client, watcher, { prefix, count, durationMs, window }) {
     watcher.onText = (text) => {
       if (!text.startsWith('{"type":"entries"')) return;
       const now = performance.now();
-      for (const entry of JSON.parse(text).entries) {
-        const at = sentAt.get(entry.key);
+      // Entries travel as [key, value, timestamp, origin].
+      for (const [key] of JSON.parse(text).entries) {
+        const at = sentAt.get(key);
         if (at === undefined) continue;
-        sentAt.delete(entry.key);
+        sentAt.delete(key);
         delays.push(now - at);
         observed++;
       }

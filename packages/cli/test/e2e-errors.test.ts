@@ -134,7 +134,7 @@ describe('e2e: errors', function () {
 
       // Entries without a hello, on a fresh connection: an older timestamp would win if merged.
       const intruder = await rawClient(node.address);
-      const entries = JSON.stringify({ type: 'entries', entries: [{ key: 'kept', value: 'hijacked', timestamp: 0, origin: 'evil' }] });
+      const entries = JSON.stringify({ type: 'entries', entries: [['kept', 'hijacked', 0, 'evil']] });
       expect(await intruder.exchange(entries)).to.include({ type: 'error', code: 'NOT_A_PEER', id: null });
       intruder.socket.close();
 

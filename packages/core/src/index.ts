@@ -16,7 +16,7 @@ export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 export { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_PEER_LIST } from './peer-exchange.js';
 export { DEFAULT_TIMING, type Timing } from './timing.js';
 export { PeerTable, type CatchUpStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
-export { batchEntries, coalesceEntries, entryJsonLength, jsonStringLength } from './sync.js';
+export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';
 export { parseConfig, DEFAULT_HOST, FSYNC_POLICIES, NODE_ID_PATTERN, type FsyncPolicy, type NodeConfig } from './config.js';

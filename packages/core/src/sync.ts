@@ -1,10 +1,11 @@
 /**
  * Cutting a stream of entries into messages that stay under the wire limit.
  * Used for catch-up (a node sends a peer what it missed, or its whole store) and for
- * forwarding. Sizes are counted in UTF-16 code units of the JSON text; with
- * MAX_BATCH_BYTES at a quarter of MAX_MESSAGE_BYTES, a batch stays under the
- * limit even when every character takes 3 UTF-8 bytes. `coalesceEntries`
- * does the reverse for many small forwards to one peer: it merges them.
+ * forwarding. Sizes are counted in characters (UTF-16 code units) of the
+ * entries' strings, without looking for characters JSON escapes: a character
+ * takes at most 6 bytes in the frame, which MAX_BATCH_BYTES allows for.
+ * `coalesceEntries` does the reverse for many small forwards to one peer: it
+ * merges them.
  */
 import { type Entry } from './entry.js';
 import { MAX_BATCH_BYTES } from './limits.js';
@@ -17,25 +18,28 @@ export function jsonStringLength(text: string): number {
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text).length : text.length + 2;
 }
 
-/** Length of an entry's JSON text, in UTF-16 code units. */
-export function entryJsonLength(entry: Entry): number {
-  // {"key":,"value":,"timestamp":,"origin":} is 40 characters; the timestamp at most 16 digits.
-  return 56 + jsonStringLength(entry.key) + jsonStringLength(entry.value) + jsonStringLength(entry.origin);
+/**
+ * Length of an entry's wire tuple with nothing escaped, in UTF-16 code units:
+ * `["",""," ",""]` is 11 characters, the timestamp at most 16 digits. Its
+ * JSON text is at most 6 bytes per character of this.
+ */
+export function entryLength(entry: Entry): number {
+  return 27 + entry.key.length + entry.value.length + entry.origin.length;
 }
 
-/** Splits entries into batches of at most `maxLength` JSON characters (a single larger entry gets a batch of its own). */
+/** Splits entries into batches of at most `maxLength` characters (`entryLength`; a single larger entry gets a batch of its own). */
 export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BYTES): Generator<Entry[]> {
   let batch: Entry[] = [];
   let length = 0;
   for (const entry of entries) {
-    const entryLength = entryJsonLength(entry);
-    if (batch.length > 0 && length + entryLength > maxLength) {
+    const size = entryLength(entry);
+    if (batch.length > 0 && length + size > maxLength) {
       yield batch;
       batch = [];
       length = 0;
     }
     batch.push(entry);
-    length += entryLength + 1;
+    length += size + 1;
   }
   if (batch.length > 0) yield batch;
 }
@@ -66,7 +70,7 @@ export function coalesceEntries<T extends { readonly type: string }>(effects: T[
       continue;
     }
     const seen = message.seen.join('\u0000');
-    const length = message.entries!.reduce((sum, entry) => sum + entryJsonLength(entry) + 1, 0);
+    const length = message.entries!.reduce((sum, entry) => sum + entryLength(entry) + 1, 0);
     const current = open.get(send.link);
     if (current !== undefined && current.seen === seen && current.length + length <= maxLength) {
       current.entries.push(...message.entries!);

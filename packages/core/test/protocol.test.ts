@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  encodeMessage,
   type ErrorMessage,
   MAX_KEY_BYTES,
   MAX_MESSAGE_BYTES,
@@ -24,6 +25,11 @@ function refused(text: string): Extract<ParseResult, { ok: false }> {
 }
 
 const goodEntry = { key: 'k', value: 'v', timestamp: 1000, origin: 'a' };
+/** An entry as it travels: `[key, value, timestamp, origin]`; `with` replaces fields. */
+const wire = (change: Partial<Record<keyof typeof goodEntry, unknown>> = {}) => {
+  const e: Record<string, unknown> = { ...goodEntry, ...change };
+  return [e.key, e.value, e.timestamp, e.origin];
+};
 
 describe('protocol parsing', () => {
   it('reads every request type', () => {
@@ -33,10 +39,14 @@ describe('protocol parsing', () => {
     expect(parsed({ type: 'add-peer', id: 3, address: 'h:1' })).to.deep.equal({ type: 'add-peer', id: 3, address: 'h:1' });
   });
 
-  it('reads peer messages and drops unknown fields of entries', () => {
+  it('reads peer messages, with entries as [key, value, timestamp, origin] tuples', () => {
     expect(parsed({ type: 'hello', protocol: 1, nodeId: 'a', address: 'h:1' })).to.deep.equal({ type: 'hello', protocol: 1, nodeId: 'a', address: 'h:1' });
     expect(parsed({ type: 'welcome', protocol: 1, nodeId: 'b', address: '' })).to.deep.equal({ type: 'welcome', protocol: 1, nodeId: 'b', address: '' });
-    expect(parsed({ type: 'entries', entries: [{ ...goodEntry, extra: 'x' }] })).to.deep.equal({ type: 'entries', entries: [goodEntry] });
+    expect(parsed({ type: 'entries', entries: [wire()] })).to.deep.equal({ type: 'entries', entries: [goodEntry] });
+    // encodeMessage writes what parseIncoming reads.
+    const message = { type: 'entries', entries: [goodEntry, { ...goodEntry, key: 'k2' }], seen: ['a'], upTo: 7 } as const;
+    expect(JSON.parse(encodeMessage(message))).to.deep.equal({ type: 'entries', entries: [wire(), wire({ key: 'k2' })], seen: ['a'], upTo: 7 });
+    expect(parsed(JSON.parse(encodeMessage(message)))).to.deep.equal(message);
   });
 
   it('says BAD_JSON for text that is not JSON', () => {
@@ -83,11 +93,13 @@ describe('protocol parsing', () => {
       [{ type: 'welcome', protocol: 1, nodeId: 'n'.repeat(65), address: '' }, '"nodeId"'],
       [{ type: 'entries' }, '"entries"'],
       [{ type: 'entries', entries: [null] }, 'entries[0]'],
-      [{ type: 'entries', entries: [goodEntry, { ...goodEntry, origin: undefined }] }, 'entries[1]'],
-      [{ type: 'entries', entries: [{ ...goodEntry, timestamp: -1 }] }, '"timestamp"'],
-      [{ type: 'entries', entries: [{ ...goodEntry, timestamp: 1.5 }] }, '"timestamp"'],
-      [{ type: 'entries', entries: [{ ...goodEntry, timestamp: '1000' }] }, '"timestamp"'],
-      [{ type: 'entries', entries: [{ ...goodEntry, origin: '' }] }, 'origin'],
+      [{ type: 'entries', entries: [goodEntry] }, 'entries[0] must be [key, value, timestamp, origin]'],
+      [{ type: 'entries', entries: [wire(), wire().slice(0, 3)] }, 'entries[1]'],
+      [{ type: 'entries', entries: [wire(), wire({ origin: null })] }, 'entries[1]'],
+      [{ type: 'entries', entries: [wire({ timestamp: -1 })] }, 'timestamp'],
+      [{ type: 'entries', entries: [wire({ timestamp: 1.5 })] }, 'timestamp'],
+      [{ type: 'entries', entries: [wire({ timestamp: '1000' })] }, 'timestamp'],
+      [{ type: 'entries', entries: [wire({ origin: '' })] }, 'origin'],
     ];
     for (const [message, mention] of cases) {
       const result = refused(JSON.stringify(message));
@@ -109,7 +121,7 @@ describe('protocol parsing', () => {
     expect(parsed({ type: 'get', id: 1, key: 'k'.repeat(MAX_KEY_BYTES) })).to.have.property('type', 'get');
     expect(refused(JSON.stringify({ type: 'get', id: 1, key: 'k'.repeat(MAX_KEY_BYTES + 1) })).error.code).to.equal('KEY_TOO_LARGE');
     expect(refused(JSON.stringify({ type: 'set', id: 1, key: 'é'.repeat(513), value: 'v' })).error.code).to.equal('KEY_TOO_LARGE');
-    expect(refused(JSON.stringify({ type: 'entries', entries: [{ ...goodEntry, key: 'k'.repeat(1025) }] })).error.code).to.equal('KEY_TOO_LARGE');
+    expect(refused(JSON.stringify({ type: 'entries', entries: [wire({ key: 'k'.repeat(1025) })] })).error.code).to.equal('KEY_TOO_LARGE');
   });
 
   it('limits values to 256 KiB of JSON text, quotes and escapes included', () => {
@@ -118,7 +130,7 @@ describe('protocol parsing', () => {
     expect(refused(JSON.stringify({ type: 'set', id: 1, key: 'k', value: `${largest}x` })).error.code).to.equal('VALUE_TOO_LARGE');
     const escaped = '\n'.repeat(MAX_VALUE_BYTES / 2); // each "\n" is two bytes of JSON
     expect(refused(JSON.stringify({ type: 'set', id: 1, key: 'k', value: escaped })).error.code).to.equal('VALUE_TOO_LARGE');
-    expect(refused(JSON.stringify({ type: 'entries', entries: [{ ...goodEntry, value: `${largest}x` }] })).error.code).to.equal('VALUE_TOO_LARGE');
+    expect(refused(JSON.stringify({ type: 'entries', entries: [wire({ value: `${largest}x` })] })).error.code).to.equal('VALUE_TOO_LARGE');
   });
 
   it('counts UTF-8 bytes like Buffer does', () => {
@@ -149,7 +161,7 @@ describe('a node receiving malformed frames', () => {
     [JSON.stringify({ type: 'set', id: 7, key: 'k'.repeat(1025), value: 'v' }), 'KEY_TOO_LARGE', 7],
     [JSON.stringify({ type: 'set', id: 8, key: 'k', value: 'v'.repeat(256 * 1024) }), 'VALUE_TOO_LARGE', 8],
     [JSON.stringify({ type: 'set', id: 9, key: 'k', value: 'v'.repeat(MAX_MESSAGE_BYTES + 1) }), 'MESSAGE_TOO_LARGE', null],
-    [JSON.stringify({ type: 'entries', entries: [{ key: 'k', value: 'v', timestamp: 1, origin: 'x' }] }), 'NOT_A_PEER', null],
+    [JSON.stringify({ type: 'entries', entries: [['k', 'v', 1, 'x']] }), 'NOT_A_PEER', null],
     [JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: 'x', address: '' }), 'BAD_MESSAGE', null],
   ];
 
@@ -177,7 +189,7 @@ describe('a node receiving malformed frames', () => {
     client.exchange(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 'fake', address: '' }));
     const bReceived = b.stats().messagesReceived;
     const responses = client.exchange(
-      JSON.stringify({ type: 'entries', entries: [{ key: 'fine', value: 'v', timestamp: 1, origin: 'fake' }, { key: 'bad', value: 'v', timestamp: -5, origin: 'fake' }] }),
+      JSON.stringify({ type: 'entries', entries: [['fine', 'v', 1, 'fake'], ['bad', 'v', -5, 'fake']] }),
     );
     expect(responses).to.have.length(1);
     expect(responses[0]).to.include({ type: 'error', code: 'BAD_MESSAGE' });

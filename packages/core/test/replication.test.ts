@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type BbyNode, compareEntries, type Entry, PROTOCOL_VERSION } from '../src/index.js';
+import { type BbyNode, compareEntries, encodeMessage, type Entry, PROTOCOL_VERSION } from '../src/index.js';
 import { Cluster, mulberry32, resultOf, START_MS } from './support/cluster.js';
 
 /** Every node holds exactly the same entries. */
@@ -227,9 +227,9 @@ describe('conflicting writes', () => {
     // A client posing as a peer sends two writes that differ only by value.
     const fake = cluster.client('a');
     fake.sendRaw(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 'x', address: '' }));
-    fake.sendRaw(JSON.stringify({ type: 'entries', entries: [{ key: 'k', value: 'pear', timestamp: 5, origin: 'x' }] }));
-    fake.sendRaw(JSON.stringify({ type: 'entries', entries: [{ key: 'k', value: 'apple', timestamp: 5, origin: 'x' }] }));
-    fake.sendRaw(JSON.stringify({ type: 'entries', entries: [{ key: 'k', value: 'cherry', timestamp: 5, origin: 'x' }] }));
+    fake.sendRaw(encodeMessage({ type: 'entries', entries: [{ key: 'k', value: 'pear', timestamp: 5, origin: 'x' }] }));
+    fake.sendRaw(encodeMessage({ type: 'entries', entries: [{ key: 'k', value: 'apple', timestamp: 5, origin: 'x' }] }));
+    fake.sendRaw(encodeMessage({ type: 'entries', entries: [{ key: 'k', value: 'cherry', timestamp: 5, origin: 'x' }] }));
     cluster.stabilize();
     expect(expectConverged(cluster)).to.deep.equal([{ key: 'k', value: 'apple', timestamp: 5, origin: 'x' }]);
     expect(cluster.node('b').stats()).to.include({ entriesApplied: 2, conflicts: 1 });

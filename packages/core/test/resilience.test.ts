@@ -4,6 +4,7 @@ import {
   CLOSE_CODES,
   createNode,
   DEFAULT_TIMING,
+  encodeMessage,
   type Entry,
   LEARNED_MAX_FAILURES,
   type Message,
@@ -106,7 +107,7 @@ describe('anti-entropy', () => {
     const b = cluster.addNode('b', { peers: ['a'] });
     cluster.stabilize();
     // The fake peer claims b already got it: a does not forward it, as if the message to b was lost.
-    fakePeer(cluster).exchange(JSON.stringify({ type: 'entries', entries: [entry('lost', 'v')], seen: ['b'] }));
+    fakePeer(cluster).exchange(encodeMessage({ type: 'entries', entries: [entry('lost', 'v')], seen: ['b'] }));
     expect(a.get('lost')).to.equal('v');
     expect(b.get('lost')).to.equal(null);
 

@@ -1,22 +1,23 @@
 import { expect } from 'chai';
-import { batchEntries, CATCH_UP_WINDOW, coalesceEntries, createNode, type Effect, type Entry, entryJsonLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION, utf8ByteLength } from '../src/index.js';
+import { batchEntries, CATCH_UP_WINDOW, coalesceEntries, createNode, type Effect, encodeMessage, type Entry, entryLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION, utf8ByteLength } from '../src/index.js';
 import { Cluster, mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
 
 describe('sync batching', () => {
-  it('the length estimate of an entry is never below its real JSON length, and exact for 16-digit timestamps', () => {
+  it('an entry on the wire takes at most 6 bytes per character of its length estimate, and exactly its length when nothing is escaped', () => {
     const samples = [
       entry('k', 'v', 0),
       entry('k', 'v', Number.MAX_SAFE_INTEGER),
       entry('quote"back\\slash', 'line\nbreak\ttab\u0001', 1_700_000_000_000),
       entry('clé', '€ and 😀', 1_700_000_000_000),
       entry('lone', 'x\ud800y', 1_700_000_000_000),
+      entry('controls', '\u0000'.repeat(100), 1_700_000_000_000),
     ];
     for (const e of samples) {
-      const actual = JSON.stringify(e).length;
-      expect(entryJsonLength(e), JSON.stringify(e)).to.be.at.least(actual);
-      if (String(e.timestamp).length === 16) expect(entryJsonLength(e)).to.equal(actual);
+      const text = JSON.stringify([e.key, e.value, e.timestamp, e.origin]);
+      expect(utf8ByteLength(text), text).to.be.at.most(6 * entryLength(e));
+      if (String(e.timestamp).length === 16 && !/["\\\u0000-\u001f\ud800-\udfff]/.test(e.key + e.value)) expect(text.length).to.equal(entryLength(e));
     }
   });
 
@@ -30,7 +31,10 @@ describe('sync batching', () => {
     const batches = [...batchEntries(entries, 10_000)];
     expect(batches.length).to.be.above(1);
     expect(batches.flat()).to.deep.equal(entries);
-    for (const batch of batches) expect(JSON.stringify(batch).length).to.be.at.most(10_000);
+    for (const batch of batches) {
+      expect(batch.reduce((sum, e) => sum + entryLength(e) + 1, 0)).to.be.at.most(10_000);
+      expect(utf8ByteLength(encodeMessage({ type: 'entries', entries: batch }))).to.be.at.most(6 * 10_000 + 40);
+    }
   });
 
   it('an entry larger than the limit travels alone', () => {

@@ -3,7 +3,7 @@
  * dials what the core asks for, turns socket events into core events, and
  * carries out the core's effects. It holds no replication logic of its own.
  */
-import { type BbyNode, type Change, createNode, type Effect, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
+import { type BbyNode, type Change, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
 import { type Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
@@ -183,7 +183,7 @@ class Adapter {
           if (socket?.readyState !== WebSocket.OPEN) break;
           if (effect.message !== lastMessage) {
             lastMessage = effect.message;
-            lastText = JSON.stringify(effect.message);
+            lastText = encodeMessage(effect.message);
           }
           this.#cork(socket);
           if (effect.notify === true) socket.send(lastText, (error) => this.#flushed(effect.link, error));

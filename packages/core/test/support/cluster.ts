@@ -14,7 +14,7 @@
  * - `#deliver()` is the single place that carries a packet out.
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
-import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, type Timing } from '../../src/index.js';
+import { type BbyNode, createNode, type Effect, encodeMessage, type Entry, type LinkId, type Message, type ResponseMessage, type Timing } from '../../src/index.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -273,7 +273,7 @@ export class Cluster {
   #effect(node: string, effect: Effect): void {
     switch (effect.type) {
       case 'send':
-        this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: JSON.stringify(effect.message) });
+        this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: encodeMessage(effect.message) });
         if (effect.notify === true) this.#inFlight.push({ kind: 'flushed', node, link: effect.link });
         return;
       case 'dial':
@@ -438,7 +438,12 @@ export class Client {
 
   /** @internal A frame arrived from the node. */
   received(text: string): void {
-    this.inbox.push(JSON.parse(text) as Message);
+    const message = JSON.parse(text) as { type: string; entries?: unknown };
+    // Entries travel as [key, value, timestamp, origin] tuples: read them back as entries.
+    if (message.type === 'entries' && Array.isArray(message.entries)) {
+      message.entries = (message.entries as [string, string, number, string][]).map(([key, value, timestamp, origin]) => ({ key, value, timestamp, origin }));
+    }
+    this.inbox.push(message as Message);
   }
 
   /** @internal The connection closed. */

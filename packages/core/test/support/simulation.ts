@@ -56,7 +56,7 @@
  *   replaced disk or machine). An acknowledged write whose only copies were on
  *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
  */
-import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, type Entry, type LinkId, type Message } from '../../src/index.js';
+import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message } from '../../src/index.js';
 import { mulberry32, START_MS } from './cluster.js';
 
 // --- public types -------------------------------------------------------
@@ -954,7 +954,7 @@ class Simulation {
       this.#log(2, `lost: ${slot.id} > ${message.type}`);
       return;
     }
-    const text = JSON.stringify(message);
+    const text = encodeMessage(message);
     this.#transmit(conn, dir, message, text);
     if (this.#netRng.chance(this.#link.duplication)) {
       this.#counts.duplicated++;
