@@ -49,13 +49,19 @@ export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BY
  * that link between them, same `seen`, no acknowledgement round) into one
  * message, up to `maxLength` characters of entries, so that a burst of writes
  * costs each peer one frame instead of one per write. Order per link is kept;
- * the merged message carries the later `upTo`.
+ * the merged message carries the later `upTo`. Links whose runs are made of
+ * the very same messages (a broadcast) share one merged message, so that the
+ * adapter writes its JSON once.
  */
 export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_BYTES): T[] {
   // Nothing to merge in the common case of one answer: skip the bookkeeping.
   if (effects.length < 2) return effects;
-  type Send = { readonly type: 'send'; readonly link: string; readonly message: { readonly type: string } };
-  const open = new Map<string, { index: number; length: number; entries: Entry[]; seen: string; upTo: number | undefined }>();
+  type Message = { readonly type: string; readonly entries?: readonly Entry[]; readonly seen?: readonly string[]; readonly upTo?: number; readonly ack?: string };
+  type Send = { readonly type: 'send'; readonly link: string; readonly message: Message };
+  /** A run of mergeable messages for one link, at `index` of the output. */
+  type Run = { readonly index: number; readonly send: Send; readonly sources: Message[]; length: number };
+  const open = new Map<string, Run>();
+  const runs: Run[] = [];
   const out: T[] = [];
   for (const effect of effects) {
     if (effect.type !== 'send') {
@@ -63,25 +69,41 @@ export function coalesceEntries<T extends { readonly type: string }>(effects: T[
       continue;
     }
     const send = effect as unknown as Send;
-    const message = send.message as { type: string; entries?: readonly Entry[]; seen?: readonly string[]; upTo?: number; ack?: string };
+    const message = send.message;
     if (message.type !== 'entries' || message.ack !== undefined || message.seen === undefined) {
       open.delete(send.link);
       out.push(effect);
       continue;
     }
-    const seen = message.seen.join('\u0000');
-    const length = message.entries!.reduce((sum, entry) => sum + entryLength(entry) + 1, 0);
-    const current = open.get(send.link);
-    if (current !== undefined && current.seen === seen && current.length + length <= maxLength) {
-      current.entries.push(...message.entries!);
-      current.length += length;
-      if (message.upTo !== undefined) current.upTo = message.upTo;
-      const merged = { type: 'entries', entries: current.entries, seen: message.seen, ...(current.upTo === undefined ? {} : { upTo: current.upTo }) };
-      out[current.index] = { ...send, message: merged } as unknown as T;
+    let length = 0;
+    for (const entry of message.entries!) length += entryLength(entry) + 1;
+    const run = open.get(send.link);
+    if (run !== undefined && sameList(run.sources[0]!.seen!, message.seen) && run.length + length <= maxLength) {
+      if (run.sources.length === 1) runs.push(run);
+      run.sources.push(message);
+      run.length += length;
       continue;
     }
-    open.set(send.link, { index: out.length, length, entries: [...message.entries!], seen, upTo: message.upTo });
+    open.set(send.link, { index: out.length, send, sources: [message], length });
     out.push(effect);
   }
+  const built: { sources: Message[]; message: Message }[] = [];
+  for (const run of runs) {
+    let merged = built.find((b) => b.sources.length === run.sources.length && b.sources.every((source, i) => source === run.sources[i]))?.message;
+    if (merged === undefined) {
+      let upTo: number | undefined;
+      for (const source of run.sources) if (source.upTo !== undefined) upTo = source.upTo;
+      merged = { type: 'entries', entries: run.sources.flatMap((source) => source.entries!), seen: run.sources[0]!.seen!, ...(upTo === undefined ? {} : { upTo }) };
+      built.push({ sources: run.sources, message: merged });
+    }
+    out[run.index] = { ...run.send, message: merged } as unknown as T;
+  }
   return out;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

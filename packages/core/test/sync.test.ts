@@ -116,6 +116,18 @@ describe('coalescing forwards', () => {
     expect(coalesceEntries(effects as { type: string }[])).to.have.length(4);
     expect(coalesceEntries(effects.slice(3) as { type: string }[], 10)).to.have.length(2);
   });
+
+  it('gives links whose runs are the very same messages one shared merged message, and others their own', () => {
+    const first = { type: 'entries', entries: [entry('a')], seen: ['a', 'b', 'c'] };
+    const second = { type: 'entries', entries: [entry('b')], seen: ['a', 'b', 'c'], upTo: 2 };
+    const other = { type: 'entries', entries: [entry('b')], seen: ['a', 'b', 'c'] };
+    const out = coalesceEntries([send('b', first), send('c', first), send('d', first), send('b', second), send('c', second), send('d', other)] as { type: string }[]) as ReturnType<typeof send>[];
+    expect(out.map((e) => e.link)).to.deep.equal(['b', 'c', 'd']);
+    expect(out[0]!.message).to.equal(out[1]!.message);
+    expect(out[0]!.message).to.deep.equal({ type: 'entries', entries: [entry('a'), entry('b')], seen: ['a', 'b', 'c'], upTo: 2 });
+    expect(out[2]!.message).to.not.equal(out[0]!.message);
+    expect(out[2]!.message).to.deep.equal({ type: 'entries', entries: [entry('a'), entry('b')], seen: ['a', 'b', 'c'] });
+  });
 });
 
 describe('catch-up flow control', () => {
