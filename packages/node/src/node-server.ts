@@ -133,16 +133,13 @@ class Adapter {
   }
 
   /**
-   * Flushes once the frames of every socket read in this turn of the event
-   * loop are handled (setImmediate runs after the poll phase), so that the
-   * core merges the forwards of a burst of writes into one frame per peer and
-   * each socket gets one write: with 64 requests in flight and two peers this
-   * took the node from 0.53x to 0.75x the bare server's rate.
+   * Flushes once the frames of the current read are all handled, so that the
+   * core can merge the forwards of a burst of writes into one frame per peer.
    */
   #flushSoon(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
+    process.nextTick(() => {
       this.#flushScheduled = false;
       this.flush();
     });
