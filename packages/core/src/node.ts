@@ -453,7 +453,7 @@ class Node implements BbyNode {
         // The iteration is live: a key changed meanwhile moves to the end of the feed and is sent
         // again, so when it ends every change up to the store's sequence number then went out.
         const entries = usable ? changedEntries(this.#store, since.seq) : this.#store.entries();
-        link.catchUp = { batches: batchEntries(entries, this.#batchLength), full: !usable, entries: 0, unflushed: 0 };
+        link.catchUp = { batches: batchEntries(entries, this.#batchLength), full: !usable, entries: 0, unflushed: 0, mayClaim: true };
         this.#pumpCatchUp(link);
         return;
       }
@@ -557,7 +557,12 @@ class Node implements BbyNode {
 
   /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
   #withdrawClaims(peerId: string): void {
-    for (const link of this.#table.peerLinkList()) if (link.peerId === peerId) link.claimsUpTo = false;
+    for (const link of this.#table.peerLinkList()) {
+      if (link.peerId !== peerId) continue;
+      link.claimsUpTo = false;
+      // A catch-up still going out on it may not grant the claim when it ends either.
+      if (link.catchUp !== null) link.catchUp.mayClaim = false;
+    }
   }
 
   /** Moves this node's cursor into the peer's feed to `upTo`, once the link's catch-up is done. */
@@ -621,8 +626,9 @@ class Node implements BbyNode {
         this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: catchUp.full, entries: catchUp.entries });
         // From here on this link may vouch for this node's changes, if they all go out on it: it
         // is the peer's fan-out link now, and loses the right when the set of links to the peer
-        // changes (the fan-out link may change, and what went out on a lost link may be lost).
-        link.claimsUpTo = this.#table.peerLinks().get(link.peerId!) === link.id;
+        // changes (the fan-out link may change, and what went out on a lost link may be lost),
+        // also while the catch-up was going out.
+        link.claimsUpTo = catchUp.mayClaim && this.#table.peerLinks().get(link.peerId!) === link.id;
         return;
       }
       catchUp.unflushed++;

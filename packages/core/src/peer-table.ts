@@ -52,6 +52,8 @@ export interface CatchUpStream {
   entries: number;
   /** Batches sent whose frames the adapter has not yet reported written. */
   unflushed: number;
+  /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
+  mayClaim: boolean;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */

@@ -186,6 +186,25 @@ describe('catch-up flow control', () => {
     expect(caughtUp?.seq).to.equal(101);
   });
 
+  it('does not let the link vouch with upTo when the peer opened another link during the catch-up', () => {
+    const { holder, link } = holderAsked(200);
+    holder.takeEffects();
+    const second = holder.accept();
+    holder.receive(second, hello('joiner'));
+    holder.takeEffects();
+    let ended = false;
+    for (let round = 0; round < 100 && !ended; round++) {
+      holder.flushed(link);
+      ended = sends(holder.takeEffects()).some((s) => s.message.type === 'caught-up');
+    }
+    expect(ended).to.equal(true);
+    holder.set('after', 'x');
+    const forwards = sends(holder.takeEffects()).filter((s) => s.message.type === 'entries');
+    expect(forwards).to.have.length(1);
+    expect(forwards[0]!.link).to.equal(link);
+    expect(forwards[0]!.message).to.not.have.property('upTo');
+  });
+
   it('stops when the link closes, and ignores a late flushed', () => {
     const { holder, link } = holderAsked(200);
     holder.takeEffects();
