@@ -176,6 +176,7 @@ class Adapter {
     // A broadcast queues the same message object for several links: serialize it once.
     let lastMessage: Message | undefined;
     let lastText = '';
+    const burst = linksWithSeveralFrames(effects);
     for (const effect of effects) {
       switch (effect.type) {
         case 'send': {
@@ -185,7 +186,7 @@ class Adapter {
             lastMessage = effect.message;
             lastText = encodeMessage(effect.message);
           }
-          this.#cork(socket);
+          if (burst.has(effect.link)) this.#cork(socket);
           if (effect.notify === true) socket.send(lastText, (error) => this.#flushed(effect.link, error));
           else socket.send(lastText);
           break;
@@ -309,6 +310,18 @@ class Adapter {
       this.flush();
     });
   }
+}
+
+/** Links that get more than one frame in this batch of effects: only those are worth corking. */
+function linksWithSeveralFrames(effects: readonly Effect[]): Set<LinkId> {
+  const seen = new Set<LinkId>();
+  const several = new Set<LinkId>();
+  for (const effect of effects) {
+    if (effect.type !== 'send') continue;
+    if (seen.has(effect.link)) several.add(effect.link);
+    else seen.add(effect.link);
+  }
+  return several;
 }
 
 function rawToString(data: RawData): string {
