@@ -4,7 +4,7 @@
  *
  * Import reads JSON lines (`{"key": "...", "value": "..."}` per line) or one
  * JSON object of key to value, checks every entry as `set` does, and sends
- * them in `set-many` requests of up to 256 K characters, IMPORT_BATCHES_IN_FLIGHT
+ * them in `set-many` requests of up to 1 MiB, IMPORT_BATCHES_IN_FLIGHT
  * at a time. Export asks for `keys` (page by page), then
  * `get`s them, EXPORT_IN_FLIGHT at a time, and writes JSON lines in key order,
  * which import reads back.
@@ -453,17 +453,21 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   }
 }
 
-/** A set-many request carries at most this many characters of keys and values, far below the 1 MiB frame cap. */
-const SET_MANY_BATCH_CHARS = 256 * 1024;
+/**
+ * A set-many request's entries take at most this many bytes of JSON, counted
+ * at 6 bytes per character (the longest escape), so that any text fits the
+ * frame cap; about 1,400 entries of a 16-byte key and a 100-byte value.
+ */
+const SET_MANY_BATCH_BYTES = MAX_MESSAGE_BYTES - 4096;
 
-/** Cuts entries into set-many requests: at most MAX_SET_MANY_ENTRIES entries and about SET_MANY_BATCH_CHARS each. */
+/** Cuts entries into set-many requests: at most MAX_SET_MANY_ENTRIES entries and SET_MANY_BATCH_BYTES each. */
 function* setManyBatches(entries: readonly InputEntry[]): Generator<InputEntry[]> {
   let batch: InputEntry[] = [];
   let chars = 0;
   for (const entry of entries) {
     // JSON escapes can make text up to 6 times longer: count that much so a request always fits.
     const size = (entry.key.length + entry.value.length) * 6 + 32;
-    if (batch.length > 0 && (chars + size > SET_MANY_BATCH_CHARS || batch.length >= MAX_SET_MANY_ENTRIES)) {
+    if (batch.length > 0 && (chars + size > SET_MANY_BATCH_BYTES || batch.length >= MAX_SET_MANY_ENTRIES)) {
       yield batch;
       batch = [];
       chars = 0;
