@@ -43,3 +43,15 @@ export function utf8ByteLength(text: string): number {
   }
   return bytes;
 }
+
+// ES2024 adds String.prototype.isWellFormed (Node 20 has it); the repo's ES2022 lib does not declare it.
+declare global {
+  interface String {
+    isWellFormed(): boolean;
+  }
+}
+
+/** True when `text` is well-formed Unicode: no lone surrogate, so UTF-8 round-trips it exactly. */
+export function isWellFormed(text: string): boolean {
+  return text.isWellFormed();
+}

@@ -17,7 +17,7 @@ import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
-import { type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
+import { type CatchUpStream, type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
@@ -37,7 +37,7 @@ import {
   type PeerMessage,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
-import { MAX_BATCH_BYTES } from './limits.js';
+import { isWellFormed, MAX_BATCH_BYTES } from './limits.js';
 import { batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
@@ -143,7 +143,7 @@ export interface BbyNode {
   cursors(): Record<string, Cursor>;
   /** Every stored entry. */
   entries(): IterableIterator<Entry>;
-  /** Every stored entry with its local sequence number, oldest change first (what storage keeps). */
+  /** Every stored entry with its local sequence number, in the store's slot order (what storage keeps). */
   changes(): IterableIterator<Change>;
   /** Configured, added and inbound peers. */
   peers(): PeerInfo[];
@@ -223,8 +223,20 @@ class Node implements BbyNode {
     this.#peerExchange = options.peerExchange ?? true;
     this.#batchLength = options.batchLength ?? MAX_BATCH_BYTES;
     this.epoch = options.epoch ?? randomId(this.#random);
-    for (const change of options.changes ?? []) this.#store.restore(change);
-    for (const entry of options.entries ?? []) this.#store.merge(entry);
+    // Before protocol 2 a lone surrogate was accepted; the store cannot hold one (arena.ts).
+    const storable = (entry: Entry) => isWellFormed(entry.key) && isWellFormed(entry.value);
+    let malformed = 0;
+    for (const change of options.changes ?? []) {
+      if (storable(change.entry)) this.#store.restore(change);
+      else malformed++;
+    }
+    for (const entry of options.entries ?? []) {
+      if (storable(entry)) this.#store.merge(entry);
+      else malformed++;
+    }
+    if (malformed > 0) {
+      this.#log('warn', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`);
+    }
     for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
     const nowMs = this.#now();
     this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
@@ -450,10 +462,12 @@ class Node implements BbyNode {
         const since = message.since;
         const usable = since !== null && since.epoch === this.epoch && since.seq <= this.#store.seq;
         if (!usable) this.#counters.fullTransfersSent++;
-        // The iteration is live: a key changed meanwhile moves to the end of the feed and is sent
-        // again, so when it ends every change up to the store's sequence number then went out.
-        const entries = usable ? changedEntries(this.#store, since.seq) : this.#store.entries();
-        link.catchUp = { batches: batchEntries(entries, this.#batchLength), full: !usable, entries: 0, unflushed: 0, mayClaim: true };
+        // The iteration is live: changes made while it runs are sent too, by rescans of the store
+        // (store.ts), and when it ends it says up to which sequence number every change went out.
+        const changes = this.#store.changesSince(usable ? since.seq : -Infinity);
+        const catchUp: CatchUpStream = { batches: [].values(), full: !usable, entries: 0, unflushed: 0, mayClaim: true, upTo: 0 };
+        catchUp.batches = batchEntries(entriesOf(changes, catchUp), this.#batchLength);
+        link.catchUp = catchUp;
         this.#pumpCatchUp(link);
         return;
       }
@@ -623,7 +637,7 @@ class Node implements BbyNode {
       const next = catchUp.batches.next();
       if (next.done === true) {
         link.catchUp = null;
-        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: this.#store.seq, full: catchUp.full, entries: catchUp.entries });
+        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: catchUp.upTo, full: catchUp.full, entries: catchUp.entries });
         // From here on this link may vouch for this node's changes, if they all go out on it: it
         // is the peer's fan-out link now, and loses the right when the set of links to the peer
         // changes (the fan-out link may change, and what went out on a lost link may be lost),
@@ -854,9 +868,15 @@ class Node implements BbyNode {
   }
 }
 
-/** The entries of the changes after `seq`, oldest first. */
-function* changedEntries(store: Store, seq: number): Generator<Entry> {
-  for (const change of store.changesSince(seq)) yield change.entry;
+/** The entries of a store iteration; when it ends, `stream.upTo` is the sequence number it returned (every change up to it was yielded). */
+function* entriesOf(changes: Generator<Change, number, undefined>, stream: { upTo: number }): Generator<Entry> {
+  for (let next = changes.next(); ; next = changes.next()) {
+    if (next.done === true) {
+      stream.upTo = next.value;
+      return;
+    }
+    yield next.value.entry;
+  }
 }
 
 /** The listening address a peer announced, if it is a valid `host:port`. */

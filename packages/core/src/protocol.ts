@@ -11,7 +11,7 @@
 import { BUCKET_COUNT } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
-import { MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, utf8ByteLength } from './limits.js';
+import { isWellFormed, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, utf8ByteLength } from './limits.js';
 
 /** Version of the peer protocol; peers with another version are refused. */
 export const PROTOCOL_VERSION = 2;
@@ -282,9 +282,15 @@ function requireString(m: Record<string, unknown>, field: string): string {
   return value;
 }
 
+// The store keeps strings as UTF-8, which cannot hold a lone surrogate (arena.ts).
+function notWellFormed(what: 'key' | 'value'): ProtocolError {
+  return bad(`the ${what} is not well-formed Unicode: it has a lone surrogate (half of a UTF-16 pair, \\uD800 to \\uDFFF, without its other half); send whole characters (String.prototype.toWellFormed() replaces lone ones with U+FFFD)`);
+}
+
 /** Checks a key against the limits; throws ProtocolError. */
 export function checkKey(key: string): void {
   if (key === '') throw bad('the key is empty; use a non-empty string');
+  if (!isWellFormed(key)) throw notWellFormed('key');
   // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no count.
   if (key.length * 3 <= MAX_KEY_BYTES) return;
   const bytes = utf8ByteLength(key);
@@ -293,6 +299,7 @@ export function checkKey(key: string): void {
 
 /** Checks a value against the limits; throws ProtocolError. */
 export function checkValue(value: string): void {
+  if (!isWellFormed(value)) throw notWellFormed('value');
   // As JSON a UTF-16 unit takes at most 6 bytes (\u0000): short values need no count.
   if (value.length * 6 + 2 <= MAX_VALUE_BYTES) return;
   const bytes = utf8ByteLength(JSON.stringify(value));

@@ -8,20 +8,43 @@
  * is what stops broadcast loops and duplicate applies without any table of
  * message ids.
  *
- * Change feed: every change gets the next local sequence number, and the map
- * is kept in sequence order (a replaced key moves to the end), so "what
- * changed since N" is a scan of the tail. Sequence numbers are local to this
- * node and meaningful only with its epoch (see node.ts).
+ * Layout: each key gets a *slot*, 0, 1, 2... in the order keys arrive (keys
+ * are never removed, so slots are never freed). A slot's fields live in
+ * typed-array columns: the arena address and length of its key and of its
+ * value (arena.ts keeps the strings as UTF-8 bytes), its timestamp and
+ * sequence number, and its origin as an index into a table of node ids.
+ * KeyIndex (key-index.ts) finds a key's slot. Nothing here is one object
+ * per key, so a million keys cost their bytes plus about 50 bytes each, and
+ * the garbage collector has few objects to trace (docs/performance.md).
+ * Entries handed out (`get`, iteration) are built on demand.
  *
- * Layout: a key's fields live in columns at the key's slot (values in an
- * array, timestamps and sequence numbers in Float64Arrays, origins as indexes
- * into a table of node ids) rather than in one object per key. A million keys
- * then cost about 60 bytes each beyond the key and value strings, instead of
- * about 150 for an entry object, its boxed timestamp and a change record
- * (docs/performance.md). Keys are never removed, so slots are never freed.
+ * Change feed: every change gets the next local sequence number, stored in
+ * the key's slot. Sequence numbers are local to this node and meaningful only
+ * with its epoch (see node.ts). `changesSince(n)` scans the slots for
+ * sequence numbers above n, so it goes by slot (the order keys arrived), not
+ * by sequence number.
+ *
+ * Live iteration: node.ts streams a catch-up from `changesSince` batch by
+ * batch while writes keep coming, then tells the peer the sequence number it
+ * is caught up to, so every change up to that number must have gone out. A
+ * scan alone would miss a key changed after the scan passed its slot. So the
+ * iteration is a series of passes: each pass notes the store's sequence
+ * number S when it starts and yields the slots whose change is above the
+ * previous pass's S (the requested `seq` for the first pass) and at most its
+ * own S. A change made during a pass is above that pass's S, so the next
+ * pass yields it (a key may thus be yielded twice). The iteration ends after
+ * a pass during which nothing changed, or after MAX_PASSES passes when writes
+ * keep coming, so that a steady trickle cannot keep it going. Either way,
+ * every change up to the last pass's S was yielded, and the generator
+ * returns that S: node.ts sends it in `caught-up`. When a pass saw no change
+ * it is also the store's `seq` at the end. (A change below S can only come
+ * from `restore`, which is for loading a store, not for use during an
+ * iteration.)
  */
+import { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
 import { Digests } from './digest.js';
 import { compareEntries, type Entry } from './entry.js';
+import { hashKey, KeyIndex } from './key-index.js';
 
 /** What merging one entry did to the store. */
 export interface MergeResult {
@@ -39,16 +62,27 @@ export interface Change {
   readonly seq: number;
 }
 
+/** Options of a Store; only tests need them. */
+export interface StoreOptions {
+  /** Size of the arena's byte chunks, a power of two (default 4 MiB). */
+  readonly chunkBytes?: number;
+}
+
 const ADDED: MergeResult = { changed: true, duplicate: false, conflict: false };
 const DUPLICATE: MergeResult = { changed: false, duplicate: true, conflict: false };
 
 const INITIAL_CAPACITY = 1024;
 
+/** Most passes of one live iteration (see the header): enough to catch the writes made during a long first pass. */
+const MAX_PASSES = 3;
+
 /** In-memory map of key to winning entry. */
 export class Store {
-  /** Key to slot, in sequence order. */
-  readonly #slots = new Map<string, number>();
-  readonly #values: string[] = [];
+  readonly #arena: Arena;
+  readonly #index = new KeyIndex((slot, key) => this.#arena.equals(key, this.#keys[slot * 2]!, this.#keys[slot * 2 + 1]!));
+  // Columns, by slot. Keys and values take two words each: arena address, then length word.
+  #keys = new Uint32Array(INITIAL_CAPACITY * 2);
+  #values = new Uint32Array(INITIAL_CAPACITY * 2);
   #timestamps = new Float64Array(INITIAL_CAPACITY);
   #seqs = new Float64Array(INITIAL_CAPACITY);
   #origins = new Uint32Array(INITIAL_CAPACITY);
@@ -60,9 +94,13 @@ export class Store {
   /** Sorted keys, kept until the next new key (paged `keys` asks many times in a row). */
   #sortedKeys: string[] | null = null;
 
+  constructor(options: StoreOptions = {}) {
+    this.#arena = new Arena(options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+  }
+
   /** Number of keys. */
   get size(): number {
-    return this.#slots.size;
+    return this.#index.size;
   }
 
   /** Sequence number of the latest change (0 for an empty store). */
@@ -72,86 +110,126 @@ export class Store {
 
   /** The entry stored for `key`, if any (a new object each call). */
   get(key: string): Entry | undefined {
-    const slot = this.#slots.get(key);
-    return slot === undefined ? undefined : this.#entryAt(key, slot);
+    const slot = this.#index.find(key, hashKey(key));
+    return slot < 0 ? undefined : this.#entryAt(key, slot);
   }
 
   /** The value stored for `key`, if any, without building its entry. */
   value(key: string): string | undefined {
-    const slot = this.#slots.get(key);
-    return slot === undefined ? undefined : this.#values[slot];
+    const slot = this.#index.find(key, hashKey(key));
+    return slot < 0 ? undefined : this.#valueAt(slot);
   }
 
   /** Sequence number of the change that stored `key`, if any. */
   seqOf(key: string): number | undefined {
-    const slot = this.#slots.get(key);
-    return slot === undefined ? undefined : this.#seqs[slot];
+    const slot = this.#index.find(key, hashKey(key));
+    return slot < 0 ? undefined : this.#seqs[slot];
   }
 
   /** Every key, sorted. The array is shared: do not modify it. */
   keys(): readonly string[] {
-    this.#sortedKeys ??= [...this.#slots.keys()].sort();
+    this.#sortedKeys ??= Array.from({ length: this.size }, (_, slot) => this.#keyAt(slot)).sort();
     return this.#sortedKeys;
   }
 
-  /** Every entry, oldest change first. */
+  /** Every entry, by slot; live, like `changesSince`. */
   *entries(): IterableIterator<Entry> {
-    for (const [key, slot] of this.#slots) yield this.#entryAt(key, slot);
+    for (const change of this.changesSince(-Infinity)) yield change.entry;
   }
 
-  /** Entries changed after sequence number `seq`, oldest first. */
-  *changesSince(seq: number): IterableIterator<Change> {
-    for (const [key, slot] of this.#slots) {
-      const changeSeq = this.#seqs[slot]!;
-      if (changeSeq > seq) yield { entry: this.#entryAt(key, slot), seq: changeSeq };
+  /**
+   * Entries changed after sequence number `seq`, by slot, including changes
+   * made while the iteration runs (see the header). Returns the sequence
+   * number up to which every change was yielded.
+   */
+  *changesSince(seq: number): Generator<Change, number, undefined> {
+    let after = seq;
+    for (let pass = 1; ; pass++) {
+      const upTo = this.#seq;
+      // `size` and the columns are read afresh at every slot: writes may add keys or grow them.
+      for (let slot = 0; slot < this.size; slot++) {
+        const changeSeq = this.#seqs[slot]!;
+        if (changeSeq > after && changeSeq <= upTo) yield { entry: this.#entryAt(this.#keyAt(slot), slot), seq: changeSeq };
+      }
+      if (this.#seq === upTo || pass === MAX_PASSES) return upTo;
+      after = upTo;
     }
   }
 
   /** Keeps whichever of the stored and incoming entry wins; see `MergeResult`. */
   merge(incoming: Entry): MergeResult {
-    const slot = this.#slots.get(incoming.key);
-    if (slot === undefined) {
-      this.#put(incoming, ++this.#seq, undefined);
+    const hash = hashKey(incoming.key);
+    const slot = this.#index.find(incoming.key, hash);
+    if (slot < 0) {
+      this.#add(incoming, hash, this.#seq + 1);
+      this.#seq++;
       return ADDED;
     }
-    const stored = this.#entryAt(incoming.key, slot);
-    const order = compareEntries(incoming, stored);
-    if (order === 0) return DUPLICATE;
-    const conflict = incoming.value !== stored.value;
-    if (order < 0) {
-      this.#put(incoming, ++this.#seq, stored);
-      return { changed: true, duplicate: false, conflict };
+    // compareEntries without building the stored entry: most merges are duplicates.
+    const sameValue = this.#arena.equals(incoming.value, this.#values[slot * 2]!, this.#values[slot * 2 + 1]!);
+    let order = this.#compareStamps(incoming, slot);
+    if (order === 0) {
+      if (sameValue) return DUPLICATE;
+      order = incoming.value < this.#valueAt(slot) ? -1 : 1;
     }
-    return { changed: false, duplicate: !conflict, conflict };
+    if (order > 0) return { changed: false, duplicate: sameValue, conflict: !sameValue };
+    this.#replace(incoming, slot, this.#seq + 1);
+    this.#seq++;
+    return { changed: true, duplicate: false, conflict: !sameValue };
   }
 
   /** Loads a change recovered from storage, with its original sequence number. */
   restore(change: Change): void {
-    const stored = this.get(change.entry.key);
-    if (stored !== undefined && compareEntries(change.entry, stored) >= 0) return;
-    this.#put(change.entry, change.seq, stored);
-    if (change.seq > this.#seq) this.#seq = change.seq;
+    const { entry, seq } = change;
+    const hash = hashKey(entry.key);
+    const slot = this.#index.find(entry.key, hash);
+    if (slot < 0) this.#add(entry, hash, seq);
+    else if (compareEntries(entry, this.#entryAt(entry.key, slot)) < 0) this.#replace(entry, slot, seq);
+    else return;
+    if (seq > this.#seq) this.#seq = seq;
+  }
+
+  /** compareEntries on timestamp and origin only, incoming against the entry at `slot`. */
+  #compareStamps(incoming: Entry, slot: number): number {
+    const timestamp = this.#timestamps[slot]!;
+    if (incoming.timestamp !== timestamp) return incoming.timestamp < timestamp ? -1 : 1;
+    const origin = this.#originIds[this.#origins[slot]!]!;
+    if (incoming.origin !== origin) return incoming.origin < origin ? -1 : 1;
+    return 0;
+  }
+
+  #keyAt(slot: number): string {
+    return this.#arena.read(this.#keys[slot * 2]!, this.#keys[slot * 2 + 1]!);
+  }
+
+  #valueAt(slot: number): string {
+    return this.#arena.read(this.#values[slot * 2]!, this.#values[slot * 2 + 1]!);
   }
 
   #entryAt(key: string, slot: number): Entry {
-    return { key, value: this.#values[slot]!, timestamp: this.#timestamps[slot]!, origin: this.#originIds[this.#origins[slot]!]! };
+    return { key, value: this.#valueAt(slot), timestamp: this.#timestamps[slot]!, origin: this.#originIds[this.#origins[slot]!]! };
   }
 
-  #put(entry: Entry, seq: number, stored: Entry | undefined): void {
-    let slot: number;
-    if (stored !== undefined) {
-      this.digests.toggle(stored);
-      slot = this.#slots.get(entry.key)!;
-      // Delete first so that the map stays in sequence order.
-      this.#slots.delete(entry.key);
-    } else {
-      slot = this.#slots.size;
-      if (slot === this.#seqs.length) this.#grow();
-      this.#sortedKeys = null;
-    }
+  /** Stores a new key. The strings go to the arena first: if it refuses one, nothing else has changed. */
+  #add(entry: Entry, hash: number, seq: number): void {
+    const slot = this.size;
+    if (slot === this.#seqs.length) this.#grow();
+    this.#arena.write(entry.key, this.#keys, slot * 2);
+    this.#arena.write(entry.value, this.#values, slot * 2);
+    this.#index.add(hash);
+    this.#timestamps[slot] = entry.timestamp;
+    this.#seqs[slot] = seq;
+    this.#origins[slot] = this.#originIndex(entry.origin);
     this.digests.toggle(entry);
-    this.#slots.set(entry.key, slot);
-    this.#values[slot] = entry.value;
+    this.#sortedKeys = null;
+  }
+
+  /** Replaces the entry at `slot`; the old value's bytes stay in the arena, unused. */
+  #replace(entry: Entry, slot: number, seq: number): void {
+    const stored = this.#entryAt(entry.key, slot);
+    this.#arena.write(entry.value, this.#values, slot * 2);
+    this.digests.toggle(stored);
+    this.digests.toggle(entry);
     this.#timestamps[slot] = entry.timestamp;
     this.#seqs[slot] = seq;
     this.#origins[slot] = this.#originIndex(entry.origin);
@@ -166,13 +244,15 @@ export class Store {
     return index;
   }
 
+  /** Doubles the capacity of every column. */
   #grow(): void {
-    const capacity = this.#seqs.length * 2;
     const grown = <T extends Float64Array | Uint32Array>(column: T, make: (length: number) => T): T => {
-      const bigger = make(capacity);
+      const bigger = make(column.length * 2);
       bigger.set(column);
       return bigger;
     };
+    this.#keys = grown(this.#keys, (length) => new Uint32Array(length));
+    this.#values = grown(this.#values, (length) => new Uint32Array(length));
     this.#timestamps = grown(this.#timestamps, (length) => new Float64Array(length));
     this.#seqs = grown(this.#seqs, (length) => new Float64Array(length));
     this.#origins = grown(this.#origins, (length) => new Uint32Array(length));

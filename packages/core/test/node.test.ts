@@ -359,6 +359,15 @@ describe('node: recovered entries', () => {
     expect(node.set('a', 'other')).to.equal(false);
   });
 
+  it('a recovered entry with a lone surrogate (accepted before protocol 2) is left out with a warning, and the others load', () => {
+    const bad = { key: 'half\ud800', value: 'v', timestamp: 5, origin: 'x' };
+    const node = createNode({ id: 'n', now: () => START_MS, random: () => 0, changes: [{ entry: bad, seq: 1 }, { entry: recovered[0]!, seq: 2 }] });
+    expect(node.keys()).to.deep.equal(['b']);
+    const logs = node.takeEffects().filter((e) => e.type === 'log');
+    expect(logs).to.have.length(1);
+    expect(logs[0]).to.include({ level: 'warn' }).and.have.property('message').that.matches(/left out 1 stored entries .*not well-formed Unicode/);
+  });
+
   it('recovered entries reach peers through the join sync', () => {
     const cluster = new Cluster();
     const b = cluster.addNode('b');

@@ -133,6 +133,25 @@ describe('protocol parsing', () => {
     expect(refused(JSON.stringify({ type: 'entries', entries: [wire({ value: `${largest}x` })] })).error.code).to.equal('VALUE_TOO_LARGE');
   });
 
+  it('says BAD_MESSAGE for a key or value with a lone surrogate, and accepts whole pairs', () => {
+    // JSON.stringify writes a lone surrogate as a \udxxx escape, which JSON.parse turns back into it.
+    const cases = [
+      { type: 'set', id: 1, key: 'a\ud800b', value: 'v' },
+      { type: 'set', id: 2, key: 'k', value: 'x\udfff' },
+      { type: 'set', id: 3, key: 'k', value: '\ude00\ud83d' }, // a pair in the wrong order is two lone halves
+      { type: 'get', id: 4, key: '\ud83d' },
+      { type: 'set-many', id: 5, entries: [{ key: 'k', value: 'v' }, { key: 'k2', value: '\ud800' }] },
+      { type: 'entries', entries: [wire({ key: '\udc00' })] },
+      { type: 'entries', entries: [wire({ value: 'end\ud800' })] },
+    ];
+    for (const message of cases) {
+      const result = refused(JSON.stringify(message));
+      expect(result.error.code, JSON.stringify(message)).to.equal('BAD_MESSAGE');
+      expect(result.error.message, JSON.stringify(message)).to.include('lone surrogate');
+    }
+    expect(parsed({ type: 'set', id: 6, key: '\ud83d\ude00', value: 'é😀€' })).to.include({ key: '😀', value: 'é😀€' });
+  });
+
   it('counts UTF-8 bytes like Buffer does', () => {
     for (const text of ['', 'abc', 'é', '€', '😀', 'a😀é€', 'x\ud800y', '\udc00']) {
       expect(utf8ByteLength(text), JSON.stringify(text)).to.equal(Buffer.byteLength(text, 'utf8'));
