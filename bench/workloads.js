@@ -475,6 +475,18 @@ export async function mesh(ctx) {
             const sum = (field) => stats.reduce((total, s) => total + (s[field] ?? 0), 0);
             return { keys: stats.map((s) => s.keys), deliveries: sum('entriesApplied') + sum('duplicatesDropped'), catchUp: sum('catchUpEntriesReceived'), timedOut: sum('peersTimedOut') };
           };
+          // The new links' catch-ups stream the keys of the earlier sizes: let them end before counting.
+          let settled;
+          let quietPolls = 0;
+          await waitFor(
+            async () => {
+              const now = await totals();
+              quietPolls = settled !== undefined && now.deliveries === settled.deliveries ? quietPolls + 1 : 0;
+              settled = now;
+              return quietPolls >= 3;
+            },
+            { what: `the catch-ups of the mesh of ${n} to end`, timeoutMs: 60_000, intervalMs: 100 },
+          );
           const perSet = [];
           const extra = { catchUp: 0, timedOut: 0 };
           for (let rep = 0; rep < reps; rep++) {
