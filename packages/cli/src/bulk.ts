@@ -120,12 +120,17 @@ export class Pipeline {
    * else a promise that resolves when one may. Throws the first failure.
    */
   request(body: RequestBody, onResult: (result: unknown) => void): Promise<void> | undefined {
+    return this.requestText((id) => JSON.stringify({ ...body, id }), onResult);
+  }
+
+  /** As `request`, for a request written as text by `write(id)`. */
+  requestText(write: (id: number) => string, onResult: (result: unknown) => void): Promise<void> | undefined {
     if (this.#failure !== undefined) throw this.#failure;
     const id = this.#nextId++;
     if (this.#pending.size === 0) this.#lastAnswerAt = Date.now();
     this.#pending.set(id, { onResult });
     this.#cork();
-    this.#socket.send(JSON.stringify({ ...body, id }));
+    this.#socket.send(write(id));
     if (this.#pending.size < this.inFlight) return undefined;
     return new Promise<void>((resolve) => (this.#room = resolve)).then(() => {
       if (this.#failure !== undefined) throw this.#failure;
@@ -206,6 +211,8 @@ export interface InputEntry {
   readonly key: string;
   readonly value: string;
   readonly line: number | null;
+  /** The line's own JSON text (JSON lines input): sent as it is, with no stringify. */
+  readonly text?: string;
 }
 
 const describeType = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`.slice(0, 60));
@@ -237,7 +244,7 @@ export function parseJsonLine(text: string, name: string, line: number): InputEn
   if (typeof key !== 'string') throw new ImportInputError(`${where}: "key" must be a string, got ${key === undefined ? 'nothing' : describeType(key)}`);
   if (typeof value !== 'string') throw new ImportInputError(`${where}: "value" must be a string, got ${value === undefined ? 'nothing' : describeType(value)}`);
   checkEntry(key, value, where);
-  return { key, value, line };
+  return { key, value, line, text };
 }
 
 /** Line (1-based) of a character offset in a text. */
@@ -423,7 +430,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
         const next = await Promise.race([batches.next(), readError]);
         if (next.done) break;
         for (const batch of setManyBatches(next.value)) {
-          const wait = pipeline.request({ type: 'set-many', entries: batch.map(({ key, value }) => ({ key, value })) }, (results) => {
+          const wait = pipeline.requestText(setManyText(batch), (results) => {
             (results as boolean[]).forEach((result, index) => {
               if (result === true) trues++;
               else {
@@ -465,8 +472,9 @@ function* setManyBatches(entries: readonly InputEntry[]): Generator<InputEntry[]
   let batch: InputEntry[] = [];
   let chars = 0;
   for (const entry of entries) {
-    // JSON escapes can make text up to 6 times longer: count that much so a request always fits.
-    const size = (entry.key.length + entry.value.length) * 6 + 32;
+    // A line's JSON text takes at most 3 UTF-8 bytes per character; a key and value still to be
+    // written as JSON, up to 6 (the longest escape): count that much so a request always fits.
+    const size = entry.text === undefined ? (entry.key.length + entry.value.length) * 6 + 32 : entry.text.length * 3 + 1;
     if (batch.length > 0 && (chars + size > SET_MANY_BATCH_BYTES || batch.length >= MAX_SET_MANY_ENTRIES)) {
       yield batch;
       batch = [];
@@ -476,6 +484,12 @@ function* setManyBatches(entries: readonly InputEntry[]): Generator<InputEntry[]
     chars += size;
   }
   if (batch.length > 0) yield batch;
+}
+
+/** The text of a set-many request for `batch`: JSON lines go as they were read, other entries are written. */
+function setManyText(batch: readonly InputEntry[]): (id: number) => string {
+  const entries = batch.map((entry) => entry.text ?? JSON.stringify({ key: entry.key, value: entry.value })).join(',');
+  return (id) => `{"type":"set-many","id":${id},"entries":[${entries}]}`;
 }
 
 function progressBar(fraction: number, width = 24): string {
