@@ -124,6 +124,18 @@ describe('storage engine', () => {
       expect(await recovered(fs)).to.deep.equal([...acked, entry(100), entry(101), entry(102), entry(200)]);
     });
 
+    it('a log of 300,000 records (more than a spread call takes) reopens whole', async function () {
+      this.timeout(30_000);
+      const fs = new MemoryFileSystem();
+      const { storage } = await open(fs, { fsync: 'no' });
+      const all = range(0, 300_000);
+      for (let i = 0; i < all.length; i += 10_000) await storage.append(all.slice(i, i + 10_000));
+      await storage.close();
+      const entries = await recovered(fs);
+      expect(entries).to.have.length(300_000);
+      expect(entries.at(-1)).to.deep.equal(all.at(-1));
+    });
+
     it('with fsync "always", every append that resolved survives a crash', async () => {
       const fs = new MemoryFileSystem();
       const { storage } = await open(fs, { fsync: 'always' });

@@ -123,11 +123,11 @@ export class Storage {
       const data = (await fs.read(path)) ?? new Uint8Array();
       const result = readRecords(data, magic);
       if (result.status === 'ok') {
-        entries.push(...result.entries);
+        appendAll(entries, result.entries);
         return data.length;
       }
       if (result.status === 'torn' && last) {
-        entries.push(...result.entries);
+        appendAll(entries, result.entries);
         const file = await fs.openAppend(path);
         await file.truncate(result.validBytes);
         await file.sync();
@@ -139,7 +139,7 @@ export class Storage {
       const reason = result.status === 'corrupt' ? result.reason : 'the file ends inside a record, but a newer file exists';
       if (!options.repair) throw new CorruptionError(path, offset, reason);
       const salvaged = salvageRecords(data, magic);
-      entries.push(...salvaged.entries);
+      appendAll(entries, salvaged.entries);
       damaged = true;
       await fs.rename(path, `${path}.damaged`);
       const lost = salvaged.damaged.map((d) => `${d.bytes} bytes at ${d.offset}`).join(', ');
@@ -342,4 +342,9 @@ async function writeSnapshot(fs: FileSystem, dir: string, generation: number, en
   await fs.rename(temporary, pathIn(dir, name));
   await fs.syncDir(dir);
   return size;
+}
+
+/** Appends `more` to `entries` one by one: a spread `push(...more)` overflows the stack past about 120,000 items. */
+function appendAll<T>(entries: T[], more: readonly T[]): void {
+  for (const item of more) entries.push(item);
 }
