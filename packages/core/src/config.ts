@@ -5,7 +5,7 @@
  */
 import { isValidPort, parseAddress } from './address.js';
 import { ConfigError } from './errors.js';
-import { MAX_NODE_ID_LENGTH } from './limits.js';
+import { MAX_NODE_ID_LENGTH, NODE_ID_PATTERN } from './limits.js';
 
 /** A validated node config. */
 export interface NodeConfig {
@@ -37,9 +37,6 @@ export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'everysec', 'no
 export const DEFAULT_HOST = '127.0.0.1';
 
 const FIELDS = ['port', 'host', 'peers', 'id', 'dataDir', 'fsync', 'antiEntropyIntervalMs', 'peerExchange'] as const;
-
-/** Node ids are short and safe to print and to use in file names. */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 /** Parses and validates the text of a config file; `source` names the file in errors. */
 export function parseConfig(text: string, source: string): NodeConfig {

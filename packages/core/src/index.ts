@@ -19,7 +19,7 @@ export { PeerTable, type CatchUpStream, type DialTarget, type Link, type LinkId,
 export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';
-export { parseConfig, DEFAULT_HOST, FSYNC_POLICIES, NODE_ID_PATTERN, type FsyncPolicy, type NodeConfig } from './config.js';
+export { parseConfig, DEFAULT_HOST, FSYNC_POLICIES, type FsyncPolicy, type NodeConfig } from './config.js';
 export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
 export * from './protocol.js';
 export * from './limits.js';

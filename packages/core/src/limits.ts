@@ -18,13 +18,16 @@ export const MAX_VALUE_BYTES = 256 * 1024;
 /** Largest node id, in characters. */
 export const MAX_NODE_ID_LENGTH = 64;
 
+/** Node ids are short and safe to print, to use in file names, and to write in JSON as they are (one byte per character). */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
+
 /**
  * A sync or forward message carries entries of at most this many characters
  * (`entryLength`). A character takes at most 6 bytes in JSON (`\u0000`), so
  * 6 times this, plus the rest of the message (a `seen` list of 64 ids), stays
  * under MAX_MESSAGE_BYTES whatever the text.
  */
-export const MAX_BATCH_BYTES = 168 * 1024;
+export const MAX_BATCH_CHARS = 168 * 1024;
 
 /** Number of UTF-8 bytes of a string, without allocating. */
 export function utf8ByteLength(text: string): number {

@@ -17,7 +17,7 @@ import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
-import { type CatchUpStream, type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
+import { type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
@@ -37,8 +37,8 @@ import {
   type PeerMessage,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
-import { isWellFormed, MAX_BATCH_BYTES } from './limits.js';
-import { batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
+import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
+import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -90,7 +90,7 @@ export interface NodeOptions {
   readonly timing?: Partial<Timing>;
   /** Learn and dial the peers of peers (default true). */
   readonly peerExchange?: boolean;
-  /** Characters of entries per `entries` message (default MAX_BATCH_BYTES); tests shrink it to cut catch-ups into many batches. */
+  /** Characters of entries per `entries` message (default MAX_BATCH_CHARS); tests shrink it to cut catch-ups into many batches. */
   readonly batchLength?: number;
 }
 
@@ -221,7 +221,7 @@ class Node implements BbyNode {
     this.#random = options.random;
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     this.#peerExchange = options.peerExchange ?? true;
-    this.#batchLength = options.batchLength ?? MAX_BATCH_BYTES;
+    this.#batchLength = options.batchLength ?? MAX_BATCH_CHARS;
     this.epoch = options.epoch ?? randomId(this.#random);
     // Before protocol 2 a lone surrogate was accepted; the store cannot hold one (arena.ts).
     const storable = (entry: Entry) => isWellFormed(entry.key) && isWellFormed(entry.value);
@@ -464,10 +464,9 @@ class Node implements BbyNode {
         if (!usable) this.#counters.fullTransfersSent++;
         // The iteration is live: changes made while it runs are sent too, by rescans of the store
         // (store.ts), and when it ends it says up to which sequence number every change went out.
-        const changes = this.#store.changesSince(usable ? since.seq : -Infinity);
-        const catchUp: CatchUpStream = { batches: [].values(), full: !usable, entries: 0, unflushed: 0, mayClaim: true, upTo: 0 };
-        catchUp.batches = batchEntries(entriesOf(changes, catchUp), this.#batchLength);
-        link.catchUp = catchUp;
+        const batches = batchChanges(this.#store.changesSince(usable ? since.seq : -Infinity), this.#batchLength);
+        // A peer that asks again gets a new stream; the frames of the old one still count against the window.
+        link.catchUp = { batches, full: !usable, entries: 0, unflushed: link.catchUp?.unflushed ?? 0, mayClaim: true };
         this.#pumpCatchUp(link);
         return;
       }
@@ -637,7 +636,8 @@ class Node implements BbyNode {
       const next = catchUp.batches.next();
       if (next.done === true) {
         link.catchUp = null;
-        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: catchUp.upTo, full: catchUp.full, entries: catchUp.entries });
+        // The iteration's result: the sequence number up to which every change went out.
+        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: next.value, full: catchUp.full, entries: catchUp.entries });
         // From here on this link may vouch for this node's changes, if they all go out on it: it
         // is the peer's fan-out link now, and loses the right when the set of links to the peer
         // changes (the fan-out link may change, and what went out on a lost link may be lost),
@@ -868,17 +868,6 @@ class Node implements BbyNode {
   }
 }
 
-/** The entries of a store iteration; when it ends, `stream.upTo` is the sequence number it returned (every change up to it was yielded). */
-function* entriesOf(changes: Generator<Change, number, undefined>, stream: { upTo: number }): Generator<Entry> {
-  for (let next = changes.next(); ; next = changes.next()) {
-    if (next.done === true) {
-      stream.upTo = next.value;
-      return;
-    }
-    yield next.value.entry;
-  }
-}
-
 /** The listening address a peer announced, if it is a valid `host:port`. */
 function announcedAddress(text: string): string | null {
   try {
@@ -897,7 +886,7 @@ function randomId(random: () => number): string {
 }
 
 /** A `keys` reply holds at most about this many characters of keys, to stay far below the message limit. */
-export const MAX_KEYS_PAGE_LENGTH = MAX_BATCH_BYTES;
+export const MAX_KEYS_PAGE_LENGTH = MAX_BATCH_CHARS;
 
 /** The sorted keys after `after`, at most `limit` and about MAX_KEYS_PAGE_LENGTH characters of them; `more` when cut. */
 export function keysPage(sorted: readonly string[], after: string | undefined, limit = Infinity): { keys: string[]; more: boolean } {

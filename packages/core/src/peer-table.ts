@@ -45,8 +45,8 @@ export interface Link {
 
 /** A catch-up being sent batch by batch (see `flushed` in node.ts). */
 export interface CatchUpStream {
-  /** Set once, just after the stream is made (its entries feed `upTo`). */
-  batches: Iterator<Entry[]>;
+  /** The batches still to send; when they run out, the sequence number up to which every change went out. */
+  readonly batches: Iterator<Entry[], number>;
   /** True when it is the whole store (the peer's cursor was unusable). */
   readonly full: boolean;
   /** Entries sent so far. */
@@ -55,8 +55,6 @@ export interface CatchUpStream {
   unflushed: number;
   /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
   mayClaim: boolean;
-  /** Once `batches` ran out: the store's sequence number up to which every change was sent (sent in `caught-up`). */
-  upTo: number;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */

@@ -11,7 +11,7 @@
 import { BUCKET_COUNT } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
-import { isWellFormed, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, utf8ByteLength } from './limits.js';
+import { isWellFormed, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, NODE_ID_PATTERN, utf8ByteLength } from './limits.js';
 
 /** Version of the peer protocol; peers with another version are refused. */
 export const PROTOCOL_VERSION = 2;
@@ -308,6 +308,12 @@ export function checkValue(value: string): void {
   }
 }
 
+function nodeIdList(m: Record<string, unknown>, field: string): string[] {
+  const value = m[field];
+  if (!Array.isArray(value) || value.length > 1024 || !value.every(isNodeId)) throw bad(`"${String(m.type)}" needs "${field}" as a list of node ids`);
+  return value;
+}
+
 function stringList(m: Record<string, unknown>, field: string, maxLength: number): string[] {
   const value = m[field];
   if (!Array.isArray(value) || value.length > 1024 || !value.every((item) => typeof item === 'string' && item.length <= maxLength)) {
@@ -327,9 +333,14 @@ function digestString(text: string): string {
   return text;
 }
 
-function checkNodeId(m: Record<string, unknown>): string {
-  const nodeId = requireString(m, 'nodeId');
-  if (nodeId === '' || nodeId.length > MAX_NODE_ID_LENGTH) throw bad(`"nodeId" must be 1 to ${MAX_NODE_ID_LENGTH} characters`);
+function isNodeId(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_NODE_ID_LENGTH && NODE_ID_PATTERN.test(value);
+}
+
+/** A node id field: 1 to 64 of A-Z a-z 0-9 _ - (as in config files), so that ids never need escaping in a frame. */
+function checkNodeId(m: Record<string, unknown>, field: string): string {
+  const nodeId = m[field];
+  if (!isNodeId(nodeId)) throw bad(`"${field}" must be a node id: 1 to ${MAX_NODE_ID_LENGTH} of A-Z a-z 0-9 _ -`);
   return nodeId;
 }
 
@@ -426,12 +437,12 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     case 'hello':
     case 'welcome': {
       if (typeof m.protocol !== 'number') throw bad(`"${m.type}" needs "protocol" as a number`);
-      return { type: m.type, protocol: m.protocol, nodeId: checkNodeId(m), address: requireString(m, 'address') };
+      return { type: m.type, protocol: m.protocol, nodeId: checkNodeId(m, 'nodeId'), address: requireString(m, 'address') };
     }
     case 'entries': {
       if (!Array.isArray(m.entries)) throw bad('"entries" needs "entries" as an array');
       const entries = m.entries.map(validateEntry);
-      const seen = m.seen === undefined ? undefined : stringList(m, 'seen', MAX_NODE_ID_LENGTH);
+      const seen = m.seen === undefined ? undefined : nodeIdList(m, 'seen');
       const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
       if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > 128)) throw bad('"entries" needs "ack" as a short string');
       return {
@@ -446,9 +457,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       if (typeof m.ok !== 'boolean') throw bad('"ack" needs "ok" as a boolean');
       const ack = requireString(m, 'ack');
       if (ack.length > 128) throw bad('"ack" needs "ack" as a short string');
-      const node = requireString(m, 'node');
-      if (node === '' || node.length > MAX_NODE_ID_LENGTH) throw bad(`"ack" needs "node" as 1 to ${MAX_NODE_ID_LENGTH} characters`);
-      return { type: 'ack', ack, node, ok: m.ok };
+      return { type: 'ack', ack, node: checkNodeId(m, 'node'), ok: m.ok };
     }
     case 'catch-up': {
       if (m.since === null || m.since === undefined) return { type: 'catch-up', since: null };

@@ -173,7 +173,7 @@ export class Store {
       order = incoming.value < this.#valueAt(slot) ? -1 : 1;
     }
     if (order > 0) return { changed: false, duplicate: sameValue, conflict: !sameValue };
-    this.#replace(incoming, slot, this.#seq + 1);
+    this.#replace(incoming, slot, this.#seq + 1, sameValue);
     this.#seq++;
     return { changed: true, duplicate: false, conflict: !sameValue };
   }
@@ -184,7 +184,7 @@ export class Store {
     const hash = hashKey(entry.key);
     const slot = this.#index.find(entry.key, hash);
     if (slot < 0) this.#add(entry, hash, seq);
-    else if (compareEntries(entry, this.#entryAt(entry.key, slot)) < 0) this.#replace(entry, slot, seq);
+    else if (compareEntries(entry, this.#entryAt(entry.key, slot)) < 0) this.#replace(entry, slot, seq, false);
     else return;
     if (seq > this.#seq) this.#seq = seq;
   }
@@ -224,10 +224,10 @@ export class Store {
     this.#sortedKeys = null;
   }
 
-  /** Replaces the entry at `slot`; the old value's bytes stay in the arena, unused. */
-  #replace(entry: Entry, slot: number, seq: number): void {
+  /** Replaces the entry at `slot`; a different value is written anew (the old bytes stay in the arena, unused). */
+  #replace(entry: Entry, slot: number, seq: number, sameValue: boolean): void {
     const stored = this.#entryAt(entry.key, slot);
-    this.#arena.write(entry.value, this.#values, slot * 2);
+    if (!sameValue) this.#arena.write(entry.value, this.#values, slot * 2);
     this.digests.toggle(stored);
     this.digests.toggle(entry);
     this.#timestamps[slot] = entry.timestamp;

@@ -3,12 +3,13 @@
  * Used for catch-up (a node sends a peer what it missed, or its whole store) and for
  * forwarding. Sizes are counted in characters (UTF-16 code units) of the
  * entries' strings, without looking for characters JSON escapes: a character
- * takes at most 6 bytes in the frame, which MAX_BATCH_BYTES allows for.
+ * takes at most 6 bytes in the frame, which MAX_BATCH_CHARS allows for.
  * `coalesceEntries` does the reverse for many small forwards to one peer: it
  * merges them.
  */
 import { type Entry } from './entry.js';
-import { MAX_BATCH_BYTES } from './limits.js';
+import { type Change } from './store.js';
+import { MAX_BATCH_CHARS } from './limits.js';
 
 // Characters JSON.stringify escapes: quote, backslash, controls, lone surrogates.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -28,7 +29,7 @@ export function entryLength(entry: Entry): number {
 }
 
 /** Splits entries into batches of at most `maxLength` characters (`entryLength`; a single larger entry gets a batch of its own). */
-export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BYTES): Generator<Entry[]> {
+export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_CHARS): Generator<Entry[]> {
   let batch: Entry[] = [];
   let length = 0;
   for (const entry of entries) {
@@ -44,6 +45,22 @@ export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BY
   if (batch.length > 0) yield batch;
 }
 
+/** `batchEntries` over a store iteration (`Store.changesSince`); returns what the iteration returns. */
+export function* batchChanges<R>(changes: Iterator<Change, R>, maxLength = MAX_BATCH_CHARS): Generator<Entry[], R> {
+  let result: { value: R } | undefined;
+  function* entries(): Generator<Entry> {
+    for (let next = changes.next(); ; next = changes.next()) {
+      if (next.done === true) {
+        result = { value: next.value };
+        return;
+      }
+      yield next.value.entry;
+    }
+  }
+  yield* batchEntries(entries(), maxLength);
+  return result!.value;
+}
+
 /**
  * Merges `entries` messages queued back to back for one link (nothing else for
  * that link between them, same `seen`, no acknowledgement round) into one
@@ -53,7 +70,7 @@ export function* batchEntries(entries: Iterable<Entry>, maxLength = MAX_BATCH_BY
  * the very same messages (a broadcast) share one merged message, so that the
  * adapter writes its JSON once.
  */
-export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_BYTES): T[] {
+export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_CHARS): T[] {
   // Nothing to merge in the common case of one answer: skip the bookkeeping.
   if (effects.length < 2) return effects;
   type Message = { readonly type: string; readonly entries?: readonly Entry[]; readonly seen?: readonly string[]; readonly upTo?: number; readonly ack?: string };

@@ -90,6 +90,11 @@ describe('protocol parsing', () => {
       [{ type: 'hello', nodeId: 'a', address: '' }, '"protocol"'],
       [{ type: 'hello', protocol: 1, address: '' }, '"nodeId"'],
       [{ type: 'hello', protocol: 1, nodeId: '', address: '' }, '"nodeId"'],
+      // Node ids are written in frames as they are: only A-Z a-z 0-9 _ - (as in config files).
+      [{ type: 'hello', protocol: 1, nodeId: 'a b', address: '' }, '"nodeId" must be a node id'],
+      [{ type: 'welcome', protocol: 1, nodeId: 'x\u0001', address: '' }, '"nodeId" must be a node id'],
+      [{ type: 'entries', entries: [], seen: ['ok', 'not ok'] }, '"seen" as a list of node ids'],
+      [{ type: 'ack', ack: 'e.1', node: 'é', ok: true }, '"node" must be a node id'],
       [{ type: 'welcome', protocol: 1, nodeId: 'n'.repeat(65), address: '' }, '"nodeId"'],
       [{ type: 'entries' }, '"entries"'],
       [{ type: 'entries', entries: [null] }, 'entries[0]'],

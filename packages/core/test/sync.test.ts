@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { batchEntries, CATCH_UP_WINDOW, coalesceEntries, createNode, type Effect, encodeMessage, type Entry, entryLength, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION, utf8ByteLength } from '../src/index.js';
+import { batchEntries, CATCH_UP_WINDOW, coalesceEntries, createNode, type Effect, encodeMessage, type Entry, entryLength, MAX_BATCH_CHARS, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION, utf8ByteLength } from '../src/index.js';
 import { Cluster, mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
@@ -55,7 +55,7 @@ describe('sync batching', () => {
     cluster.stabilize();
 
     const syncFrames = cluster.frames.filter((f) => f.from === 'a' && f.to === 'b' && f.type === 'entries');
-    expect(syncFrames.length).to.be.at.least(Math.ceil((3000 * 1024) / MAX_BATCH_BYTES));
+    expect(syncFrames.length).to.be.at.least(Math.ceil((3000 * 1024) / MAX_BATCH_CHARS));
     for (const frame of syncFrames) expect(utf8ByteLength(frame.text)).to.be.below(MAX_MESSAGE_BYTES);
     expect(b.keys()).to.deep.equal(a.keys());
     expect(b.keys()).to.have.length(3000);
@@ -203,6 +203,15 @@ describe('catch-up flow control', () => {
     expect(forwards).to.have.length(1);
     expect(forwards[0]!.link).to.equal(link);
     expect(forwards[0]!.message).to.not.have.property('upTo');
+  });
+
+  it('a peer that asks again gets a new stream within the same window: the old frames still count', () => {
+    const { holder, link } = holderAsked(200);
+    expect(sends(holder.takeEffects())).to.have.length(CATCH_UP_WINDOW);
+    for (let i = 0; i < 5; i++) holder.receive(link, JSON.stringify({ type: 'catch-up', since: null }));
+    expect(sends(holder.takeEffects())).to.deep.equal([]);
+    holder.flushed(link);
+    expect(sends(holder.takeEffects()).map((s) => s.message.type)).to.deep.equal(['entries']);
   });
 
   it('stops when the link closes, and ignores a late flushed', () => {
