@@ -618,7 +618,10 @@ export async function runBulkCommand(name: 'import' | 'export', args: readonly s
     } catch (error) {
       clearProgress();
       if (error instanceof ImportStoppedError) {
-        output.err(`bby: ${error.message}\nbby: stopped there; the entries before it were sent (importing again is safe: keys already stored count as identical)\n`);
+        const { stored, identical, refused } = error.summary;
+        // A JSON object is checked whole before anything is sent; JSON lines go as they are read.
+        const before = stored + identical + refused > 0 ? 'the entries before it were sent (importing again is safe: keys already stored count as identical)' : 'nothing was sent';
+        output.err(`bby: ${error.message}\nbby: stopped there; ${before}\n`);
         printSummary(error.summary);
         return 2;
       }

@@ -67,9 +67,10 @@ describe('e2e: bby import and export', function () {
       const result = await node.bby('import', file);
       expect(result.code, name).to.equal(2);
       expect(result.stderr, name).to.match(new RegExp(`^bby: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} ${message.source}`));
-      expect(result.stderr, name).to.include('stopped there');
+      expect(result.stderr, name).to.include('stopped there; the entries before it were sent');
       expect(result.stdout, name).to.match(/^stored [12], identical 0, refused 0\n$/);
     }
+
     expect((await node.bby('keys')).stdout).to.equal('a\nc\nd\ne\ng\nh\n');
 
     // A key over the limit is refused before anything is sent, as `set` does.
@@ -83,6 +84,9 @@ describe('e2e: bby import and export', function () {
     const objectResult = await node.bby('import', object);
     expect(objectResult.code).to.equal(2);
     expect(objectResult.stderr).to.match(/key "wrong": the value must be a string, got number 3/);
+    // A JSON object is checked whole before anything is sent, and the message says so.
+    expect(objectResult.stderr).to.include('stopped there; nothing was sent');
+    expect((await node.bby('get', 'fine')).stdout).to.equal('null\n');
   });
 
   it('import and export report a missing file, a missing argument and an unreachable node', async () => {
