@@ -13,9 +13,14 @@
 
 const INITIAL_SLOTS = 1024;
 
-/** 32-bit hash of a key's UTF-16 code units: FNV-1a, then the murmur3 finaliser so that the low bits (the table position) mix well. */
-export function hashKey(key: string): number {
-  let hash = 0x811c9dc5;
+/**
+ * 32-bit hash of a key's UTF-16 code units: FNV-1a from `seed`, then the
+ * murmur3 finaliser so that the low bits (the table position) mix well. Each
+ * store draws its own seed, so that keys crafted to collide on one node (long
+ * probe runs: a slow node) do not collide on another.
+ */
+export function hashKey(key: string, seed: number): number {
+  let hash = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   hash ^= hash >>> 16;
   hash = Math.imul(hash, 0x85ebca6b);

@@ -17,6 +17,7 @@ import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
+import { hashKey } from './key-index.js';
 import { type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
@@ -190,7 +191,7 @@ class Node implements BbyNode {
   #ackRounds = 0;
   readonly #now: () => number;
   readonly #random: () => number;
-  readonly #store = new Store();
+  readonly #store: Store;
   readonly #table = new PeerTable();
   readonly #effects: Effect[] = [];
   /** add-peer requests waiting for their dial's outcome, by address. */
@@ -223,6 +224,8 @@ class Node implements BbyNode {
     this.#peerExchange = options.peerExchange ?? true;
     this.#batchLength = options.batchLength ?? MAX_BATCH_CHARS;
     this.epoch = options.epoch ?? randomId(this.#random);
+    // The epoch is random (or recovered): its hash seeds the store's key hash without another draw.
+    this.#store = new Store({ hashSeed: hashKey(this.epoch, 0) });
     // Before protocol 2 a lone surrogate was accepted; the store cannot hold one (arena.ts).
     const storable = (entry: Entry) => isWellFormed(entry.key) && isWellFormed(entry.value);
     let malformed = 0;

@@ -66,6 +66,8 @@ export interface Change {
 export interface StoreOptions {
   /** Size of the arena's byte chunks, a power of two (default 4 MiB). */
   readonly chunkBytes?: number;
+  /** Seed of the key hash (a node passes a random one; see key-index.ts). Default 0. */
+  readonly hashSeed?: number;
 }
 
 const ADDED: MergeResult = { changed: true, duplicate: false, conflict: false };
@@ -94,8 +96,11 @@ export class Store {
   /** Sorted keys, kept until the next new key (paged `keys` asks many times in a row). */
   #sortedKeys: string[] | null = null;
 
+  readonly #hashSeed: number;
+
   constructor(options: StoreOptions = {}) {
     this.#arena = new Arena(options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+    this.#hashSeed = options.hashSeed ?? 0;
   }
 
   /** Number of keys. */
@@ -110,19 +115,19 @@ export class Store {
 
   /** The entry stored for `key`, if any (a new object each call). */
   get(key: string): Entry | undefined {
-    const slot = this.#index.find(key, hashKey(key));
+    const slot = this.#index.find(key, hashKey(key, this.#hashSeed));
     return slot < 0 ? undefined : this.#entryAt(key, slot);
   }
 
   /** The value stored for `key`, if any, without building its entry. */
   value(key: string): string | undefined {
-    const slot = this.#index.find(key, hashKey(key));
+    const slot = this.#index.find(key, hashKey(key, this.#hashSeed));
     return slot < 0 ? undefined : this.#valueAt(slot);
   }
 
   /** Sequence number of the change that stored `key`, if any. */
   seqOf(key: string): number | undefined {
-    const slot = this.#index.find(key, hashKey(key));
+    const slot = this.#index.find(key, hashKey(key, this.#hashSeed));
     return slot < 0 ? undefined : this.#seqs[slot];
   }
 
@@ -158,7 +163,7 @@ export class Store {
 
   /** Keeps whichever of the stored and incoming entry wins; see `MergeResult`. */
   merge(incoming: Entry): MergeResult {
-    const hash = hashKey(incoming.key);
+    const hash = hashKey(incoming.key, this.#hashSeed);
     const slot = this.#index.find(incoming.key, hash);
     if (slot < 0) {
       this.#add(incoming, hash, this.#seq + 1);
@@ -181,7 +186,7 @@ export class Store {
   /** Loads a change recovered from storage, with its original sequence number. */
   restore(change: Change): void {
     const { entry, seq } = change;
-    const hash = hashKey(entry.key);
+    const hash = hashKey(entry.key, this.#hashSeed);
     const slot = this.#index.find(entry.key, hash);
     if (slot < 0) this.#add(entry, hash, seq);
     else if (compareEntries(entry, this.#entryAt(entry.key, slot)) < 0) this.#replace(entry, slot, seq, false);

@@ -24,6 +24,14 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
 }
 
 describe('store', () => {
+  it('holds the same entries whatever the seed of its key hash', () => {
+    const entries = Array.from({ length: 3000 }, (_, i) => entry(`key-${i}`, `v${i}`, i));
+    const seeded = new Store({ hashSeed: 0x9e3779b9 });
+    for (const e of entries) seeded.merge(e);
+    expect(contents(seeded)).to.deep.equal(contents(storeOf(entries)));
+    expect(seeded.digests.root()).to.equal(storeOf(entries).digests.root());
+  });
+
   it('a new key is added and reported as a change', () => {
     const store = new Store();
     expect(store.merge(entry('k', 'v', 10))).to.deep.equal({ changed: true, duplicate: false, conflict: false });
