@@ -19,6 +19,37 @@ export const DIAL_TIMEOUT_MS = 3_000;
 /** How long a stopping node waits for its peers to acknowledge the close, in milliseconds. */
 export const CLOSE_GRACE_MS = 500;
 
+/**
+ * Backpressure from the disk to the sockets. The effects of a batch wait,
+ * in order, behind the durable appends of the batches before it, so every
+ * frame this node sends (heartbeats and replies included) waits behind the
+ * whole backlog of not-yet-durable entries. Sockets are read as fast as
+ * frames come (a streamed catch-up, a bulk import), faster than a disk with
+ * fsync "always" writes, so without a bound the backlog grows until the
+ * node goes silent for longer than its peers' timeout (4 s, `timing.ts`).
+ *
+ * When the bytes waiting for durability go above `BACKLOG_PAUSE_BYTES`, the
+ * node stops reading all its sockets (ws `pause()` stops the net.Socket: TCP
+ * then slows the senders, and a peer's catch-up, which waits for its send
+ * callbacks, follows); when they drop below `BACKLOG_RESUME_BYTES`, it reads
+ * them all again. 4 MiB is some 25 catch-up batches or 4 full `set-many`
+ * frames, enough that the disk always has a large group commit to write, and
+ * even a slow disk (40 MB/s with its fsyncs) writes it in about 100 ms, well
+ * under the 1 s heartbeat period. Resuming only below 1 MiB keeps the node
+ * from pausing again after every read.
+ */
+export const BACKLOG_PAUSE_BYTES = 4 * 1024 * 1024;
+
+/** See BACKLOG_PAUSE_BYTES. */
+export const BACKLOG_RESUME_BYTES = 1024 * 1024;
+
+/**
+ * Bytes counted per persisted entry on top of its key, value and origin
+ * (record header, timestamp, sequence number, JSON punctuation): a little
+ * more than a log record takes, so tiny entries count too.
+ */
+const RECORD_OVERHEAD_BYTES = 64;
+
 /** Writes one log line; the default prints to stdout (info) or stderr (warn). */
 export type LogSink = (level: 'info' | 'warn', message: string) => void;
 
@@ -35,6 +66,8 @@ export interface StartOptions {
   readonly timing?: Partial<Timing>;
   /** Called once when the node can no longer keep its promises (a failed write); the node is already closed. */
   readonly onFatal?: (error: Error) => void;
+  /** Backlog bounds, in bytes (tests lower them); see BACKLOG_PAUSE_BYTES. */
+  readonly backlog?: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number };
 }
 
 /** A node that listens and dials; `close()` stops it. */
@@ -85,7 +118,8 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     peerExchange: config.peerExchange,
     timing: { ...(config.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.antiEntropyIntervalMs }), ...options.timing },
   });
-  const adapter = new Adapter(core, server, persistence, log, options.onFatal);
+  const backlog = options.backlog ?? { pauseAboveBytes: BACKLOG_PAUSE_BYTES, resumeBelowBytes: BACKLOG_RESUME_BYTES };
+  const adapter = new Adapter(core, server, persistence, log, options.onFatal, backlog);
   log('info', `listening on ws://${address} as node ${recovered.id}`);
   if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only');
   else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`);
@@ -114,6 +148,10 @@ class Adapter {
   /** Effects of earlier batches still waiting for their entries to be durable. */
   #waiting: Promise<void> = Promise.resolve();
   #batchesWaiting = 0;
+  /** Estimated bytes of the entries of the batches waiting for durability (see BACKLOG_PAUSE_BYTES). */
+  #bytesWaiting = 0;
+  /** Whether reading from the sockets is paused until the backlog drains. */
+  #paused = false;
   readonly #corked = new Set<Socket>();
   #flushScheduled = false;
   #failed = false;
@@ -124,6 +162,7 @@ class Adapter {
     readonly persistence: Persistence,
     readonly log: LogSink,
     readonly onFatal: ((error: Error) => void) | undefined,
+    readonly backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number },
   ) {
     server.on('connection', (socket) => this.#onInbound(socket));
     this.#timer = setInterval(() => {
@@ -161,15 +200,33 @@ class Adapter {
       return;
     }
     this.#batchesWaiting++;
+    const bytes = this.persistence.storage === null ? 0 : estimateBytes(changes);
+    this.#bytesWaiting += bytes;
+    // Frames already read still arrive after the pause: the backlog can pass the bound by one read per socket.
+    if (!this.#paused && this.#bytesWaiting > this.backlog.pauseAboveBytes) this.#pauseReading();
     const durable = this.persistence.append(changes);
     this.#waiting = Promise.all([this.#waiting, durable]).then(
       () => {
         this.#batchesWaiting--;
+        this.#bytesWaiting -= bytes;
+        if (this.#paused && this.#bytesWaiting < this.backlog.resumeBelowBytes) this.#resumeReading();
         this.#execute(effects);
         this.#maybeCompact();
       },
       (error: Error) => this.#fail(error, effects),
     );
+  }
+
+  /** Stops reading every socket: the peers' and clients' frames wait in TCP until the backlog drains. */
+  #pauseReading(): void {
+    this.#paused = true;
+    // A socket still connecting ignores pause(): #dial pauses it when it opens.
+    for (const socket of this.#sockets.values()) socket.pause();
+  }
+
+  #resumeReading(): void {
+    this.#paused = false;
+    for (const socket of this.#sockets.values()) socket.resume();
   }
 
   #execute(effects: readonly Effect[]): void {
@@ -268,6 +325,8 @@ class Adapter {
   /** Says goodbye on every link (close code 1001), then stops listening. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    // A paused socket would not read its peer's answer to the close.
+    if (this.#paused) this.#resumeReading();
     const sockets = [...this.#sockets.values()];
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
     for (const socket of sockets) socket.close(1001, 'node shutting down');
@@ -287,6 +346,7 @@ class Adapter {
   #dial(link: LinkId, url: string): void {
     const socket = new WebSocket(url, { handshakeTimeout: DIAL_TIMEOUT_MS, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
     socket.once('open', () => {
+      if (this.#paused) socket.pause();
       this.core.opened(link);
       this.flush();
     });
@@ -296,6 +356,7 @@ class Adapter {
   /** Turns a socket's events into core events; the first error is the reason reported at close. */
   #wire(link: LinkId, socket: WebSocket): void {
     this.#sockets.set(link, socket);
+    if (this.#paused) socket.pause();
     let failure: string | undefined;
     socket.on('message', (data: RawData) => {
       this.core.receive(link, rawToString(data));
@@ -310,6 +371,13 @@ class Adapter {
       this.flush();
     });
   }
+}
+
+/** What a batch's entries add to the durability backlog, about what their log records take. */
+function estimateBytes(changes: readonly Change[]): number {
+  let bytes = 0;
+  for (const { entry } of changes) bytes += entry.key.length + entry.value.length + entry.origin.length + RECORD_OVERHEAD_BYTES;
+  return bytes;
 }
 
 /** Links that get more than one frame in this batch of effects: only those are worth corking. */
