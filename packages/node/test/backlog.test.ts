@@ -5,7 +5,6 @@
  * backlog.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -15,25 +14,9 @@ import { startNode, type RunningNode } from '../src/node-server.js';
 import { Storage } from '../src/storage/engine.js';
 import type { AppendFile, FileSystem } from '../src/storage/file-system.js';
 import { MemoryFileSystem } from './support/memory-fs.js';
+import { freePort, waitFor } from './support/wait.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /**
  * A slow disk over the in-memory file layer: a sync takes 2 ms plus the time
@@ -154,10 +137,10 @@ describe('bby-node adapter: backpressure from a slow disk', function () {
     for (let id = 1; acknowledged.size < frames && id <= 1_000; id++) {
       const syncedBefore = disk.syncedBytes;
       asker.send(JSON.stringify({ type: 'stats', id }));
-      await waitFor(() => answers.has(id), `the answer to stats request ${id}`);
+      await waitFor(() => answers.has(id), `the answer to stats request ${id}`, 20_000);
       waits.push(disk.syncedBytes - syncedBefore);
     }
-    await waitFor(() => acknowledged.size === frames, 'every write to be acknowledged');
+    await waitFor(() => acknowledged.size === frames, 'every write to be acknowledged', 20_000);
     // Every acknowledged write is on the disk, synced: it survives a crash now.
     const { storage, recovery } = await Storage.open({ dir: join(dir, 'data'), fs: disk.inner.crash() });
     await storage.close();

@@ -3,7 +3,6 @@
  * fails under it.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -11,17 +10,8 @@ import { parseConfig, type ResponseMessage } from '@bby/core';
 import { WebSocket } from 'ws';
 import { startNode, type RunningNode } from '../src/index.js';
 import { MemoryFileSystem } from './support/memory-fs.js';
+import { freePort, waitFor } from './support/wait.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A raw client: sends requests, collects every answer. */
 async function connect(port: number): Promise<{ socket: WebSocket; ask: (request: object) => Promise<ResponseMessage> }> {
@@ -44,13 +34,6 @@ async function connect(port: number): Promise<{ socket: WebSocket; ask: (request
   return { socket, ask };
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('bby-node adapter: a failing disk', function () {
   this.timeout(20_000);
