@@ -170,17 +170,14 @@ export class Store {
       this.#seq++;
       return ADDED;
     }
-    // compareEntries without building the stored entry: most merges are duplicates.
-    const sameValue = this.#arena.equals(incoming.value, this.#values[slot * 2]!, this.#values[slot * 2 + 1]!);
-    let order = this.#compareStamps(incoming, slot);
-    if (order === 0) {
-      if (sameValue) return DUPLICATE;
-      order = incoming.value < this.#valueAt(slot) ? -1 : 1;
-    }
-    if (order > 0) return { changed: false, duplicate: sameValue, conflict: !sameValue };
-    this.#replace(incoming, slot, this.#seq + 1, sameValue);
+    const stored = this.#entryAt(incoming.key, slot);
+    const order = compareEntries(incoming, stored);
+    if (order === 0) return DUPLICATE;
+    const conflict = incoming.value !== stored.value;
+    if (order > 0) return { changed: false, duplicate: !conflict, conflict };
+    this.#replace(incoming, slot, this.#seq + 1, stored);
     this.#seq++;
-    return { changed: true, duplicate: false, conflict: !sameValue };
+    return { changed: true, duplicate: false, conflict };
   }
 
   /** Loads a change recovered from storage, with its original sequence number. */
@@ -189,18 +186,12 @@ export class Store {
     const hash = hashKey(entry.key, this.#hashSeed);
     const slot = this.#index.find(entry.key, hash);
     if (slot < 0) this.#add(entry, hash, seq);
-    else if (compareEntries(entry, this.#entryAt(entry.key, slot)) < 0) this.#replace(entry, slot, seq, false);
-    else return;
+    else {
+      const stored = this.#entryAt(entry.key, slot);
+      if (compareEntries(entry, stored) >= 0) return;
+      this.#replace(entry, slot, seq, stored);
+    }
     if (seq > this.#seq) this.#seq = seq;
-  }
-
-  /** compareEntries on timestamp and origin only, incoming against the entry at `slot`. */
-  #compareStamps(incoming: Entry, slot: number): number {
-    const timestamp = this.#timestamps[slot]!;
-    if (incoming.timestamp !== timestamp) return incoming.timestamp < timestamp ? -1 : 1;
-    const origin = this.#originIds[this.#origins[slot]!]!;
-    if (incoming.origin !== origin) return incoming.origin < origin ? -1 : 1;
-    return 0;
   }
 
   #keyAt(slot: number): string {
@@ -229,10 +220,9 @@ export class Store {
     this.#sortedKeys = null;
   }
 
-  /** Replaces the entry at `slot`; a different value is written anew (the old bytes stay in the arena, unused). */
-  #replace(entry: Entry, slot: number, seq: number, sameValue: boolean): void {
-    const stored = this.#entryAt(entry.key, slot);
-    if (!sameValue) this.#arena.write(entry.value, this.#values, slot * 2);
+  /** Replaces `stored`, the entry at `slot`; a different value is written anew (the old bytes stay in the arena, unused). */
+  #replace(entry: Entry, slot: number, seq: number, stored: Entry): void {
+    if (entry.value !== stored.value) this.#arena.write(entry.value, this.#values, slot * 2);
     this.digests.toggle(stored);
     this.digests.toggle(entry);
     this.#timestamps[slot] = entry.timestamp;
