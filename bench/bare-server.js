@@ -21,14 +21,13 @@
 //               batches of about 168 K characters, as a node does for a
 //               joining peer; replies once they are queued
 import { parseArgs } from 'node:util';
-import { PROTOCOL_VERSION } from '@bby/core';
+import { entryLength, MAX_BATCH_CHARS, PROTOCOL_VERSION } from '@bby/core';
 import WebSocket, { WebSocketServer } from 'ws';
 import { makeKey, makeValue } from './lib/wsclient.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string' }, id: { type: 'string', default: 'bare' }, forward: { type: 'string' } } });
 const id = values.id;
 const VALUE = makeValue(0);
-const BATCH_CHARS = 168 * 1024;
 const MAX_PAYLOAD = 1024 * 1024;
 
 const peers = new Set();
@@ -114,15 +113,15 @@ function stream(url, done) {
     let batch = [];
     let length = 0;
     for (const entry of prepared) {
-      const entryLength = 27 + entry.key.length + entry.value.length + entry.origin.length;
-      if (batch.length > 0 && length + entryLength > BATCH_CHARS) {
+      const size = entryLength(entry);
+      if (batch.length > 0 && length + size > MAX_BATCH_CHARS) {
         socket.send(JSON.stringify({ type: 'entries', entries: batch }));
         batch = [];
         length = 0;
       }
       // As a node does: kept as objects, written as [key, value, timestamp, origin] tuples.
       batch.push([entry.key, entry.value, entry.timestamp, entry.origin]);
-      length += entryLength + 1;
+      length += size + 1;
     }
     if (batch.length > 0) socket.send(JSON.stringify({ type: 'entries', entries: batch }));
     // Closed once the data is out, so that the receiver has no peer left to pass entries to.

@@ -14,7 +14,8 @@ export const BUCKET_COUNT = 256;
 
 const FNV_PRIME = 0x01000193;
 
-function fnv1a(text: string, basis: number): number {
+/** 32-bit FNV-1a of a string's UTF-16 code units, from offset basis `basis`. */
+export function fnv1a(text: string, basis: number): number {
   let hash = basis;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);

@@ -11,6 +11,8 @@
  * growing the table re-places slots without reading any key.
  */
 
+import { fnv1a } from './digest.js';
+
 const INITIAL_SLOTS = 1024;
 
 /**
@@ -20,8 +22,7 @@ const INITIAL_SLOTS = 1024;
  * probe runs: a slow node) do not collide on another.
  */
 export function hashKey(key: string, seed: number): number {
-  let hash = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  let hash = fnv1a(key, (0x811c9dc5 ^ seed) >>> 0);
   hash ^= hash >>> 16;
   hash = Math.imul(hash, 0x85ebca6b);
   hash ^= hash >>> 13;
