@@ -158,8 +158,8 @@ export interface BbyNode {
   accept(): LinkId;
   /** The outbound connection of a `dial` effect is open. */
   opened(link: LinkId): void;
-  /** A text frame arrived on a link. */
-  receive(link: LinkId, text: string): void;
+  /** A text frame arrived on a link; `byteLength`, when the transport knows it, is its size in UTF-8 bytes (spares measuring it). */
+  receive(link: LinkId, text: string, byteLength?: number): void;
   /** A frame sent with `notify` was written out: the link can take more catch-up. */
   flushed(link: LinkId): void;
   /** A link closed or a dial failed; `reason` says why, for logs and `peers`. */
@@ -257,35 +257,40 @@ class Node implements BbyNode {
 
   /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
   #write(key: string, value: string, ack: string | undefined): boolean {
-    const { result, entry } = this.#storeOwn(key, value);
+    const outcome = this.#storeOwn(key, value, Math.floor(this.#now()));
     // A value already there travels again only for an acknowledgement round.
-    const travelling = entry ?? (result && ack !== undefined ? this.#store.get(key) : undefined);
+    const travelling = typeof outcome === 'object' ? outcome : outcome && ack !== undefined ? this.#store.get(key) : undefined;
     if (travelling !== undefined) this.#forward([travelling], null, [], ack);
-    return result;
+    return outcome !== false;
   }
 
-  /** Write-once of a checked key and value: the answer, and the new entry when one was stored (persisted, not yet sent). */
-  #storeOwn(key: string, value: string): { result: boolean; entry?: Entry } {
-    const stored = this.#store.get(key);
+  /**
+   * Write-once of a checked key and value: the new entry when it was stored
+   * (persisted, not yet sent), true when the key already held this value,
+   * false when it holds another.
+   */
+  #storeOwn(key: string, value: string, timestamp: number): Entry | boolean {
+    const entry: Entry = { key, value, timestamp, origin: this.id };
+    const stored = this.#store.insert(entry);
     if (stored !== undefined) {
-      if (stored.value === value) return { result: true };
+      if (stored === value) return true;
       this.#counters.writesRefused++;
-      return { result: false };
+      return false;
     }
-    const entry: Entry = { key, value, timestamp: Math.floor(this.#now()), origin: this.id };
-    this.#store.merge(entry);
     this.#counters.writesAccepted++;
     this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
-    return { result: true, entry };
+    return entry;
   }
 
-  /** Many writes in one request: the new entries travel together, in as few messages as fit. */
+  /** Many writes in one request (one timestamp for all): the new entries travel together, in as few messages as fit. */
   #writeMany(entries: readonly { key: string; value: string }[]): boolean[] {
     const fresh: Entry[] = [];
+    const timestamp = Math.floor(this.#now());
     const results = entries.map(({ key, value }) => {
-      const { result, entry } = this.#storeOwn(key, value);
-      if (entry !== undefined) fresh.push(entry);
-      return result;
+      const outcome = this.#storeOwn(key, value, timestamp);
+      if (typeof outcome !== 'object') return outcome;
+      fresh.push(outcome);
+      return true;
     });
     if (fresh.length > 0) this.#forward(fresh, null, []);
     return results;
@@ -415,12 +420,12 @@ class Node implements BbyNode {
     this.#send(linkId, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
   }
 
-  receive(linkId: LinkId, text: string): void {
+  receive(linkId: LinkId, text: string, byteLength?: number): void {
     const link = this.#table.link(linkId);
     if (link === undefined) return;
     this.#counters.messagesReceived++;
     link.lastHeardAtMs = this.#now();
-    const parsed = parseIncoming(text);
+    const parsed = parseIncoming(text, byteLength);
     if (!parsed.ok) {
       this.#reject(link, parsed.id, parsed.error);
       return;

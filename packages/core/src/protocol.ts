@@ -234,10 +234,15 @@ export type ParseResult =
   | { readonly ok: true; readonly message: IncomingMessage }
   | { readonly ok: false; readonly error: ProtocolError; readonly id: RequestId | null };
 
-/** Parses one text frame into a message a node understands, or says why it cannot. */
-export function parseIncoming(text: string): ParseResult {
-  // A UTF-16 unit is at most 3 UTF-8 bytes: most frames need no byte count.
-  if (text.length > MAX_MESSAGE_BYTES || (text.length * 3 > MAX_MESSAGE_BYTES && utf8ByteLength(text) > MAX_MESSAGE_BYTES)) {
+/**
+ * Parses one text frame into a message a node understands, or says why it
+ * cannot. `byteLength` is the frame's size in UTF-8 bytes when the transport
+ * knows it; otherwise a long frame is measured here.
+ */
+export function parseIncoming(text: string, byteLength?: number): ParseResult {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short frames need no byte count.
+  const tooLarge = byteLength !== undefined ? byteLength > MAX_MESSAGE_BYTES : text.length > MAX_MESSAGE_BYTES || (text.length * 3 > MAX_MESSAGE_BYTES && utf8ByteLength(text) > MAX_MESSAGE_BYTES);
+  if (tooLarge) {
     return fail(null, 'MESSAGE_TOO_LARGE', `message is larger than ${MAX_MESSAGE_BYTES} bytes; split it`);
   }
   let raw: unknown;

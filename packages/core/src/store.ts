@@ -180,6 +180,20 @@ export class Store {
     return { changed: true, duplicate: false, conflict };
   }
 
+  /**
+   * Stores `entry` if its key is new, as `merge` would; otherwise changes
+   * nothing and returns the value stored for the key. The write-once path of
+   * `set`: one lookup where `get` then `merge` would take two.
+   */
+  insert(entry: Entry): string | undefined {
+    const hash = hashKey(entry.key, this.#hashSeed);
+    const slot = this.#index.find(entry.key, hash);
+    if (slot >= 0) return this.#valueAt(slot);
+    this.#add(entry, hash, this.#seq + 1);
+    this.#seq++;
+    return undefined;
+  }
+
   /** Loads a change recovered from storage, with its original sequence number. */
   restore(change: Change): void {
     const { entry, seq } = change;

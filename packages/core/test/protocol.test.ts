@@ -120,6 +120,12 @@ describe('protocol parsing', () => {
     const wide = JSON.stringify({ type: 'set', id: 1, key: 'k', value: '€'.repeat(400_000) });
     expect(wide.length).to.be.below(MAX_MESSAGE_BYTES);
     expect(refused(wide).error.code).to.equal('MESSAGE_TOO_LARGE');
+    // A transport that measured the frame says its size: it is trusted, not counted again.
+    const small = JSON.stringify({ type: 'get', id: 1, key: 'k' });
+    const told = parseIncoming(small, MAX_MESSAGE_BYTES + 1);
+    expect(told.ok === false && told.error.code).to.equal('MESSAGE_TOO_LARGE');
+    expect(parseIncoming(small, MAX_MESSAGE_BYTES).ok).to.equal(true);
+    expect(parseIncoming(wide, Buffer.byteLength(wide)).ok).to.equal(false);
   });
 
   it('limits keys to 1024 UTF-8 bytes', () => {

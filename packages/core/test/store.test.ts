@@ -39,6 +39,19 @@ describe('store', () => {
     expect(store.size).to.equal(1);
   });
 
+  it('insert stores a new key as merge does, and leaves a stored key as it is, telling its value', () => {
+    const store = new Store();
+    expect(store.insert(entry('k', 'v', 10))).to.equal(undefined);
+    expect(store.get('k')).to.deep.equal(entry('k', 'v', 10));
+    expect(store.seq).to.equal(1);
+    expect(store.digests.root()).to.equal(storeOf([entry('k', 'v', 10)]).digests.root());
+    // Even an older write: insert never replaces (merge would).
+    expect(store.insert(entry('k', 'other', 5))).to.equal('v');
+    expect(store.get('k')).to.deep.equal(entry('k', 'v', 10));
+    expect(store.seq).to.equal(1);
+    expect(store.size).to.equal(1);
+  });
+
   it('a missing key has no entry', () => {
     const store = storeOf([entry('k', 'v', 10)]);
     expect(store.get('other')).to.equal(undefined);
@@ -153,6 +166,13 @@ describe('store', () => {
         return { changed: false, duplicate: !conflict, conflict };
       }
 
+      insert(incoming: Entry): string | undefined {
+        const stored = this.changes.get(incoming.key);
+        if (stored !== undefined) return stored.entry.value;
+        this.merge(incoming);
+        return undefined;
+      }
+
       restore(change: Change): void {
         const stored = this.changes.get(change.entry.key);
         if (stored !== undefined && compareEntries(change.entry, stored.entry) >= 0) return;
@@ -261,10 +281,15 @@ describe('store', () => {
           // Sometimes an entry merged before again (a copy, as from the wire): a duplicate or a loser.
           const incoming = random() < 0.1 && merged.length > 0 ? { ...pick(merged) } : randomEntry();
           merged.push(incoming);
-          const result = store.merge(incoming);
-          const expected = model.merge(incoming);
-          if (result.changed !== expected.changed || result.duplicate !== expected.duplicate || result.conflict !== expected.conflict) {
-            expect(result, JSON.stringify(incoming)).to.deep.equal(expected);
+          if (random() < 0.2) {
+            // The write-once path of `set`: stores only a new key, else tells the stored value.
+            expect(store.insert(incoming), JSON.stringify(incoming)).to.equal(model.insert(incoming));
+          } else {
+            const result = store.merge(incoming);
+            const expected = model.merge(incoming);
+            if (result.changed !== expected.changed || result.duplicate !== expected.duplicate || result.conflict !== expected.conflict) {
+              expect(result, JSON.stringify(incoming)).to.deep.equal(expected);
+            }
           }
           if (i % Math.ceil(operations / 4) === 0) expectSame(store, model, keys);
         }

@@ -359,7 +359,9 @@ class Adapter {
     if (this.#paused) socket.pause();
     let failure: string | undefined;
     socket.on('message', (data: RawData) => {
-      this.core.receive(link, rawToString(data));
+      const frame = frameBytes(data);
+      // ws has checked the frame against maxPayload and UTF-8: the core need not measure it again.
+      this.core.receive(link, frame.toString('utf8'), frame.length);
       this.#flushSoon();
     });
     socket.on('error', (error) => {
@@ -392,10 +394,10 @@ function linksWithSeveralFrames(effects: readonly Effect[]): Set<LinkId> {
   return several;
 }
 
-function rawToString(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
-  return data.toString('utf8');
+function frameBytes(data: RawData): Buffer {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return data;
 }
 
 function closeReason(code: number, reason: string): string {
