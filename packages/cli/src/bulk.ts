@@ -3,18 +3,20 @@
  * connection, with many requests in flight instead of one round trip each.
  *
  * Import reads JSON lines (`{"key": "...", "value": "..."}` per line) or one
- * JSON object of key to value, checks every entry as `set` does, and sends
- * them in `set-many` requests of up to 1 MiB, IMPORT_BATCHES_IN_FLIGHT
- * at a time. Export asks for `keys` (page by page), then
+ * JSON object of key to value (import-input.ts), and sends the entries in
+ * `set-many` requests of up to 1 MiB, IMPORT_BATCHES_IN_FLIGHT at a time. Export asks for `keys` (page by page), then
  * `get`s them, EXPORT_IN_FLIGHT at a time, and writes JSON lines in key order,
  * which import reads back.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
-import { BbyError, checkKey, checkValue, MAX_MESSAGE_BYTES, MAX_SET_MANY_ENTRIES, type Stats } from '@bby/core';
+import { MAX_MESSAGE_BYTES, type Stats } from '@bby/core';
 import { WebSocket } from 'ws';
 import { BbyClient, NodeError, parseResponse, type RequestBody, UnreachableError } from './client.js';
+import { ImportInputError, readBatches } from './import-input.js';
+
+export { ImportInputError } from './import-input.js';
 
 /** set-many requests `import` keeps in flight. */
 export const IMPORT_BATCHES_IN_FLIGHT = 4;
@@ -24,11 +26,6 @@ export const EXPORT_IN_FLIGHT = 256;
 const PROGRESS_INTERVAL_MS = 250;
 /** Export writes its output in chunks of about this many characters. */
 const EXPORT_CHUNK_CHARS = 64 * 1024;
-
-/** The input file cannot be read or holds an invalid entry; the message names the file and the line. */
-export class ImportInputError extends Error {
-  override name = 'ImportInputError';
-}
 
 /** What an import did. `stored + identical` is the number of `set`s answered true. */
 export interface ImportSummary {
@@ -120,17 +117,17 @@ export class Pipeline {
    * else a promise that resolves when one may. Throws the first failure.
    */
   request(body: RequestBody, onResult: (result: unknown) => void): Promise<void> | undefined {
-    return this.requestText((id) => JSON.stringify({ ...body, id }), onResult);
+    return this.requestFrame((id) => JSON.stringify({ ...body, id }), onResult);
   }
 
-  /** As `request`, for a request written as text by `write(id)`. */
-  requestText(write: (id: number) => string, onResult: (result: unknown) => void): Promise<void> | undefined {
+  /** As `request`, for a request written by `write(id)` as JSON text or its UTF-8 bytes. */
+  requestFrame(write: (id: number) => string | Buffer, onResult: (result: unknown) => void): Promise<void> | undefined {
     if (this.#failure !== undefined) throw this.#failure;
     const id = this.#nextId++;
     if (this.#pending.size === 0) this.#lastAnswerAt = Date.now();
     this.#pending.set(id, { onResult });
     this.#cork();
-    this.#socket.send(write(id));
+    this.#socket.send(write(id), { binary: false });
     if (this.#pending.size < this.inFlight) return undefined;
     return new Promise<void>((resolve) => (this.#room = resolve)).then(() => {
       if (this.#failure !== undefined) throw this.#failure;
@@ -204,158 +201,6 @@ export class Pipeline {
   }
 }
 
-// --- reading the input --------------------------------------------------------
-
-/** One entry of the input, with the line it came from (null inside a JSON object). */
-export interface InputEntry {
-  readonly key: string;
-  readonly value: string;
-  readonly line: number | null;
-  /** The line's own JSON text (JSON lines input): sent as it is, with no stringify. */
-  readonly text?: string;
-}
-
-const describeType = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`.slice(0, 60));
-
-/** Checks key and value as `set` does; throws ImportInputError naming `where`. */
-function checkEntry(key: string, value: string, where: string): void {
-  try {
-    checkKey(key);
-    checkValue(value);
-  } catch (error) {
-    if (error instanceof BbyError) throw new ImportInputError(`${where}: ${error.message}`);
-    throw error;
-  }
-}
-
-/** Parses one line of JSON lines input; throws ImportInputError naming the line. */
-export function parseJsonLine(text: string, name: string, line: number): InputEntry {
-  const where = `${name} line ${line}`;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new ImportInputError(`${where}: not valid JSON (${(error as Error).message}); each line must be {"key": "...", "value": "..."}`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ImportInputError(`${where}: expected an object {"key": "...", "value": "..."}, got ${describeType(raw)}`);
-  }
-  const { key, value } = raw as Record<string, unknown>;
-  if (typeof key !== 'string') throw new ImportInputError(`${where}: "key" must be a string, got ${key === undefined ? 'nothing' : describeType(key)}`);
-  if (typeof value !== 'string') throw new ImportInputError(`${where}: "value" must be a string, got ${value === undefined ? 'nothing' : describeType(value)}`);
-  checkEntry(key, value, where);
-  return { key, value, line, text };
-}
-
-/** Line (1-based) of a character offset in a text. */
-function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
-  return line;
-}
-
-/** Parses a whole-file JSON object of key to value; throws ImportInputError. */
-export function parseJsonObject(text: string, name: string): InputEntry[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    const message = (error as Error).message;
-    const position = /position (\d+)/.exec(message);
-    const where = position === null ? name : `${name} line ${lineOf(text, Number(position[1]))}`;
-    throw new ImportInputError(`${where}: not valid JSON (${message}); the input must be JSON lines {"key": "...", "value": "..."} or one JSON object {"key": "value", ...}`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ImportInputError(`${name}: expected JSON lines {"key": "...", "value": "..."} or one JSON object {"key": "value", ...}, got ${describeType(raw)}`);
-  }
-  const entries: InputEntry[] = [];
-  for (const [key, value] of Object.entries(raw)) {
-    const where = `${name} key ${JSON.stringify(key).slice(0, 80)}`;
-    if (typeof value !== 'string') throw new ImportInputError(`${where}: the value must be a string, got ${describeType(value)}`);
-    checkEntry(key, value, where);
-    entries.push({ key, value, line: null });
-  }
-  return entries;
-}
-
-/** Lines of a text stream, in arrays, without their line ends. */
-async function* readLines(input: Readable): AsyncGenerator<string[]> {
-  input.setEncoding('utf8');
-  let rest = '';
-  for await (const chunk of input as AsyncIterable<string>) {
-    const text = rest + chunk;
-    const lines = text.split('\n');
-    rest = lines.pop()!;
-    yield lines.map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
-  }
-  if (rest !== '') yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest];
-}
-
-/**
- * The entries of an input stream, in arrays as they are read. JSON lines
- * when the first non-blank line is on its own a JSON object with a "key"
- * field; otherwise the whole input is read as one JSON object of key to
- * value. Throws ImportInputError naming the line of the first invalid entry
- * (the entries before it, in the same chunk, are yielded first).
- */
-export async function* readEntries(input: Readable, name: string): AsyncGenerator<InputEntry[]> {
-  let mode: 'unknown' | 'lines' | 'object' = 'unknown';
-  const objectText: string[] = [];
-  // The first non-blank line, when it is a JSON object on its own: a JSON lines file with a mistake in it, or a one-line object.
-  let firstObject: { text: string; line: number } | undefined;
-  let lineNumber = 0;
-  for await (const lines of readLines(input)) {
-    const batch: InputEntry[] = [];
-    for (const text of lines) {
-      lineNumber++;
-      if (mode === 'object') {
-        objectText.push(text);
-        continue;
-      }
-      if (text.trim() === '') {
-        if (mode === 'unknown') objectText.push(text);
-        continue;
-      }
-      if (mode === 'unknown') {
-        let first: unknown;
-        try {
-          first = JSON.parse(text);
-        } catch {
-          first = undefined;
-        }
-        const isObject = typeof first === 'object' && first !== null && !Array.isArray(first);
-        if (isObject && 'key' in (first as object)) mode = 'lines';
-        else {
-          if (isObject) firstObject = { text, line: lineNumber };
-          mode = 'object';
-          objectText.push(text);
-          continue;
-        }
-      }
-      let entry: InputEntry;
-      try {
-        entry = parseJsonLine(text, name, lineNumber);
-      } catch (error) {
-        if (batch.length > 0) yield batch;
-        throw error;
-      }
-      batch.push(entry);
-    }
-    if (batch.length > 0) yield batch;
-  }
-  if (mode !== 'object') return;
-  let entries: InputEntry[];
-  try {
-    entries = parseJsonObject(objectText.join('\n'), name);
-  } catch (error) {
-    // Several objects, one per line, without "key" in the first: report it as JSON lines.
-    const rest = objectText.slice(firstObject === undefined ? 0 : firstObject.line).join('').trim();
-    if (firstObject !== undefined && rest !== '') parseJsonLine(firstObject.text, name, firstObject.line);
-    throw error;
-  }
-  for (let i = 0; i < entries.length; i += 4096) yield entries.slice(i, i + 4096);
-}
-
 // --- import -------------------------------------------------------------------
 
 /** Options of `importFile`. */
@@ -425,22 +270,24 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
       return { stored, identical: trues - stored, refused };
     };
     try {
-      const batches = readEntries(input, name);
+      const batches = readBatches(input, name);
       for (;;) {
         const next = await Promise.race([batches.next(), readError]);
         if (next.done) break;
-        for (const batch of setManyBatches(next.value)) {
-          const wait = pipeline.requestText(setManyText(batch), (results) => {
+        const batch = next.value;
+        const wait = pipeline.requestFrame(
+          (id) => batch.frame(id),
+          (results) => {
             (results as boolean[]).forEach((result, index) => {
               if (result === true) trues++;
               else {
                 refused++;
-                reporter.refused?.(batch[index]!.key, batch[index]!.line);
+                reporter.refused?.(batch.keyAt(index), batch.lineAt(index));
               }
             });
-          });
-          if (wait !== undefined) await wait;
-        }
+          },
+        );
+        if (wait !== undefined) await wait;
       }
     } catch (error) {
       if (!(error instanceof ImportInputError)) throw error;
@@ -458,38 +305,6 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     pipeline.close();
     if (!fromStdin) input.destroy();
   }
-}
-
-/**
- * A set-many request's entries take at most this many bytes of JSON, counted
- * at 6 bytes per character (the longest escape), so that any text fits the
- * frame cap; about 1,400 entries of a 16-byte key and a 100-byte value.
- */
-const SET_MANY_BATCH_BYTES = MAX_MESSAGE_BYTES - 4096;
-
-/** Cuts entries into set-many requests: at most MAX_SET_MANY_ENTRIES entries and SET_MANY_BATCH_BYTES each. */
-function* setManyBatches(entries: readonly InputEntry[]): Generator<InputEntry[]> {
-  let batch: InputEntry[] = [];
-  let chars = 0;
-  for (const entry of entries) {
-    // A line's JSON text takes at most 3 UTF-8 bytes per character; a key and value still to be
-    // written as JSON, up to 6 (the longest escape): count that much so a request always fits.
-    const size = entry.text === undefined ? (entry.key.length + entry.value.length) * 6 + 32 : entry.text.length * 3 + 1;
-    if (batch.length > 0 && (chars + size > SET_MANY_BATCH_BYTES || batch.length >= MAX_SET_MANY_ENTRIES)) {
-      yield batch;
-      batch = [];
-      chars = 0;
-    }
-    batch.push(entry);
-    chars += size;
-  }
-  if (batch.length > 0) yield batch;
-}
-
-/** The text of a set-many request for `batch`: JSON lines go as they were read, other entries are written. */
-function setManyText(batch: readonly InputEntry[]): (id: number) => string {
-  const entries = batch.map((entry) => entry.text ?? JSON.stringify({ key: entry.key, value: entry.value })).join(',');
-  return (id) => `{"type":"set-many","id":${id},"entries":[${entries}]}`;
 }
 
 function progressBar(fraction: number, width = 24): string {

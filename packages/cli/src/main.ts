@@ -4,7 +4,8 @@
  * not answer in time, 2 for usage, config and request errors.
  */
 import { BbyError, ConfigError, formatAddress, MAX_ACK_TIMEOUT_MS } from '@bby/core';
-import { readConfigFile } from '@bby/node';
+// The config reader alone: the package's index would load the whole server, which costs every command about 0.1 s.
+import { readConfigFile } from '@bby/node/config-file';
 import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody, UnreachableError } from './client.js';
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand } from './commands.js';
