@@ -412,15 +412,16 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       if (!Array.isArray(m.entries) || m.entries.length > MAX_SET_MANY_ENTRIES) {
         throw bad(`"set-many" needs "entries" as a list of at most ${MAX_SET_MANY_ENTRIES} {key, value} objects`);
       }
-      const entries = m.entries.map((raw: unknown, index: number) => {
-        const e = raw as Record<string, unknown> | null;
+      // The parsed objects are checked and passed on as they are (only `key` and `value` are read): no copy per entry.
+      const entries = m.entries as { key: string; value: string }[];
+      for (let index = 0; index < entries.length; index++) {
+        const e = entries[index] as Record<string, unknown> | null;
         if (typeof e !== 'object' || e === null || typeof e.key !== 'string' || typeof e.value !== 'string') {
           throw bad(`"set-many" entries[${index}] needs "key" and "value" as strings`);
         }
         checkKey(e.key);
         checkValue(e.value);
-        return { key: e.key, value: e.value };
-      });
+      }
       return { type: 'set-many', id, entries };
     }
     case 'keys': {
