@@ -43,7 +43,7 @@ async function withConns(urls, task) {
  * per runner, the merged result: requests answered, time, rate, latencies.
  */
 async function interleave(runners, { totalMs, sliceMs }) {
-  const merged = Object.fromEntries(Object.keys(runners).map((name) => [name, { ops: 0, elapsedMs: 0, errors: 0, firstError: undefined, parts: [] }]));
+  const merged = Object.fromEntries(Object.keys(runners).map((name) => [name, { ops: 0, elapsedMs: 0, errors: 0, firstError: undefined, cpuMs: 0, parts: [] }]));
   const slices = Math.max(1, Math.round(totalMs / sliceMs));
   for (let slice = 0; slice < slices; slice++) {
     for (const [name, run] of Object.entries(runners)) {
@@ -52,6 +52,7 @@ async function interleave(runners, { totalMs, sliceMs }) {
       m.ops += result.ops;
       m.elapsedMs += result.elapsedMs;
       m.errors += result.errors;
+      m.cpuMs += result.cpuMs ?? 0;
       m.firstError ??= result.firstError;
       m.parts.push(result.latencies);
     }
@@ -88,11 +89,17 @@ export async function roundTrip(ctx) {
       const GET_KEYS = 1_000;
       await drive([bbyConn], { window: 64, total: GET_KEYS, request: (id) => setText(id, makeKey('g', id - 1), makeValue(id - 1)) });
       const gets = (id) => getText(id, makeKey('g', id % GET_KEYS));
+      // The server's CPU time over each slice: steadier than round trips on a shared machine (10 ms ticks, summed over many slices).
+      const withCpu = (proc, run) => async (durationMs) => {
+        const before = proc.proc.cpuMs();
+        const result = await run(durationMs);
+        return { ...result, cpuMs: proc.proc.cpuMs() - before };
+      };
       const variants = {
-        bareSet: (durationMs) => drive([bareConn], { window: 1, durationMs, request: newSets('x') }),
-        bbySet: (durationMs) => drive([bbyConn], { window: 1, durationMs, request: newSets('s') }),
-        bareGet: (durationMs) => drive([bareConn], { window: 1, durationMs, request: gets }),
-        bbyGet: (durationMs) => drive([bbyConn], { window: 1, durationMs, request: gets }),
+        bareSet: withCpu(bare, (durationMs) => drive([bareConn], { window: 1, durationMs, request: newSets('x') })),
+        bbySet: withCpu(node, (durationMs) => drive([bbyConn], { window: 1, durationMs, request: newSets('s') })),
+        bareGet: withCpu(bare, (durationMs) => drive([bareConn], { window: 1, durationMs, request: gets })),
+        bbyGet: withCpu(node, (durationMs) => drive([bbyConn], { window: 1, durationMs, request: gets })),
       };
       for (const conn of [bareConn, bbyConn]) await drive([conn], { window: 1, durationMs: warmupMs, request: newSets('w') });
       const runs = { bareSet: [], bbySet: [], bareGet: [], bbyGet: [] };
@@ -109,6 +116,7 @@ export async function roundTrip(ctx) {
         const bby = runs[`bby${op}`].map((r) => p(r.latencies, 0.5) * 1000);
         const base = runs[`bare${op}`].map((r) => p(r.latencies, 0.5) * 1000);
         const rate = (results) => Math.round(median(results.map((r) => r.rate)));
+        const cpu = (results) => ((results.reduce((sum, r) => sum + r.cpuMs, 0) * 1000) / results.reduce((sum, r) => sum + r.ops, 0)).toFixed(1);
         return {
           workload: `${op.toLowerCase()}, 1 client, 1 request in flight: median round trip`,
           unit: 'µs',
@@ -119,7 +127,7 @@ export async function roundTrip(ctx) {
           ratio: pairedRatio(base, bby),
           target: '≥ 0.9×',
           targetRatio: 0.9,
-          note: `mean rate ${rate(runs[`bby${op}`]).toLocaleString('en-US')} req/s (bare ${rate(runs[`bare${op}`]).toLocaleString('en-US')} req/s); p99 ${median(runs[`bby${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs (bare ${median(runs[`bare${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs)`,
+          note: `mean rate ${rate(runs[`bby${op}`]).toLocaleString('en-US')} req/s (bare ${rate(runs[`bare${op}`]).toLocaleString('en-US')} req/s); p99 ${median(runs[`bby${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs (bare ${median(runs[`bare${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs); server CPU per request ${cpu(runs[`bby${op}`])} µs (bare ${cpu(runs[`bare${op}`])} µs)`,
         };
       };
       return [row('Get'), row('Set')];
