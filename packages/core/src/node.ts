@@ -182,6 +182,9 @@ class Node implements BbyNode {
   readonly #batchLength: number;
   readonly #cursors = new Map<string, Cursor>();
   #nextAntiEntropyAtMs: number;
+  /** The store's seq at the last tick, and when a tick last saw it move: anti-entropy waits for a pause in writes. */
+  #seqAtLastTick = 0;
+  #lastChangeAtMs = -Infinity;
   #nextPeerExchangeAtMs: number;
   readonly #pendingAcks = new Map<string, PendingAck>();
   /** Acknowledgement round id to the link it came from, to relay acks back. */
@@ -350,7 +353,11 @@ class Node implements BbyNode {
     const nowMs = this.#now();
     this.#abandonStalledDials(nowMs);
     this.#detectSilentPeers(nowMs);
-    if (nowMs >= this.#nextAntiEntropyAtMs) {
+    if (this.#store.seq !== this.#seqAtLastTick) {
+      this.#seqAtLastTick = this.#store.seq;
+      this.#lastChangeAtMs = nowMs;
+    }
+    if (nowMs >= this.#nextAntiEntropyAtMs && this.#quietForAntiEntropy(nowMs)) {
       this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
       this.#startAntiEntropy(nowMs);
     }
@@ -382,6 +389,19 @@ class Node implements BbyNode {
         this.#send(link.id, link.claimsUpTo ? { type: 'ping', upTo: this.#store.seq } : { type: 'ping' });
       }
     }
+  }
+
+  /**
+   * Whether a due anti-entropy round may start: once the store has not
+   * changed for a tenth of the period, or once the round is half a period
+   * late. Writes still being forwarded make whole buckets differ, and a
+   * repair then sends those buckets both ways (a burst of duplicates), so a
+   * round waits for a pause in writes, but no longer than that: under steady
+   * writes it still runs.
+   */
+  #quietForAntiEntropy(nowMs: number): boolean {
+    const interval = this.#timing.antiEntropyIntervalMs;
+    return nowMs - this.#lastChangeAtMs >= interval / 10 || nowMs - this.#nextAntiEntropyAtMs >= interval / 2;
   }
 
   /** One round per pair and period: the node with the smaller id starts it; the repair goes both ways. */

@@ -123,6 +123,38 @@ describe('anti-entropy', () => {
     expect(cluster.counters.deliveriesByType.entries ?? 0).to.equal(0);
   });
 
+  it('waits for a pause in writes before comparing, and no longer than half a period under steady writes', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    const b = cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    fakePeer(cluster).exchange(encodeMessage({ type: 'entries', entries: [entry('lost', 'v')], seen: ['b'] }));
+    const interval = DEFAULT_TIMING.antiEntropyIntervalMs;
+    const rounds = () => a.stats().antiEntropyRounds;
+    const writeFor = (ms: number, prefix: string) => {
+      for (let elapsed = 0; elapsed < ms; elapsed += 200) {
+        expect(a.set(`${prefix}${elapsed}`, 'v')).to.equal(true);
+        cluster.advance(200);
+      }
+    };
+    // A write every 200 ms past the round's due time: the round waits.
+    const before = rounds();
+    writeFor(interval + interval / 4, 'burst-');
+    expect(rounds()).to.equal(before);
+    expect(b.get('lost')).to.equal(null);
+    // A tenth of a period without writes: it runs and repairs.
+    cluster.advance(interval / 10 + 200);
+    expect(rounds()).to.equal(before + 1);
+    expect(b.get('lost')).to.equal('v');
+
+    // Writes that never pause: the next round runs anyway, at most half a period late.
+    fakePeer(cluster).exchange(encodeMessage({ type: 'entries', entries: [entry('lost-2', 'v')], seen: ['b'] }));
+    writeFor(interval + interval / 2 + 400, 'steady-');
+    expect(rounds()).to.equal(before + 2);
+    cluster.stabilize();
+    expect(b.get('lost-2')).to.equal('v');
+  });
+
   it('answers a different digest with its bucket digests, and sends and asks for exactly the buckets that differ', () => {
     const cluster = new Cluster();
     const a = cluster.addNode('a');
