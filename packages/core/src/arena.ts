@@ -20,6 +20,7 @@
  * strings, most keys in practice, are copied and compared byte by byte in
  * JavaScript, with no TextEncoder or TextDecoder call.
  */
+import { foldBytes } from './digest.js';
 import { isWellFormed, utf8ByteLength } from './limits.js';
 
 /** Default chunk size: 4 MiB, 1024 chunks for the 4 GiB of 32-bit addresses. */
@@ -44,6 +45,8 @@ export class Arena {
   /** log2 of the chunk size: an address is `chunk index << #chunkBits | offset`. */
   readonly #chunkBits: number;
   readonly #chunks: Uint8Array[];
+  /** A DataView of each chunk, for hashing its bytes four at a time. */
+  readonly #views: DataView[];
   /** The chunk new strings go to, its index and the first free byte in it. */
   #chunk: Uint8Array;
   #chunkIndex = 0;
@@ -58,6 +61,7 @@ export class Arena {
     this.#chunkBits = Math.log2(chunkBytes);
     this.#chunk = new Uint8Array(chunkBytes);
     this.#chunks = [this.#chunk];
+    this.#views = [new DataView(this.#chunk.buffer)];
   }
 
   /**
@@ -115,6 +119,12 @@ export class Arena {
     return decoder.decode(chunk.subarray(start, start + length));
   }
 
+  /** Folds the bytes of the string at `address` with length word `word` into the entry hash being computed (digest.ts). */
+  fold(address: number, word: number): void {
+    const index = address >>> this.#chunkBits;
+    foldBytes(this.#chunks[index]!, this.#views[index]!, address & (this.#chunkBytes - 1), word & LENGTH_MASK);
+  }
+
   /** Whether `text` is the string at `address` with length word `word`, without decoding ASCII. */
   equals(text: string, address: number, word: number): boolean {
     const length = word & LENGTH_MASK;
@@ -150,6 +160,7 @@ export class Arena {
     if ((this.#chunks.length + 1) * this.#chunkBytes > ADDRESS_LIMIT) {
       throw new RangeError(`the arena is full: ${ADDRESS_LIMIT / 2 ** 30} GiB of keys and values`);
     }
+    this.#views.push(new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     return this.#chunks.push(chunk) - 1;
   }
 }

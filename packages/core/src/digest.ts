@@ -4,8 +4,8 @@
  *
  * A bucket's digest is the XOR of the 64-bit hashes of its entries, so it is
  * updated in O(1) when an entry is added or replaced, and does not depend on
- * the order entries arrived in. Hashes are FNV-1a, computed the same way on
- * every node; they guard against accidents, not against a malicious peer.
+ * the order entries arrived in. Hashes are computed the same way on every
+ * node; they guard against accidents, not against a malicious peer.
  */
 import { type Entry } from './entry.js';
 
@@ -29,43 +29,81 @@ export function bucketOf(key: string): number {
   return fnv1a(key, 0x811c9dc5) & (BUCKET_COUNT - 1);
 }
 
-/**
- * 64-bit hash of a whole entry, as two 32-bit halves: FNV-1a with two offset
- * bases over the key, the value and the origin (each followed by one more
- * multiply, so that "ab"+"c" and "a"+"bc" differ), then the timestamp's low
- * and high 32-bit words. Computed in place, with no string or array built:
- * this runs for every entry a node stores.
- */
-export function entryHash(entry: Entry): [number, number] {
-  hashEntry(entry);
-  return [hashHigh >>> 0, hashLow >>> 0];
-}
+// The entry hash (protocol 3): two 32-bit lanes over the UTF-8 bytes of the key,
+// the value and the origin, four bytes at a time (little-endian words: a quarter
+// of the steps of a byte-wise hash), each lane a multiply-xorshift so that every
+// bit of a word reaches the low bits too; the bytes left after the last whole
+// word one by one; then the string's byte length, so that "ab"+"c" and "a"+"bc"
+// differ. Then the timestamp's low and high 32-bit words. The store hashes the
+// bytes it has just written to its arena, without going back to the strings.
+const HIGH_BASIS = 0x811c9dc5;
+const LOW_BASIS = 0x050c5d1f;
+const LOW_PRIME = 0x85ebca6b;
 
-// The two halves of the last `hashEntry`, kept here so that no array is allocated per entry.
+// The two halves of the hash being computed, kept here so that no array is allocated per entry.
 let hashHigh = 0;
 let hashLow = 0;
 
+/** Starts an entry hash: fold the key, the value and the origin with `foldBytes`, then call `finishEntryHash`. */
+export function startEntryHash(): void {
+  hashHigh = HIGH_BASIS;
+  hashLow = LOW_BASIS;
+}
+
+/** Folds the UTF-8 bytes `bytes[start, start + length)` of one string into the entry hash; `view` is a DataView of the same memory. */
+export function foldBytes(bytes: Uint8Array, view: DataView, start: number, length: number): void {
+  let high = hashHigh;
+  let low = hashLow;
+  const end = start + length;
+  const wordsEnd = start + (length & ~3);
+  let i = start;
+  for (; i < wordsEnd; i += 4) {
+    const word = view.getUint32(i, true);
+    high = Math.imul(high ^ word, FNV_PRIME);
+    high ^= high >>> 15;
+    low = Math.imul(low ^ word, LOW_PRIME);
+    low ^= low >>> 13;
+  }
+  for (; i < end; i++) {
+    const byte = bytes[i]!;
+    high = Math.imul(high ^ byte, FNV_PRIME);
+    low = Math.imul(low ^ byte, LOW_PRIME);
+  }
+  hashHigh = Math.imul(high ^ length, FNV_PRIME);
+  hashLow = Math.imul(low ^ length, LOW_PRIME);
+}
+
+/** Ends an entry hash with the entry's timestamp. */
+export function finishEntryHash(timestamp: number): void {
+  hashHigh = Math.imul(hashHigh ^ timestamp % 0x1_0000_0000, FNV_PRIME);
+  hashLow = Math.imul(hashLow ^ Math.floor(timestamp / 0x1_0000_0000), LOW_PRIME);
+}
+
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(1024);
+let scratchView = new DataView(scratch.buffer);
+
+/** Folds a string's UTF-8 bytes, encoded into a reused buffer. */
+function foldString(text: string): void {
+  if (text.length * 3 > scratch.length) {
+    scratch = new Uint8Array(text.length * 3);
+    scratchView = new DataView(scratch.buffer);
+  }
+  foldBytes(scratch, scratchView, 0, encoder.encodeInto(text, scratch).written);
+}
+
 function hashEntry(entry: Entry): void {
-  hashHigh = 0x811c9dc5;
-  hashLow = 0x050c5d1f;
+  startEntryHash();
   foldString(entry.key);
   foldString(entry.value);
   foldString(entry.origin);
-  const timestamp = entry.timestamp;
-  hashHigh = Math.imul(hashHigh ^ timestamp % 0x1_0000_0000, FNV_PRIME);
-  hashLow = Math.imul(hashLow ^ Math.floor(timestamp / 0x1_0000_0000), FNV_PRIME);
+  finishEntryHash(entry.timestamp);
 }
 
-function foldString(text: string): void {
-  let high = hashHigh;
-  let low = hashLow;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    high = Math.imul(high ^ code, FNV_PRIME);
-    low = Math.imul(low ^ code, FNV_PRIME);
-  }
-  hashHigh = Math.imul(high, FNV_PRIME);
-  hashLow = Math.imul(low, FNV_PRIME);
+/** 64-bit hash of a whole entry, as two 32-bit halves (see above). */
+export function entryHash(entry: Entry): [number, number] {
+  hashEntry(entry);
+  return [hashHigh >>> 0, hashLow >>> 0];
 }
 
 /** XOR digests of the 256 buckets of a store, kept up to date as entries change. */
@@ -74,8 +112,13 @@ export class Digests {
 
   /** Folds an entry in or out (XOR is its own inverse). */
   toggle(entry: Entry): void {
-    const bucket = bucketOf(entry.key);
     hashEntry(entry);
+    this.toggleHashed(entry.key);
+  }
+
+  /** Folds in or out the entry of `key` whose hash was just computed with startEntryHash, foldBytes and finishEntryHash. */
+  toggleHashed(key: string): void {
+    const bucket = bucketOf(key);
     this.#words[bucket * 2] = this.#words[bucket * 2]! ^ hashHigh;
     this.#words[bucket * 2 + 1] = this.#words[bucket * 2 + 1]! ^ hashLow;
   }

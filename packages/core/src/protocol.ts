@@ -14,7 +14,7 @@ import { ProtocolError } from './errors.js';
 import { isWellFormed, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, NODE_ID_PATTERN, utf8ByteLength } from './limits.js';
 
 /** Version of the peer protocol; peers with another version are refused. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Correlates a request with its reply; chosen by the client. */
 export type RequestId = number | string;

@@ -42,7 +42,7 @@
  * iteration.)
  */
 import { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
-import { Digests } from './digest.js';
+import { Digests, finishEntryHash, foldBytes, startEntryHash } from './digest.js';
 import { compareEntries, type Entry } from './entry.js';
 import { hashKey, KeyIndex } from './key-index.js';
 
@@ -91,6 +91,10 @@ export class Store {
   /** Node ids that wrote entries, shared by every entry they wrote. */
   readonly #originIds: string[] = [];
   readonly #originIndexes = new Map<string, number>();
+  /** Each origin's UTF-8 bytes, for the digest. */
+  readonly #originBytes: { readonly bytes: Uint8Array; readonly view: DataView }[] = [];
+  #lastOrigin: string | undefined;
+  #lastOriginIndex = 0;
   readonly digests = new Digests();
   #seq = 0;
   /** Sorted keys, kept until the next new key (paged `keys` asks many times in a row). */
@@ -229,8 +233,16 @@ export class Store {
     this.#index.add(hash);
     this.#timestamps[slot] = entry.timestamp;
     this.#seqs[slot] = seq;
-    this.#origins[slot] = this.#originIndex(entry.origin);
-    this.digests.toggle(entry);
+    const origin = this.#originIndex(entry.origin);
+    this.#origins[slot] = origin;
+    // The digest hashes the bytes just written, not the strings again.
+    startEntryHash();
+    this.#arena.fold(this.#keys[slot * 2]!, this.#keys[slot * 2 + 1]!);
+    this.#arena.fold(this.#values[slot * 2]!, this.#values[slot * 2 + 1]!);
+    const { bytes, view } = this.#originBytes[origin]!;
+    foldBytes(bytes, view, 0, bytes.length);
+    finishEntryHash(entry.timestamp);
+    this.digests.toggleHashed(entry.key);
     this.#sortedKeys = null;
   }
 
@@ -245,11 +257,17 @@ export class Store {
   }
 
   #originIndex(origin: string): number {
+    // Runs of entries share an origin (a node's own writes, a catch-up from one peer): skip the map then.
+    if (origin === this.#lastOrigin) return this.#lastOriginIndex;
     let index = this.#originIndexes.get(origin);
     if (index === undefined) {
       index = this.#originIds.push(origin) - 1;
       this.#originIndexes.set(origin, index);
+      const bytes = new TextEncoder().encode(origin);
+      this.#originBytes.push({ bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
     }
+    this.#lastOrigin = origin;
+    this.#lastOriginIndex = index;
     return index;
   }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type Change, compareEntries, Digests, type Entry, type MergeResult, Store } from '../src/index.js';
+import { bucketOf, type Change, compareEntries, Digests, type Entry, entryHash, type MergeResult, Store } from '../src/index.js';
 import { mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp: number, origin = 'a'): Entry => ({ key, value, timestamp, origin });
@@ -50,6 +50,30 @@ describe('store', () => {
     expect(store.get('k')).to.deep.equal(entry('k', 'v', 10));
     expect(store.seq).to.equal(1);
     expect(store.size).to.equal(1);
+  });
+
+  it('hashes entries as protocol 3 says, telling apart strings cut elsewhere and bytes anywhere in a word', () => {
+    // Fixed values: a change here breaks anti-entropy between versions (docs/protocol.md).
+    expect(entryHash({ key: 'MonChamp', value: '42', timestamp: 1764190000000, origin: 'node1' })).to.deep.equal([2330445714, 1816835209]);
+    expect(entryHash({ key: 'clé', value: 'été ☃ 😀', timestamp: 1, origin: 'a' })).to.deep.equal([2350195048, 3143268445]);
+    const hashOf = (key: string, value: string) => entryHash({ key, value, timestamp: 5, origin: 'o' }).join(' ');
+    expect(hashOf('ab', 'c')).to.not.equal(hashOf('a', 'bc'));
+    const seen = new Set<string>();
+    for (let position = 0; position < 8; position++) {
+      for (const char of ['a', 'b', 'q', '~']) seen.add(hashOf('k', `${'x'.repeat(position)}${char}${'x'.repeat(7 - position)}`));
+    }
+    expect(seen.size).to.equal(32);
+  });
+
+  it('an entry changes the digest of its key\'s bucket only', () => {
+    const random = mulberry32(7);
+    for (let i = 0; i < 500; i++) {
+      const key = `${i}-${random().toString(36)}${i % 7 === 0 ? 'é😀' : ''}`;
+      const digests = new Digests();
+      digests.toggle(entry(key, `v${i}`, 1000 + i, i % 2 === 0 ? 'a' : 'node-1'));
+      const changed = digests.buckets().flatMap((digest, bucket) => (digest === '0'.repeat(16) ? [] : [bucket]));
+      expect(changed, key).to.deep.equal([bucketOf(key)]);
+    }
   });
 
   it('a missing key has no entry', () => {
