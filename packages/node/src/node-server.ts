@@ -194,7 +194,7 @@ class Adapter {
     const effects = this.core.takeEffects();
     if (effects.length === 0) return;
     const changes: Change[] = [];
-    for (const effect of effects) if (effect.type === 'persist') changes.push(effect);
+    if (this.persistence.storage !== null) for (const effect of effects) if (effect.type === 'persist') changes.push(effect);
     if (this.#batchesWaiting === 0 && (changes.length === 0 || this.persistence.storage === null)) {
       this.#execute(effects);
       return;
