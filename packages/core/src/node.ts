@@ -797,10 +797,13 @@ class Node implements BbyNode {
    * message's own `seen`. In a full mesh a write thus reaches each node once.
    */
   #forward(entries: readonly Entry[], fromPeerId: string | null, seen: readonly string[], ack?: string): void {
+    const peers = this.#table.peerLinks();
+    // A node alone (or whose peers are all down) has no one to tell: the common case of one node, at every set.
+    if (peers.size === 0) return;
     const skip = new Set(seen);
     skip.add(this.id);
     if (fromPeerId !== null) skip.add(fromPeerId);
-    const targets = [...this.#table.peerLinks()].filter(([peerId]) => !skip.has(peerId));
+    const targets = [...peers].filter(([peerId]) => !skip.has(peerId));
     if (targets.length === 0) return;
     const nextSeen = [...skip, ...targets.map(([peerId]) => peerId)].slice(0, MAX_SEEN);
     const batches = [...batchEntries(entries, this.#batchLength)];
