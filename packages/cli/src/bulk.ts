@@ -12,7 +12,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
 import { MAX_MESSAGE_BYTES, type Stats } from '@bby/core';
-import { WebSocket } from 'ws';
+import { WebSocket } from './ws.js';
 import { BbyClient, NodeError, parseResponse, type RequestBody, UnreachableError } from './client.js';
 import { ImportInputError, readBatches } from './import-input.js';
 

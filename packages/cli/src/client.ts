@@ -3,7 +3,7 @@
  * id. Used by the `bby` command, the tests and the benchmarks.
  */
 import { MAX_MESSAGE_BYTES, type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
-import { WebSocket } from 'ws';
+import { WebSocket } from './ws.js';
 
 /** A request without its id; the client numbers requests itself. */
 export type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;

@@ -71,8 +71,12 @@ export function* batchChanges<R>(changes: Iterator<Change, R>, maxLength = MAX_B
  * adapter writes its JSON once.
  */
 export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_CHARS): T[] {
-  // Nothing to merge in the common case of one answer: skip the bookkeeping.
-  if (effects.length < 2) return effects;
+  // Nothing to merge unless two messages carry entries (a `set` queues a persist and a reply): skip the bookkeeping.
+  let entriesMessages = 0;
+  for (const effect of effects) {
+    if (effect.type === 'send' && (effect as unknown as { message: { type: string } }).message.type === 'entries' && ++entriesMessages === 2) break;
+  }
+  if (entriesMessages < 2) return effects;
   type Message = { readonly type: string; readonly entries?: readonly Entry[]; readonly seen?: readonly string[]; readonly upTo?: number; readonly ack?: string };
   type Send = { readonly type: 'send'; readonly link: string; readonly message: Message };
   /** A run of mergeable messages for one link, at `index` of the output. */
