@@ -4,7 +4,8 @@
  *
  * Import reads JSON lines (`{"key": "...", "value": "..."}` per line) or one
  * JSON object of key to value (import-input.ts), and sends the entries in
- * `set-many` requests of up to 1 MiB, IMPORT_BATCHES_IN_FLIGHT at a time. Export asks for `keys` (page by page), then
+ * `set-many` requests of 128 KiB (one larger entry goes alone, in a request
+ * of its size), IMPORT_BATCHES_IN_FLIGHT at a time. Export asks for `keys` (page by page), then
  * `get`s them, EXPORT_IN_FLIGHT at a time, and writes JSON lines in key order,
  * which import reads back.
  */

@@ -14,7 +14,7 @@
 import { isUtf8 } from 'node:buffer';
 import { type Readable } from 'node:stream';
 import { BbyError, checkKey, checkValue, MAX_KEY_BYTES, MAX_VALUE_BYTES } from '@bby/core';
-import { type BatchLimits, FULL_BATCH, SetManyBatch } from './set-many-batch.js';
+import { type BatchLimits, IMPORT_BATCH, SetManyBatch } from './set-many-batch.js';
 
 /** The input file cannot be read or holds an invalid entry; the message names the file and the line. */
 export class ImportInputError extends Error {
@@ -139,7 +139,7 @@ export function isPlainEntry(bytes: Buffer, start: number, end: number): boolean
  * to value. Throws ImportInputError naming the line of the first invalid
  * entry, after yielding the batch of the entries before it.
  */
-export async function* readBatches(input: Readable, name: string, limits: BatchLimits = FULL_BATCH): AsyncGenerator<SetManyBatch> {
+export async function* readBatches(input: Readable, name: string, limits: BatchLimits = IMPORT_BATCH): AsyncGenerator<SetManyBatch> {
   // Set inside the line handlers below (the cast keeps TypeScript from narrowing it to 'unknown' here).
   let mode = 'unknown' as 'unknown' | 'lines' | 'object';
   const objectText: string[] = [];
@@ -147,21 +147,21 @@ export async function* readBatches(input: Readable, name: string, limits: BatchL
   let firstObject: { text: string; line: number } | undefined;
   let lineNumber = 0;
   let batch = new SetManyBatch(limits);
-  // Batches filled up and not yielded yet: an entry that does not fit closes the batch and starts the next.
+  // Batches filled up and not yielded yet. An entry that does not fit closes the batch and starts the
+  // next; one larger than a whole batch (a value may take up to 256 KiB) gets a batch of its own size.
   const full: SetManyBatch[] = [];
-  const nextBatch = (): SetManyBatch => {
+  const nextBatch = (entryBytes: number): SetManyBatch => {
     batch.settle();
-    full.push(batch);
-    batch = new SetManyBatch(limits);
+    if (batch.count > 0) full.push(batch);
+    batch = new SetManyBatch(entryBytes > limits.bytes ? { bytes: entryBytes, entries: limits.entries } : limits);
     return batch;
   };
-  const tooLarge = () => new Error(`an entry is larger than a whole batch (${limits.bytes} bytes)`);
   const addBytes = (bytes: Buffer, start: number, end: number, line: number): void => {
-    if (!batch.addBytes(bytes, start, end, line) && !nextBatch().addBytes(bytes, start, end, line)) throw tooLarge();
+    if (!batch.addBytes(bytes, start, end, line)) nextBatch(end - start).addBytes(bytes, start, end, line);
   };
   const addEntry = ({ key, value }: InputEntry, line: number | null): void => {
     const text = JSON.stringify({ key, value });
-    if (!batch.addText(text, line) && !nextBatch().addText(text, line)) throw tooLarge();
+    if (!batch.addText(text, line)) nextBatch(Buffer.byteLength(text)).addText(text, line);
   };
 
   /** Handles the line `bytes[start, end)` (without its line end); `utf8` says the bytes are known to be valid UTF-8. */
@@ -204,10 +204,18 @@ export async function* readBatches(input: Readable, name: string, limits: BatchL
     addEntry(parseJsonLine(text, name, line), line);
   };
 
+  // A UTF-8 byte order mark (some editors write one) is skipped at the start of the input, as JSON parsers may.
+  let atStart = true;
+  const firstByte = (bytes: Buffer): number => {
+    if (!atStart) return 0;
+    atStart = false;
+    return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  };
+
   /** Handles every line of `bytes[0, end)`, where `end` is just after a line end. */
   const takeLines = (bytes: Buffer, end: number): void => {
     const utf8 = isUtf8(bytes.subarray(0, end));
-    for (let start = 0; start < end; ) {
+    for (let start = firstByte(bytes); start < end; ) {
       const newline = bytes.indexOf(NEWLINE, start);
       const lineEnd = newline > start && bytes[newline - 1] === RETURN ? newline - 1 : newline;
       takeLine(bytes, start, lineEnd, utf8);
@@ -240,7 +248,8 @@ export async function* readBatches(input: Readable, name: string, limits: BatchL
     if (partial.length > 0) {
       const bytes = Buffer.concat(partial);
       const end = bytes.length > 0 && bytes[bytes.length - 1] === RETURN ? bytes.length - 1 : bytes.length;
-      takeLine(bytes, 0, end, isUtf8(bytes));
+      const start = Math.min(firstByte(bytes), end);
+      takeLine(bytes, start, end, isUtf8(bytes.subarray(start, end)));
     }
   } catch (error) {
     // The entries before the invalid one are sent first.

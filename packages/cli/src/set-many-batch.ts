@@ -20,8 +20,13 @@ export interface BatchLimits {
   readonly entries: number;
 }
 
-/** The most a request may carry: a whole frame of entries, up to the node's entry count limit. */
-export const FULL_BATCH: BatchLimits = { bytes: 128 * 1024, entries: MAX_SET_MANY_ENTRIES };
+/**
+ * How full `bby import` fills a request: 128 KiB of entries. A node holds a
+ * request's parsed entries until it is done with it, and 1 MiB requests
+ * raised its memory for no gain in speed. An entry larger than this (a value
+ * may take 256 KiB) goes alone in a request of its own size.
+ */
+export const IMPORT_BATCH: BatchLimits = { bytes: 128 * 1024, entries: MAX_SET_MANY_ENTRIES };
 
 /** Entries for one `set-many` request, as JSON text, with the input line of each. */
 export class SetManyBatch {
@@ -39,7 +44,7 @@ export class SetManyBatch {
   #runSourceEnd = 0;
   #runTarget = 0;
 
-  constructor(limits: BatchLimits = FULL_BATCH) {
+  constructor(limits: BatchLimits = IMPORT_BATCH) {
     this.#limit = HEAD_ROOM + limits.bytes;
     this.#maxEntries = limits.entries;
     this.#bytes = Buffer.allocUnsafe(this.#limit + TAIL_BYTES);

@@ -44,6 +44,19 @@ describe('e2e: bby import and export', function () {
     expect(JSON.parse(again.stdout)).to.deep.equal({ stored: 0, identical: 4, refused: 1 });
   });
 
+  it('import takes values up to the 256 KiB limit, a large one alone in its request, and export gives them back', async () => {
+    const node = await startNode({ id: 'big' });
+    const largest = 'v'.repeat(256 * 1024 - 2);
+    const file = await writeTestFile('big.jsonl', jsonLines([['small', '1'], ['big', 'x'.repeat(200_000)], ['largest', largest], ['after', '2']]));
+    const result = await node.bby('import', file);
+    expect(result).to.include({ code: 0, stdout: 'stored 4, identical 0, refused 0\n', stderr: '' });
+    expect((await node.bby('get', 'big')).stdout).to.equal(`${'x'.repeat(200_000)}\n`);
+    expect((await node.bby('get', 'after')).stdout).to.equal('2\n');
+    const exported = await node.bby('export');
+    expect(exported.code).to.equal(0);
+    expect(exported.stdout).to.include(`{"key":"largest","value":"${largest}"}\n`);
+  });
+
   it('import reads one JSON object of key to value', async () => {
     const node = await startNode({ id: 'obj' });
     const file = await writeTestFile('in.json', { MonChamp: '42', 'with space': 'a b', accents: 'éàü ☃' });

@@ -120,6 +120,41 @@ describe('import input: JSON lines and objects into set-many requests', () => {
     }
   });
 
+  it('an entry larger than a request goes alone, in a request of its own size, and the next ones follow as usual', async () => {
+    // With the real limits: a value of 200,000 and one of the largest allowed, between small entries, plain and parsed.
+    const largest = 'v'.repeat(MAX_VALUE_BYTES - 2);
+    const lines = [plain('a', '1'), plain('big', 'x'.repeat(200_000)), plain('b', '2'), JSON.stringify({ value: largest, key: 'largest' }), plain('c', '3')];
+    for (const pieceBytes of [4096, 1 << 16]) {
+      const { batches, error } = await readAll(lines.join('\n'), pieceBytes);
+      expect(error).to.equal(undefined);
+      expect(batches.map((batch) => batch.map((entry) => entry.key))).to.deep.equal([['a'], ['big'], ['b'], ['largest'], ['c']]);
+      expect(batches[1]![0]!.value).to.have.length(200_000);
+      expect(batches[3]![0]).to.deep.equal({ key: 'largest', value: largest, line: 4 });
+    }
+    // With small limits: a 300-byte entry among 20-byte ones, and two in a row.
+    const text = [plain('a', '1'), plain('b', 'y'.repeat(280)), plain('c', 'z'.repeat(290)), plain('d', '4'), plain('e', '5')].join('\n');
+    const { batches, error } = await readAll(text, 7, { bytes: 100, entries: 10 });
+    expect(error).to.equal(undefined);
+    expect(batches.map((batch) => batch.map((entry) => entry.key))).to.deep.equal([['a'], ['b'], ['c'], ['d', 'e']]);
+  });
+
+  it('skips a UTF-8 byte order mark at the start of the input, and only there', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    for (const pieceBytes of [1, 2, 1 << 16]) {
+      const lines = await readAll(Buffer.concat([bom, Buffer.from(`${plain('a', '1')}\n${plain('b', '2')}\n`)]), pieceBytes);
+      expect(lines.error).to.equal(undefined);
+      expect(lines.batches.flat()).to.deep.equal([
+        { key: 'a', value: '1', line: 1 },
+        { key: 'b', value: '2', line: 2 },
+      ]);
+      const object = await readAll(Buffer.concat([bom, Buffer.from('{"k": "v"}')]), pieceBytes);
+      expect(object.batches.flat()).to.deep.equal([{ key: 'k', value: 'v', line: null }]);
+    }
+    // Anywhere else it is a character like any other: not valid JSON there.
+    const { error } = await readAll(Buffer.concat([Buffer.from(`${plain('a', '1')}\n`), bom, Buffer.from(plain('b', '2'))]));
+    expect(error?.message).to.match(/^in\.jsonl line 2: not valid JSON/);
+  });
+
   it('an invalid line stops the reading with its line number, after the entries before it', async () => {
     const cases: [string, RegExp][] = [
       [`${plain('a', '1')}\n${plain('', 'v')}\n`, /in\.jsonl line 2: the key is empty/],
