@@ -568,6 +568,8 @@ function logTime(hms) {
 
 export async function joinCatchUp(ctx) {
   const { joinKeys: n, joinReps, reps } = ctx.mode;
+  // The targets are for 1,000,000 keys: with fewer (the quick run), starting processes and connecting weigh too much to judge them.
+  const judged = n >= 1_000_000;
   const dir = await tempDir('join');
   const rows = [];
   const procs = [];
@@ -600,8 +602,8 @@ export async function joinCatchUp(ctx) {
       unit: 'keys/s',
       bby: ms(importRates),
       target: '≥ 200,000 keys/s',
-      met: median(importRates) >= 200_000,
-      note: `the node spent ${(((holder.proc.cpuMs() - holderCpuBefore) * 1000) / n).toFixed(1)} µs of CPU per imported key; each run includes starting the CLI process (about 0.25 s on this machine)`,
+      met: judged ? median(importRates) >= 200_000 : undefined,
+      note: `the node spent ${(((holder.proc.cpuMs() - holderCpuBefore) * 1000) / n).toFixed(1)} µs of CPU per imported key; each run includes starting the CLI process (about 0.2 s on this machine)${judged ? '' : '; target judged on 1,000,000 keys (full run)'}`,
     });
 
     // The same keys in one file, into a new node each run: a bulk load of all n keys, where starting the CLI weighs less.
@@ -628,8 +630,8 @@ export async function joinCatchUp(ctx) {
       unit: 'keys/s',
       bby: ms(wholeRates),
       target: '≥ 200,000 keys/s',
-      met: median(wholeRates) >= 200_000,
-      note: `the node spent ${median(wholeCpu).toFixed(1)} µs of CPU per imported key`,
+      met: judged ? median(wholeRates) >= 200_000 : undefined,
+      note: `the node spent ${median(wholeCpu).toFixed(1)} µs of CPU per imported key${judged ? '' : '; target judged on 1,000,000 keys (full run)'}`,
     });
     const holderConn = await Conn.open(holder.url);
     try {
@@ -654,8 +656,8 @@ export async function joinCatchUp(ctx) {
       baselineLabel: 'raw bytes of keys and values',
       ratio: summarize(rssSamples.map((b) => b / raw)),
       target: '≤ 2.5× raw (ratio: ÷ raw bytes)',
-      met: n >= 1_000_000 ? rss.median / raw <= 2.5 : undefined,
-      note: `empty node ${(emptyRss / 1e6).toFixed(0)} MB; growth ${((rss.median - emptyRss) / raw).toFixed(2)}× raw${n < 1_000_000 ? '; target judged on 1,000,000 keys (full run)' : ''}`,
+      met: judged ? rss.median / raw <= 2.5 : undefined,
+      note: `empty node ${(emptyRss / 1e6).toFixed(0)} MB; growth ${((rss.median - emptyRss) / raw).toFixed(2)}× raw${judged ? '' : '; target judged on 1,000,000 keys (full run)'}`,
     });
 
     // Join catch-up, against a bare one-way stream of the same entries.
@@ -712,8 +714,8 @@ export async function joinCatchUp(ctx) {
       baselineLabel: 'bare ws one-way stream, same entries',
       ratio: pairedRatio(catchUp, bareRates),
       target: '≥ 250,000 keys/s',
-      met: median(catchUp) >= 250_000,
-      note: `CPU per key: joiner ${median(cpuPerKey.joiner).toFixed(1)} µs, holder ${median(cpuPerKey.holder).toFixed(1)} µs (the bare stream has no store: the ratio compares with the transport alone)`,
+      met: judged ? median(catchUp) >= 250_000 : undefined,
+      note: `CPU per key: joiner ${median(cpuPerKey.joiner).toFixed(1)} µs, holder ${median(cpuPerKey.holder).toFixed(1)} µs (the bare stream has no store: the ratio compares with the transport alone)${judged ? '' : '; target judged on 1,000,000 keys (full run)'}`,
     });
     rows.push({
       workload: 'join catch-up: peak RSS of the joiner (VmHWM)',
