@@ -102,6 +102,18 @@ describe('e2e: replication between bby-node processes', function () {
     const nodes = (await startNodes(withPeers)) as [NodeHandle, NodeHandle, NodeHandle];
     const ids = nodes.map((n) => n.id);
     for (const node of nodes) await waitForConnected(node, ids.filter((id) => id !== node.id), 15_000);
+    // Both links of every pair, each with its catch-up: a link that comes up after a write may catch it up
+    // again (a duplicate, dropped: by design), which is not what this test counts. `peers` shows one row per
+    // peer, so the log says when each link is up.
+    for (const node of nodes) {
+      await waitFor(
+        () =>
+          ids
+            .filter((id) => id !== node.id)
+            .every((id) => ['inbound', 'outbound'].every((direction) => new RegExp(`connected to peer ${id} at \\S+ \\(${direction}\\)`).test(node.process.stdout))),
+        { what: `${node.id} to log both links to each peer`, timeoutMs: 15_000 },
+      );
+    }
 
     // 3 writes on A, 1 on B, 1 on C.
     const writes: [NodeHandle, string][] = [
