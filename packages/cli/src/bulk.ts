@@ -17,8 +17,6 @@ import { WebSocket } from './ws.js';
 import { BbyClient, NodeError, parseResponse, type RequestBody, UnreachableError } from './client.js';
 import { ImportInputError, readBatches } from './import-input.js';
 
-export { ImportInputError } from './import-input.js';
-
 /** set-many requests `import` keeps in flight. */
 export const IMPORT_BATCHES_IN_FLIGHT = 4;
 /** Requests `export` keeps in flight. */

@@ -13,6 +13,8 @@ import { type Entry } from './entry.js';
 export const BUCKET_COUNT = 256;
 
 const FNV_PRIME = 0x01000193;
+/** FNV-1a's 32-bit offset basis: the start of bucketOf's hash, of the key index's, and of the entry hash's high half. */
+export const FNV_OFFSET_BASIS = 0x811c9dc5;
 
 /** 32-bit FNV-1a of a string's UTF-16 code units, from offset basis `basis`. */
 export function fnv1a(text: string, basis: number): number {
@@ -26,7 +28,7 @@ export function fnv1a(text: string, basis: number): number {
 
 /** The bucket a key belongs to, 0 to BUCKET_COUNT - 1. */
 export function bucketOf(key: string): number {
-  return fnv1a(key, 0x811c9dc5) & (BUCKET_COUNT - 1);
+  return fnv1a(key, FNV_OFFSET_BASIS) & (BUCKET_COUNT - 1);
 }
 
 // The entry hash (protocol 3): two 32-bit lanes over the UTF-8 bytes of the key,
@@ -36,7 +38,6 @@ export function bucketOf(key: string): number {
 // word one by one; then the string's byte length, so that "ab"+"c" and "a"+"bc"
 // differ. Then the timestamp's low and high 32-bit words. The store hashes the
 // bytes it has just written to its arena, without going back to the strings.
-const HIGH_BASIS = 0x811c9dc5;
 const LOW_BASIS = 0x050c5d1f;
 const LOW_PRIME = 0x85ebca6b;
 
@@ -46,7 +47,7 @@ let hashLow = 0;
 
 /** Starts an entry hash: fold the key, the value and the origin with `foldBytes`, then call `finishEntryHash`. */
 export function startEntryHash(): void {
-  hashHigh = HIGH_BASIS;
+  hashHigh = FNV_OFFSET_BASIS;
   hashLow = LOW_BASIS;
 }
 

@@ -11,7 +11,7 @@
  * growing the table re-places slots without reading any key.
  */
 
-import { fnv1a } from './digest.js';
+import { fnv1a, FNV_OFFSET_BASIS } from './digest.js';
 
 const INITIAL_SLOTS = 1024;
 
@@ -22,7 +22,7 @@ const INITIAL_SLOTS = 1024;
  * probe runs: a slow node) do not collide on another.
  */
 export function hashKey(key: string, seed: number): number {
-  let hash = fnv1a(key, (0x811c9dc5 ^ seed) >>> 0);
+  let hash = fnv1a(key, (FNV_OFFSET_BASIS ^ seed) >>> 0);
   hash ^= hash >>> 16;
   hash = Math.imul(hash, 0x85ebca6b);
   hash ^= hash >>> 13;
