@@ -105,15 +105,15 @@ export class BbyClient {
     });
   }
 
-  /** Every key of the node, sorted, asked page after page (a reply holds about 168 K characters of keys). */
+  /** Every key of the node, sorted, asked page after page (a reply holds about 168 K characters of keys; the node pages in its own order). */
   async allKeys(): Promise<string[]> {
     const keys: string[] = [];
-    for (;;) {
-      const after = keys.at(-1);
-      const reply = await this.requestReply(after === undefined ? { type: 'keys' } : { type: 'keys', after });
+    for (let cursor: string | undefined; ; ) {
+      const reply = await this.requestReply(cursor === undefined ? { type: 'keys' } : { type: 'keys', cursor });
       // One by one: a page of short keys can hold more items than a spread call takes.
       for (const key of reply.result as string[]) keys.push(key);
-      if (reply.more !== true) return keys;
+      cursor = reply.cursor;
+      if (cursor === undefined) return keys.sort();
     }
   }
 

@@ -16,7 +16,14 @@ export type ErrorCode =
   | 'NOT_A_PEER'
   | 'PROTOCOL_MISMATCH'
   | 'BAD_CONFIG'
-  | 'ACK_TIMEOUT';
+  | 'ACK_TIMEOUT'
+  | 'AUTH_REQUIRED'
+  | 'AUTH_FAILED'
+  | 'FORBIDDEN'
+  | 'TOO_MANY_PEERS'
+  | 'STALE_CURSOR'
+  | 'STORAGE_FAILED'
+  | 'SHUTTING_DOWN';
 
 /** Base class of every bby error: a code plus a one-line, actionable message. */
 export class BbyError extends Error {

@@ -8,8 +8,9 @@
  * node.set('MonChamp', '42'); // true
  * node.get('MonChamp'); // '42'
  */
-export { createNode, CATCH_UP_WINDOW, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, keysPage, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CATCH_UP_WINDOW, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
+export * from './auth.js';
 export { Store, type Change, type MergeResult } from './store.js';
 export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';

@@ -39,7 +39,7 @@ import {
 } from './protocol.js';
 import { type Change, Store } from './store.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
-import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
+import { batchChanges, batchEntries, coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -304,7 +304,7 @@ class Node implements BbyNode {
   }
 
   keys(): string[] {
-    return [...this.#store.keys()];
+    return this.#store.keys();
   }
 
   entry(key: string): Entry | undefined {
@@ -460,6 +460,11 @@ class Node implements BbyNode {
       case 'hello':
       case 'welcome':
         this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
+        return;
+      case 'challenge':
+      case 'auth':
+      case 'authenticated':
+        this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}" but this node has no secret`));
         return;
       case 'reply':
         return;
@@ -825,10 +830,8 @@ class Node implements BbyNode {
         return this.#reply(link.id, request.id, this.#write(request.key, request.value, undefined));
       case 'set-many':
         return this.#reply(link.id, request.id, this.#writeMany(request.entries));
-      case 'keys': {
-        const { keys, more } = keysPage(this.#store.keys(), request.after, request.limit);
-        return this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { more } : {}) });
-      }
+      case 'keys':
+        return this.#keysPage(link, request);
       case 'peers':
         return this.#reply(link.id, request.id, this.peers());
       case 'stats':
@@ -836,6 +839,27 @@ class Node implements BbyNode {
       case 'add-peer':
         return this.#addPeerRequest(link, request.id, request.address);
     }
+  }
+
+  /**
+   * A page of keys in slot order. The cursor is the next slot and a hash of
+   * the key before it: slots are never freed, so a listing sees every key
+   * stored before it began, but they are numbered anew at each start, and the
+   * hash tells a cursor from an earlier run.
+   */
+  #keysPage(link: Link, request: Extract<Request, { type: 'keys' }>): void {
+    let start = 0;
+    if (request.cursor !== undefined) {
+      const [slotText, hash] = request.cursor.split('.');
+      start = Number(slotText);
+      const previous = Number.isSafeInteger(start) && start > 0 && start <= this.#store.size ? this.#store.keysPage(start - 1, 1, Infinity).keys[0] : undefined;
+      if (previous === undefined || keyCheck(previous) !== hash) {
+        return this.#reject(link, request.id, new ProtocolError('STALE_CURSOR', 'this cursor is not from this run of the node (it restarted since the listing began); list again from the start'));
+      }
+    }
+    const { keys, next } = this.#store.keysPage(start, request.limit ?? Infinity, MAX_KEYS_PAGE_LENGTH);
+    const more = next < this.#store.size;
+    this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
   }
 
   #addPeerRequest(link: Link, id: RequestId, text: string): void {
@@ -916,28 +940,10 @@ function randomId(random: () => number): string {
   return id;
 }
 
+/** The part of a `keys` cursor that ties it to the key before its slot. */
+function keyCheck(key: string): string {
+  return (hashKey(key, 0) >>> 0).toString(16);
+}
+
 /** A `keys` reply holds at most about this many characters of keys, to stay far below the message limit. */
 export const MAX_KEYS_PAGE_LENGTH = MAX_BATCH_CHARS;
-
-/** The sorted keys after `after`, at most `limit` and about MAX_KEYS_PAGE_LENGTH characters of them; `more` when cut. */
-export function keysPage(sorted: readonly string[], after: string | undefined, limit = Infinity): { keys: string[]; more: boolean } {
-  let start = 0;
-  if (after !== undefined) {
-    // Binary search for the first key greater than `after`.
-    let high = sorted.length;
-    while (start < high) {
-      const middle = (start + high) >>> 1;
-      if (sorted[middle]! <= after) start = middle + 1;
-      else high = middle;
-    }
-  }
-  const keys: string[] = [];
-  let length = 0;
-  for (let i = start; i < sorted.length && keys.length < limit; i++) {
-    const key = sorted[i]!;
-    length += jsonStringLength(key) + 1;
-    if (keys.length > 0 && length > MAX_KEYS_PAGE_LENGTH) break;
-    keys.push(key);
-  }
-  return { keys, more: start + keys.length < sorted.length };
-}

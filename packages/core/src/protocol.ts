@@ -8,6 +8,7 @@
  * `hello`, is answered with `welcome`, and from then on both sides send
  * `entries`.
  */
+import { type AuthRole, isNonce, isProof } from './auth.js';
 import { BUCKET_COUNT } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
@@ -37,15 +38,18 @@ export interface SetRequest {
   readonly timeoutMs?: number;
 }
 /**
- * Lists keys. Reply: a sorted array of the keys after `after` (all keys
- * without it), at most `limit`, and cut to fit a message; `more: true` on the
- * reply says to ask again with `after` set to the last key received.
+ * Lists keys, a page at a time, in the order this node stored them (not
+ * sorted: a page costs about its own size, whatever the store holds). Reply:
+ * an array of at most `limit` keys, cut to fit a message; when more follow,
+ * the reply carries `cursor`: ask again with it.
  */
-export interface KeysRequest { readonly type: 'keys'; readonly id: RequestId; readonly after?: string; readonly limit?: number }
+export interface KeysRequest { readonly type: 'keys'; readonly id: RequestId; readonly cursor?: string; readonly limit?: number }
 /** Lists the node's peers. Reply: array of PeerInfo. */
 export interface PeersRequest { readonly type: 'peers'; readonly id: RequestId }
 /** Makes the node dial another node. Reply: AddPeerResult, once connected or after the first failure. */
 export interface AddPeerRequest { readonly type: 'add-peer'; readonly id: RequestId; readonly address: string }
+/** Makes the node stop dialing an address and forget it. Reply: RemovePeerResult. */
+export interface RemovePeerRequest { readonly type: 'remove-peer'; readonly id: RequestId; readonly address: string }
 /** Reads the node's counters. Reply: Stats. */
 export interface StatsRequest { readonly type: 'stats'; readonly id: RequestId }
 
@@ -60,7 +64,24 @@ export interface SetManyRequest {
 /** A `set-many` carries at most this many entries (and, like every frame, at most 1 MiB). */
 export const MAX_SET_MANY_ENTRIES = 10_000;
 
-export type Request = GetRequest | SetRequest | SetManyRequest | KeysRequest | PeersRequest | AddPeerRequest | StatsRequest;
+export type Request = GetRequest | SetRequest | SetManyRequest | KeysRequest | PeersRequest | AddPeerRequest | RemovePeerRequest | StatsRequest;
+
+/** First frame of a node that requires authentication, sent as it accepts a connection. */
+export interface ChallengeMessage { readonly type: 'challenge'; readonly nodeId: string; readonly nonce: string }
+/** The initiator's answer to `challenge`: its role, its id (peers only), its nonce and its proof (auth.ts). */
+export interface AuthMessage {
+  readonly type: 'auth';
+  readonly role: AuthRole;
+  /** The dialing node's id; absent for a client. */
+  readonly nodeId?: string;
+  readonly nonce: string;
+  readonly proof: string;
+}
+/** The acceptor's proof, once the initiator's proof checked out. */
+export interface AuthenticatedMessage { readonly type: 'authenticated'; readonly proof: string }
+
+/** Messages of the authentication handshake (auth.ts). */
+export type AuthHandshakeMessage = ChallengeMessage | AuthMessage | AuthenticatedMessage;
 
 /** First message of a peer connection, sent by the dialing node. */
 export interface HelloMessage {
@@ -134,9 +155,17 @@ export type PeerMessage =
 
 /**
  * Successful answer to a request; `acks` counts the nodes holding the write,
- * for a `set` with `acks`; `more` says a `keys` page was cut.
+ * for a `set` with `acks`; `cursor` continues a `keys` listing; `omitted`
+ * counts the rows a `peers` answer left out to fit a message.
  */
-export interface ReplyMessage { readonly type: 'reply'; readonly id: RequestId; readonly result: unknown; readonly acks?: number; readonly more?: boolean }
+export interface ReplyMessage {
+  readonly type: 'reply';
+  readonly id: RequestId;
+  readonly result: unknown;
+  readonly acks?: number;
+  readonly cursor?: string;
+  readonly omitted?: number;
+}
 /** Failed request or malformed message; `id` is null when the request id could not be read. */
 export interface ErrorMessage {
   readonly type: 'error';
@@ -151,7 +180,7 @@ export interface ErrorMessage {
 export type ResponseMessage = ReplyMessage | ErrorMessage;
 
 /** Any message a node can receive. Answers (`reply`, `error`) are accepted only so that they are never answered. */
-export type IncomingMessage = Request | PeerMessage | ResponseMessage;
+export type IncomingMessage = Request | PeerMessage | AuthHandshakeMessage | ResponseMessage;
 
 /** Any message at all. */
 export type Message = IncomingMessage | ResponseMessage;
@@ -178,6 +207,15 @@ export interface AddPeerResult {
   readonly error?: string;
   /** True when the node keeps dialing the address in the background. */
   readonly retrying: boolean;
+}
+
+/** Answer to `remove-peer`. */
+export interface RemovePeerResult {
+  readonly address: string;
+  /** False when the node did not dial that address. */
+  readonly removed: boolean;
+  /** For an address of the config file: it comes back at the next start unless removed there. */
+  readonly note?: string;
 }
 
 /** Answer to `stats`: counters since the node started. */
@@ -215,8 +253,9 @@ export interface Stats {
   readonly peersLearned: number;
 }
 
-const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'stats']);
+const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'remove-peer', 'stats']);
 const PEER_TYPES = ['hello', 'welcome', 'entries', 'catch-up', 'caught-up', 'ping', 'digest', 'buckets', 'bucket-request', 'ack', 'peer-list'];
+const AUTH_TYPES = ['challenge', 'auth', 'authenticated'];
 
 /** Longest wait a `set` with `acks` may ask for, in milliseconds. */
 export const MAX_ACK_TIMEOUT_MS = 60_000;
@@ -311,6 +350,22 @@ export function checkValue(value: string): void {
   if (bytes > MAX_VALUE_BYTES) {
     throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (256 KiB)`);
   }
+}
+
+function shortString(m: Record<string, unknown>, field: string, maxLength: number): string {
+  const value = requireString(m, field);
+  if (value.length > maxLength) throw bad(`"${String(m.type)}" needs "${field}" of at most ${maxLength} characters`);
+  return value;
+}
+
+function checkNonce(m: Record<string, unknown>): string {
+  if (!isNonce(m.nonce)) throw bad(`"${String(m.type)}" needs "nonce" as 32 lowercase hex digits`);
+  return m.nonce;
+}
+
+function checkProof(m: Record<string, unknown>): string {
+  if (!isProof(m.proof)) throw bad(`"${String(m.type)}" needs "proof" as 64 lowercase hex digits`);
+  return m.proof;
 }
 
 function nodeIdList(m: Record<string, unknown>, field: string): string[] {
@@ -426,12 +481,14 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     }
     case 'keys': {
       const id = requireId(m);
-      if (m.after !== undefined && typeof m.after !== 'string') throw bad('"keys" needs "after" as a string (the last key of the previous page)');
+      // Pages used to follow a key in sorted order; an old client would loop on the first page if "after" were ignored.
+      if (m.after !== undefined) throw bad('"keys" pages with "cursor" (from the previous reply), not "after"; update the client');
+      if (m.cursor !== undefined && (typeof m.cursor !== 'string' || m.cursor.length > 64)) throw bad('"keys" needs "cursor" as the string of the previous reply');
       if (m.limit !== undefined && !(Number.isInteger(m.limit) && (m.limit as number) >= 1)) throw bad('"keys" needs "limit" as a positive integer');
       return {
         type: 'keys',
         id,
-        ...(m.after === undefined ? {} : { after: m.after as string }),
+        ...(m.cursor === undefined ? {} : { cursor: m.cursor as string }),
         ...(m.limit === undefined ? {} : { limit: m.limit as number }),
       };
     }
@@ -439,7 +496,17 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     case 'stats':
       return { type: m.type, id: requireId(m) };
     case 'add-peer':
-      return { type: 'add-peer', id: requireId(m), address: requireString(m, 'address') };
+    case 'remove-peer':
+      return { type: m.type, id: requireId(m), address: shortString(m, 'address', 300) };
+    case 'challenge':
+      return { type: 'challenge', nodeId: checkNodeId(m, 'nodeId'), nonce: checkNonce(m) };
+    case 'auth': {
+      if (m.role !== 'peer' && m.role !== 'client') throw bad('"auth" needs "role" as "peer" or "client"');
+      const nodeId = m.role === 'peer' ? checkNodeId(m, 'nodeId') : undefined;
+      return { type: 'auth', role: m.role, ...(nodeId === undefined ? {} : { nodeId }), nonce: checkNonce(m), proof: checkProof(m) };
+    }
+    case 'authenticated':
+      return { type: 'authenticated', proof: checkProof(m) };
     case 'hello':
     case 'welcome': {
       if (typeof m.protocol !== 'number') throw bad(`"${m.type}" needs "protocol" as a number`);
@@ -499,7 +566,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       throw new ProtocolError(
         'UNKNOWN_TYPE',
         typeof m.type === 'string'
-          ? `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES].join(', ')}`
+          ? `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`
           : 'message has no "type" string',
       );
   }

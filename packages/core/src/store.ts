@@ -45,6 +45,7 @@ import { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
 import { Digests, finishEntryHash, foldBytes, startEntryHash } from './digest.js';
 import { compareEntries, type Entry } from './entry.js';
 import { hashKey, KeyIndex } from './key-index.js';
+import { jsonStringLength } from './sync.js';
 
 /** What merging one entry did to the store. */
 export interface MergeResult {
@@ -97,8 +98,6 @@ export class Store {
   #lastOriginIndex = 0;
   readonly digests = new Digests();
   #seq = 0;
-  /** Sorted keys, kept until the next new key (paged `keys` asks many times in a row). */
-  #sortedKeys: string[] | null = null;
 
   readonly #hashSeed: number;
 
@@ -135,10 +134,28 @@ export class Store {
     return slot < 0 ? undefined : this.#seqs[slot];
   }
 
-  /** Every key, sorted. The array is shared: do not modify it. */
-  keys(): readonly string[] {
-    this.#sortedKeys ??= Array.from({ length: this.size }, (_, slot) => this.#keyAt(slot)).sort();
-    return this.#sortedKeys;
+  /** Every key, sorted (a sort of the whole store at each call: for library users, never for a remote request). */
+  keys(): string[] {
+    return Array.from({ length: this.size }, (_, slot) => this.#keyAt(slot)).sort();
+  }
+
+  /**
+   * Keys by slot (the order they arrived) from slot `start`: at most `limit`
+   * of them, and as many as fit in `maxLength` characters of JSON (at least
+   * one). `next` is the slot after the last key returned (`size` when none is
+   * left). A page costs about its own size, whatever the store holds.
+   */
+  keysPage(start: number, limit: number, maxLength: number): { keys: string[]; next: number } {
+    const keys: string[] = [];
+    let length = 0;
+    let slot = start;
+    for (; slot < this.size && keys.length < limit; slot++) {
+      const key = this.#keyAt(slot);
+      length += jsonStringLength(key) + 1;
+      if (keys.length > 0 && length > maxLength) break;
+      keys.push(key);
+    }
+    return { keys, next: slot };
   }
 
   /** Every entry, by slot; live, like `changesSince`. */
@@ -243,7 +260,6 @@ export class Store {
     foldBytes(bytes, view, 0, bytes.length);
     finishEntryHash(entry.timestamp);
     this.digests.toggleHashed(entry.key);
-    this.#sortedKeys = null;
   }
 
   /** Replaces `stored`, the entry at `slot`; a different value is written anew (the old bytes stay in the arena, unused). */

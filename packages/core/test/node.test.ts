@@ -106,7 +106,7 @@ describe('node: client operations', () => {
     expect(resultOf(client.request({ type: 'set', key: 'b', value: '3' }))).to.equal(true);
     expect(resultOf(client.request({ type: 'get', key: 'x' }))).to.equal('1');
     expect(resultOf(client.request({ type: 'get', key: 'nope' }))).to.equal(null);
-    expect(resultOf(client.request({ type: 'keys' }))).to.deep.equal(['b', 'x']);
+    expect(resultOf(client.request({ type: 'keys' }))).to.deep.equal(['x', 'b']);
     expect(resultOf(client.request({ type: 'peers' }))).to.deep.equal([]);
     const stats = resultOf(client.request({ type: 'stats', id: 'my-id' })) as Stats;
     expect(stats).to.include({ id: 'a', keys: 2, peers: 0, clients: 1, writesAccepted: 2, writesRefused: 1, errors: 0 });
@@ -426,28 +426,42 @@ describe('node: keys in pages', () => {
     for (let i = 0; i < 30_000; i++) node.set(`key-${String(i).padStart(6, '0')}-${'x'.repeat(20)}`, 'v');
     const link = node.accept();
     const pages: string[][] = [];
-    let after: string | undefined;
+    let cursor: string | undefined;
     for (let round = 0; round < 100; round++) {
-      node.receive(link, JSON.stringify({ type: 'keys', id: round, ...(after === undefined ? {} : { after }) }));
+      node.receive(link, JSON.stringify({ type: 'keys', id: round, ...(cursor === undefined ? {} : { cursor }) }));
       const reply = ofType(node.takeEffects(), 'send').at(-1)!.message;
       if (reply.type !== 'reply') throw new Error('expected a reply');
       expect(JSON.stringify(reply).length).to.be.below(1024 * 1024);
       pages.push(reply.result as string[]);
-      after = pages.at(-1)!.at(-1);
-      if (reply.more !== true) break;
+      cursor = reply.cursor;
+      if (cursor === undefined) break;
     }
     expect(pages.length).to.be.within(2, 10);
-    expect(pages.flat()).to.deep.equal(node.keys());
+    expect(pages.flat().sort()).to.deep.equal(node.keys());
   });
 
-  it('honours a limit, and an after past the last key gives an empty last page', () => {
+  it('pages in the order keys were stored, honours a limit, and a listing sees the keys stored before it began', () => {
     const { node } = lone();
-    for (const key of ['a', 'b', 'c', 'd']) node.set(key, 'v');
+    for (const key of ['d', 'a', 'c', 'b']) node.set(key, 'v');
     const link = node.accept();
-    node.receive(link, JSON.stringify({ type: 'keys', id: 1, after: 'a', limit: 2 }));
-    expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 1, result: ['b', 'c'], more: true });
-    node.receive(link, JSON.stringify({ type: 'keys', id: 2, after: 'd' }));
-    expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 2, result: [] });
+    node.receive(link, JSON.stringify({ type: 'keys', id: 1, limit: 2 }));
+    const first = ofType(node.takeEffects(), 'send')[0]!.message;
+    expect(first).to.deep.include({ type: 'reply', id: 1, result: ['d', 'a'] });
+    if (first.type !== 'reply' || first.cursor === undefined) throw new Error('expected a cursor');
+    node.set('e', 'v');
+    node.receive(link, JSON.stringify({ type: 'keys', id: 2, cursor: first.cursor }));
+    expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 2, result: ['c', 'b', 'e'] });
+  });
+
+  it('refuses a cursor from another run of the node, and the sorted "after" of older clients', () => {
+    const { node } = lone();
+    for (const key of ['a', 'b', 'c']) node.set(key, 'v');
+    const link = node.accept();
+    node.receive(link, JSON.stringify({ type: 'keys', id: 1, cursor: '2.deadbeef' }));
+    node.receive(link, JSON.stringify({ type: 'keys', id: 2, cursor: '99.0' }));
+    node.receive(link, JSON.stringify({ type: 'keys', id: 3, after: 'a' }));
+    const codes = ofType(node.takeEffects(), 'send').map((effect) => (effect.message.type === 'error' ? effect.message.code : effect.message.type));
+    expect(codes).to.deep.equal(['STALE_CURSOR', 'STALE_CURSOR', 'BAD_MESSAGE']);
   });
 });
 

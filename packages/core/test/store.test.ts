@@ -147,15 +147,16 @@ describe('store', () => {
     }
   });
 
-  it('keeps the sorted keys until a new key arrives', () => {
-    const store = storeOf([entry('b', '1', 10), entry('a', '2', 10)]);
-    const keys = store.keys();
-    expect(store.keys()).to.equal(keys);
-    store.merge(entry('a', '3', 5));
-    expect(store.keys()).to.equal(keys);
-    store.merge(entry('c', '4', 5));
-    expect(store.keys()).to.not.equal(keys);
+  it('pages keys in the order they arrived, within a count and a length, at least one a page', () => {
+    const store = storeOf([entry('b', '1', 10), entry('a', '2', 10), entry('c', '3', 10)]);
+    store.merge(entry('a', '4', 5));
     expect(store.keys()).to.deep.equal(['a', 'b', 'c']);
+    expect(store.keysPage(0, 2, Infinity)).to.deep.equal({ keys: ['b', 'a'], next: 2 });
+    expect(store.keysPage(2, 2, Infinity)).to.deep.equal({ keys: ['c'], next: 3 });
+    expect(store.keysPage(3, 2, Infinity)).to.deep.equal({ keys: [], next: 3 });
+    // "b" is 4 characters of JSON with its comma: a length of 5 holds one key, and a page always holds one.
+    expect(store.keysPage(0, 10, 5)).to.deep.equal({ keys: ['b'], next: 1 });
+    expect(store.keysPage(0, 10, 1)).to.deep.equal({ keys: ['b'], next: 1 });
   });
 
   it('refuses a key or value with a lone surrogate, changing nothing', () => {
