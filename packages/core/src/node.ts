@@ -13,6 +13,7 @@
  * because a `set` reply that says `true` promises the write is kept.
  */
 import { parseAddress } from './address.js';
+import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
 import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
@@ -36,9 +37,13 @@ import {
   type Stats,
   isRequest,
   type PeerMessage,
+  type ParseResult,
+  type IncomingMessage,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
+import { LogLimiter } from './log-limiter.js';
+import { printable, quoted } from './log-text.js';
 import { batchChanges, batchEntries, coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
@@ -93,7 +98,25 @@ export interface NodeOptions {
   readonly peerExchange?: boolean;
   /** Characters of entries per `entries` message (default MAX_BATCH_CHARS); tests shrink it to cut catch-ups into many batches. */
   readonly batchLength?: number;
+  /**
+   * Secrets of the mesh (auth.ts): with any, every connection authenticates
+   * before anything else it sends is acted on. This node presents the first
+   * and accepts any of them from peers (and from clients). Default: none.
+   */
+  readonly secrets?: readonly string[];
+  /** Secrets clients may present, besides `secrets`. */
+  readonly clientSecrets?: readonly string[];
+  /** Cryptographically strong random bytes, for the nonces of authentication; needed with `secrets`. */
+  readonly randomBytes?: (size: number) => Uint8Array;
+  /** Entries stamped further than this ahead of this node's clock are refused, in milliseconds (default DEFAULT_MAX_CLOCK_SKEW_MS). */
+  readonly maxClockSkewMs?: number;
 }
+
+/** Default of `maxClockSkewMs`: a member whose clock is a minute ahead cannot make its writes win everywhere. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
+
+/** An inbound connection that sends nothing (no request, no hello) for this long is closed, in milliseconds. */
+export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;
 
 /** A node sends at most this many catch-up batches ahead of the frames its adapter reported written (`flushed`). */
 export const CATCH_UP_WINDOW = 4;
@@ -122,6 +145,18 @@ export const CLOSE_CODES = {
   HANDSHAKE_TIMEOUT: 4003,
   /** The peer sent nothing, not even a heartbeat, for too long. */
   PEER_TIMEOUT: 4004,
+  /** A second link to a node already connected: one link per pair (docs/security.md). */
+  DUPLICATE_LINK: 4005,
+  /** The connection sent nothing within IDLE_CONNECTION_TIMEOUT_MS. */
+  IDLE: 4009,
+  /** The other side's proof did not check out: it does not hold the secret. */
+  AUTH_FAILED: 4010,
+  /** A message came before the authentication handshake. */
+  AUTH_REQUIRED: 4011,
+  /** The authentication handshake did not finish in time. */
+  AUTH_TIMEOUT: 4012,
+  /** A connection authenticated as a client sent a message of the peer protocol. */
+  FORBIDDEN: 4013,
 } as const;
 
 /** How long a dial may wait for the socket and the welcome, in milliseconds. */
@@ -154,8 +189,8 @@ export interface BbyNode {
   addPeer(address: string): string;
   /** Lets time pass: dials the peers whose retry time has come. */
   tick(): void;
-  /** An inbound connection was accepted; returns its link id. */
-  accept(): LinkId;
+  /** An inbound connection was accepted; returns its link id. `remote` (an IP address) names it in logs. */
+  accept(remote?: string): LinkId;
   /** The outbound connection of a `dial` effect is open. */
   opened(link: LinkId): void;
   /** A text frame arrived on a link; `byteLength`, when the transport knows it, is its size in UTF-8 bytes (spares measuring it). */
@@ -194,6 +229,13 @@ class Node implements BbyNode {
   #ackRounds = 0;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #randomBytes: ((size: number) => Uint8Array) | undefined;
+  readonly #secrets: readonly string[];
+  /** What a client may present: its own secrets, then the mesh's. */
+  readonly #clientSecrets: readonly string[];
+  readonly #maxClockSkewMs: number;
+  /** Lines caused from outside (refused handshakes, errors reported to this node), rate limited. */
+  readonly #outsideLog = new LogLimiter();
   readonly #store: Store;
   readonly #table = new PeerTable();
   readonly #effects: Effect[] = [];
@@ -215,6 +257,12 @@ class Node implements BbyNode {
     repairEntriesSent: 0,
     peersTimedOut: 0,
     peersLearned: 0,
+    authFailures: 0,
+    authTimeouts: 0,
+    forbiddenMessages: 0,
+    duplicateLinksClosed: 0,
+    entriesFromFuture: 0,
+    idleConnectionsClosed: 0,
   };
 
   constructor(options: NodeOptions) {
@@ -223,6 +271,11 @@ class Node implements BbyNode {
     this.#address = options.address ?? '';
     this.#now = options.now;
     this.#random = options.random;
+    this.#secrets = options.secrets ?? [];
+    this.#clientSecrets = [...(options.clientSecrets ?? []), ...this.#secrets];
+    this.#randomBytes = options.randomBytes;
+    if (this.#secrets.length > 0 && this.#randomBytes === undefined) throw new BbyError('BAD_CONFIG', 'createNode: "secrets" need "randomBytes" (a cryptographically strong source, such as crypto.randomBytes) for the nonces');
+    this.#maxClockSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.#timing = { ...DEFAULT_TIMING, ...options.timing };
     this.#peerExchange = options.peerExchange ?? true;
     this.#batchLength = options.batchLength ?? MAX_BATCH_CHARS;
@@ -352,6 +405,7 @@ class Node implements BbyNode {
   tick(): void {
     const nowMs = this.#now();
     this.#abandonStalledDials(nowMs);
+    this.#closeIdleConnections(nowMs);
     this.#detectSilentPeers(nowMs);
     if (this.#store.seq !== this.#seqAtLastTick) {
       this.#seqAtLastTick = this.#store.seq;
@@ -374,6 +428,24 @@ class Node implements BbyNode {
     for (const link of this.#table.stalledDials(nowMs - HANDSHAKE_TIMEOUT_MS)) {
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.HANDSHAKE_TIMEOUT, reason: 'no welcome within the handshake timeout' });
       this.closed(link.id, `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    }
+  }
+
+  /**
+   * An inbound connection that did not authenticate within AUTH_TIMEOUT_MS,
+   * or sent nothing at all within IDLE_CONNECTION_TIMEOUT_MS, holds a socket
+   * for nothing: it is closed.
+   */
+  #closeIdleConnections(nowMs: number): void {
+    for (const link of this.#table.idleInbound(nowMs - AUTH_TIMEOUT_MS)) {
+      if (link.auth.state === 'challenged') {
+        this.#counters.authTimeouts++;
+        this.#refuse(link, null, 'AUTH_TIMEOUT', CLOSE_CODES.AUTH_TIMEOUT, `no authentication within ${AUTH_TIMEOUT_MS} ms; send "auth" in answer to "challenge" (docs/protocol.md)`);
+      } else if (nowMs - link.openedAtMs > IDLE_CONNECTION_TIMEOUT_MS) {
+        this.#counters.idleConnectionsClosed++;
+        this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.IDLE, reason: `nothing received within ${IDLE_CONNECTION_TIMEOUT_MS} ms` });
+        this.closed(link.id, 'idle');
+      }
     }
   }
 
@@ -430,14 +502,26 @@ class Node implements BbyNode {
     }
   }
 
-  accept(): LinkId {
-    return this.#table.open('inbound', this.#now()).id;
+  accept(remote?: string): LinkId {
+    const link = this.#table.open('inbound', this.#now(), remote ?? null);
+    if (this.#secrets.length > 0) {
+      const nonce = newNonce(this.#randomBytes!);
+      link.auth = { state: 'challenged', nonce };
+      this.#send(link.id, { type: 'challenge', nodeId: this.id, nonce });
+    }
+    return link.id;
   }
 
   opened(linkId: LinkId): void {
     const link = this.#table.link(linkId);
     if (link === undefined || link.direction !== 'outbound') return;
-    this.#send(linkId, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+    // With a secret, hello waits for the acceptor's challenge (it goes right behind this node's proof).
+    if (this.#secrets.length > 0) link.auth = { state: 'awaiting-challenge' };
+    else this.#sendHello(link);
+  }
+
+  #sendHello(link: Link): void {
+    this.#send(link.id, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
   }
 
   receive(linkId: LinkId, text: string, byteLength?: number): void {
@@ -446,6 +530,10 @@ class Node implements BbyNode {
     this.#counters.messagesReceived++;
     link.lastHeardAtMs = this.#now();
     const parsed = parseIncoming(text, byteLength);
+    if (link.auth.state !== 'open' && link.auth.state !== 'done') {
+      this.#authenticate(link, parsed);
+      return;
+    }
     if (!parsed.ok) {
       this.#reject(link, parsed.id, parsed.error);
       return;
@@ -457,28 +545,123 @@ class Node implements BbyNode {
       return;
     }
     switch (message.type) {
-      case 'hello':
-      case 'welcome':
-        this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
-        return;
       case 'challenge':
       case 'auth':
       case 'authenticated':
-        this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}" but this node has no secret`));
+        this.#reject(link, null, new ProtocolError('BAD_MESSAGE', this.#secrets.length === 0 ? `"${message.type}", but this node has no secret: it does not authenticate connections` : `"${message.type}" after the authentication handshake`));
         return;
       case 'reply':
         return;
-      case 'error':
+      case 'error': {
         // Never answer an error with an error: two nodes would bounce them forever.
-        this.#log('warn', `${link.peerId === null ? 'a client' : `peer ${link.peerId}`} reported: ${message.message} (${message.code})`);
+        const who = link.peerId === null ? `a client${link.remote === null ? '' : ` at ${link.remote}`}` : `peer ${link.peerId}`;
+        this.#logFromOutside(link.peerId ?? link.remote ?? link.id, `${who} reported: ${quoted(message.message)} (${printable(message.code)})`);
         return;
+      }
       default:
+        if (link.auth.state === 'done' && link.auth.role === 'client') {
+          this.#counters.forbiddenMessages++;
+          this.#refuse(link, null, 'FORBIDDEN', CLOSE_CODES.FORBIDDEN, `"${message.type}" is a message of the peer protocol, and this connection authenticated as a client`);
+          return;
+        }
+        if (message.type === 'hello' || message.type === 'welcome') {
+          this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
+          return;
+        }
         if (link.role !== 'peer') {
           this.#reject(link, null, new ProtocolError('NOT_A_PEER', `"${message.type}" before the handshake; a peer must send "hello" first`));
           return;
         }
         this.#receiveFromPeer(link, message);
     }
+  }
+
+  /**
+   * One step of the authentication handshake (auth.ts) on a link that has
+   * not finished it: nothing but the expected message is acted on.
+   */
+  #authenticate(link: Link, parsed: ParseResult): void {
+    const auth = link.auth;
+    if (auth.state === 'refused') return;
+    const message = parsed.ok ? parsed.message : undefined;
+    switch (auth.state) {
+      case 'challenged': {
+        if (message?.type !== 'auth') {
+          this.#counters.authFailures++;
+          const id = parsed.ok ? ('id' in parsed.message && parsed.message.type !== 'error' && parsed.message.type !== 'reply' ? (parsed.message.id as RequestId) : null) : parsed.id;
+          this.#refuse(link, id, 'AUTH_REQUIRED', CLOSE_CODES.AUTH_REQUIRED, 'this node requires authentication: present the secret of the mesh (the config\'s "secret" or "clientSecret"); docs/security.md');
+          return;
+        }
+        const transcript: AuthTranscript = { role: message.role, acceptorId: this.id, initiatorId: message.nodeId ?? '', acceptorNonce: auth.nonce, initiatorNonce: message.nonce };
+        const secret = findSecret(message.role === 'peer' ? this.#secrets : this.#clientSecrets, message.proof, 'initiator', transcript);
+        if (secret === undefined) {
+          this.#counters.authFailures++;
+          this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `wrong secret for a ${message.role}: the proof does not match any secret this node accepts`);
+          return;
+        }
+        link.auth = { state: 'done', role: message.role, peerId: message.nodeId ?? null };
+        if (message.role === 'client') link.role = 'client';
+        this.#send(link.id, { type: 'authenticated', proof: authProof(secret, 'acceptor', transcript) });
+        return;
+      }
+      case 'awaiting-challenge': {
+        if (message?.type !== 'challenge') {
+          this.#refuseOutbound(link, message);
+          return;
+        }
+        const initiatorNonce = newNonce(this.#randomBytes!);
+        const transcript: AuthTranscript = { role: 'peer', acceptorId: message.nodeId, initiatorId: this.id, acceptorNonce: message.nonce, initiatorNonce };
+        const secret = this.#secrets[0]!;
+        link.auth = { state: 'awaiting-proof', acceptorId: message.nodeId, expectedProof: authProof(secret, 'acceptor', transcript) };
+        this.#send(link.id, { type: 'auth', role: 'peer', nodeId: this.id, nonce: initiatorNonce, proof: authProof(secret, 'initiator', transcript) });
+        this.#sendHello(link);
+        return;
+      }
+      case 'awaiting-proof': {
+        if (message?.type !== 'authenticated') {
+          this.#refuseOutbound(link, message);
+          return;
+        }
+        if (!proofMatches(auth.expectedProof, message.proof)) {
+          this.#counters.authFailures++;
+          const target = this.#table.targetOfLink(link.id);
+          this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `the node at ${target?.address ?? 'this address'} (${auth.acceptorId}) could not prove it holds this mesh's secret`);
+          return;
+        }
+        link.auth = { state: 'done', role: 'peer', peerId: auth.acceptorId };
+        return;
+      }
+    }
+  }
+
+  /** An outbound link got something else than the next step of the handshake: the dial failed. */
+  #refuseOutbound(link: Link, message: IncomingMessage | undefined): void {
+    const target = this.#table.targetOfLink(link.id);
+    const where = target?.address ?? 'a peer';
+    // The acceptor explains a refusal in an error frame before it closes: say that rather than what it was not.
+    const reason = message?.type === 'error' ? `${printable(message.code)}: ${printable(message.message)}` : `it sent ${message === undefined ? 'a malformed frame' : `"${message.type}"`} instead of the authentication handshake; does it run with the same secret?`;
+    link.auth = { state: 'refused' };
+    this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.AUTH_FAILED, reason: 'authentication failed' });
+    this.closed(link.id, `authentication with ${where} failed (${reason})`);
+  }
+
+  /**
+   * Refuses a link for good: an error frame that says why (with the request id
+   * when there is one, so a client can print it), a close with `code`, and a
+   * rate-limited log line naming where it came from.
+   */
+  #refuse(link: Link, id: RequestId | null, code: 'AUTH_REQUIRED' | 'AUTH_FAILED' | 'AUTH_TIMEOUT' | 'FORBIDDEN', closeCode: number, message: string): void {
+    link.auth = { state: 'refused' };
+    this.#send(link.id, { type: 'error', id, code: code === 'AUTH_TIMEOUT' ? 'AUTH_REQUIRED' : code, message });
+    this.#effects.push({ type: 'close', link: link.id, code: closeCode, reason: code.toLowerCase().replace('_', ' ') });
+    const source = link.remote ?? link.id;
+    this.#logFromOutside(source, `refused a connection ${link.direction === 'inbound' ? `from ${source}` : `to ${this.#table.targetOfLink(link.id)?.address ?? source}`}: ${code} (${message})`);
+  }
+
+  /** A warning caused from outside, at most once per source and period (log-limiter.ts). */
+  #logFromOutside(source: string, message: string): void {
+    const { log, suppressed } = this.#outsideLog.admit(source, this.#now());
+    if (log) this.#log('warn', suppressed > 0 ? `${message} [${suppressed} similar lines left out]` : message);
   }
 
   #receiveFromPeer(link: Link, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
@@ -696,6 +879,11 @@ class Node implements BbyNode {
     }
     if (target === undefined) return;
     target.link = null;
+    if (target.peerId !== null && this.#table.peerLink(target.peerId) !== undefined) {
+      // The node is connected through another link (one link per pair): nothing failed. Dialed again once that link is gone.
+      target.nextDialAtMs = this.#now() + retryDelayMs(1, this.#random());
+      return;
+    }
     target.failures = link.role === 'peer' ? 1 : target.failures + 1;
     target.lastError = reason;
     target.nextDialAtMs = this.#now() + retryDelayMs(target.failures, this.#random());
@@ -732,6 +920,11 @@ class Node implements BbyNode {
       this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.role === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
       return;
     }
+    if (link.auth.state === 'done' && link.auth.peerId !== peerId) {
+      this.#counters.authFailures++;
+      this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `"${type}" names node ${peerId}, but the connection authenticated as ${link.auth.peerId}`);
+      return;
+    }
     const target = this.#table.targetOfLink(link.id);
     if (protocol !== PROTOCOL_VERSION) {
       this.#reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
@@ -752,8 +945,15 @@ class Node implements BbyNode {
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.SELF, reason: 'connected to itself' });
       return;
     }
+    if (target !== undefined) target.peerId = peerId;
+    const existing = this.#table.peerLink(peerId);
+    if (existing !== undefined && !this.#replaces(link, existing, peerId)) {
+      this.#closeDuplicate(link, existing);
+      return;
+    }
     link.role = 'peer';
     link.peerId = peerId;
+    if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#table.found(peerId);
     this.#know(peerId);
     this.#withdrawClaims(peerId);
@@ -762,7 +962,6 @@ class Node implements BbyNode {
       this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
     }
     if (target !== undefined) {
-      target.peerId = peerId;
       target.failures = 0;
       target.lastError = null;
       target.failureLogged = false;
@@ -774,14 +973,50 @@ class Node implements BbyNode {
     if (this.#peerExchange) this.#sendPeerList(link.id);
   }
 
+  /**
+   * Whether a new link to a connected peer replaces its `existing` one (one
+   * link per pair). When the two nodes dialed each other, both keep the dial
+   * of the smaller id, so both close the same link whatever the order their
+   * handshakes finished in. A second link in the same direction (the peer
+   * restarted, or someone else claims its id) replaces the old one only when
+   * the old one looks dead: nothing heard on it for two heartbeat periods,
+   * where a live peer pings every period. Otherwise it is refused, and its
+   * dialer retries until the old link is gone.
+   */
+  #replaces(link: Link, existing: Link, peerId: string): boolean {
+    // This node dialed its outbound link: that one is the dial of the smaller id when this node's id is the smaller.
+    if (link.direction !== existing.direction) return (link.direction === 'outbound') === this.id < peerId;
+    return this.#now() - existing.lastHeardAtMs > 2 * this.#timing.heartbeatIntervalMs;
+  }
+
+  /** Closes `loser`, a second link to the node `winner` leads to. */
+  #closeDuplicate(loser: Link, winner: Link): void {
+    this.#counters.duplicateLinksClosed++;
+    const peerId = winner.peerId ?? loser.peerId;
+    const reason = `duplicate link: already connected to node ${peerId ?? 'unknown'}`;
+    this.#log('info', `closed a second link to ${peerId ?? 'a peer'} (${loser.direction}); one link per pair is kept (${winner.direction})`);
+    this.#effects.push({ type: 'close', link: loser.id, code: CLOSE_CODES.DUPLICATE_LINK, reason });
+    const target = this.#table.targetOfLink(loser.id);
+    if (target !== undefined && peerId !== null) this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
+    this.closed(loser.id, reason);
+  }
+
   #merge(link: Link, entries: readonly Entry[], seen: readonly string[], ack?: string): void {
     const changed: Entry[] = [];
+    const latestMs = this.#now() + this.#maxClockSkewMs;
+    let fromFuture: Entry | undefined;
     for (const entry of entries) {
+      if (entry.timestamp > latestMs) {
+        // A clock far ahead must not decide which write is the oldest: the entry is refused here (anti-entropy offers it again later).
+        this.#counters.entriesFromFuture++;
+        fromFuture ??= entry;
+        continue;
+      }
       const result = this.#store.merge(entry);
       if (result.conflict) {
         this.#counters.conflicts++;
         const winner = this.#store.get(entry.key)!;
-        this.#log('info', `conflict on key ${JSON.stringify(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`);
+        this.#log('info', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`);
       }
       if (result.duplicate) this.#counters.duplicatesDropped++;
       if (result.changed) {
@@ -790,9 +1025,13 @@ class Node implements BbyNode {
         changed.push(entry);
       }
     }
+    if (fromFuture !== undefined) {
+      const aheadMs = fromFuture.timestamp - this.#now();
+      this.#logFromOutside(`future:${link.peerId}`, `refused entries from peer ${link.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`);
+    }
     // Only what changed this store travels on: an entry is forwarded at most once per node
     // (an acknowledgement round travels whole, once per round).
-    if (ack !== undefined) this.#forward(entries, link.peerId, seen, ack);
+    if (ack !== undefined) this.#forward(entries.filter((entry) => entry.timestamp <= latestMs), link.peerId, seen, ack);
     else if (changed.length > 0) this.#forward(changed, link.peerId, seen);
   }
 

@@ -3,9 +3,10 @@
  * targets) and the live links, inbound and outbound. A link is a client until
  * it says `hello` (inbound) or is answered with `welcome` (outbound).
  *
- * Two nodes may be joined by two links (each dialed the other); fan-out uses
- * one link per peer id so that such pairs do not double the traffic.
+ * Two nodes are joined by one link at most: when each dials the other, node.ts
+ * keeps the dial of the smaller id and closes the other, on both sides.
  */
+import { type AuthRole } from './auth.js';
 import { type Entry } from './entry.js';
 import { type PeerInfo } from './protocol.js';
 
@@ -15,10 +16,29 @@ export const MAX_LOST_PEERS = 64;
 /** Identifies one connection; allocated by the core. */
 export type LinkId = string;
 
+/**
+ * Where a link stands in the authentication handshake (auth.ts). Without a
+ * secret every link is `open`. With one, an inbound link is `challenged` until
+ * its `auth` checks out, an outbound link waits for the acceptor's `challenge`
+ * and then for its `authenticated`; `done` fixes the role for good; `refused`
+ * links are being closed and nothing more they send is read.
+ */
+export type LinkAuth =
+  | { readonly state: 'open' }
+  | { readonly state: 'challenged'; readonly nonce: string }
+  | { readonly state: 'awaiting-challenge' }
+  | { readonly state: 'awaiting-proof'; readonly acceptorId: string; readonly expectedProof: string }
+  | { readonly state: 'done'; readonly role: AuthRole; readonly peerId: string | null }
+  | { readonly state: 'refused' };
+
 /** One connection. */
 export interface Link {
   readonly id: LinkId;
   readonly direction: 'inbound' | 'outbound';
+  /** Where an inbound connection comes from (an IP address, as the adapter saw it), for logs; null when unknown. */
+  readonly remote: string | null;
+  /** The authentication handshake; see LinkAuth. */
+  auth: LinkAuth;
   /** `pending` until the first message (inbound) or the welcome (outbound). */
   role: 'pending' | 'client' | 'peer';
   /** The remote node's id, once it said hello or welcome. */
@@ -88,9 +108,23 @@ export class PeerTable {
   #nextLink = 1;
 
   /** Registers a new link and returns it. */
-  open(direction: Link['direction'], nowMs: number): Link {
+  open(direction: Link['direction'], nowMs: number, remote: string | null = null): Link {
     const id = `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`;
-    const link: Link = { id, direction, role: 'pending', peerId: null, address: null, openedAtMs: nowMs, lastHeardAtMs: nowMs, lastSentAtMs: nowMs, caughtUp: false, claimsUpTo: false, catchUp: null };
+    const link: Link = {
+      id,
+      direction,
+      remote,
+      auth: { state: 'open' },
+      role: 'pending',
+      peerId: null,
+      address: null,
+      openedAtMs: nowMs,
+      lastHeardAtMs: nowMs,
+      lastSentAtMs: nowMs,
+      caughtUp: false,
+      claimsUpTo: false,
+      catchUp: null,
+    };
     this.#links.set(link.id, link);
     return link;
   }
@@ -135,9 +169,20 @@ export class PeerTable {
     return [...this.#links.values()].filter((l) => l.direction === 'outbound' && l.role === 'pending' && l.openedAtMs < sinceMs);
   }
 
-  /** Targets with no link whose retry time has come. */
+  /** Inbound links that sent nothing yet (or did not finish authenticating) since before `sinceMs`. */
+  idleInbound(sinceMs: number): Link[] {
+    return [...this.#links.values()].filter((l) => l.direction === 'inbound' && l.role === 'pending' && l.auth.state !== 'refused' && l.openedAtMs < sinceMs);
+  }
+
+  /** Targets with no link whose retry time has come, except those whose node is connected through another link. */
   dueTargets(nowMs: number): DialTarget[] {
-    return [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs);
+    return [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs && (t.peerId === null || this.peerLink(t.peerId) === undefined));
+  }
+
+  /** The link of a connected peer, by node id (there is one at most: node.ts keeps one link per pair). */
+  peerLink(peerId: string): Link | undefined {
+    for (const link of this.#links.values()) if (link.role === 'peer' && link.peerId === peerId) return link;
+    return undefined;
   }
 
   /** Number of targets of a source. */
@@ -203,7 +248,7 @@ export class PeerTable {
     for (const target of this.#targets.values()) {
       const link = target.link === null ? undefined : this.#links.get(target.link);
       if (link?.role !== 'peer') {
-        const inbound = this.peerAt(target.address);
+        const inbound = (target.peerId === null ? undefined : this.peerLink(target.peerId)) ?? this.peerAt(target.address);
         if (inbound !== undefined) {
           shown.add(inbound.id);
           rows.push({ address: target.address, id: inbound.peerId, direction: inbound.direction, connected: true });
@@ -222,8 +267,8 @@ export class PeerTable {
     const connectedIds = new Set<string>();
     for (const link of this.#links.values()) {
       if (link.role === 'peer' && link.peerId !== null) connectedIds.add(link.peerId);
-      if (link.direction === 'inbound' && link.role === 'peer' && !shown.has(link.id)) {
-        rows.push({ address: link.address ?? 'unknown', id: link.peerId, direction: 'inbound', connected: true });
+      if (link.role === 'peer' && !shown.has(link.id) && (link.direction === 'inbound' || this.targetOfLink(link.id) === undefined)) {
+        rows.push({ address: link.address ?? 'unknown', id: link.peerId, direction: link.direction, connected: true });
       }
     }
     for (const lost of this.#lost.values()) if (!connectedIds.has(lost.id!)) rows.push(lost);

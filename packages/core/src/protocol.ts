@@ -251,6 +251,18 @@ export interface Stats {
   readonly peersTimedOut: number;
   /** Addresses learnt from peers' peer lists. */
   readonly peersLearned: number;
+  /** Connections refused because their proof was wrong or missing (wrong secret, a message before authenticating, an impostor id). */
+  readonly authFailures: number;
+  /** Connections closed because they did not authenticate in time. */
+  readonly authTimeouts: number;
+  /** Connections authenticated as clients closed for sending a message of the peer protocol. */
+  readonly forbiddenMessages: number;
+  /** Second links to a connected peer that were closed (one link per pair). */
+  readonly duplicateLinksClosed: number;
+  /** Entries from peers refused because they were stamped further ahead than `maxClockSkewMs`. */
+  readonly entriesFromFuture: number;
+  /** Inbound connections closed because they sent nothing in time. */
+  readonly idleConnectionsClosed: number;
 }
 
 const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'remove-peer', 'stats']);

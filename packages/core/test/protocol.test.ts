@@ -74,7 +74,7 @@ describe('protocol parsing', () => {
     expect(client.exchange('{"type": "reply", "id": 1, "result": true}')).to.deep.equal([]);
     expect(client.exchange('{"type": "error", "id": null, "code": "UNKNOWN_TYPE", "message": "what?"}')).to.deep.equal([]);
     expect(a.stats().errors).to.equal(0);
-    expect(cluster.logs.at(-1)!.message).to.include('what? (UNKNOWN_TYPE)');
+    expect(cluster.logs.at(-1)!.message).to.include('reported: "what?" (UNKNOWN_TYPE)');
   });
 
   it('says BAD_MESSAGE for missing or mistyped fields, naming the field', () => {

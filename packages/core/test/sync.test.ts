@@ -136,13 +136,14 @@ describe('catch-up flow control', () => {
   function holderAsked(count: number) {
     let clock = 1_700_000_000_000;
     const holder = createNode({ id: 'holder', now: () => clock++, random: mulberry32(1), batchLength: 1_000 });
+    const advance = (ms: number) => (clock += ms);
     for (let i = 0; i < count; i++) holder.set(`key-${String(i).padStart(4, '0')}`, 'v'.repeat(40));
     holder.takeEffects();
     const link = holder.accept();
     holder.receive(link, hello('joiner'));
     holder.takeEffects();
     holder.receive(link, JSON.stringify({ type: 'catch-up', since: null }));
-    return { holder, link };
+    return { holder, link, advance };
   }
   const sends = (effects: Effect[]) => effects.filter((e): e is Extract<Effect, { type: 'send' }> => e.type === 'send');
 
@@ -186,12 +187,12 @@ describe('catch-up flow control', () => {
     expect(caughtUp?.seq).to.equal(101);
   });
 
-  it('does not let the link vouch with upTo when the peer opened another link during the catch-up', () => {
+  it('refuses a second link from a peer that is still heard: the first keeps its catch-up and then vouches with upTo', () => {
     const { holder, link } = holderAsked(200);
     holder.takeEffects();
     const second = holder.accept();
     holder.receive(second, hello('joiner'));
-    holder.takeEffects();
+    expect(holder.takeEffects().filter((e) => e.type === 'close')).to.deep.include({ type: 'close', link: second, code: 4005, reason: 'duplicate link: already connected to node joiner' });
     let ended = false;
     for (let round = 0; round < 100 && !ended; round++) {
       holder.flushed(link);
@@ -200,8 +201,22 @@ describe('catch-up flow control', () => {
     expect(ended).to.equal(true);
     holder.set('after', 'x');
     const forwards = sends(holder.takeEffects()).filter((s) => s.message.type === 'entries');
-    expect(forwards).to.have.length(1);
-    expect(forwards[0]!.link).to.equal(link);
+    expect(forwards.map((f) => f.link)).to.deep.equal([link]);
+    expect(forwards[0]!.message).to.have.property('upTo');
+  });
+
+  it('a second link from a peer that fell silent replaces the first, and does not vouch with upTo before its own catch-up', () => {
+    const { holder, link, advance } = holderAsked(200);
+    holder.takeEffects();
+    advance(3_000);
+    const second = holder.accept();
+    holder.receive(second, hello('joiner'));
+    expect(holder.takeEffects().filter((e) => e.type === 'close')).to.deep.include({ type: 'close', link, code: 4005, reason: 'duplicate link: already connected to node joiner' });
+    holder.flushed(link);
+    expect(sends(holder.takeEffects())).to.deep.equal([]);
+    holder.set('after', 'x');
+    const forwards = sends(holder.takeEffects()).filter((s) => s.message.type === 'entries');
+    expect(forwards.map((f) => f.link)).to.deep.equal([second]);
     expect(forwards[0]!.message).to.not.have.property('upTo');
   });
 

@@ -28,6 +28,23 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** Random bytes from a seeded PRNG, for the nonces of authentication (deterministic, so never for real use). */
+export function randomBytesFrom(random: () => number): (size: number) => Uint8Array {
+  return (size) => Uint8Array.from({ length: size }, () => Math.floor(random() * 256));
+}
+
+/** How `Cluster.addNode` makes a node. */
+export interface NodeSpec {
+  readonly peers?: readonly string[];
+  readonly address?: string;
+  readonly entries?: Iterable<Entry>;
+  readonly timing?: Partial<Timing>;
+  /** The mesh's secrets: the node then authenticates every connection. */
+  readonly secrets?: readonly string[];
+  readonly clientSecrets?: readonly string[];
+  readonly maxClockSkewMs?: number;
+}
+
 /** The simulated clock starts here (a plausible epoch time, in ms). */
 export const START_MS = 1_700_000_000_000;
 
@@ -131,7 +148,7 @@ export class Cluster {
   readonly #peerExchange: boolean;
 
   /** Adds (and starts) a node listening on `sim-<id>:1`; `peers` are node ids or raw addresses; `entries` as if recovered from disk. */
-  addNode(id: string, options: { peers?: readonly string[]; address?: string; entries?: Iterable<Entry>; timing?: Partial<Timing> } = {}): BbyNode {
+  addNode(id: string, options: NodeSpec = {}): BbyNode {
     if (this.#nodes.has(id)) throw new Error(`cluster: node ${id} already exists`);
     const address = options.address ?? simAddress(id);
     const peers = (options.peers ?? []).map((peer) => (peer.includes(':') ? peer : simAddress(peer)));
@@ -144,6 +161,9 @@ export class Cluster {
       random: mulberry32(this.#seed * 1000 + this.#nodes.size + 1),
       ...(options.entries === undefined ? {} : { entries: options.entries }),
       ...(options.timing === undefined ? {} : { timing: options.timing }),
+      ...(options.secrets === undefined ? {} : { secrets: options.secrets, randomBytes: randomBytesFrom(mulberry32(this.#seed * 7919 + this.#nodes.size + 1)) }),
+      ...(options.clientSecrets === undefined ? {} : { clientSecrets: options.clientSecrets }),
+      ...(options.maxClockSkewMs === undefined ? {} : { maxClockSkewMs: options.maxClockSkewMs }),
       peerExchange: this.#peerExchange,
     });
     this.#nodes.set(id, { id, address, node, up: true });
@@ -167,7 +187,7 @@ export class Cluster {
     const sim = this.#sim(id);
     if (!sim.up) throw new Error(`cluster: node ${id} is stopped`);
     const client = new Client(this, `client-${++this.#clients}@${id}`);
-    const link = sim.node.accept();
+    const link = sim.node.accept(`10.0.0.${this.#clients}`);
     this.#wire({ kind: 'client', client }, { kind: 'node', node: id, link });
     return client;
   }
@@ -429,6 +449,11 @@ export class Client {
     this.sendRaw(text);
     this.cluster.stabilize();
     return this.inbox.slice(before);
+  }
+
+  /** Delivers what is in flight (the challenge a node sends as it accepts a connection, say). */
+  settle(): void {
+    this.cluster.stabilize();
   }
 
   /** Closes the connection. */
