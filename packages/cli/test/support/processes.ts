@@ -462,10 +462,15 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs a script with `node` until it exits (bounded by `timeoutMs`, then killed and reported). */
-export async function runToExit(script: string, args: readonly string[], timeoutMs = CLI_TIMEOUT_MS): Promise<CliResult> {
+/**
+ * Runs a script with `node` until it exits (bounded by `timeoutMs`, then killed and reported).
+ * `launcher`, when given, is the command that runs `node` (such as `ip netns exec NS`, which execs it: same pid).
+ */
+export async function runToExit(script: string, args: readonly string[], timeoutMs = CLI_TIMEOUT_MS, launcher: readonly string[] = []): Promise<CliResult> {
   const name = script === BBY_BIN ? 'bby' : script === BBY_NODE_BIN ? 'bby-node' : script;
-  const proc = new TrackedProcess(`${name} ${args.map((a) => (a.length > 60 ? `${a.slice(0, 20)}...(${a.length} chars)` : a)).join(' ')}`, process.execPath, [script, ...args]);
+  const [command, ...commandArgs] = [...launcher, process.execPath, script, ...args] as [string, ...string[]];
+  const label = `${launcher.length > 0 ? `${launcher.join(' ')} ` : ''}${name} ${args.map((a) => (a.length > 60 ? `${a.slice(0, 20)}...(${a.length} chars)` : a)).join(' ')}`;
+  const proc = new TrackedProcess(label, command, commandArgs);
   const status = await proc.waitForExit(timeoutMs);
   // A short run reports through its result; only long-running processes are printed when a test fails.
   startedInThisTest = startedInThisTest.filter((p) => p !== proc);
