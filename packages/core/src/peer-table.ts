@@ -174,9 +174,22 @@ export class PeerTable {
     return [...this.#links.values()].filter((l) => l.direction === 'inbound' && l.role === 'pending' && l.auth.state !== 'refused' && l.openedAtMs < sinceMs);
   }
 
-  /** Targets with no link whose retry time has come, except those whose node is connected through another link. */
+  /**
+   * Targets with no link whose retry time has come, except those whose node
+   * is connected already, through a link it dialed (known by its id, or by the
+   * address it announced): dialing it would only make a second link to close.
+   */
   dueTargets(nowMs: number): DialTarget[] {
-    return [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs && (t.peerId === null || this.peerLink(t.peerId) === undefined));
+    const due = [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs);
+    if (due.length === 0) return due;
+    const connectedIds = new Set<string>();
+    const connectedAddresses = new Set<string>();
+    for (const link of this.#links.values()) {
+      if (link.role !== 'peer') continue;
+      if (link.peerId !== null) connectedIds.add(link.peerId);
+      if (link.address !== null) connectedAddresses.add(link.address);
+    }
+    return due.filter((t) => !(t.peerId !== null && connectedIds.has(t.peerId)) && !connectedAddresses.has(t.address));
   }
 
   /** The link of a connected peer, by node id (there is one at most: node.ts keeps one link per pair). */
