@@ -25,7 +25,8 @@ const ABUSER_UNSENT_BYTES = 64 * 1024;
 /**
  * A pumping abuser writes at most PUMP_FRAMES frames every PUMP_INTERVAL_MS:
  * 1,600 `get`s of 256 KiB a second per reader, 32,000 for 20, where a node
- * answers about 100 to 200 a second on the 2-vCPU development machine. The
+ * answered about 100 a second to a client that reads, on the 2-vCPU
+ * development machine. The
  * node's receive buffers never run dry, and the CPU the script leaves is the
  * node's (writing as fast as `ws` can took as much CPU as the node itself).
  */
