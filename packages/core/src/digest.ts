@@ -114,12 +114,11 @@ export class Digests {
   /** Folds an entry in or out (XOR is its own inverse). */
   toggle(entry: Entry): void {
     hashEntry(entry);
-    this.toggleHashed(entry.key);
+    this.toggleHashed(bucketOf(entry.key));
   }
 
-  /** Folds in or out the entry of `key` whose hash was just computed with startEntryHash, foldBytes and finishEntryHash. */
-  toggleHashed(key: string): void {
-    const bucket = bucketOf(key);
+  /** Folds in or out, in `bucket` (its key's), the entry whose hash was just computed with startEntryHash, foldBytes and finishEntryHash. */
+  toggleHashed(bucket: number): void {
     this.#words[bucket * 2] = this.#words[bucket * 2]! ^ hashHigh;
     this.#words[bucket * 2 + 1] = this.#words[bucket * 2 + 1]! ^ hashLow;
   }

@@ -8,7 +8,8 @@
  * node.set('MonChamp', '42'); // true
  * node.get('MonChamp'); // '42'
  */
-export { createNode, CATCH_UP_WINDOW, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export * from './flow-control.js';
+export { createNode, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
 export { Store, type Change, type MergeResult } from './store.js';
@@ -16,7 +17,7 @@ export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 export { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_PEER_LIST } from './peer-exchange.js';
 export { DEFAULT_TIMING, type Timing } from './timing.js';
-export { PeerTable, type CatchUpStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
+export { PeerTable, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
 export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';

@@ -14,7 +14,7 @@
  */
 import { parseAddress } from './address.js';
 import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
-import { differingBuckets, entriesInBuckets } from './anti-entropy.js';
+import { differingBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
@@ -41,6 +41,8 @@ import {
   type IncomingMessage,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
+import { BUCKET_COUNT } from './digest.js';
+import { frameLength, MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from './flow-control.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { LogLimiter } from './log-limiter.js';
 import { printable, quoted } from './log-text.js';
@@ -118,13 +120,18 @@ export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 /** An inbound connection that sends nothing (no request, no hello) for this long is closed, in milliseconds. */
 export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;
 
-/** A node sends at most this many catch-up batches ahead of the frames its adapter reported written (`flushed`). */
-export const CATCH_UP_WINDOW = 4;
-
 /** Something the adapter must do; drained with `takeEffects()`. */
 export type Effect =
-  /** Send a frame; with `notify`, call `flushed(link)` once it is written out (catch-up flow control). */
-  | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly notify?: true }
+  /**
+   * Send a frame. `bytes` is the core's estimate of its size: once the frames
+   * of a link are written out, report their `bytes` with `written(link, sum)`
+   * (flow-control.ts); frames on a link that closed need no report.
+   */
+  | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly bytes: number }
+  /** Stop reading this link's socket (its client is over its outbound budget) until `resume`. */
+  | { readonly type: 'pause'; readonly link: LinkId }
+  /** Read this link's socket again. */
+  | { readonly type: 'resume'; readonly link: LinkId }
   /** Store this change durably; `seq` is its local sequence number, to recover with `changes`. */
   | { readonly type: 'persist'; readonly entry: Entry; readonly seq: number }
   /** This node's cursor into a peer's change feed moved: keep it with the node's state (a stale one is safe). */
@@ -147,6 +154,8 @@ export const CLOSE_CODES = {
   PEER_TIMEOUT: 4004,
   /** A second link to a node already connected: one link per pair (docs/security.md). */
   DUPLICATE_LINK: 4005,
+  /** The other side does not read what it is sent (over its outbound budget too long, flow-control.ts). */
+  TOO_SLOW: 4008,
   /** The connection sent nothing within IDLE_CONNECTION_TIMEOUT_MS. */
   IDLE: 4009,
   /** The other side's proof did not check out: it does not hold the secret. */
@@ -195,8 +204,8 @@ export interface BbyNode {
   opened(link: LinkId): void;
   /** A text frame arrived on a link; `byteLength`, when the transport knows it, is its size in UTF-8 bytes (spares measuring it). */
   receive(link: LinkId, text: string, byteLength?: number): void;
-  /** A frame sent with `notify` was written out: the link can take more catch-up. */
-  flushed(link: LinkId): void;
+  /** Frames of this link whose `bytes` add up to `bytes` were written out to its socket (flow-control.ts). */
+  written(link: LinkId, bytes: number): void;
   /** A link closed or a dial failed; `reason` says why, for logs and `peers`. */
   closed(link: LinkId, reason: string): void;
   /** Takes the queued effects, oldest first. */
@@ -263,6 +272,8 @@ class Node implements BbyNode {
     duplicateLinksClosed: 0,
     entriesFromFuture: 0,
     idleConnectionsClosed: 0,
+    slowLinksClosed: 0,
+    repairRequestsMerged: 0,
   };
 
   constructor(options: NodeOptions) {
@@ -406,6 +417,7 @@ class Node implements BbyNode {
     const nowMs = this.#now();
     this.#abandonStalledDials(nowMs);
     this.#closeIdleConnections(nowMs);
+    this.#closeSlowLinks(nowMs);
     this.#detectSilentPeers(nowMs);
     if (this.#store.seq !== this.#seqAtLastTick) {
       this.#seqAtLastTick = this.#store.seq;
@@ -449,6 +461,21 @@ class Node implements BbyNode {
     }
   }
 
+  /** A link over its outbound budget for too long does not read what it is sent: it is closed (flow-control.ts). */
+  #closeSlowLinks(nowMs: number): void {
+    for (const link of this.#table.overBudget(nowMs - SLOW_LINK_TIMEOUT_MS)) {
+      this.#closeTooSlow(link, `over its outbound budget for ${nowMs - link.overBudgetSinceMs!} ms`);
+    }
+  }
+
+  #closeTooSlow(link: Link, why: string): void {
+    this.#counters.slowLinksClosed++;
+    const who = link.role === 'peer' ? `peer ${link.peerId}` : `a client${link.remote === null ? '' : ` at ${link.remote}`}`;
+    this.#logFromOutside(link.peerId ?? link.remote ?? link.id, `closed the link to ${who}: it does not read what it is sent (${why}, ${link.unsentBytes} bytes waiting)`);
+    this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.TOO_SLOW, reason: 'too slow: not reading its answers' });
+    this.closed(link.id, 'too slow');
+  }
+
   /** Failure detection: a peer that went silent (crashed, stopped, cut off) is marked down; quiet links get a ping. */
   #detectSilentPeers(nowMs: number): void {
     for (const link of this.#table.peerLinkList()) {
@@ -485,7 +512,7 @@ class Node implements BbyNode {
       const link = this.#table.link(linkId)!;
       if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
       // Nor while this node is still sending the peer its catch-up: the repair would resend it whole.
-      if (link.catchUp !== null) continue;
+      if (link.stream?.kind === 'catch-up') continue;
       this.#counters.antiEntropyRounds++;
       this.#send(linkId, { type: 'digest', root });
     }
@@ -527,6 +554,44 @@ class Node implements BbyNode {
   receive(linkId: LinkId, text: string, byteLength?: number): void {
     const link = this.#table.link(linkId);
     if (link === undefined) return;
+    if (link.role !== 'peer' && (link.paused || link.held.length > 0 || link.unsentBytes > OUTBOUND_BUDGET_BYTES)) {
+      this.#hold(link, text, byteLength);
+      return;
+    }
+    this.#process(link, text, byteLength);
+  }
+
+  /**
+   * A client over its outbound budget: its frame waits, unread, until it has
+   * read what it was sent (`written`), and its socket is no longer read, so
+   * that TCP slows it down. Only what its socket had already read can arrive
+   * meanwhile; more means it is not paused, and it is closed.
+   */
+  #hold(link: Link, text: string, byteLength: number | undefined): void {
+    link.held.push({ text, byteLength });
+    link.heldBytes += byteLength ?? text.length;
+    if (!link.paused) {
+      link.paused = true;
+      this.#effects.push({ type: 'pause', link: link.id });
+    }
+    if (link.heldBytes > MAX_HELD_BYTES) this.#closeTooSlow(link, `${link.held.length} requests waiting unread`);
+  }
+
+  /** Answers a paused client's frames while it is under its budget, and reads its socket again once they are all answered. */
+  #release(link: Link): void {
+    while (link.held.length > 0 && link.unsentBytes <= OUTBOUND_BUDGET_BYTES && this.#table.link(link.id) === link) {
+      const frame = link.held.shift()!;
+      link.heldBytes -= frame.byteLength ?? frame.text.length;
+      this.#process(link, frame.text, frame.byteLength);
+    }
+    if (link.paused && link.held.length === 0 && link.unsentBytes <= OUTBOUND_RESUME_BYTES && this.#table.link(link.id) === link) {
+      link.paused = false;
+      this.#effects.push({ type: 'resume', link: link.id });
+    }
+  }
+
+  /** Acts on one frame of a link. */
+  #process(link: Link, text: string, byteLength: number | undefined): void {
     this.#counters.messagesReceived++;
     link.lastHeardAtMs = this.#now();
     const parsed = parseIncoming(text, byteLength);
@@ -681,9 +746,10 @@ class Node implements BbyNode {
         // The iteration is live: changes made while it runs are sent too, by rescans of the store
         // (store.ts), and when it ends it says up to which sequence number every change went out.
         const batches = batchChanges(this.#store.changesSince(usable ? since.seq : -Infinity), this.#batchLength);
-        // A peer that asks again gets a new stream; the frames of the old one still count against the window.
-        link.catchUp = { batches, full: !usable, entries: 0, unflushed: link.catchUp?.unflushed ?? 0, mayClaim: true };
-        this.#pumpCatchUp(link);
+        // A peer that asks again gets a new stream. A repair it cuts short goes again afterwards.
+        if (link.stream?.kind === 'repair') this.#requestRepair(link, link.stream.buckets!);
+        link.stream = { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true };
+        this.#pump(link);
         return;
       }
       case 'caught-up':
@@ -699,7 +765,7 @@ class Node implements BbyNode {
         return;
       case 'digest':
         // During this node's catch-up to the peer the stores differ by design; the next round compares.
-        if (link.catchUp !== null) return;
+        if (link.stream?.kind === 'catch-up') return;
         if (message.root !== this.#store.digests.root()) this.#send(link.id, { type: 'buckets', digests: this.#store.digests.buckets() });
         return;
       case 'buckets': {
@@ -707,11 +773,11 @@ class Node implements BbyNode {
         if (buckets.length === 0) return;
         // Ask first: the peer then answers with what it had, not with what this node is about to send it.
         this.#send(link.id, { type: 'bucket-request', buckets });
-        this.#sendBuckets(link.id, buckets);
+        this.#requestRepair(link, bucketFlags(buckets));
         return;
       }
       case 'bucket-request':
-        this.#sendBuckets(link.id, message.buckets);
+        this.#requestRepair(link, bucketFlags(message.buckets));
         return;
       case 'peer-list':
         this.#learnPeers(peerId, message.addresses);
@@ -790,7 +856,7 @@ class Node implements BbyNode {
       if (link.peerId !== peerId) continue;
       link.claimsUpTo = false;
       // A catch-up still going out on it may not grant the claim when it ends either.
-      if (link.catchUp !== null) link.catchUp.mayClaim = false;
+      if (link.stream !== null) link.stream.mayClaim = false;
     }
   }
 
@@ -807,11 +873,23 @@ class Node implements BbyNode {
     this.#effects.push({ type: 'cursor', peerId, cursor });
   }
 
-  #sendBuckets(linkId: LinkId, buckets: readonly number[]): void {
-    for (const batch of batchEntries(entriesInBuckets(this.#store.entries(), buckets), this.#batchLength)) {
-      this.#counters.repairEntriesSent += batch.length;
-      this.#send(linkId, { type: 'entries', entries: batch });
+  /**
+   * Sends a peer this node's entries of some buckets, as a stream: at most one
+   * per link at a time, the buckets of requests that come meanwhile merged
+   * into the next one, so that no number of requests queues more than one
+   * pass over the store.
+   */
+  #requestRepair(link: Link, buckets: readonly boolean[]): void {
+    if (link.stream === null) {
+      link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false };
+      this.#pump(link);
+      return;
     }
+    this.#counters.repairRequestsMerged++;
+    const pending = (link.pendingRepair ??= new Array<boolean>(BUCKET_COUNT).fill(false));
+    buckets.forEach((wanted, bucket) => {
+      if (wanted) pending[bucket] = true;
+    });
   }
 
   #sendPeerList(linkId: LinkId): void {
@@ -834,37 +912,47 @@ class Node implements BbyNode {
     }
   }
 
-  flushed(linkId: LinkId): void {
+  written(linkId: LinkId, bytes: number): void {
     const link = this.#table.link(linkId);
-    if (link?.catchUp == null) return;
-    link.catchUp.unflushed--;
-    this.#pumpCatchUp(link);
+    if (link === undefined) return;
+    link.unsentBytes = Math.max(0, link.unsentBytes - bytes);
+    if (link.unsentBytes <= OUTBOUND_BUDGET_BYTES) link.overBudgetSinceMs = null;
+    if (link.paused) this.#release(link);
+    if (link.stream !== null) this.#pump(link);
   }
 
   /**
-   * Sends a link's catch-up batch by batch, at most CATCH_UP_WINDOW ahead of
-   * what the adapter reported written, so that a node holding millions of
-   * keys never queues them all at once; ends it with `caught-up`.
+   * Sends a link's stream batch by batch while less than STREAM_WINDOW_BATCHES
+   * batches' worth wait on it, so that a node holding millions of keys never queues them all
+   * at once; ends a catch-up with `caught-up`, then starts the repair asked
+   * for meanwhile, if any.
    */
-  #pumpCatchUp(link: Link): void {
-    const catchUp = link.catchUp!;
-    while (catchUp.unflushed < CATCH_UP_WINDOW) {
-      const next = catchUp.batches.next();
-      if (next.done === true) {
-        link.catchUp = null;
+  #pump(link: Link): void {
+    while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#batchLength) {
+      const stream = link.stream;
+      const next = stream.batches.next();
+      if (next.done !== true) {
+        stream.entries += next.value.length;
+        if (stream.kind === 'catch-up') this.#counters.catchUpEntriesSent += next.value.length;
+        else this.#counters.repairEntriesSent += next.value.length;
+        this.#send(link.id, { type: 'entries', entries: next.value });
+        continue;
+      }
+      link.stream = null;
+      if (stream.kind === 'catch-up') {
         // The iteration's result: the sequence number up to which every change went out.
-        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: next.value, full: catchUp.full, entries: catchUp.entries });
+        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: next.value as number, full: stream.full, entries: stream.entries });
         // From here on this link may vouch for this node's changes, if they all go out on it: it
         // is the peer's fan-out link now, and loses the right when the set of links to the peer
         // changes (the fan-out link may change, and what went out on a lost link may be lost),
         // also while the catch-up was going out.
-        link.claimsUpTo = catchUp.mayClaim && this.#table.peerLinks().get(link.peerId!) === link.id;
-        return;
+        link.claimsUpTo = stream.mayClaim && this.#table.peerLinks().get(link.peerId!) === link.id;
       }
-      catchUp.unflushed++;
-      catchUp.entries += next.value.length;
-      this.#counters.catchUpEntriesSent += next.value.length;
-      this.#send(link.id, { type: 'entries', entries: next.value }, true);
+      if (link.pendingRepair !== null) {
+        const buckets = link.pendingRepair;
+        link.pendingRepair = null;
+        this.#requestRepair(link, buckets);
+      }
     }
   }
 
@@ -1150,16 +1238,32 @@ class Node implements BbyNode {
     this.#send(link.id, { type: 'error', id, code: error.code, message: error.message });
   }
 
-  #send(link: LinkId, message: Message, notify?: true): void {
+  #send(link: LinkId, message: Message): void {
     this.#counters.messagesSent++;
+    const bytes = frameLength(message);
     const state = this.#table.link(link);
-    if (state !== undefined) state.lastSentAtMs = this.#now();
-    this.#effects.push(notify === undefined ? { type: 'send', link, message } : { type: 'send', link, message, notify });
+    if (state !== undefined) {
+      state.lastSentAtMs = this.#now();
+      state.unsentBytes += bytes;
+      if (state.unsentBytes > OUTBOUND_BUDGET_BYTES) {
+        state.overBudgetSinceMs ??= this.#now();
+        // A peer is never left unread (flow-control.ts): one far behind is let go, and catches up when it is back.
+        if (state.role === 'peer' && state.unsentBytes > PEER_OUTBOUND_LIMIT_BYTES) this.#closeTooSlow(state, `more than ${PEER_OUTBOUND_LIMIT_BYTES} bytes waiting`);
+      }
+    }
+    this.#effects.push({ type: 'send', link, message, bytes });
   }
 
   #log(level: 'info' | 'warn', message: string): void {
     this.#effects.push({ type: 'log', level, message });
   }
+}
+
+/** A flag per bucket, set for the given bucket indexes. */
+function bucketFlags(buckets: readonly number[]): boolean[] {
+  const flags = new Array<boolean>(BUCKET_COUNT).fill(false);
+  for (const bucket of buckets) flags[bucket] = true;
+  return flags;
 }
 
 /** The listening address a peer announced, if it is a valid `host:port`. */

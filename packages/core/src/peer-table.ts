@@ -59,20 +59,32 @@ export interface Link {
    * then may it tell the peer, with `upTo`, how far the peer has its changes.
    */
   claimsUpTo: boolean;
-  /** The catch-up this node is sending the peer on this link, while it lasts. */
-  catchUp: CatchUpStream | null;
+  /** The catch-up or repair this node is sending the peer on this link, while it lasts (one at a time). */
+  stream: OutboundStream | null;
+  /** Buckets a peer asked to repair while a stream was going out (a flag per bucket): they go next, merged. */
+  pendingRepair: boolean[] | null;
+  /** Text of the frames sent on this link not yet reported written by the adapter, in bytes (estimated; flow-control.ts). */
+  unsentBytes: number;
+  /** Since when `unsentBytes` is over the budget, in the clock's milliseconds; null while under it. */
+  overBudgetSinceMs: number | null;
+  /** Frames of a client over its budget, not read yet, oldest first. */
+  readonly held: { readonly text: string; readonly byteLength: number | undefined }[];
+  heldBytes: number;
+  /** True while the adapter was asked to stop reading this link. */
+  paused: boolean;
 }
 
-/** A catch-up being sent batch by batch (see `flushed` in node.ts). */
-export interface CatchUpStream {
-  /** The batches still to send; when they run out, the sequence number up to which every change went out. */
-  readonly batches: Iterator<Entry[], number>;
-  /** True when it is the whole store (the peer's cursor was unusable). */
+/** A catch-up or a repair being sent batch by batch, a few batches ahead of the socket (flow-control.ts). */
+export interface OutboundStream {
+  readonly kind: 'catch-up' | 'repair';
+  /** The batches still to send; a catch-up's iteration ends with the sequence number up to which every change went out. */
+  readonly batches: Iterator<Entry[], number | void>;
+  /** For a catch-up: true when it is the whole store (the peer's cursor was unusable). */
   readonly full: boolean;
+  /** For a repair: the buckets it sends (a flag per bucket), to go again if a catch-up cuts it short. */
+  readonly buckets: readonly boolean[] | null;
   /** Entries sent so far. */
   entries: number;
-  /** Batches sent whose frames the adapter has not yet reported written. */
-  unflushed: number;
   /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
   mayClaim: boolean;
 }
@@ -123,7 +135,13 @@ export class PeerTable {
       lastSentAtMs: nowMs,
       caughtUp: false,
       claimsUpTo: false,
-      catchUp: null,
+      stream: null,
+      pendingRepair: null,
+      unsentBytes: 0,
+      overBudgetSinceMs: null,
+      held: [],
+      heldBytes: 0,
+      paused: false,
     };
     this.#links.set(link.id, link);
     return link;
@@ -167,6 +185,11 @@ export class PeerTable {
   /** Outbound links still waiting for their dial or their welcome since before `sinceMs`. */
   stalledDials(sinceMs: number): Link[] {
     return [...this.#links.values()].filter((l) => l.direction === 'outbound' && l.role === 'pending' && l.openedAtMs < sinceMs);
+  }
+
+  /** Links over their outbound budget since before `sinceMs` (flow-control.ts). */
+  overBudget(sinceMs: number): Link[] {
+    return [...this.#links.values()].filter((l) => l.overBudgetSinceMs !== null && l.overBudgetSinceMs < sinceMs);
   }
 
   /** Inbound links that sent nothing yet (or did not finish authenticating) since before `sinceMs`. */

@@ -263,6 +263,10 @@ export interface Stats {
   readonly entriesFromFuture: number;
   /** Inbound connections closed because they sent nothing in time. */
   readonly idleConnectionsClosed: number;
+  /** Links closed because they did not read what they were sent (over their outbound budget too long, or a peer far over it). */
+  readonly slowLinksClosed: number;
+  /** Repair requests that came while a stream was going out on their link, merged into the next repair. */
+  readonly repairRequestsMerged: number;
 }
 
 const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'remove-peer', 'stats']);

@@ -78,9 +78,9 @@ export function coalesceEntries<T extends { readonly type: string }>(effects: T[
   }
   if (entriesMessages < 2) return effects;
   type Message = { readonly type: string; readonly entries?: readonly Entry[]; readonly seen?: readonly string[]; readonly upTo?: number; readonly ack?: string };
-  type Send = { readonly type: 'send'; readonly link: string; readonly message: Message };
-  /** A run of mergeable messages for one link, at `index` of the output. */
-  type Run = { readonly index: number; readonly send: Send; readonly sources: Message[]; length: number };
+  type Send = { readonly type: 'send'; readonly link: string; readonly message: Message; readonly bytes?: number };
+  /** A run of mergeable messages for one link, at `index` of the output; `bytes` adds up their sends' estimates. */
+  type Run = { readonly index: number; readonly send: Send; readonly sources: Message[]; length: number; bytes: number };
   const open = new Map<string, Run>();
   const runs: Run[] = [];
   const out: T[] = [];
@@ -103,9 +103,10 @@ export function coalesceEntries<T extends { readonly type: string }>(effects: T[
       if (run.sources.length === 1) runs.push(run);
       run.sources.push(message);
       run.length += length;
+      run.bytes += send.bytes ?? 0;
       continue;
     }
-    open.set(send.link, { index: out.length, send, sources: [message], length });
+    open.set(send.link, { index: out.length, send, sources: [message], length, bytes: send.bytes ?? 0 });
     out.push(effect);
   }
   const built: { sources: Message[]; message: Message }[] = [];
@@ -117,7 +118,7 @@ export function coalesceEntries<T extends { readonly type: string }>(effects: T[
       merged = { type: 'entries', entries: run.sources.flatMap((source) => source.entries!), seen: run.sources[0]!.seen!, ...(upTo === undefined ? {} : { upTo }) };
       built.push({ sources: run.sources, message: merged });
     }
-    out[run.index] = { ...run.send, message: merged } as unknown as T;
+    out[run.index] = { ...run.send, message: merged, ...(run.send.bytes === undefined ? {} : { bytes: run.bytes }) } as unknown as T;
   }
   return out;
 }

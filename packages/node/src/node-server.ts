@@ -152,6 +152,8 @@ class Adapter {
   #bytesWaiting = 0;
   /** Whether reading from the sockets is paused until the backlog drains. */
   #paused = false;
+  /** Links the core asked not to read (clients over their outbound budget), whatever the backlog. */
+  readonly #pausedLinks = new Set<LinkId>();
   readonly #corked = new Set<Socket>();
   #flushScheduled = false;
   #failed = false;
@@ -226,7 +228,7 @@ class Adapter {
 
   #resumeReading(): void {
     this.#paused = false;
-    for (const socket of this.#sockets.values()) socket.resume();
+    for (const [link, socket] of this.#sockets) if (!this.#pausedLinks.has(link)) socket.resume();
   }
 
   #execute(effects: readonly Effect[]): void {
@@ -234,7 +236,10 @@ class Adapter {
     let lastMessage: Message | undefined;
     let lastText = '';
     const burst = linksWithSeveralFrames(effects);
-    for (const effect of effects) {
+    // One write callback per link and batch, on its last frame, reports the whole batch written (writes finish in order).
+    const written = writtenPerLink(effects);
+    for (let index = 0; index < effects.length; index++) {
+      const effect = effects[index]!;
       switch (effect.type) {
         case 'send': {
           const socket = this.#sockets.get(effect.link);
@@ -244,10 +249,19 @@ class Adapter {
             lastText = encodeMessage(effect.message);
           }
           if (burst.has(effect.link)) this.#cork(socket);
-          if (effect.notify === true) socket.send(lastText, (error) => this.#flushed(effect.link, error));
+          const report = written.get(effect.link)!;
+          if (report.lastIndex === index) socket.send(lastText, () => this.#written(effect.link, report.bytes));
           else socket.send(lastText);
           break;
         }
+        case 'pause':
+          this.#pausedLinks.add(effect.link);
+          this.#sockets.get(effect.link)?.pause();
+          break;
+        case 'resume':
+          this.#pausedLinks.delete(effect.link);
+          if (!this.#paused) this.#sockets.get(effect.link)?.resume();
+          break;
         case 'dial':
           this.#dial(effect.link, effect.url);
           break;
@@ -267,15 +281,17 @@ class Adapter {
         case 'peer-added':
           this.persistence.rememberPeer(effect.address).catch((error: Error) => this.log('warn', `cannot remember peer ${effect.address}: ${error.message}`));
           break;
+        default: {
+          const unknown: never = effect; // a new effect type must be carried out here
+          throw new Error(`bby-node: unknown effect ${JSON.stringify(unknown)}`);
+        }
       }
     }
   }
 
-  /** A frame sent with `notify` left for the kernel: the core may send more catch-up (unless the socket failed). */
-  #flushed(link: LinkId, error: Error | null | undefined): void {
-    // Node calls a write back with null (not undefined) when it succeeded.
-    if (error != null) return;
-    this.core.flushed(link);
+  /** Frames of a link left for the kernel (or failed with its socket, which then closes): the core may send it more. */
+  #written(link: LinkId, bytes: number): void {
+    this.core.written(link, bytes);
     this.#flushSoon();
   }
 
@@ -369,6 +385,7 @@ class Adapter {
     });
     socket.on('close', (code, reason) => {
       this.#sockets.delete(link);
+      this.#pausedLinks.delete(link);
       this.core.closed(link, failure ?? closeReason(code, reason.toString()));
       this.flush();
     });
@@ -380,6 +397,21 @@ function estimateBytes(changes: readonly Change[]): number {
   let bytes = 0;
   for (const { entry } of changes) bytes += entry.key.length + entry.value.length + entry.origin.length + RECORD_OVERHEAD_BYTES;
   return bytes;
+}
+
+/** Per link of a batch: the index of its last frame, and the estimated bytes of all its frames. */
+function writtenPerLink(effects: readonly Effect[]): Map<LinkId, { lastIndex: number; bytes: number }> {
+  const perLink = new Map<LinkId, { lastIndex: number; bytes: number }>();
+  effects.forEach((effect, index) => {
+    if (effect.type !== 'send') return;
+    const report = perLink.get(effect.link);
+    if (report === undefined) perLink.set(effect.link, { lastIndex: index, bytes: effect.bytes });
+    else {
+      report.lastIndex = index;
+      report.bytes += effect.bytes;
+    }
+  });
+  return perLink;
 }
 
 /** Links that get more than one frame in this batch of effects: only those are worth corking. */

@@ -61,8 +61,8 @@ type Packet =
   | { readonly kind: 'connect'; readonly from: string; readonly link: LinkId; readonly address: string }
   | { readonly kind: 'frame'; readonly from: End; readonly text: string }
   | { readonly kind: 'close'; readonly from: End; readonly code: number; readonly reason: string }
-  /** A frame sent with `notify` is written out (it goes in the queue right behind the frame). */
-  | { readonly kind: 'flushed'; readonly node: string; readonly link: LinkId };
+  /** A node's frame is written out (it goes in the queue right behind the frame; a stalled client holds it back). */
+  | { readonly kind: 'written'; readonly node: string; readonly link: LinkId; readonly bytes: number };
 
 /** A log effect, with the node that emitted it. */
 export interface LogLine {
@@ -95,10 +95,12 @@ export interface Counters {
   closeCodes: number[];
   /** Frames sent on a link that was already gone. */
   dropped: number;
+  /** `pause` effects carried out (a node stopped reading a link). */
+  pauses: number;
 }
 
 function zeroCounters(): Counters {
-  return { deliveries: 0, deliveriesByType: {}, dials: 0, connects: 0, refused: 0, closes: 0, closeCodes: [], dropped: 0 };
+  return { deliveries: 0, deliveriesByType: {}, dials: 0, connects: 0, refused: 0, closes: 0, closeCodes: [], dropped: 0, pauses: 0 };
 }
 
 interface SimNode {
@@ -137,6 +139,8 @@ export class Cluster {
   /** Open connections: each end's key maps to the other end. */
   readonly #wires = new Map<string, End>();
   readonly #inFlight: Packet[] = [];
+  /** Node link ends (`node/link`) whose reading is paused, with the frames that reached them meanwhile, in order. */
+  readonly #paused = new Map<string, Packet[]>();
   #clients = 0;
 
   /** `peerExchange` (default off here, so that tests keep the topology they wire) is passed to every node. */
@@ -223,20 +227,22 @@ export class Cluster {
     for (;;) {
       this.#collect();
       if (this.#inFlight.length === 0) return steps;
-      if (++steps > maxSteps) {
+      if (steps >= maxSteps) {
         throw new Error(`cluster: still busy after ${maxSteps} deliveries (a message loop?); next: ${describe(this.#inFlight[0]!)}`);
       }
-      this.step();
+      if (this.step()) steps++;
     }
   }
 
-  /** Delivers one packet; false when nothing was in flight. */
+  /** Delivers one packet (and the write reports before it, which are not deliveries); false when nothing was in flight. */
   step(): boolean {
-    this.#collect();
-    const packet = this.#nextPacket();
-    if (packet === undefined) return false;
-    this.#deliver(packet);
-    return true;
+    for (;;) {
+      this.#collect();
+      const packet = this.#nextPacket();
+      if (packet === undefined) return false;
+      this.#deliver(packet);
+      if (packet.kind !== 'written') return true;
+    }
   }
 
   /** Moves the clock by `ms` in steps of `stepMs`, ticking every running node and stabilizing at each step. */
@@ -270,6 +276,11 @@ export class Cluster {
     this.#inFlight.push({ kind: 'frame', from: { kind: 'client', client }, text });
   }
 
+  /** @internal A stalled client reads again: what it had not read counts as written. */
+  clientReads(client: Client): void {
+    this.#inFlight.push(...(client.unwritten.splice(0) as Packet[]));
+  }
+
   /** @internal Queues a client's close. */
   clientClose(client: Client): void {
     this.#inFlight.push({ kind: 'close', from: { kind: 'client', client }, code: 1000, reason: 'client closed' });
@@ -294,8 +305,18 @@ export class Cluster {
     switch (effect.type) {
       case 'send':
         this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: encodeMessage(effect.message) });
-        if (effect.notify === true) this.#inFlight.push({ kind: 'flushed', node, link: effect.link });
+        this.#inFlight.push({ kind: 'written', node, link: effect.link, bytes: effect.bytes });
         return;
+      case 'pause':
+        this.counters.pauses++;
+        if (!this.#paused.has(`${node}/${effect.link}`)) this.#paused.set(`${node}/${effect.link}`, []);
+        return;
+      case 'resume': {
+        const held = this.#paused.get(`${node}/${effect.link}`) ?? [];
+        this.#paused.delete(`${node}/${effect.link}`);
+        this.#inFlight.unshift(...held);
+        return;
+      }
       case 'dial':
         this.counters.dials++;
         this.#inFlight.push({ kind: 'connect', from: node, link: effect.link, address: effect.address });
@@ -356,13 +377,26 @@ export class Cluster {
           to.client.received(packet.text);
           return;
         }
+        const paused = this.#paused.get(endKey(to));
+        if (paused !== undefined) {
+          // The node does not read this link: the frame waits in the socket, uncounted.
+          this.counters.deliveries--;
+          this.counters.deliveriesByType[type]!--;
+          paused.push(packet);
+          return;
+        }
         if (this.recordFrames && packet.from.kind === 'node') this.frames.push({ from: packet.from.node, to: to.node, text: packet.text, type });
         this.#sim(to.node).node.receive(to.link, packet.text);
         return;
       }
-      case 'flushed': {
+      case 'written': {
         const sim = this.#sim(packet.node);
-        if (sim.up) sim.node.flushed(packet.link);
+        const to = this.#wires.get(`${packet.node}/${packet.link}`);
+        if (to?.kind === 'client' && to.client.stalled) {
+          to.client.unwritten.push(packet);
+          return;
+        }
+        if (sim.up) sim.node.written(packet.link, packet.bytes);
         return;
       }
       case 'close': {
@@ -410,7 +444,7 @@ function describe(packet: Packet): string {
       return `${endName(packet.from)} sends ${packet.text.slice(0, 120)}`;
     case 'close':
       return `${endName(packet.from)} closes (${packet.code})`;
-    case 'flushed':
+    case 'written':
       return `${packet.node} wrote out a frame on ${packet.link}`;
   }
 }
@@ -421,6 +455,10 @@ export class Client {
   readonly inbox: Message[] = [];
   /** Why the connection closed, once it did. */
   closeReason: string | null = null;
+  /** True while the client does not read its socket: the node's frames reach it, but are not written out (flow-control.ts). */
+  stalled = false;
+  /** @internal What the node wrote while the client was stalled, reported written once it reads. */
+  readonly unwritten: unknown[] = [];
   #nextId = 1;
 
   constructor(
@@ -449,6 +487,17 @@ export class Client {
     this.sendRaw(text);
     this.cluster.stabilize();
     return this.inbox.slice(before);
+  }
+
+  /** Stops reading: the node's frames pile up unwritten on its side, as on a socket nobody reads. */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  /** Reads again. */
+  read(): void {
+    this.stalled = false;
+    this.cluster.clientReads(this);
   }
 
   /** Delivers what is in flight (the challenge a node sends as it accepts a connection, say). */

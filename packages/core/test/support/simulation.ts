@@ -762,7 +762,13 @@ class Simulation {
     const node = slot.node;
     if (node === null) return;
     for (let effects = node.takeEffects(); effects.length > 0; effects = node.takeEffects()) {
-      for (const effect of effects) this.#effect(slot, effect);
+      // ws calls back once per send; one report per link and batch says the same (writes finish in order).
+      const written = new Map<LinkId, number>();
+      for (const effect of effects) {
+        this.#effect(slot, effect);
+        if (effect.type === 'send') written.set(effect.link, (written.get(effect.link) ?? 0) + effect.bytes);
+      }
+      for (const [link, bytes] of written) this.#writtenSoon(slot, link, bytes);
     }
   }
 
@@ -770,7 +776,10 @@ class Simulation {
     switch (effect.type) {
       case 'send':
         this.#send(slot, effect.link, effect.message);
-        if (effect.notify === true) this.#flushedSoon(slot, effect.link);
+        return;
+      case 'pause':
+      case 'resume':
+        // The core holds the frames of a paused client itself; simulated sockets have no read buffer to stop.
         return;
       case 'persist':
         return this.#persist(slot, effect.entry, effect.seq);
@@ -962,13 +971,13 @@ class Simulation {
     }
   }
 
-  /** Reports a frame written out a moment after it was sent, as `ws` calls back once a send is done. */
-  #flushedSoon(slot: Slot, link: LinkId): void {
+  /** Reports frames written out a moment after they were sent, as `ws` calls back once a send is done. */
+  #writtenSoon(slot: Slot, link: LinkId, bytes: number): void {
     const incarnation = slot.incarnation;
     this.#at(this.#now + 1, () =>
       this.#whenRunning(slot, () => {
         if (slot.node === null || slot.incarnation !== incarnation) return;
-        slot.node.flushed(link);
+        slot.node.written(link, bytes);
         this.#drain(slot);
       }),
     );

@@ -1,0 +1,76 @@
+/**
+ * How much a connection may make a node hold for it. The core counts, per
+ * link, the text of the frames it asked the adapter to send and that the
+ * adapter has not yet reported written out (`written` events): what the
+ * socket still holds in memory because the other side does not read it.
+ *
+ * - A client over its budget is not answered any more: its next frames wait
+ *   unread (and the adapter stops reading its socket, so TCP slows it), until
+ *   it has read half of what waits. A pipelining client is slowed, never
+ *   dropped; one that stays over budget too long is closed.
+ * - A peer is never left unread (two peers each waiting for the other to read
+ *   would wait forever): one over the budget for too long, or far over it, is
+ *   closed, and catches up from its cursor when it reconnects.
+ * - Catch-up and repair stream a few batches ahead of the socket, never more.
+ *
+ * Sizes are counted as characters of JSON text: a frame takes that many bytes
+ * when it is ASCII (the common case), and at most three times as many.
+ */
+import { type Message } from './protocol.js';
+import { entryLength } from './sync.js';
+import { MAX_BATCH_CHARS, MAX_MESSAGE_BYTES } from './limits.js';
+
+/** Text waiting to be written on a link above which the node stops answering a client, in bytes (estimated as characters). */
+export const OUTBOUND_BUDGET_BYTES = 4 * 1024 * 1024;
+
+/** A paused client is answered again once what waits for it drops below this, in bytes: half, so that it is not paused again at once. */
+export const OUTBOUND_RESUME_BYTES = OUTBOUND_BUDGET_BYTES / 2;
+
+/** A catch-up or repair stream sends its next batch only while less than this many batches' worth waits on the link. */
+export const STREAM_WINDOW_BATCHES = 4;
+
+/** The stream window with full-size batches, in bytes: about 700 KB of a million keys' 170 MB. */
+export const STREAM_WINDOW_BYTES = STREAM_WINDOW_BATCHES * MAX_BATCH_CHARS;
+
+/** A link over its budget for longer than this is closed, in milliseconds: a reader that stopped reading. */
+export const SLOW_LINK_TIMEOUT_MS = 20_000;
+
+/** A peer link with more than this waiting is closed at once, in bytes: its node catches up from its cursor when it reconnects. */
+export const PEER_OUTBOUND_LIMIT_BYTES = 8 * OUTBOUND_BUDGET_BYTES;
+
+/**
+ * Frames a paused client may still deliver (what its socket had read before
+ * the pause), in bytes: one read of the socket plus one whole frame. More
+ * means the reading was not paused; the link is then closed.
+ */
+export const MAX_HELD_BYTES = 2 * MAX_MESSAGE_BYTES;
+
+/** Characters of JSON a frame takes, about: exact enough to bound memory, cheap enough for every frame. */
+export function frameLength(message: Message): number {
+  switch (message.type) {
+    case 'entries': {
+      let length = 64 + (message.seen?.length ?? 0) * 24;
+      for (const entry of message.entries) length += entryLength(entry) + 1;
+      return length;
+    }
+    case 'reply':
+      return 48 + resultLength(message.result);
+    case 'buckets':
+      return 32 + message.digests.length * 19;
+    case 'peer-list':
+      return 32 + message.addresses.length * 64;
+    default:
+      return 128;
+  }
+}
+
+/** Characters of JSON a reply's result takes, about. */
+function resultLength(result: unknown): number {
+  if (typeof result === 'string') return result.length + 2;
+  if (Array.isArray(result)) {
+    let length = 2;
+    for (const item of result) length += typeof item === 'string' ? item.length + 3 : 160;
+    return length;
+  }
+  return typeof result === 'object' && result !== null ? 1024 : 16;
+}
