@@ -19,8 +19,8 @@ import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { type Link, type LinkId, PeerTable, type TargetSource } from './peer-table.js';
-import { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
+import { type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, PeerTable, type TargetSource } from './peer-table.js';
+import { addressesToLearn, LEARNED_MAX_FAILURES, LearningBudget, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
   checkKey,
@@ -140,6 +140,8 @@ export type Effect =
   | { readonly type: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string }
   /** A client added a peer at run time: keep its address with the node's state. */
   | { readonly type: 'peer-added'; readonly address: string }
+  /** A client removed a peer: forget its address in the node's state. */
+  | { readonly type: 'peer-removed'; readonly address: string }
   | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
 
 /** WebSocket close codes the core uses (4000-4999 is the application range). */
@@ -154,6 +156,8 @@ export const CLOSE_CODES = {
   PEER_TIMEOUT: 4004,
   /** A second link to a node already connected: one link per pair (docs/security.md). */
   DUPLICATE_LINK: 4005,
+  /** This node cannot write to its disk: it leaves its peers until it can (storageFailed). */
+  STORAGE_FAILED: 4007,
   /** The other side does not read what it is sent (over its outbound budget too long, flow-control.ts). */
   TOO_SLOW: 4008,
   /** The connection sent nothing within IDLE_CONNECTION_TIMEOUT_MS. */
@@ -194,8 +198,10 @@ export interface BbyNode {
   peers(): PeerInfo[];
   /** Counters since start. */
   stats(): Stats;
-  /** Starts dialing an address and keeps it connected; throws BbyError('BAD_ADDRESS'). */
+  /** Starts dialing an address and keeps it connected; throws BbyError('BAD_ADDRESS') or BbyError('TOO_MANY_PEERS'). */
   addPeer(address: string): string;
+  /** Stops dialing an address and forgets it; false when it was not dialed. Throws BbyError('BAD_ADDRESS'). */
+  removePeer(address: string): boolean;
   /** Lets time pass: dials the peers whose retry time has come. */
   tick(): void;
   /** An inbound connection was accepted; returns its link id. `remote` (an IP address) names it in logs. */
@@ -206,6 +212,15 @@ export interface BbyNode {
   receive(link: LinkId, text: string, byteLength?: number): void;
   /** Frames of this link whose `bytes` add up to `bytes` were written out to its socket (flow-control.ts). */
   written(link: LinkId, bytes: number): void;
+  /**
+   * The adapter cannot make writes durable (a full or failing disk; `reason`
+   * says why, in one line): until `storageRecovered`, the node refuses writes
+   * (STORAGE_FAILED), leaves its peers (close 4007) and does not take their
+   * entries, and keeps answering reads.
+   */
+  storageFailed(reason: string): void;
+  /** Writes are durable again: the node takes writes and rejoins its peers, which catch it up from its cursors. */
+  storageRecovered(): void;
   /** A link closed or a dial failed; `reason` says why, for logs and `peers`. */
   closed(link: LinkId, reason: string): void;
   /** Takes the queued effects, oldest first. */
@@ -247,6 +262,9 @@ class Node implements BbyNode {
   readonly #outsideLog = new LogLimiter();
   readonly #store: Store;
   readonly #table = new PeerTable();
+  readonly #learning = new LearningBudget();
+  /** Why writes cannot be made durable now, or null while they can (storageFailed). */
+  #storageFailure: string | null = null;
   readonly #effects: Effect[] = [];
   /** add-peer requests waiting for their dial's outcome, by address. */
   readonly #addPeerWaiters = new Map<string, { link: LinkId; id: RequestId }[]>();
@@ -274,6 +292,7 @@ class Node implements BbyNode {
     idleConnectionsClosed: 0,
     slowLinksClosed: 0,
     repairRequestsMerged: 0,
+    writesRefusedStorage: 0,
   };
 
   constructor(options: NodeOptions) {
@@ -319,7 +338,34 @@ class Node implements BbyNode {
   set(key: string, value: string): boolean {
     checkKey(key);
     checkValue(value);
+    if (this.#storageFailure !== null) throw this.#storageError();
     return this.#write(key, value, undefined);
+  }
+
+  /** Why a write is refused while the disk fails. */
+  #storageError(): BbyError {
+    this.#counters.writesRefusedStorage++;
+    return new BbyError('STORAGE_FAILED', `the node cannot write to its data folder (${this.#storageFailure}); nothing was written; it keeps answering reads and retries the disk every few seconds`);
+  }
+
+  storageFailed(reason: string): void {
+    const first = this.#storageFailure === null;
+    this.#storageFailure = reason;
+    if (!first) return;
+    this.#log('warn', `refusing writes and leaving the peers until the data folder can be written again (${reason}); reads are still answered`);
+    // Entries from peers could not be kept either, and what this node sends must never vouch for a write it lost.
+    for (const link of this.#table.peerLinkList()) {
+      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.STORAGE_FAILED, reason: 'storage failed' });
+      this.closed(link.id, 'this node cannot write to its disk');
+    }
+  }
+
+  storageRecovered(): void {
+    if (this.#storageFailure === null) return;
+    this.#storageFailure = null;
+    this.#log('info', 'the data folder can be written again: taking writes and rejoining the peers');
+    for (const target of this.#table.dueTargets(Infinity)) target.nextDialAtMs = this.#now();
+    this.#dialDue();
   }
 
   /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
@@ -397,6 +443,7 @@ class Node implements BbyNode {
       keys: this.#store.size,
       peers: this.#table.peerLinks().size,
       clients: this.#table.clientCount(),
+      writable: this.#storageFailure === null,
       ...this.#counters,
     };
   }
@@ -407,8 +454,26 @@ class Node implements BbyNode {
 
   #addTarget(text: string, source: TargetSource): string {
     const { address, url } = parseAddress(text);
+    if (this.#table.target(address) === undefined && this.#table.targetTotal >= MAX_DIAL_TARGETS) {
+      throw new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`);
+    }
     if (this.#table.addTarget(address, url, source, this.#now())) this.#dialDue();
     return address;
+  }
+
+  removePeer(text: string): boolean {
+    const { address } = parseAddress(text);
+    const target = this.#table.target(address);
+    if (target === undefined) return false;
+    this.#table.removeTarget(address);
+    if (target.link !== null) {
+      this.#effects.push({ type: 'close', link: target.link, code: 1000, reason: 'peer removed' });
+      this.closed(target.link, 'removed by a client');
+    }
+    this.#answerAddPeer(address, { address, connected: false, id: target.peerId, error: 'removed by a client', retrying: false });
+    if (target.source !== 'learned') this.#effects.push({ type: 'peer-removed', address });
+    this.#log('info', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`);
+    return true;
   }
 
   // --- adapter events ---------------------------------------------------
@@ -903,10 +968,13 @@ class Node implements BbyNode {
 
   #learnPeers(fromPeerId: string, addresses: readonly string[]): void {
     if (!this.#peerExchange) return;
-    const room = MAX_LEARNED_PEERS - this.#table.targetCount('learned');
-    const isKnown = (address: string) => address === this.#address || this.#table.target(address) !== undefined || this.#table.hasPeerAt(address);
+    const nowMs = this.#now();
+    const room = Math.min(MAX_LEARNED_PEERS - this.#table.targetCount('learned'), MAX_DIAL_TARGETS - this.#table.targetTotal, this.#learning.room(nowMs));
+    const isKnown = (address: string) =>
+      address === this.#address || this.#table.target(address) !== undefined || this.#table.hasPeerAt(address) || this.#learning.wasForgotten(address, nowMs);
     for (const address of addressesToLearn(addresses, isKnown, room)) {
       this.#counters.peersLearned++;
+      this.#learning.learnt(nowMs);
       this.#log('info', `learnt peer ${address} from ${fromPeerId}`);
       this.#addTarget(address, 'learned');
     }
@@ -978,6 +1046,7 @@ class Node implements BbyNode {
     if (target.source === 'learned' && target.failures >= LEARNED_MAX_FAILURES) {
       // A learnt address may be stale: stop dialing it rather than forever.
       this.#table.removeTarget(target.address);
+      this.#learning.forgot(target.address, this.#now());
       this.#log('info', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`);
       return;
     }
@@ -995,6 +1064,8 @@ class Node implements BbyNode {
   // --- internals --------------------------------------------------------
 
   #dialDue(): void {
+    // A node that cannot write leaves its peers until it can (storageFailed).
+    if (this.#storageFailure !== null) return;
     for (const target of this.#table.dueTargets(this.#now())) {
       const link = this.#table.open('outbound', this.#now());
       target.link = link.id;
@@ -1034,6 +1105,11 @@ class Node implements BbyNode {
       return;
     }
     if (target !== undefined) target.peerId = peerId;
+    if (this.#storageFailure !== null) {
+      this.#reject(link, null, new BbyError('STORAGE_FAILED', `node ${this.id} cannot write to its disk now; it rejoins the mesh once it can`));
+      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.STORAGE_FAILED, reason: 'storage failed' });
+      return;
+    }
     const existing = this.#table.peerLink(peerId);
     if (existing !== undefined && !this.#replaces(link, existing, peerId)) {
       this.#closeDuplicate(link, existing);
@@ -1152,6 +1228,13 @@ class Node implements BbyNode {
       case 'get':
         return this.#reply(link.id, request.id, this.get(request.key));
       case 'set':
+      case 'set-many':
+      case 'add-peer':
+        if (this.#storageFailure !== null) return this.#reject(link, request.id, this.#storageError());
+        break;
+    }
+    switch (request.type) {
+      case 'set':
         if (request.acks !== undefined) return this.#startAckRound(link, request);
         // The parser already checked the key and the value.
         return this.#reply(link.id, request.id, this.#write(request.key, request.value, undefined));
@@ -1159,12 +1242,25 @@ class Node implements BbyNode {
         return this.#reply(link.id, request.id, this.#writeMany(request.entries));
       case 'keys':
         return this.#keysPage(link, request);
-      case 'peers':
-        return this.#reply(link.id, request.id, this.peers());
+      case 'peers': {
+        const rows = this.peers();
+        const omitted = Math.max(0, rows.length - MAX_PEERS_LISTED);
+        return this.#send(link.id, { type: 'reply', id: request.id, result: rows.slice(0, MAX_PEERS_LISTED), ...(omitted > 0 ? { omitted } : {}) });
+      }
       case 'stats':
         return this.#reply(link.id, request.id, this.stats());
       case 'add-peer':
         return this.#addPeerRequest(link, request.id, request.address);
+      case 'remove-peer': {
+        let removed: boolean;
+        try {
+          removed = this.removePeer(request.address);
+        } catch (error) {
+          if (error instanceof BbyError) return this.#reject(link, request.id, error);
+          throw error;
+        }
+        return this.#reply(link.id, request.id, { address: parseAddress(request.address).address, removed });
+      }
     }
   }
 
@@ -1212,6 +1308,11 @@ class Node implements BbyNode {
     waiters.push({ link: link.id, id });
     this.#addPeerWaiters.set(address, waiters);
     if (existing === undefined) {
+      if (this.#table.targetTotal >= MAX_DIAL_TARGETS) {
+        this.#addPeerWaiters.set(address, waiters.slice(0, -1));
+        if (waiters.length === 1) this.#addPeerWaiters.delete(address);
+        return this.#reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
+      }
       this.#effects.push({ type: 'peer-added', address });
       this.#addTarget(address, 'added');
       this.#log('info', `added peer ${address} at a client's request`);

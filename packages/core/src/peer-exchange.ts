@@ -18,6 +18,52 @@ export const MAX_PEER_LIST = 32;
 /** A learnt address that failed this many dials in a row is forgotten. */
 export const LEARNED_MAX_FAILURES = 5;
 
+/** A node learns at most this many new addresses per minute, whatever the peer lists say: a flood of lists cannot make it a port scanner. */
+export const MAX_LEARNED_PER_MINUTE = 8;
+
+/** A forgotten learnt address is not learnt again for this long, in milliseconds (it failed LEARNED_MAX_FAILURES dials). */
+export const FORGOTTEN_FOR_MS = 10 * 60_000;
+
+/** Forgotten addresses remembered at once (oldest dropped first). */
+export const MAX_FORGOTTEN = 256;
+
+/**
+ * How many new addresses a node may learn now: MAX_LEARNED_PER_MINUTE in any
+ * minute, and none that it forgot lately. Room for a learnt address that is
+ * forgotten must not make room for the next one at once, or a peer could make
+ * a node dial address after address.
+ */
+export class LearningBudget {
+  /** When each address learnt in the last minute was learnt, oldest first. */
+  readonly #learntAtMs: number[] = [];
+  /** Addresses forgotten, with when, oldest first. */
+  readonly #forgotten = new Map<string, number>();
+
+  /** How many addresses may be learnt now. */
+  room(nowMs: number): number {
+    while (this.#learntAtMs.length > 0 && nowMs - this.#learntAtMs[0]! >= 60_000) this.#learntAtMs.shift();
+    return MAX_LEARNED_PER_MINUTE - this.#learntAtMs.length;
+  }
+
+  /** An address was learnt now. */
+  learnt(nowMs: number): void {
+    this.#learntAtMs.push(nowMs);
+  }
+
+  /** A learnt address was forgotten after failing: it is not learnt again for FORGOTTEN_FOR_MS. */
+  forgot(address: string, nowMs: number): void {
+    this.#forgotten.delete(address);
+    this.#forgotten.set(address, nowMs);
+    if (this.#forgotten.size > MAX_FORGOTTEN) this.#forgotten.delete(this.#forgotten.keys().next().value!);
+  }
+
+  /** True when `address` was forgotten less than FORGOTTEN_FOR_MS ago. */
+  wasForgotten(address: string, nowMs: number): boolean {
+    const at = this.#forgotten.get(address);
+    return at !== undefined && nowMs - at < FORGOTTEN_FOR_MS;
+  }
+}
+
 /** Picks the addresses of a received peer list worth dialing; `isKnown` says which ones this node already has. */
 export function addressesToLearn(addresses: readonly string[], isKnown: (address: string) => boolean, room: number): string[] {
   const learned: string[] = [];

@@ -13,6 +13,12 @@ import { type PeerInfo } from './protocol.js';
 /** `peers` keeps showing at most this many lost inbound peers as down. */
 export const MAX_LOST_PEERS = 64;
 
+/** A node keeps at most this many dial targets (configured, added and learnt together): each is dialed until it answers. */
+export const MAX_DIAL_TARGETS = 256;
+
+/** A `peers` answer lists at most this many rows (and says how many it left out), so that it always fits a frame. */
+export const MAX_PEERS_LISTED = 512;
+
 /** Identifies one connection; allocated by the core. */
 export type LinkId = string;
 
@@ -159,7 +165,12 @@ export class PeerTable {
     return link;
   }
 
-  /** Adds a dial target; returns false when it was already there. */
+  /** Number of dial targets, of every source. */
+  get targetTotal(): number {
+    return this.#targets.size;
+  }
+
+  /** Adds a dial target; returns false when it was already there. The caller keeps within MAX_DIAL_TARGETS. */
   addTarget(address: string, url: string, source: TargetSource, nowMs: number): boolean {
     if (this.#targets.has(address)) return false;
     this.#targets.set(address, { address, source, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });

@@ -225,6 +225,8 @@ export interface Stats {
   /** Distinct peers connected now. */
   readonly peers: number;
   readonly clients: number;
+  /** False while the node cannot write to its data folder: writes are refused (STORAGE_FAILED) until it can. */
+  readonly writable: boolean;
   readonly messagesSent: number;
   readonly messagesReceived: number;
   /** Client `set`s that stored a new key. */
@@ -267,6 +269,8 @@ export interface Stats {
   readonly slowLinksClosed: number;
   /** Repair requests that came while a stream was going out on their link, merged into the next repair. */
   readonly repairRequestsMerged: number;
+  /** Client writes refused because the node could not write to its data folder. */
+  readonly writesRefusedStorage: number;
 }
 
 const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'remove-peer', 'stats']);

@@ -330,6 +330,9 @@ export class Cluster {
       case 'peer-added':
         this.peersAdded.get(node)!.push(effect.address);
         return;
+      case 'peer-removed':
+        this.peersAdded.set(node, this.peersAdded.get(node)!.filter((address) => address !== effect.address));
+        return;
       case 'cursor':
         // Only storage keeps cursors; the cluster has none.
         return;

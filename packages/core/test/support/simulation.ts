@@ -792,6 +792,11 @@ class Simulation {
       case 'peer-added':
         if (!slot.disk.addedPeers.includes(effect.address)) slot.disk.addedPeers.push(effect.address);
         return;
+      case 'peer-removed': {
+        const index = slot.disk.addedPeers.indexOf(effect.address);
+        if (index >= 0) slot.disk.addedPeers.splice(index, 1);
+        return;
+      }
       case 'log':
         this.#log(2, `${slot.id} ${effect.level}: ${effect.message}`);
         return;
