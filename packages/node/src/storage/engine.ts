@@ -415,7 +415,9 @@ export class Storage {
       while (this.#flushing) await this.#flushing;
     }
     if (this.#failure) {
-      problems.push(`${this.#pending.length} refused records (${this.#pendingBytes} bytes) could not be written and are lost: ${this.#failure.message}`);
+      // Leave the log at its last whole record: the next start then finds no torn tail to wonder about.
+      await this.#log.truncate(this.#logBytes).catch(() => undefined);
+      problems.push(`${this.#pending.length} refused ${this.#pending.length === 1 ? 'record' : 'records'} (${this.#pendingBytes} bytes) could not be written and are lost: ${this.#failure.message}`);
     } else {
       try {
         await this.#log.sync();
