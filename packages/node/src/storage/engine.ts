@@ -253,10 +253,15 @@ export class Storage {
       log = await createLog(fs, dir, generation);
       logBytes = LOG_MAGIC.length;
       step('remove the repaired files');
-      for (const name of (await fs.list(dir)).filter((n) => (LOG_FILE.test(n) || SNAPSHOT_FILE.test(n)) && !n.includes(String(generation).padStart(8, '0')))) {
-        await fs.remove(pathIn(dir, name));
+      try {
+        for (const name of (await fs.list(dir)).filter((n) => (LOG_FILE.test(n) || SNAPSHOT_FILE.test(n)) && !n.includes(String(generation).padStart(8, '0')))) {
+          await fs.remove(pathIn(dir, name));
+        }
+        await fs.syncDir(dir);
+      } catch (error) {
+        await log.close().catch(() => undefined);
+        throw error;
       }
-      await fs.syncDir(dir);
     } else if (replayed.length === 0 || logBytes === 0) {
       step(`create ${generationName('log', generation)}`);
       log = await createLog(fs, dir, generation);
