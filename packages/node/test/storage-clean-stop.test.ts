@@ -9,17 +9,9 @@ import { StorageFailure } from '../src/storage/engine.js';
 import { readMeta } from '../src/storage/meta.js';
 import { tempDataFolder, type TempDataFolder } from './support/data-folder.js';
 import { MemoryFileSystem } from './support/memory-fs.js';
+import { rejection } from './support/rejection.js';
 
 const change = (seq: number): Change => ({ entry: { key: `k${seq}`, value: `v${seq}`, timestamp: 1_700_000_000_000 + seq, origin: 'node-a' }, seq });
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('stopping after disk trouble', () => {
   let folder: TempDataFolder;

@@ -10,6 +10,7 @@ import { CorruptionError, Storage, StorageFailure, tornTailNote, type StorageOpt
 import { encodeRecord, LOG_MAGIC } from '../src/storage/record.js';
 import { type FaultCode, MemoryFileSystem, type OpKind } from './support/memory-fs.js';
 import { waitFor } from './support/wait.js';
+import { rejection } from './support/rejection.js';
 
 const DIR = '/data';
 const LOG0 = `${DIR}/log-00000000.bby`;
@@ -38,15 +39,6 @@ async function filled(count: number, options: Partial<StorageOptions> = {}) {
     acked.push(e);
   }
   return { fs, storage, acked };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('storage engine: disk trouble is a state', () => {

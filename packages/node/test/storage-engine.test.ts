@@ -9,6 +9,7 @@ import { LOCK_FILE, LockedError, lockDataDir } from '../src/storage/lock.js';
 import { META_FILE, type NodeMeta, readMeta, writeMeta } from '../src/storage/meta.js';
 import { encodeRecord, LOG_MAGIC, RECORD_HEADER_BYTES, SNAPSHOT_MAGIC } from '../src/storage/record.js';
 import { Crash, MemoryFileSystem } from './support/memory-fs.js';
+import { rejection } from './support/rejection.js';
 
 const DIR = '/data';
 const LOG0 = `${DIR}/log-00000000.bby`;
@@ -38,15 +39,6 @@ async function filled(count: number, options: Partial<StorageOptions> = {}) {
     acked.push(e);
   }
   return { fs, storage, acked };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('memory file system (test support)', () => {

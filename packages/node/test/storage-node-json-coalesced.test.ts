@@ -9,17 +9,9 @@ import { StorageFailure } from '../src/storage/engine.js';
 import { readMeta } from '../src/storage/meta.js';
 import { tempDataFolder, type TempDataFolder } from './support/data-folder.js';
 import { MemoryFileSystem } from './support/memory-fs.js';
+import { rejection } from './support/rejection.js';
 
 const address = (i: number) => `10.0.${Math.floor(i / 250)}.${i % 250}:7000`;
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('node.json writes for peers added and removed at run time', () => {
   let folder: TempDataFolder;

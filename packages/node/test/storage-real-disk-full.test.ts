@@ -15,6 +15,7 @@ import { expect } from 'chai';
 import { type Change, parseConfig } from '@bby/core';
 import { DataDirError, Persistence } from '../src/persistence.js';
 import { StorageFailure } from '../src/storage/engine.js';
+import { rejection } from './support/rejection.js';
 
 const run = promisify(execFile);
 
@@ -33,15 +34,6 @@ async function fillUp(path: string): Promise<void> {
   } finally {
     await file.close();
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('a real full disk (tmpfs of 512 KiB, root only)', function () {

@@ -8,15 +8,7 @@ import { DataDirError, Persistence } from '../src/persistence.js';
 import { encodeRecord, LOG_MAGIC } from '../src/storage/record.js';
 import { tempDataFolder, type TempDataFolder } from './support/data-folder.js';
 import { type FaultCode, MemoryFileSystem, type OpKind } from './support/memory-fs.js';
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from './support/rejection.js';
 
 describe('starting on a failing disk', () => {
   let folder: TempDataFolder;

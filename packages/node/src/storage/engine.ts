@@ -342,6 +342,10 @@ export class Storage {
   retry(): Promise<boolean> {
     if (this.#failure === null) return Promise.resolve(true);
     if (this.#closing) return Promise.resolve(false);
+    return this.#retryInLoop();
+  }
+
+  #retryInLoop(): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.#retryWaiters.push({ resolve, reject });
       this.#kick();
@@ -413,10 +417,7 @@ export class Storage {
     const problems: string[] = [];
     while (this.#flushing || this.#backgroundSync) await (this.#flushing ?? this.#backgroundSync);
     if (this.#failure) {
-      await new Promise<boolean>((resolve, reject) => {
-        this.#retryWaiters.push({ resolve, reject });
-        this.#kick();
-      });
+      await this.#retryInLoop();
       while (this.#flushing) await this.#flushing;
     }
     if (this.#failure) {
