@@ -9,22 +9,41 @@
  * number. That holds under fsync "always" (a batch's messages go out after its
  * records are synced) when recovery repaired nothing; otherwise the node
  * starts a new epoch, and its peers fall back to one full transfer.
+ *
+ * Disk trouble: the storage has a failed state (see storage/engine.ts), which
+ * this object passes on (`failure`, `onStorageStateChange`, `retry`). A
+ * failed node.json write keeps the change in memory and is tried again; no
+ * failure ever makes `close()` throw or keep the LOCK.
  */
 import { dirname, resolve } from 'node:path';
 import { type Change, type Cursor, type NodeConfig } from '@bby/core';
 import { nanoid } from 'nanoid';
-import { CorruptionError, Storage } from './storage/engine.js';
-import { type FileSystem, nodeFileSystem } from './storage/file-system.js';
-import { lockDataDir, LockedError } from './storage/lock.js';
-import { readMeta, writeMeta, type NodeMeta } from './storage/meta.js';
+import { describeDiskError, isDiskError } from './storage/disk-error.js';
+import { CorruptionError, Storage, StorageFailure } from './storage/engine.js';
+import { type FileSystem, nodeFileSystem, pathIn } from './storage/file-system.js';
+import { LOCK_FILE, lockDataDir, LockedError } from './storage/lock.js';
+import { META_FILE, readMeta, writeMeta, type NodeMeta } from './storage/meta.js';
 
-/** Why the data folder cannot be used, in one line naming the fix. */
+/**
+ * Why the data folder cannot be used, in one line: what could not be done,
+ * the folder, the config, the cause in words and the fix.
+ */
 export class DataDirError extends Error {
   override name = 'DataDirError';
+  /** The errno code when a file operation failed (ENOSPC, EACCES, EROFS, ...); undefined for other reasons (a lock held, damage, a wrong id). */
+  readonly code: string | undefined;
+
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code;
+  }
 }
 
 /** How often moved cursors are written to node.json, at most, in milliseconds. */
 export const CURSOR_SAVE_INTERVAL_MS = 1_000;
+
+/** How long after a failed node.json write the next attempt is made, in milliseconds (a full disk is not freed in less). */
+export const META_RETRY_INTERVAL_MS = 5_000;
 
 /** What a node starts from. */
 export interface Recovered {
@@ -42,13 +61,28 @@ export interface Recovered {
   readonly notes: readonly string[];
 }
 
+/** Changes to the peers added at run time, for `Persistence.updatePeers`. */
+export interface PeerChanges {
+  /** Addresses to add (those already there are left where they are). */
+  readonly added?: readonly string[];
+  /** Addresses to forget; an address both added and removed in one call is removed. */
+  readonly removed?: readonly string[];
+}
+
 /** A node's durable state, opened at start. */
 export class Persistence {
   readonly #fs: FileSystem;
+  /** node.json as it should be; written by #writeMetaSoon. Replaced, never mutated, on every change. */
   #meta: NodeMeta | null;
-  #metaWrites: Promise<void> = Promise.resolve();
-  #cursorsDirty = false;
+  /** True while #meta holds a change not yet on disk (waiting, being written, or whose write failed). */
+  #metaDirty = false;
+  /** The node.json write in flight. */
+  #metaWrite: Promise<void> | null = null;
+  /** The write that follows it, not started yet: it takes every change made before it starts. */
+  #nextMetaWrite: Promise<void> | null = null;
   #cursorTimer: NodeJS.Timeout | null = null;
+  #metaRetryTimer: NodeJS.Timeout | null = null;
+  #closing: Promise<string[]> | null = null;
 
   private constructor(
     /** What the node starts from. */
@@ -68,7 +102,9 @@ export class Persistence {
 
   /**
    * Locks and loads the config's dataDir (relative to the config file's
-   * folder). Throws DataDirError.
+   * folder). Throws DataDirError, in one line, whatever went wrong with the
+   * folder: held by another node, damaged, or a disk that is full, read-only
+   * or unwritable (then `code` is the errno code).
    */
   static async open(config: NodeConfig, source: string, options: { repair?: boolean; fs?: FileSystem } = {}): Promise<Persistence> {
     const fs = options.fs ?? nodeFileSystem;
@@ -80,31 +116,33 @@ export class Persistence {
     try {
       await fs.mkdir(dir);
     } catch (error) {
-      throw new DataDirError(`cannot create the data folder ${dir} (config ${source}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; fix "dataDir" or the folder's permissions`);
+      throw startFailure(`cannot create the data folder ${dir}`, source, error);
     }
     let release: () => Promise<void>;
     try {
       release = await lockDataDir(dir, source);
     } catch (error) {
       if (error instanceof LockedError) throw new DataDirError(error.message);
-      throw error;
+      throw startFailure(`cannot take the lock ${pathIn(dir, LOCK_FILE)}`, source, error);
     }
+    let storage: Storage | null = null;
     try {
       let meta: NodeMeta | null;
       try {
         meta = await readMeta(fs, dir);
       } catch (error) {
+        if (isDiskError(error)) throw startFailure(`cannot read ${pathIn(dir, META_FILE)}`, source, error);
         throw new DataDirError((error as Error).message);
       }
       if (meta !== null && config.id !== undefined && meta.id !== config.id) {
         throw new DataDirError(`data folder ${dir} belongs to node ${meta.id}, but ${source} says "id": "${config.id}"; use that node's config, or another dataDir`);
       }
-      let storage: Storage;
       let recovery;
       try {
         ({ storage, recovery } = await Storage.open({ dir, fs, fsync: config.fsync, repair: options.repair ?? false }));
       } catch (error) {
         if (error instanceof CorruptionError) throw new DataDirError(`${error.message} (config ${source})`);
+        if (error instanceof StorageFailure) throw startFailure(`cannot ${error.doing} in the data folder ${dir}`, source, error.cause);
         throw error;
       }
       const changes = recovery.entries.map(({ seq, ...entry }) => ({ entry, seq: seq ?? 0 }));
@@ -115,7 +153,14 @@ export class Persistence {
       const epoch = keepEpoch ? meta!.epoch! : nanoid(12);
       const cursors = durable ? (meta?.cursors ?? {}) : {};
       const next: NodeMeta = { id, peers: meta?.peers ?? [], epoch, cursors };
-      if (meta === null || meta.epoch !== epoch || !durable) await writeMeta(fs, dir, next);
+      if (meta === null || meta.epoch !== epoch || !durable) {
+        try {
+          await writeMeta(fs, dir, next);
+        } catch (error) {
+          if (isDiskError(error)) throw startFailure(`cannot write ${pathIn(dir, META_FILE)}`, source, error);
+          throw error;
+        }
+      }
       const recovered: Recovered = {
         id,
         epoch,
@@ -127,58 +172,174 @@ export class Persistence {
       };
       return new Persistence(recovered, dir, storage, durable, release, next, fs);
     } catch (error) {
-      await release();
+      await storage?.close();
+      await release().catch(() => undefined);
       throw error;
     }
   }
 
-  /** Makes changes durable according to the fsync policy; resolves at once in memory-only mode. */
+  /**
+   * Makes changes durable according to the fsync policy; resolves at once in
+   * memory-only mode. Rejects with StorageFailure when the disk fails, and at
+   * once while the storage is failed; the changes are then kept and written
+   * by a later successful `retry()` (see `Storage.append`).
+   */
   append(changes: readonly Change[]): Promise<void> {
     if (this.storage === null) return Promise.resolve();
     return this.storage.append(changes.map(({ entry, seq }) => ({ ...entry, seq })));
   }
 
-  /** Records a peer added at run time, so that a restarted node dials it again. */
+  /** Why the storage refuses appends, or null when it takes them (always null in memory-only mode). */
+  get failure(): StorageFailure | null {
+    return this.storage?.failure ?? null;
+  }
+
+  /** See `Storage.onStateChange`; never called in memory-only mode. Returns a function that removes the listener. */
+  onStorageStateChange(listener: (failure: StorageFailure | null) => void): () => void {
+    return this.storage?.onStateChange(listener) ?? (() => undefined);
+  }
+
+  /**
+   * Tries the disk again (see `Storage.retry`): true when the storage takes
+   * appends again. Once it does, an unsaved node.json change is written too.
+   * Never rejects.
+   */
+  async retry(): Promise<boolean> {
+    const recovered = this.storage === null ? true : await this.storage.retry();
+    if (recovered && this.#metaDirty && this.#metaWrite === null && this.#nextMetaWrite === null && this.#closing === null) {
+      await this.#writeMetaSoon().catch(() => undefined);
+    }
+    return recovered;
+  }
+
+  /**
+   * Adds and removes peers added at run time, so that a restarted node dials
+   * the same ones. Changes are coalesced: at most one node.json write is in
+   * flight, and every change made meanwhile goes into the one write after
+   * it. Resolves once a write holding this change is durable; rejects with
+   * StorageFailure if that write failed, in which case the change is kept
+   * and written by the next write (another change, a cursor save, a retry
+   * a few seconds later, or close()).
+   */
+  updatePeers(changes: PeerChanges): Promise<void> {
+    if (this.dir === null || this.#meta === null) return Promise.resolve();
+    const removed = new Set(changes.removed ?? []);
+    const peers = [...this.#meta.peers];
+    const known = new Set(peers);
+    for (const address of changes.added ?? []) {
+      if (!known.has(address)) {
+        known.add(address);
+        peers.push(address);
+      }
+    }
+    const kept = removed.size === 0 ? peers : peers.filter((address) => !removed.has(address));
+    const unchanged = kept.length === this.#meta.peers.length && kept.every((address, i) => address === this.#meta!.peers[i]);
+    if (unchanged) {
+      // Already wanted: the write that holds it may still be waiting or running.
+      if (this.#nextMetaWrite ?? this.#metaWrite) return (this.#nextMetaWrite ?? this.#metaWrite)!;
+      return this.#metaDirty ? this.#writeMetaSoon() : Promise.resolve();
+    }
+    this.#meta = { ...this.#meta, peers: kept };
+    this.#metaDirty = true;
+    return this.#writeMetaSoon();
+  }
+
+  /** Records a peer added at run time: `updatePeers({ added: [address] })`. */
   rememberPeer(address: string): Promise<void> {
-    return this.#updateMeta((meta) => (meta.peers.includes(address) ? meta : { ...meta, peers: [...meta.peers, address] }));
+    return this.updatePeers({ added: [address] });
   }
 
   /** Records a moved cursor; written to node.json at most once per CURSOR_SAVE_INTERVAL_MS (a stale cursor is safe). */
   recordCursor(peerId: string, cursor: Cursor): void {
-    if (!this.keepsCursors || this.#meta === null) return;
+    if (!this.keepsCursors || this.#meta === null || this.#closing) return;
     this.#meta = { ...this.#meta, cursors: { ...this.#meta.cursors, [peerId]: cursor } };
-    this.#cursorsDirty = true;
+    this.#metaDirty = true;
     this.#cursorTimer ??= setTimeout(() => {
       this.#cursorTimer = null;
-      void this.#saveCursors();
+      // A failure is kept dirty and tried again (see #writeMetaSoon).
+      this.#writeMetaSoon().catch(() => undefined);
     }, CURSOR_SAVE_INTERVAL_MS);
   }
 
-  /** Flushes and closes the storage, saves the cursors, then releases the lock. */
-  async close(): Promise<void> {
+  /**
+   * Saves node.json if it has unsaved changes, closes the storage (which
+   * tries once more to write what it holds pending), and releases the LOCK,
+   * whatever failed before. Never rejects: resolves to one line per problem
+   * (empty when all went well), for the caller to log.
+   */
+  close(): Promise<string[]> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<string[]> {
+    const problems: string[] = [];
     if (this.#cursorTimer) clearTimeout(this.#cursorTimer);
+    if (this.#metaRetryTimer) clearTimeout(this.#metaRetryTimer);
     this.#cursorTimer = null;
-    await this.#saveCursors();
-    await this.#metaWrites.catch(() => undefined);
-    await this.storage?.close();
-    await this.release();
+    this.#metaRetryTimer = null;
+    try {
+      try {
+        await (this.#nextMetaWrite ?? this.#metaWrite)?.catch(() => undefined);
+        if (this.#metaDirty) await this.#writeMetaSoon();
+      } catch (error) {
+        problems.push(`the last changes of node.json (peers added or removed, cursors) are not saved: ${(error as Error).message}`);
+      }
+      if (this.storage !== null) problems.push(...(await this.storage.close()));
+    } catch (error) {
+      problems.push(`closing the data folder ${this.dir}: ${(error as Error).message}`);
+    } finally {
+      try {
+        await this.release();
+      } catch (error) {
+        const { words, code } = describeDiskError(error);
+        problems.push(`cannot delete ${pathIn(this.dir ?? '.', LOCK_FILE)}: ${words} (${code}); delete it by hand before the next start`);
+      }
+    }
+    return problems;
   }
 
-  #saveCursors(): Promise<void> {
-    if (!this.#cursorsDirty) return this.#metaWrites;
-    this.#cursorsDirty = false;
-    return this.#updateMeta((meta) => meta);
-  }
-
-  #updateMeta(change: (meta: NodeMeta) => NodeMeta): Promise<void> {
+  /**
+   * Writes node.json soon: joins the write that has not started yet, or
+   * starts one after the write in flight. A write takes #meta as it is when
+   * it starts, so changes made while another write runs share one write.
+   */
+  #writeMetaSoon(): Promise<void> {
     if (this.dir === null || this.#meta === null) return Promise.resolve();
+    if (this.#nextMetaWrite) return this.#nextMetaWrite;
     const dir = this.dir;
-    this.#metaWrites = this.#metaWrites
+    const previous = this.#metaWrite ?? Promise.resolve();
+    const write: Promise<void> = previous
       .catch(() => undefined)
       .then(async () => {
-        this.#meta = change(this.#meta!);
-        await writeMeta(this.#fs, dir, this.#meta);
+        this.#nextMetaWrite = null;
+        this.#metaWrite = write;
+        const meta = this.#meta!;
+        try {
+          await writeMeta(this.#fs, dir, meta);
+          if (this.#meta === meta) this.#metaDirty = false;
+        } catch (error) {
+          if (this.#closing === null) {
+            this.#metaRetryTimer ??= setTimeout(() => {
+              this.#metaRetryTimer = null;
+              if (this.#metaDirty && this.#closing === null) this.#writeMetaSoon().catch(() => undefined);
+            }, META_RETRY_INTERVAL_MS);
+            this.#metaRetryTimer.unref();
+          }
+          throw isDiskError(error) ? new StorageFailure(dir, `write ${META_FILE}`, error) : error;
+        } finally {
+          if (this.#metaWrite === write) this.#metaWrite = null;
+        }
       });
-    return this.#metaWrites;
+    // Callers see the rejection; nobody listening must not crash the process.
+    write.catch(() => undefined);
+    this.#nextMetaWrite = write;
+    return write;
   }
+}
+
+/** A DataDirError for a failed file operation at start: `what` names the file or folder. */
+function startFailure(what: string, source: string, error: unknown): DataDirError {
+  const { code, words, fix } = describeDiskError(error);
+  return new DataDirError(`${what} (config ${source}): ${words} (${code}); ${fix}`, { code, cause: error });
 }

@@ -9,6 +9,7 @@ import { LOCK_FILE, LockedError, lockDataDir } from '../src/storage/lock.js';
 import { META_FILE, type NodeMeta, readMeta, writeMeta } from '../src/storage/meta.js';
 import { encodeRecord, LOG_MAGIC, RECORD_HEADER_BYTES, SNAPSHOT_MAGIC } from '../src/storage/record.js';
 import { Crash, MemoryFileSystem } from './support/memory-fs.js';
+import { rejection } from './support/rejection.js';
 
 const DIR = '/data';
 const LOG0 = `${DIR}/log-00000000.bby`;
@@ -38,15 +39,6 @@ async function filled(count: number, options: Partial<StorageOptions> = {}) {
     acked.push(e);
   }
   return { fs, storage, acked };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('memory file system (test support)', () => {
@@ -184,19 +176,22 @@ describe('storage engine', () => {
 
   describe('write failures', () => {
     for (const [kind, code] of [['append', 'ENOSPC'], ['sync', 'EIO']] as const) {
-      it(`a failed ${kind} (${code}) rejects with StorageFailure, and so does every later append`, async () => {
+      it(`a failed ${kind} (${code}) rejects with StorageFailure, and so does every later append until a retry`, async () => {
         const { fs, storage, acked } = await filled(5);
         fs.faults.failEvery = { kind, code };
         const failure = await rejection(storage.append([entry(5)]));
         expect(failure).to.be.instanceOf(StorageFailure);
+        expect(failure).to.include({ code, dir: DIR });
         expect(failure.message).to.include(code).and.include(DIR);
         fs.faults = {};
         for (const e of range(6, 9)) expect(await rejection(storage.append([e]))).to.equal(failure);
         const concurrent = await Promise.allSettled(range(10, 20).map((e) => storage.append([e])));
         expect(concurrent.every((r) => r.status === 'rejected' && r.reason instanceof StorageFailure)).to.equal(true);
-        await storage.close();
-        // What was acknowledged is still there.
+        expect(storage.pendingRecords).to.equal(14);
+        // What was acknowledged is still there; close's last retry writes the refused records after it, in order.
         expect(await recovered(fs.crash())).to.deep.equal(acked);
+        expect(await storage.close()).to.deep.equal([]);
+        expect(await recovered(fs.crash())).to.deep.equal([...acked, ...range(5, 9), ...range(10, 20)]);
       });
     }
 
@@ -492,14 +487,17 @@ describe('storage engine', () => {
       expect(await rejection(storage.append([entry(1)]))).to.be.instanceOf(StorageFailure);
     });
 
-    it('a failure to create the new log (ENOSPC) fails later appends, and keeps what was acknowledged', async () => {
+    it('a failure to create the new log (ENOSPC) rejects the compaction, removes the half-made log, and appends go on in the old one', async () => {
       const { fs, storage, acked } = await filled(4);
       fs.faults.failEvery = { kind: 'append', code: 'ENOSPC' };
-      expect(await rejection(storage.compact(acked))).to.have.property('code', 'ENOSPC');
+      const error = await rejection(storage.compact(acked));
+      expect(error).to.be.instanceOf(StorageFailure).and.include({ code: 'ENOSPC' });
+      expect(storage.failure).to.equal(null);
+      expect(fs.names(DIR)).to.deep.equal(['log-00000000.bby']);
       fs.faults = {};
-      expect(await rejection(storage.append([entry(4)]))).to.be.instanceOf(StorageFailure);
+      await storage.append([entry(4)]);
       await storage.close();
-      expect(await recovered(fs.crash())).to.deep.equal(acked);
+      expect(await recovered(fs.crash())).to.deep.equal([...acked, entry(4)]);
     });
   });
 });

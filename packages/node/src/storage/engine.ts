@@ -17,6 +17,7 @@
  * (`append` resolves) only after it is synced under fsync "always".
  */
 import { type FsyncPolicy } from '@bby/core';
+import { describeDiskError, isDiskError } from './disk-error.js';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
 import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC, type StoredEntry } from './record.js';
 
@@ -51,9 +52,34 @@ export class CorruptionError extends Error {
   }
 }
 
-/** A write or fsync failed: nothing after it can be promised. */
+/**
+ * A write, fsync or truncate in the data folder failed: the storage is in its
+ * failed state (see `Storage.append` and `Storage.retry`), or a compaction or
+ * a start-up step failed. The message is one line: what could not be done,
+ * the folder, the cause in words and the fix.
+ */
 export class StorageFailure extends Error {
   override name = 'StorageFailure';
+  /** The errno code of the cause (ENOSPC, EIO, EDQUOT, EROFS, EMFILE, ...), or EUNKNOWN: stable, for programs. */
+  readonly code: string;
+  /** The cause in words, e.g. "no space left on device". */
+  readonly words: string;
+  /** What to do about it. */
+  readonly fix: string;
+
+  constructor(
+    /** The data folder. */
+    readonly dir: string,
+    /** What could not be done, as in "cannot <doing> in the data folder", e.g. "write to log-00000003.bby". */
+    readonly doing: string,
+    cause: unknown,
+  ) {
+    const problem = describeDiskError(cause);
+    super(`cannot ${doing} in the data folder ${dir}: ${problem.words} (${problem.code}); ${problem.fix}`, { cause });
+    this.code = problem.code;
+    this.words = problem.words;
+    this.fix = problem.fix;
+  }
 }
 
 const LOG_FILE = /^log-(\d{8})\.bby$/;
@@ -69,7 +95,32 @@ export interface Recovery {
   readonly repaired: boolean;
 }
 
-/** An open storage folder. Appends are group-committed: one write and one fsync per batch of concurrent appends. */
+/** Bytes written per call when a retry writes the pending records: no second copy of a large backlog in memory. */
+const RETRY_CHUNK_BYTES = 4 * 1024 * 1024;
+
+type Waiter<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
+
+/** Appends waiting to be written together: one write and one fsync for all. */
+interface Batch {
+  records: Buffer[];
+  waiters: Waiter<void>[];
+}
+
+/**
+ * An open storage folder. Appends are group-committed: one write and one
+ * fsync per batch of concurrent appends.
+ *
+ * Failed state: when a write or fsync of the log fails (ENOSPC, EIO, ...), the
+ * storage keeps every record it could not make durable, in order, in a
+ * pending list, and `append` rejects at once with the StorageFailure, keeping
+ * the new records after them. `retry()` cuts the log back to its last whole
+ * record, writes the pending records and fsyncs; once it succeeds, appends are
+ * accepted again. So the log never holds a torn record before a whole one,
+ * and records reach it in the order they were appended.
+ *
+ * One writer: batches, log switches and retries run one at a time in
+ * #flushLoop; only the fsync of "everysec" runs beside a batch.
+ */
 export class Storage {
   readonly #dir: string;
   readonly #fs: FileSystem;
@@ -77,15 +128,25 @@ export class Storage {
   readonly #compactMinBytes: number;
   #log: AppendFile;
   #generation: number;
+  /** End of the last record known whole in the current log: written, and synced under "always". A retry cuts the log back to it. */
   #logBytes: number;
   #snapshotBytes: number;
-  #queue: { records: Buffer[]; waiters: { resolve: () => void; reject: (error: Error) => void }[] } = { records: [], waiters: [] };
-  #switchWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  #queue: Batch = { records: [], waiters: [] };
+  #switchWaiters: Waiter<boolean>[] = [];
+  #retryWaiters: Waiter<boolean>[] = [];
   #flushing: Promise<void> | null = null;
   #compacting = false;
   #dirty = false;
+  #backgroundSync: Promise<void> | null = null;
   #failure: StorageFailure | null = null;
+  /** Records refused while failed (and the batch that failed), oldest first; written by the next successful retry. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** A half-made log left by a failed switch that could not be removed: it must go before the current log grows again. */
+  #strayLog: string | null = null;
+  readonly #listeners = new Set<(failure: StorageFailure | null) => void>();
   #timer: NodeJS.Timeout | null = null;
+  #closing: Promise<string[]> | null = null;
 
   private constructor(dir: string, fs: FileSystem, fsync: FsyncPolicy, compactMinBytes: number, log: AppendFile, generation: number, logBytes: number, snapshotBytes: number) {
     this.#dir = dir;
@@ -97,18 +158,35 @@ export class Storage {
     this.#logBytes = logBytes;
     this.#snapshotBytes = snapshotBytes;
     if (fsync === 'everysec') {
-      this.#timer = setInterval(() => void this.#syncIfDirty(), 1000);
+      this.#timer = setInterval(() => this.#syncInBackground(), 1000);
       this.#timer.unref();
     }
   }
 
-  /** Opens a folder, recovering what it holds; throws CorruptionError for damage other than a torn tail. */
+  /**
+   * Opens a folder, recovering what it holds. Throws CorruptionError for
+   * damage other than a torn tail, and StorageFailure (naming the step, the
+   * cause in words and the fix) when a file operation fails.
+   */
   static async open(options: StorageOptions): Promise<{ storage: Storage; recovery: Recovery }> {
     const fs = options.fs ?? nodeFileSystem;
     const dir = options.dir;
+    let doing = 'create the folder';
+    try {
+      return await Storage.#open(options, fs, (step) => (doing = step));
+    } catch (error) {
+      if (isDiskError(error)) throw new StorageFailure(dir, doing, error);
+      throw error;
+    }
+  }
+
+  static async #open(options: StorageOptions, fs: FileSystem, step: (doing: string) => void): Promise<{ storage: Storage; recovery: Recovery }> {
+    const dir = options.dir;
     const notes: string[] = [];
     await fs.mkdir(dir);
+    step('list the files');
     const names = await fs.list(dir);
+    step('remove temporary files');
     for (const name of names.filter((n) => n.endsWith('.tmp'))) await fs.remove(pathIn(dir, name));
     const generations = (pattern: RegExp) => names.flatMap((n) => (pattern.exec(n) ? [Number(pattern.exec(n)![1])] : [])).sort((a, b) => a - b);
     const snapshots = generations(SNAPSHOT_FILE);
@@ -120,6 +198,7 @@ export class Storage {
 
     const load = async (name: string, magic: Buffer, last: boolean): Promise<number> => {
       const path = pathIn(dir, name);
+      step(`read ${name}`);
       const data = (await fs.read(path)) ?? new Uint8Array();
       const result = readRecords(data, magic);
       if (result.status === 'ok') {
@@ -128,11 +207,15 @@ export class Storage {
       }
       if (result.status === 'torn' && last) {
         appendAll(entries, result.entries);
+        step(`cut the unreadable tail of ${name}`);
         const file = await fs.openAppend(path);
-        await file.truncate(result.validBytes);
-        await file.sync();
-        await file.close();
-        notes.push(`dropped a torn record of ${result.tornBytes} bytes at the end of ${name} (a crash during a write; that write was never acknowledged)`);
+        try {
+          await file.truncate(result.validBytes);
+          await file.sync();
+        } finally {
+          await file.close().catch(() => undefined);
+        }
+        notes.push(tornTailNote(name, result.tornBytes));
         return result.validBytes;
       }
       const offset = result.status === 'corrupt' ? result.offset : result.validBytes;
@@ -141,6 +224,7 @@ export class Storage {
       const salvaged = salvageRecords(data, magic);
       appendAll(entries, salvaged.entries);
       damaged = true;
+      step(`set ${name} aside`);
       await fs.rename(path, `${path}.damaged`);
       const lost = salvaged.damaged.map((d) => `${d.bytes} bytes at ${d.offset}`).join(', ');
       notes.push(`repaired ${name}: kept ${salvaged.entries.length} intact records, skipped ${lost}; the original is kept as ${name}.damaged`);
@@ -154,6 +238,7 @@ export class Storage {
       logBytes = await load(generationName('log', generation), LOG_MAGIC, generation === replayed.at(-1));
     }
     // Leftovers of a compaction that crashed before its clean-up.
+    step('remove the files of an interrupted compaction');
     for (const g of snapshots.filter((g) => g < snapshotGeneration)) await fs.remove(pathIn(dir, generationName('snapshot', g)));
     for (const g of logs.filter((g) => g < snapshotGeneration)) await fs.remove(pathIn(dir, generationName('log', g)));
 
@@ -162,17 +247,27 @@ export class Storage {
     if (damaged) {
       // Rewrite everything that survived into a fresh snapshot and log.
       generation += 1;
+      step(`write ${generationName('snapshot', generation)} (repair)`);
       snapshotBytes = await writeSnapshot(fs, dir, generation, entries);
+      step(`create ${generationName('log', generation)}`);
       log = await createLog(fs, dir, generation);
       logBytes = LOG_MAGIC.length;
-      for (const name of (await fs.list(dir)).filter((n) => (LOG_FILE.test(n) || SNAPSHOT_FILE.test(n)) && !n.includes(String(generation).padStart(8, '0')))) {
-        await fs.remove(pathIn(dir, name));
+      step('remove the repaired files');
+      try {
+        for (const name of (await fs.list(dir)).filter((n) => (LOG_FILE.test(n) || SNAPSHOT_FILE.test(n)) && !n.includes(String(generation).padStart(8, '0')))) {
+          await fs.remove(pathIn(dir, name));
+        }
+        await fs.syncDir(dir);
+      } catch (error) {
+        await log.close().catch(() => undefined);
+        throw error;
       }
-      await fs.syncDir(dir);
     } else if (replayed.length === 0 || logBytes === 0) {
+      step(`create ${generationName('log', generation)}`);
       log = await createLog(fs, dir, generation);
       logBytes = LOG_MAGIC.length;
     } else {
+      step(`open ${generationName('log', generation)}`);
       log = await fs.openAppend(pathIn(dir, generationName('log', generation)));
     }
     const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes);
@@ -189,155 +284,423 @@ export class Storage {
     return this.#generation;
   }
 
+  /** Why the storage refuses appends, or null when it accepts them. */
+  get failure(): StorageFailure | null {
+    return this.#failure;
+  }
+
+  /** Records kept in memory until a retry writes them (refused appends, and the batch that failed). */
+  get pendingRecords(): number {
+    return this.#pending.length;
+  }
+
+  /** Bytes of the pending records, as they will take in the log. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /**
+   * Calls `listener` when the storage enters the failed state (with the
+   * failure, also when no append saw it: a failed fsync of "everysec"), when
+   * a failed retry finds another cause (with the new failure), and when a
+   * retry succeeds (with null). Returns a function that removes the listener.
+   */
+  onStateChange(listener: (failure: StorageFailure | null) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /**
    * Appends entries. Resolves once they are as durable as the fsync policy
-   * promises; rejects with StorageFailure if a write or fsync failed, after
-   * which every later append fails too.
+   * promises. Rejects with StorageFailure when their write or fsync failed,
+   * and at once while the storage is failed; either way the records are kept,
+   * in order, and written by the next successful `retry()` (before any record
+   * appended after them). A rejected append is therefore not acknowledged,
+   * but it may still reach the disk.
    */
   append(entries: readonly StoredEntry[]): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#failure) {
+      for (const entry of entries) this.#keep(encodeRecord(entry));
+      return Promise.reject(this.#failure);
+    }
     return new Promise((resolve, reject) => {
       for (const entry of entries) this.#queue.records.push(encodeRecord(entry));
       this.#queue.waiters.push({ resolve, reject });
-      this.#flushing ??= this.#flushLoop();
+      this.#kick();
     });
   }
 
-  /** True when the log has grown past the compaction threshold and past the live data (`liveEntries` is asked only then). */
+  /**
+   * Tries the disk again while the storage is failed: cuts the log back to
+   * its last whole record (truncating needs no free space), writes every
+   * pending record in order, and fsyncs. Resolves to true when the storage
+   * accepts appends again (at once if it was not failed), false when the disk
+   * still fails (the cause may have changed: see `failure`). Never rejects.
+   * Records refused while the retry ran are written right after it, still
+   * before anything newer.
+   */
+  retry(): Promise<boolean> {
+    if (this.#failure === null) return Promise.resolve(true);
+    if (this.#closing) return Promise.resolve(false);
+    return this.#retryInLoop();
+  }
+
+  #retryInLoop(): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#retryWaiters.push({ resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /** True when the log has grown past the compaction threshold and past the live data (`liveEntries` is asked only then); never while failed. */
   shouldCompact(liveEntries: () => number): boolean {
     // The cheap test first: this runs after every durable batch.
-    if (this.#logBytes <= this.#compactMinBytes) return false;
+    if (this.#logBytes <= this.#compactMinBytes || this.#failure) return false;
     return this.#logBytes > Math.max(this.#snapshotBytes, liveEntries() * 32);
   }
 
   /**
    * Writes a snapshot of `entries` (the node's whole store, read now) and
    * starts a new log. Appends made while it runs go to the new log. Returns
-   * false when a compaction is already running.
+   * false when a compaction is already running or the storage is failed.
+   * A compaction never makes things worse: if it fails, the files it did not
+   * finish are removed (their space freed) and the files before it stay as
+   * they were; it rejects with StorageFailure (for a disk error).
    */
   async compact(entries: Iterable<StoredEntry>): Promise<boolean> {
-    if (this.#compacting) return false;
+    if (this.#compacting || this.#failure) return false;
     this.#compacting = true;
     try {
       const snapshot = [...entries];
-      const previousGeneration = this.#generation;
       // 1-2. Between two batches of appends: seal the log, move appends to a new one.
-      await new Promise<void>((resolve, reject) => {
+      const switched = await new Promise<boolean>((resolve, reject) => {
         this.#switchWaiters.push({ resolve, reject });
-        this.#flushing ??= this.#flushLoop();
+        this.#kick();
       });
+      if (!switched) return false;
+      const generation = this.#generation;
       // 3. The snapshot of generation g holds everything of the logs before g.
-      this.#snapshotBytes = await writeSnapshot(this.#fs, this.#dir, this.#generation, snapshot);
-      // 4. Older files are now redundant.
-      await this.#fs.remove(pathIn(this.#dir, generationName('log', previousGeneration)));
-      await this.#fs.remove(pathIn(this.#dir, generationName('snapshot', previousGeneration)));
-      await this.#fs.syncDir(this.#dir);
+      try {
+        this.#snapshotBytes = await writeSnapshot(this.#fs, this.#dir, generation, snapshot);
+      } catch (error) {
+        throw this.#asFailure(`write ${generationName('snapshot', generation)}`, error);
+      }
+      // 4. Older files are now redundant (also those left by a compaction that failed).
+      try {
+        for (const name of await this.#fs.list(this.#dir)) {
+          const older = LOG_FILE.exec(name) ?? SNAPSHOT_FILE.exec(name);
+          if (older && Number(older[1]) < generation) await this.#fs.remove(pathIn(this.#dir, name));
+        }
+        await this.#fs.syncDir(this.#dir);
+      } catch (error) {
+        throw this.#asFailure('remove the files before the new snapshot', error);
+      }
       return true;
     } finally {
       this.#compacting = false;
     }
   }
 
-  /** Syncs what is pending and closes the log. */
-  async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    while (this.#flushing) await this.#flushing;
-    if (this.#failure === null) await this.#log.sync().catch(() => undefined);
-    await this.#log.close().catch(() => undefined);
+  /**
+   * Writes what it can and closes the log; never rejects. If the storage is
+   * failed, it tries once more to write the pending records. Resolves to one
+   * line per problem (empty when all went well), e.g. pending records that
+   * are lost because the disk still fails.
+   */
+  close(): Promise<string[]> {
+    this.#closing ??= this.#close();
+    return this.#closing;
   }
 
-  /** Writes queued appends batch by batch, and switches logs between batches when asked. */
+  async #close(): Promise<string[]> {
+    if (this.#timer) clearInterval(this.#timer);
+    const problems: string[] = [];
+    while (this.#flushing || this.#backgroundSync) await (this.#flushing ?? this.#backgroundSync);
+    if (this.#failure) {
+      await this.#retryInLoop();
+      while (this.#flushing) await this.#flushing;
+    }
+    if (this.#failure) {
+      // Leave the log at its last whole record: the next start then finds no torn tail to wonder about.
+      await this.#log.truncate(this.#logBytes).catch(() => undefined);
+      problems.push(`${this.#pending.length} refused ${this.#pending.length === 1 ? 'record' : 'records'} (${this.#pendingBytes} bytes) could not be written and are lost: ${this.#failure.message}`);
+    } else {
+      try {
+        await this.#log.sync();
+      } catch (error) {
+        problems.push(new StorageFailure(this.#dir, `write to ${this.#logName()} (fsync at close)`, error).message);
+      }
+    }
+    await this.#log.close().catch((error: unknown) => problems.push(new StorageFailure(this.#dir, `close ${this.#logName()}`, error).message));
+    return problems;
+  }
+
+  #logName(): string {
+    return generationName('log', this.#generation);
+  }
+
+  #kick(): void {
+    this.#flushing ??= this.#flushLoop();
+  }
+
+  #keep(record: Buffer): void {
+    this.#pending.push(record);
+    this.#pendingBytes += record.length;
+  }
+
+  /** Disk errors become a StorageFailure; anything else (a bug, a simulated crash) goes on as it is. */
+  #asFailure(doing: string, error: unknown): unknown {
+    return isDiskError(error) && !(error instanceof StorageFailure) ? new StorageFailure(this.#dir, doing, error) : error;
+  }
+
+  /** Enters the failed state (or records a new cause): every queued append is refused and kept. */
+  #fail(failure: StorageFailure, failedBatch?: Batch): void {
+    const entering = this.#failure === null;
+    this.#failure ??= failure;
+    // The batch that failed was appended before anything queued or pending now.
+    const refused = [...(failedBatch?.records ?? []), ...this.#queue.records];
+    const waiters = [...(failedBatch?.waiters ?? []), ...this.#queue.waiters];
+    this.#queue = { records: [], waiters: [] };
+    const bytes = refused.reduce((sum, record) => sum + record.length, 0);
+    this.#pending = refused.concat(this.#pending);
+    this.#pendingBytes += bytes;
+    for (const waiter of waiters) waiter.reject(this.#failure);
+    if (entering) this.#tell(this.#failure);
+  }
+
+  #tell(failure: StorageFailure | null): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(failure);
+      } catch {
+        // A listener's bug must not break the storage.
+      }
+    }
+  }
+
+  /** Runs batches, log switches and retries one at a time, switches and retries first. */
   async #flushLoop(): Promise<void> {
     try {
-      while (this.#queue.waiters.length > 0 || this.#switchWaiters.length > 0) {
-        if (this.#switchWaiters.length > 0) {
-          const waiters = this.#switchWaiters.splice(0);
-          try {
-            await this.#switchLog();
-            for (const waiter of waiters) waiter.resolve();
-          } catch (error) {
-            // The old log may not be durable, or a new log may be half made: promise nothing more.
-            this.#failure ??= new StorageFailure(`cannot start a new log in ${this.#dir}: ${(error as Error).message}`);
-            for (const waiter of waiters) waiter.reject(error as Error);
-          }
-          continue;
-        }
-        const batch = this.#queue;
-        this.#queue = { records: [], waiters: [] };
-        try {
-          if (this.#failure) throw this.#failure;
-          const data = Buffer.concat(batch.records);
-          await this.#log.append(data);
-          this.#logBytes += data.length;
-          if (this.#fsync === 'always') await this.#log.sync();
-          else this.#dirty = true;
-          for (const waiter of batch.waiters) waiter.resolve();
-        } catch (error) {
-          this.#failure ??= new StorageFailure(`cannot write to ${this.#dir}: ${(error as Error).message}`);
-          for (const waiter of [...batch.waiters, ...this.#queue.waiters]) waiter.reject(this.#failure);
-          this.#queue = { records: [], waiters: [] };
-        }
+      for (;;) {
+        if (this.#switchWaiters.length > 0) await this.#runSwitch(this.#switchWaiters.splice(0));
+        else if (this.#retryWaiters.length > 0) {
+          const waiters = this.#retryWaiters.splice(0);
+          const recovered = await this.#retryNow();
+          for (const waiter of waiters) waiter.resolve(recovered);
+        } else if (this.#queue.records.length > 0 || this.#queue.waiters.length > 0) await this.#writeBatch();
+        else break;
       }
     } finally {
       this.#flushing = null;
     }
   }
 
+  async #writeBatch(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = { records: [], waiters: [] };
+    if (this.#failure) {
+      this.#fail(this.#failure, batch);
+      return;
+    }
+    const data = Buffer.concat(batch.records);
+    try {
+      await this.#log.append(data);
+    } catch (error) {
+      this.#fail(new StorageFailure(this.#dir, `write to ${this.#logName()}`, error), batch);
+      return;
+    }
+    if (this.#fsync === 'always') {
+      try {
+        await this.#log.sync();
+      } catch (error) {
+        // The bytes were written but may not be on disk (Linux can drop pages it failed to write back):
+        // the batch is not counted as whole, so a retry cuts it off and writes it again.
+        this.#fail(new StorageFailure(this.#dir, `write to ${this.#logName()} (fsync)`, error), batch);
+        return;
+      }
+    } else {
+      this.#dirty = true;
+    }
+    this.#logBytes += data.length;
+    for (const waiter of batch.waiters) waiter.resolve();
+  }
+
+  async #runSwitch(waiters: Waiter<boolean>[]): Promise<void> {
+    if (this.#failure) {
+      for (const waiter of waiters) waiter.resolve(false);
+      return;
+    }
+    try {
+      await this.#switchLog();
+      for (const waiter of waiters) waiter.resolve(true);
+    } catch (error) {
+      for (const waiter of waiters) waiter.reject(error as Error);
+    }
+  }
+
   async #switchLog(): Promise<void> {
-    await this.#log.sync();
+    await this.#backgroundSync;
+    try {
+      await this.#log.sync();
+    } catch (error) {
+      // The old log's last records may not be durable: promise nothing more until a retry.
+      const failure = new StorageFailure(this.#dir, `write to ${this.#logName()} (fsync)`, error);
+      this.#fail(failure);
+      throw isDiskError(error) ? failure : error;
+    }
     const generation = this.#generation + 1;
-    const next = await createLog(this.#fs, this.#dir, generation);
-    await this.#log.close();
+    const name = generationName('log', generation);
+    let next: AppendFile;
+    try {
+      next = await createLog(this.#fs, this.#dir, generation);
+    } catch (error) {
+      // Appends go on in the old log. A half-made newer log must not stay beside it: a torn tail in a
+      // log that is not the newest is corruption at the next start.
+      try {
+        await this.#fs.remove(pathIn(this.#dir, name));
+        await this.#fs.syncDir(this.#dir);
+      } catch (cleanup) {
+        this.#strayLog = pathIn(this.#dir, name);
+        this.#fail(new StorageFailure(this.#dir, `remove ${name}, half made`, cleanup));
+      }
+      throw this.#asFailure(`start ${name}`, error);
+    }
+    await this.#log.close().catch(() => undefined);
     this.#log = next;
     this.#generation = generation;
     this.#logBytes = LOG_MAGIC.length;
     this.#dirty = false;
   }
 
-  async #syncIfDirty(): Promise<void> {
-    if (!this.#dirty || this.#failure) return;
-    this.#dirty = false;
+  /** See `retry()`; runs inside the flush loop. */
+  async #retryNow(): Promise<boolean> {
+    if (this.#failure === null) return true;
+    await this.#backgroundSync;
+    let doing = `remove ${this.#strayLog ?? ''}`;
     try {
+      if (this.#strayLog !== null) {
+        await this.#fs.remove(this.#strayLog);
+        await this.#fs.syncDir(this.#dir);
+        this.#strayLog = null;
+      }
+      // A failed write may have left part of a record at the end: cut it off, so no torn record ends up mid-log.
+      doing = `cut ${this.#logName()} back to its last whole record`;
+      await this.#log.truncate(this.#logBytes);
+      doing = `write to ${this.#logName()}`;
+      let written = 0;
+      let bytes = 0;
+      while (written < this.#pending.length) {
+        const chunk: Buffer[] = [];
+        let chunkBytes = 0;
+        while (written + chunk.length < this.#pending.length && (chunk.length === 0 || chunkBytes < RETRY_CHUNK_BYTES)) {
+          const record = this.#pending[written + chunk.length]!;
+          chunk.push(record);
+          chunkBytes += record.length;
+        }
+        await this.#log.append(Buffer.concat(chunk));
+        written += chunk.length;
+        bytes += chunkBytes;
+      }
+      doing = `write to ${this.#logName()} (fsync)`;
       await this.#log.sync();
+      this.#logBytes += bytes;
+      this.#pending.splice(0, written);
+      this.#pendingBytes -= bytes;
     } catch (error) {
-      this.#failure ??= new StorageFailure(`cannot fsync ${this.#dir}: ${(error as Error).message}`);
+      const failure = new StorageFailure(this.#dir, doing, error);
+      if (failure.code !== this.#failure.code) {
+        this.#failure = failure;
+        this.#tell(failure);
+      }
+      return false;
     }
+    this.#failure = null;
+    this.#dirty = false;
+    // Refused while this retry ran: already answered, still before anything newer.
+    this.#queue = { records: this.#pending.concat(this.#queue.records), waiters: this.#queue.waiters };
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#tell(null);
+    return true;
   }
+
+  /** The fsync of "everysec": beside the batches, but never beside a retry or a close. */
+  #syncInBackground(): void {
+    if (!this.#dirty || this.#failure || this.#backgroundSync || this.#closing) return;
+    this.#dirty = false;
+    const log = this.#log;
+    this.#backgroundSync = log
+      .sync()
+      .catch((error: unknown) => {
+        // Appends acknowledged since the last fsync may not be on disk: refuse more until a retry syncs.
+        if (log === this.#log) this.#fail(new StorageFailure(this.#dir, `write to ${this.#logName()} (fsync)`, error));
+      })
+      .finally(() => {
+        this.#backgroundSync = null;
+      });
+  }
+}
+
+/**
+ * The start-up note for a last log that ends inside a record. Recovery cannot
+ * tell how the tail came to be: a crash during a write leaves one (and that
+ * write was never acknowledged), but so does a file cut short by a copy or a
+ * truncation, which may have taken acknowledged records with it. The note
+ * begins as it always has ("dropped a torn record of N bytes at the end of
+ * FILE"): scripts and tests look for it.
+ */
+export function tornTailNote(name: string, tornBytes: number): string {
+  return (
+    `dropped a torn record of ${tornBytes} bytes at the end of ${name}: the last ${tornBytes} bytes of ${name} could not be read as a whole record. ` +
+    'A crash during a write leaves such a tail, and that write was never acknowledged; ' +
+    'but if the file was cut short instead (copied while the node ran, or truncated), acknowledged writes may be among them, and only the peers can send them back'
+  );
 }
 
 async function createLog(fs: FileSystem, dir: string, generation: number): Promise<AppendFile> {
   const path = pathIn(dir, generationName('log', generation));
   const file = await fs.openAppend(path);
-  await file.truncate(0);
-  await file.append(LOG_MAGIC);
-  await file.sync();
-  await fs.syncDir(dir);
-  return file;
+  try {
+    await file.truncate(0);
+    await file.append(LOG_MAGIC);
+    await file.sync();
+    await fs.syncDir(dir);
+    return file;
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
 }
 
-/** Writes snapshot-g.bby through a temporary file; returns its size. */
+/** Writes snapshot-g.bby through a temporary file; returns its size. On failure the temporary file is removed (its space freed). */
 async function writeSnapshot(fs: FileSystem, dir: string, generation: number, entries: readonly StoredEntry[]): Promise<number> {
   const name = generationName('snapshot', generation);
   const temporary = pathIn(dir, `${name}.tmp`);
   const file = await fs.openAppend(temporary);
-  await file.truncate(0);
   let size = 0;
-  let chunk: Buffer[] = [SNAPSHOT_MAGIC];
-  let chunkBytes = SNAPSHOT_MAGIC.length;
-  for (const entry of entries) {
-    const record = encodeRecord(entry);
-    chunk.push(record);
-    chunkBytes += record.length;
-    if (chunkBytes >= 1024 * 1024) {
-      await file.append(Buffer.concat(chunk));
-      size += chunkBytes;
-      chunk = [];
-      chunkBytes = 0;
+  try {
+    await file.truncate(0);
+    let chunk: Buffer[] = [SNAPSHOT_MAGIC];
+    let chunkBytes = SNAPSHOT_MAGIC.length;
+    for (const entry of entries) {
+      const record = encodeRecord(entry);
+      chunk.push(record);
+      chunkBytes += record.length;
+      if (chunkBytes >= 1024 * 1024) {
+        await file.append(Buffer.concat(chunk));
+        size += chunkBytes;
+        chunk = [];
+        chunkBytes = 0;
+      }
     }
+    await file.append(Buffer.concat(chunk));
+    size += chunkBytes;
+    await file.sync();
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    await fs.remove(temporary).catch(() => undefined);
+    throw error;
   }
-  await file.append(Buffer.concat(chunk));
-  size += chunkBytes;
-  await file.sync();
   await file.close();
   await fs.rename(temporary, pathIn(dir, name));
   await fs.syncDir(dir);

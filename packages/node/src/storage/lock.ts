@@ -24,7 +24,11 @@ export const LOCK_FILE = 'LOCK';
 /** Lock files held by this process: its own pid in a LOCK does not tell a holder from a stale lock. */
 const heldHere = new Set<string>();
 
-/** Takes the folder's lock; returns a function that releases it. Throws LockedError. */
+/**
+ * Takes the folder's lock; returns a function that releases it (and rejects
+ * only if LOCK cannot be deleted). Throws LockedError when another process
+ * holds it, or the file system's error (ENOSPC, EACCES, ...) as it is.
+ */
 export async function lockDataDir(dir: string, source: string): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_FILE);
   const key = resolve(path);
@@ -39,13 +43,23 @@ export async function lockDataDir(dir: string, source: string): Promise<() => Pr
   const mine = `${path}.${process.pid}.new`;
   const aside = `${path}.${process.pid}.stale`;
   for (let attempt = 0; attempt < 3; attempt++) {
-    await writeFile(mine, `${process.pid}\n`);
+    try {
+      await writeFile(mine, `${process.pid}\n`);
+    } catch (error) {
+      // A full disk can create the name and then fail to write the pid: leave nothing behind.
+      await unlink(mine).catch(() => undefined);
+      throw error;
+    }
     try {
       await link(mine, path);
       heldHere.add(key);
       return async () => {
         heldHere.delete(key);
-        await unlink(path).catch(() => undefined);
+        try {
+          await unlink(path);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
       };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

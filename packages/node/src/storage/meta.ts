@@ -45,14 +45,23 @@ export async function readMeta(fs: FileSystem, dir: string): Promise<NodeMeta | 
   return { id: meta.id, peers: meta.peers, ...(epoch === undefined ? {} : { epoch }), ...(Object.keys(cursors).length > 0 ? { cursors } : {}) };
 }
 
-/** Replaces node.json atomically. */
+/**
+ * Replaces node.json atomically. If it fails before the rename, the old
+ * node.json is untouched and the temporary file is removed (its space freed).
+ */
 export async function writeMeta(fs: FileSystem, dir: string, meta: NodeMeta): Promise<void> {
   const path = pathIn(dir, META_FILE);
   const temporary = `${path}.tmp`;
   const file = await fs.openAppend(temporary);
-  await file.truncate(0);
-  await file.append(Buffer.from(`${JSON.stringify(meta, null, 2)}\n`, 'utf8'));
-  await file.sync();
+  try {
+    await file.truncate(0);
+    await file.append(Buffer.from(`${JSON.stringify(meta, null, 2)}\n`, 'utf8'));
+    await file.sync();
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    await fs.remove(temporary).catch(() => undefined);
+    throw error;
+  }
   await file.close();
   await fs.rename(temporary, path);
   await fs.syncDir(dir);

@@ -15,8 +15,14 @@
  *
  * Faults, set on `faults` at any time:
  * - `failAt: {op, code}`: operation number `op` (see `operations`) fails with
- *   an error whose `code` is ENOSPC or EIO, without doing anything.
- * - `failEvery: {kind, code}`: every operation of that kind fails so.
+ *   an error whose `code` is ENOSPC, EIO, EDQUOT, EROFS or EMFILE, without
+ *   doing anything.
+ * - `failEvery: {kind, code}`: every operation of that kind (or of those
+ *   kinds, given a list) fails so.
+ * - `diskBytes: n`: the disk holds n bytes in all (the current bytes of every
+ *   file); an append that does not fit writes the part that fits, as a real
+ *   write does, then fails with ENOSPC. Removing or truncating a file frees
+ *   its bytes.
  * - `crashAt: n`: operation number n throws `Crash` without doing anything,
  *   and so does every later operation (the machine is down): run an
  *   operation with crashAt = 1, 2, ... to stop it at every step, then
@@ -34,7 +40,7 @@ import { posix } from 'node:path';
 import type { AppendFile, FileSystem } from '../../src/storage/file-system.js';
 
 export type OpKind = 'mkdir' | 'list' | 'read' | 'openAppend' | 'rename' | 'remove' | 'syncDir' | 'append' | 'sync' | 'truncate' | 'close';
-export type FaultCode = 'ENOSPC' | 'EIO';
+export type FaultCode = 'ENOSPC' | 'EIO' | 'EDQUOT' | 'EROFS' | 'EMFILE';
 
 /** Thrown by the operation at the crash point and every one after it. */
 export class Crash extends Error {
@@ -43,7 +49,8 @@ export class Crash extends Error {
 
 export interface Faults {
   failAt?: { op: number; code: FaultCode };
-  failEvery?: { kind: OpKind; code: FaultCode };
+  failEvery?: { kind: OpKind | readonly OpKind[]; code: FaultCode };
+  diskBytes?: number;
   crashAt?: number;
 }
 
@@ -81,7 +88,8 @@ export class MemoryFileSystem implements FileSystem {
       throw new Crash(`crash at operation ${this.operations} (${kind} ${what})`);
     }
     if (this.faults.failAt?.op === this.operations) throw fault(this.faults.failAt.code, `${kind} ${what}`);
-    if (this.faults.failEvery?.kind === kind) throw fault(this.faults.failEvery.code, `${kind} ${what}`);
+    const every = this.faults.failEvery;
+    if (every !== undefined && (every.kind === kind || (Array.isArray(every.kind) && every.kind.includes(kind)))) throw fault(every.code, `${kind} ${what}`);
   }
 
   #folder(dir: string): Folder {
@@ -134,8 +142,11 @@ export class MemoryFileSystem implements FileSystem {
     return {
       append: async (data) => {
         live('append');
-        this.#lastAppend = { inode: target, offset: target.current.length, length: data.length };
-        target.current = Buffer.concat([target.current, data]);
+        const room = this.faults.diskBytes === undefined ? Infinity : Math.max(0, this.faults.diskBytes - this.usedBytes());
+        const written = data.length <= room ? data : data.subarray(0, room);
+        this.#lastAppend = { inode: target, offset: target.current.length, length: written.length };
+        target.current = Buffer.concat([target.current, written]);
+        if (written.length < data.length) throw fault('ENOSPC', `append ${path}: ${written.length} of ${data.length} bytes written`);
       },
       sync: async () => {
         live('sync');
@@ -212,6 +223,15 @@ export class MemoryFileSystem implements FileSystem {
     const inode = { current: Buffer.from(data), synced: Buffer.from(data) };
     folder.current.set(posix.basename(path), inode);
     folder.durable.set(posix.basename(path), inode);
+  }
+
+  /** Test helper, not an operation: bytes held by the files of every folder (what `diskBytes` bounds). */
+  usedBytes(): number {
+    const inodes = new Set<Inode>();
+    for (const folder of this.#folders.values()) for (const inode of folder.current.values()) inodes.add(inode);
+    let bytes = 0;
+    for (const inode of inodes) bytes += inode.current.length;
+    return bytes;
   }
 
   /** Test helper, not an operation: names in a folder, sorted. */
