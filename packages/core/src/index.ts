@@ -9,15 +9,15 @@
  * node.get('MonChamp'); // '42'
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, DEFAULT_MAX_CLOCK_SKEW_MS, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
 export { Store, type Change, type MergeResult } from './store.js';
 export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
-export { addressesToLearn, LEARNED_MAX_FAILURES, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_PEER_LIST } from './peer-exchange.js';
+export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
 export { DEFAULT_TIMING, type Timing } from './timing.js';
-export { PeerTable, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
+export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, type LinkAuth, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
 export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';

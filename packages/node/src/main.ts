@@ -57,11 +57,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     const config = await readConfigFile(configPath);
-    node = await startNode(config, {
-      source: configPath,
-      repair,
-      onFatal: () => process.exit(1),
-    });
+    node = await startNode(config, { source: configPath, repair });
     if (stopSignal !== undefined) await node.close().then(() => process.exit(0));
     return undefined;
   } catch (error) {

@@ -19,6 +19,9 @@ export const DIAL_TIMEOUT_MS = 3_000;
 /** How long a stopping node waits for its peers to acknowledge the close, in milliseconds. */
 export const CLOSE_GRACE_MS = 500;
 
+/** How often a node whose disk failed tries it again, in milliseconds. */
+export const DISK_RETRY_INTERVAL_MS = 2_000;
+
 /**
  * Backpressure from the disk to the sockets. The effects of a batch wait,
  * in order, behind the durable appends of the batches before it, so every
@@ -64,8 +67,6 @@ export interface StartOptions {
   readonly fs?: FileSystem;
   /** Periods of heartbeats, anti-entropy and peer exchange (tests shorten them). */
   readonly timing?: Partial<Timing>;
-  /** Called once when the node can no longer keep its promises (a failed write); the node is already closed. */
-  readonly onFatal?: (error: Error) => void;
   /** Backlog bounds, in bytes (tests lower them); see BACKLOG_PAUSE_BYTES. */
   readonly backlog?: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number };
 }
@@ -119,7 +120,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     timing: { ...(config.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.antiEntropyIntervalMs }), ...options.timing },
   });
   const backlog = options.backlog ?? { pauseAboveBytes: BACKLOG_PAUSE_BYTES, resumeBelowBytes: BACKLOG_RESUME_BYTES };
-  const adapter = new Adapter(core, server, persistence, log, options.onFatal, backlog);
+  const adapter = new Adapter(core, server, persistence, log, backlog);
   log('info', `listening on ws://${address} as node ${recovered.id}`);
   if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only');
   else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`);
@@ -156,17 +157,25 @@ class Adapter {
   readonly #pausedLinks = new Set<LinkId>();
   readonly #corked = new Set<Socket>();
   #flushScheduled = false;
-  #failed = false;
+  /** Set once close() began: nothing more is carried out. */
+  #closed = false;
+  /** Retries the disk while it fails (#storageFailed); null while it works. */
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retrying = false;
+  readonly #unsubscribe: () => void;
 
   constructor(
     readonly core: BbyNode,
     readonly server: WebSocketServer,
     readonly persistence: Persistence,
     readonly log: LogSink,
-    readonly onFatal: ((error: Error) => void) | undefined,
     readonly backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number },
   ) {
-    server.on('connection', (socket) => this.#onInbound(socket));
+    server.on('connection', (socket, request) => this.#onInbound(socket, request.socket.remoteAddress));
+    // A failure no append sees (a background fsync under "everysec") must stop the acknowledgements too.
+    this.#unsubscribe = persistence.onStorageStateChange((failure) => {
+      if (failure !== null) this.#storageFailed(failure);
+    });
     this.#timer = setInterval(() => {
       core.tick();
       this.flush();
@@ -192,31 +201,37 @@ class Adapter {
    * write is kept), and batches go out in order.
    */
   flush(): void {
-    if (this.#failed) return;
+    if (this.#closed) return;
     const effects = this.core.takeEffects();
     if (effects.length === 0) return;
     const changes: Change[] = [];
     if (this.persistence.storage !== null) for (const effect of effects) if (effect.type === 'persist') changes.push(effect);
-    if (this.#batchesWaiting === 0 && (changes.length === 0 || this.persistence.storage === null)) {
+    if (this.#batchesWaiting === 0 && changes.length === 0) {
       this.#execute(effects);
       return;
     }
     this.#batchesWaiting++;
-    const bytes = this.persistence.storage === null ? 0 : estimateBytes(changes);
+    const bytes = estimateBytes(changes);
     this.#bytesWaiting += bytes;
     // Frames already read still arrive after the pause: the backlog can pass the bound by one read per socket.
     if (!this.#paused && this.#bytesWaiting > this.backlog.pauseAboveBytes) this.#pauseReading();
-    const durable = this.persistence.append(changes);
-    this.#waiting = Promise.all([this.#waiting, durable]).then(
-      () => {
+    // Settled at once, so that a failure is never an unhandled rejection while earlier batches wait.
+    const durable = this.persistence.append(changes).then(
+      () => null,
+      (error: Error) => error,
+    );
+    // Batches go out in order: each waits for the one before it, and for its own entries.
+    this.#waiting = this.#waiting
+      .then(() => durable)
+      .then((failure) => {
         this.#batchesWaiting--;
         this.#bytesWaiting -= bytes;
         if (this.#paused && this.#bytesWaiting < this.backlog.resumeBelowBytes) this.#resumeReading();
-        this.#execute(effects);
-        this.#maybeCompact();
-      },
-      (error: Error) => this.#fail(error, effects),
-    );
+        if (failure === null) {
+          this.#execute(effects);
+          this.#maybeCompact();
+        } else this.#executeUnkept(effects, failure);
+      });
   }
 
   /** Stops reading every socket: the peers' and clients' frames wait in TCP until the backlog drains. */
@@ -238,6 +253,7 @@ class Adapter {
     const burst = linksWithSeveralFrames(effects);
     // One write callback per link and batch, on its last frame, reports the whole batch written (writes finish in order).
     const written = writtenPerLink(effects);
+    this.#savePeers(effects);
     for (let index = 0; index < effects.length; index++) {
       const effect = effects[index]!;
       switch (effect.type) {
@@ -279,7 +295,8 @@ class Adapter {
           this.persistence.recordCursor(effect.peerId, effect.cursor);
           break;
         case 'peer-added':
-          this.persistence.rememberPeer(effect.address).catch((error: Error) => this.log('warn', `cannot remember peer ${effect.address}: ${error.message}`));
+        case 'peer-removed':
+          // Saved below, in one node.json write for the batch.
           break;
         default: {
           const unknown: never = effect; // a new effect type must be carried out here
@@ -287,6 +304,18 @@ class Adapter {
         }
       }
     }
+  }
+
+  /** Records the peers a batch added or removed, in one node.json write (coalesced with the writes in flight). */
+  #savePeers(effects: readonly Effect[]): void {
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const effect of effects) {
+      if (effect.type === 'peer-added') added.push(effect.address);
+      else if (effect.type === 'peer-removed') removed.push(effect.address);
+    }
+    if (added.length + removed.length === 0) return;
+    this.persistence.updatePeers({ added, removed }).catch((error: Error) => this.log('warn', `cannot save the peers in node.json yet (${error.message}); they are saved with its next write`));
   }
 
   /** Frames of a link left for the kernel (or failed with its socket, which then closes): the core may send it more. */
@@ -321,26 +350,61 @@ class Adapter {
   }
 
   /**
-   * A write or fsync failed: answer every request of the batch with an error,
-   * never with the reply that promised durability, then stop, as PostgreSQL
-   * does: a restart recovers from what is really on disk.
+   * The effects of a batch whose entries could not be made durable: no frame
+   * may promise them. Replies become STORAGE_FAILED errors (a `true` would
+   * promise the write is kept); entries, acknowledgements, the end of a
+   * catch-up and pings (which may vouch with `upTo`) are dropped, and so are
+   * cursor moves; the rest goes out. The entries stay pending in the storage,
+   * written by the retry that succeeds.
    */
-  #fail(error: Error, effects: readonly Effect[]): void {
-    if (this.#failed) return;
-    this.#failed = true;
-    this.log('warn', `${error.message}; stopping: a write that cannot be kept must not be acknowledged`);
-    for (const effect of effects) {
-      if (effect.type !== 'send' || effect.message.type !== 'reply') continue;
-      const socket = this.#sockets.get(effect.link);
-      const answer = { type: 'error', id: effect.message.id, code: 'STORAGE_FAILED', message: `the node could not write to its data folder: ${error.message}` };
-      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(answer));
-    }
-    void this.close().finally(() => this.onFatal?.(error));
+  #executeUnkept(effects: readonly Effect[], error: Error): void {
+    this.#storageFailed(error);
+    const kept = effects.flatMap((effect): Effect[] => {
+      if (effect.type === 'cursor') return [];
+      if (effect.type !== 'send') return [effect];
+      const message = effect.message;
+      if (message.type === 'entries' || message.type === 'ack' || message.type === 'caught-up' || message.type === 'ping') return [];
+      if (message.type !== 'reply') return [effect];
+      const answer: Message = { type: 'error', id: message.id, code: 'STORAGE_FAILED', message: `the node could not write to its data folder: ${error.message}; the write is not acknowledged` };
+      return [{ ...effect, message: answer }];
+    });
+    this.#execute(kept);
   }
 
-  /** Says goodbye on every link (close code 1001), then stops listening. */
+  /** The disk failed (an append, or a background fsync): the core refuses writes until a retry succeeds. */
+  #storageFailed(error: Error): void {
+    this.core.storageFailed(error.message);
+    if (this.#retryTimer === null) {
+      this.log('warn', `${error.message}; writes are refused until it works again, retrying every ${DISK_RETRY_INTERVAL_MS / 1000} s`);
+      this.#retryTimer = setInterval(() => void this.#retryDisk(), DISK_RETRY_INTERVAL_MS);
+    }
+    this.#flushSoon();
+  }
+
+  async #retryDisk(): Promise<void> {
+    if (this.#retrying || this.#closed) return;
+    this.#retrying = true;
+    try {
+      if (await this.persistence.retry()) this.#storageRecovered();
+    } finally {
+      this.#retrying = false;
+    }
+  }
+
+  #storageRecovered(): void {
+    if (this.#retryTimer === null) return;
+    clearInterval(this.#retryTimer);
+    this.#retryTimer = null;
+    this.log('info', 'the data folder can be written again: every pending write is on disk');
+    this.core.storageRecovered();
+    this.flush();
+  }
+
+  /** Says goodbye on every link (close code 1001), then stops listening, and closes the data folder (never throws). */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    if (this.#retryTimer !== null) clearInterval(this.#retryTimer);
+    this.#unsubscribe();
     // A paused socket would not read its peer's answer to the close.
     if (this.#paused) this.#resumeReading();
     const sockets = [...this.#sockets.values()];
@@ -352,11 +416,12 @@ class Adapter {
     clearTimeout(cutOff);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.#waiting;
-    await this.persistence.close();
+    this.#closed = true;
+    for (const problem of await this.persistence.close()) this.log('warn', problem);
   }
 
-  #onInbound(socket: WebSocket): void {
-    this.#wire(this.core.accept(), socket);
+  #onInbound(socket: WebSocket, remote: string | undefined): void {
+    this.#wire(this.core.accept(remote), socket);
   }
 
   #dial(link: LinkId, url: string): void {
