@@ -20,6 +20,9 @@ const FORBIDDEN_MODULES = new Set(
 const FORBIDDEN_GLOBALS = new Set(['setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask']);
 const FORBIDDEN_MEMBERS: Record<string, readonly string[]> = { Date: ['now'], Math: ['random'], performance: ['now'] };
 const FORBIDDEN_OBJECTS = new Set(['process']);
+/** node:crypto is allowed for hashing (HMAC, auth.ts), not for randomness: the core's random bytes are injected. */
+const CRYPTO_MODULES = new Set(['crypto', 'node:crypto']);
+const FORBIDDEN_CRYPTO = new Set(['randomBytes', 'randomFill', 'randomFillSync', 'randomInt', 'randomUUID', 'getRandomValues', 'webcrypto', 'generateKeySync', 'generateKeyPairSync']);
 
 /** True for an identifier that refers to a variable, not a property name or a declared name. */
 function isFreeReference(node: ts.Identifier): boolean {
@@ -42,6 +45,17 @@ export function violations(fileName: string, text: string): string[] {
     // import ... from 'x', export ... from 'x', import x = require('x')
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       if (FORBIDDEN_MODULES.has(node.moduleSpecifier.text)) report(node, `imports ${node.moduleSpecifier.text}`);
+      if (CRYPTO_MODULES.has(node.moduleSpecifier.text)) {
+        const bindings = ts.isImportDeclaration(node) ? node.importClause?.namedBindings : node.exportClause;
+        if (bindings === undefined || ts.isNamespaceImport(bindings) || ts.isNamespaceExport(bindings) || (ts.isImportDeclaration(node) && node.importClause?.name !== undefined)) {
+          report(node, `imports all of ${node.moduleSpecifier.text} (name the hashing functions it uses)`);
+        } else {
+          for (const element of bindings.elements) {
+            const name = (element.propertyName ?? element.name).text;
+            if (FORBIDDEN_CRYPTO.has(name)) report(node, `uses crypto.${name}`);
+          }
+        }
+      }
     }
     if (ts.isExternalModuleReference(node) && ts.isStringLiteral(node.expression) && FORBIDDEN_MODULES.has(node.expression.text)) {
       report(node, `imports ${node.expression.text}`);
@@ -120,6 +134,9 @@ describe('architecture: the core is sans-I/O', () => {
       [`globalThis.setTimeout(run, 1);`, 'uses setTimeout'],
       [`const port = process.env.PORT;`, 'uses process.'],
       [`process.exit(1);`, 'uses process.'],
+      [`import { randomBytes } from 'node:crypto';`, 'uses crypto.randomBytes'],
+      [`import { createHmac, randomUUID as id } from 'crypto';`, 'uses crypto.randomUUID'],
+      [`import * as crypto from 'node:crypto';`, 'imports all of node:crypto (name the hashing functions it uses)'],
     ];
     for (const [line, what] of forbidden) {
       it(`catches ${line}`, () => {
@@ -134,6 +151,7 @@ describe('architecture: the core is sans-I/O', () => {
         `const text = "uses Date.now and process.env";`,
         `const url = 'ws://host:7001';`,
         `import { parseAddress } from './address.js';`,
+        `import { createHmac, timingSafeEqual } from 'node:crypto';`,
         `const options = { now: () => 0, random: () => 0.5 };`,
         `const processed = 1; const processor = { run() {} }; processor.run();`,
         `class Clock { now() { return 0; } } new Clock().now();`,
