@@ -1,0 +1,154 @@
+/**
+ * End to end: the attacks of issue "Bounded under abuse", each against a real
+ * bby-node process over real sockets, each shown to do no harm: the node's
+ * memory stays bounded, a well-behaved client is served meanwhile, or the
+ * abuse is refused cleanly. No assertion depends on the machine's speed: the
+ * well-behaved client only has to be answered within the CLI's usual
+ * timeout, and memory is read from /proc.
+ */
+import { readFile } from 'node:fs/promises';
+import { expect } from 'chai';
+import { WebSocket } from 'ws';
+import { MAX_DIAL_TARGETS } from '@bby/core';
+import { restartNode, startNode, useCleanup, waitFor, type NodeHandle, type NodeStats, type PeerRow } from './support/processes.js';
+
+const log = (line: string) => console.log(`      ${line}`);
+
+/** The resident memory of a process, in MB, from /proc. */
+async function rssMb(node: NodeHandle): Promise<number> {
+  const status = await readFile(`/proc/${node.process.child.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+/** A raw WebSocket to a node, open; the frames it receives are counted (the first 10,000 kept, cut short). */
+async function rawSocket(node: NodeHandle): Promise<{ socket: WebSocket; received: string[]; count: () => number; closed: Promise<number> }> {
+  const socket = new WebSocket(`ws://${node.address}`, { perMessageDeflate: false, maxPayload: 2 * 1024 * 1024 });
+  const received: string[] = [];
+  let count = 0;
+  socket.on('message', (data) => {
+    count++;
+    if (received.length < 10_000) received.push(String(data).slice(0, 200));
+  });
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return { socket, received, count: () => count, closed };
+}
+
+/** The raw TCP socket under a ws client, to stop and start reading it. */
+const tcpOf = (socket: WebSocket) => (socket as unknown as { _socket: import('node:net').Socket })._socket;
+
+/** Polls a well-behaved client's get until `done` says stop; returns how many answers it got. All must come back. */
+async function wellBehaved(node: NodeHandle, done: () => boolean): Promise<number> {
+  let answers = 0;
+  for (let round = 0; round < 2_000 && !done(); round++) {
+    expect(await node.query({ type: 'get', key: 'small' })).to.equal('s');
+    answers++;
+  }
+  return answers;
+}
+
+describe('e2e: bounded under abuse', function () {
+  this.timeout(60_000);
+  useCleanup();
+
+  it('a reader that stops reading while asking for 256 KiB values holds a bounded amount of memory, and is answered in full once it reads', async () => {
+    const node = await startNode({ id: 'slow-target' });
+    const big = 'b'.repeat(256 * 1024 - 2);
+    await node.query({ type: 'set', key: 'big', value: big });
+    await node.query({ type: 'set', key: 'small', value: 's' });
+    const before = await rssMb(node);
+    const { socket, count } = await rawSocket(node);
+    tcpOf(socket).pause();
+    // 400 answers of 256 KiB: 100 MB that an unbounded node would hold in its send buffers.
+    const requests = 400;
+    for (let id = 1; id <= requests; id++) socket.send(JSON.stringify({ type: 'get', id, key: 'big' }));
+    let peak = before;
+    for (let sample = 0; sample < 20; sample++) {
+      peak = Math.max(peak, await rssMb(node));
+      expect(await node.query({ type: 'get', key: 'small' })).to.equal('s');
+    }
+    const stats = await node.query<NodeStats>({ type: 'stats' });
+    log(`RSS ${before.toFixed(0)} MB before, ${peak.toFixed(0)} MB at most while the reader did not read (${requests} answers of 256 KiB asked)`);
+    expect(peak - before).to.be.below(60);
+    expect(stats.slowLinksClosed).to.equal(0);
+    tcpOf(socket).resume();
+    await waitFor(() => count() >= requests, { what: `the slow reader to receive its ${requests} answers`, timeoutMs: 30_000 });
+    expect(socket.readyState).to.equal(WebSocket.OPEN);
+    socket.close();
+  });
+
+  it('a flood of repair requests from a peer streams one repair at a time: memory stays bounded and clients are served', async () => {
+    const node = await startNode({ id: 'repair-target' });
+    await node.query({ type: 'set', key: 'small', value: 's' });
+    const value = 'r'.repeat(100 * 1024);
+    // 40 MB in 400 keys, spread over the 256 buckets.
+    for (let batch = 0; batch < 40; batch++) {
+      await node.query({ type: 'set-many', entries: Array.from({ length: 10 }, (_, i) => ({ key: `k-${batch}-${i}`, value })) });
+    }
+    const before = await rssMb(node);
+    const { socket, count } = await rawSocket(node);
+    socket.send(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'flooder', address: '127.0.0.1:1' }));
+    tcpOf(socket).pause();
+    const all = Array.from({ length: 256 }, (_, i) => i);
+    // Ten whole-store repairs asked at once: 400 MB queued by a node that does not stream them.
+    for (let i = 0; i < 10; i++) socket.send(JSON.stringify({ type: 'bucket-request', buckets: all }));
+    let peak = before;
+    for (let sample = 0; sample < 20; sample++) {
+      peak = Math.max(peak, await rssMb(node));
+      expect(await node.query({ type: 'get', key: 'small' })).to.equal('s');
+    }
+    const stats = await node.query<NodeStats>({ type: 'stats' });
+    log(`RSS ${before.toFixed(0)} MB before, ${peak.toFixed(0)} MB at most with 10 whole-store repairs asked of a 40 MB store; ${stats.repairRequestsMerged} requests merged`);
+    expect(peak - before).to.be.below(60);
+    expect(stats.repairRequestsMerged).to.be.greaterThan(0);
+    tcpOf(socket).resume();
+    await waitFor(() => count() > 2, { what: 'the flooder to receive its repair', timeoutMs: 20_000 });
+    socket.terminate();
+  });
+
+  it('pairs of (set a new key, keys with a limit of 1) are answered a page at a time: a client is served meanwhile', async () => {
+    const node = await startNode({ id: 'keys-target' });
+    await node.query({ type: 'set', key: 'small', value: 's' });
+    for (let batch = 0; batch < 20; batch++) {
+      await node.query({ type: 'set-many', entries: Array.from({ length: 5_000 }, (_, i) => ({ key: `key-${batch}-${i}`, value: 'v' })) });
+    }
+    const { socket, count } = await rawSocket(node);
+    const pairs = 300;
+    for (let i = 0; i < pairs; i++) {
+      socket.send(JSON.stringify({ type: 'set', id: `s${i}`, key: `new-${i}`, value: 'v' }));
+      socket.send(JSON.stringify({ type: 'keys', id: `k${i}`, limit: 1 }));
+    }
+    const served = await wellBehaved(node, () => count() >= 2 * pairs);
+    await waitFor(() => count() >= 2 * pairs, { what: 'every pair to be answered' });
+    log(`${2 * pairs} requests of the amplifier answered on a 100,000-key node while a client got ${served} answers`);
+    const stats = await node.query<NodeStats>({ type: 'stats' });
+    expect(stats.keys).to.equal(100_000 + pairs + 1);
+    socket.close();
+  });
+
+  it(`add-peer past ${MAX_DIAL_TARGETS} addresses is refused naming remove-peer; peers always fits a frame; remove-peer is kept across a restart`, async () => {
+    const node = await startNode({ id: 'dial-target', dataDir: 'dial-data' });
+    // Loopback addresses nobody listens on: every dial is refused at once, and nothing leaves the machine.
+    const { socket } = await rawSocket(node);
+    for (let i = 0; i < MAX_DIAL_TARGETS; i++) socket.send(JSON.stringify({ type: 'add-peer', id: i, address: `127.0.0.${2 + (i >> 8)}:${20_000 + (i & 255)}` }));
+    await waitFor(async () => (await node.query<PeerRow[]>({ type: 'peers' })).length >= MAX_DIAL_TARGETS, { what: `${MAX_DIAL_TARGETS} dial targets` });
+    const refused = await node.bby('add-peer', '127.0.0.9:1');
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.match(/TOO_MANY_PEERS/).and.to.match(/remove-peer/);
+    const listed = await node.bby('peers');
+    expect(listed.code).to.equal(0);
+    expect(listed.stdout.trim().split('\n')).to.have.length(MAX_DIAL_TARGETS + 1);
+    const removed = await node.bby('remove-peer', '127.0.0.2:20000');
+    expect(removed.code).to.equal(0);
+    await node.stop();
+    const again = await restartNode(node);
+    const rows = await again.query<PeerRow[]>({ type: 'peers' });
+    expect(rows.map((r) => r.address)).to.not.include('127.0.0.2:20000');
+    expect(rows).to.have.length(MAX_DIAL_TARGETS - 1);
+    socket.terminate();
+  });
+});
