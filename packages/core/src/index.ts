@@ -19,8 +19,25 @@ export { DEFAULT_TIMING, type Timing } from './timing.js';
 export { PeerTable, type CatchUpStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
 export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
-export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';
-export { parseConfig, DEFAULT_HOST, FSYNC_POLICIES, type FsyncPolicy, type NodeConfig } from './config.js';
+export { formatAddress, isLoopbackHost, isValidPort, isWildcardHost, parseAddress, type PeerAddress } from './address.js';
+export {
+  announcedAddress,
+  checkExposure,
+  CONFIG_FIELDS,
+  connectAddress,
+  DEFAULT_HOST,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  exposureWarnings,
+  FSYNC_POLICIES,
+  MAKE_SECRET_HINT,
+  MAX_SECRET_LENGTH,
+  parseConfig,
+  parseSecretFile,
+  type FsyncPolicy,
+  type NodeConfig,
+  type TlsConfig,
+} from './config.js';
 export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
 export * from './protocol.js';
 export * from './limits.js';
