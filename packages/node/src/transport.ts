@@ -236,3 +236,5 @@ function fileError(field: 'cert' | 'key' | 'ca', file: string, source: string, e
   if (error.code === 'EISDIR') return `${where} is a folder; give the path of a PEM file`;
   return `${where}: cannot read it (${error.code ?? error.message})`;
 }
+
+export { StartError } from './start-error.js';
