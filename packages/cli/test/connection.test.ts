@@ -69,7 +69,7 @@ describe('connection: the client side of authentication', () => {
     { name: 'an impostor whose proof is wrong', options: { config: { secret: SECRET }, behaviour: 'impostor' }, secret: SECRET, failure: 'node-not-proven', exitCode: 2, message: /did not prove it holds the secret of conf\/client\.json/ },
     { name: 'a close with 4011 (authentication required)', options: { config: { secret: SECRET }, behaviour: { closeWith: 4011 } }, secret: SECRET, failure: 'secret-required', exitCode: 2, message: /requires a secret/ },
     { name: 'a close with 4012 (too slow)', options: { config: { secret: SECRET }, behaviour: { closeWith: 4012 } }, secret: SECRET, failure: 'auth-timeout', exitCode: 1, message: /gave up waiting for this client to authenticate; try again$/ },
-    { name: 'HTTP 503 (too many connections)', options: { behaviour: { status503: 'too many connections\n' } }, failure: 'busy', exitCode: 1, message: /cannot take this connection now \(HTTP 503: too many connections\); try again in a moment$/ },
+    { name: 'HTTP 503 (too many connections)', options: { behaviour: { status503: 'too many connections' } }, failure: 'busy', exitCode: 1, message: /cannot take this connection now \(HTTP 503: too many connections\); try again in a moment$/ },
   ];
   for (const c of cases) {
     it(`refuses ${c.name} with one line naming the fix (exit ${c.exitCode})`, async () => {

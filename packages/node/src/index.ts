@@ -8,6 +8,7 @@ export {
   createHttpServer,
   dialUrl,
   HEADERS_TIMEOUT_MS,
+  refuseUpgrade,
   REQUEST_TIMEOUT_MS,
   TLS_HANDSHAKE_TIMEOUT_MS,
   urlScheme,

@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
+import { type Duplex } from 'node:stream';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import { announcedAddress, formatAddress, parseAddress, type NodeConfig } from '@bby/core';
 import { StartError } from './start-error.js';
@@ -119,6 +120,22 @@ export async function createHttpServer(config: NodeConfig, source: string, optio
   server.maxConnections = config.maxConnections + CONNECTION_MARGIN;
   await listen(server, config, source);
   return server;
+}
+
+/**
+ * Answers an upgrade request with an HTTP error instead of a WebSocket, and
+ * closes the socket: for the adapter's 503 while the node loads its data or
+ * past "maxConnections". `reason` is one line of plain text (such as "too many
+ * connections" or "starting: loading its data"); `bby` shows it to the user.
+ */
+export function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+  const body = `${reason.replace(/[\r\n]+/g, ' ')}\n`;
+  const text = http.STATUS_CODES[status] ?? 'Error';
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  // A client that does not read its answer does not hold the socket.
+  setTimeout(() => socket.destroy(), HEADERS_TIMEOUT_MS).unref();
 }
 
 /** Answers an HTTP request that is not a WebSocket upgrade: this port speaks WebSocket only. */

@@ -24,6 +24,7 @@ import {
   HOSTNAME_MISMATCH,
   PEER_WITH_TLS,
   PEER_WITHOUT_TLS,
+  refuseUpgrade,
   TLS_HANDSHAKE_TIMEOUT_MS,
   urlScheme,
   type HttpServer,
@@ -128,6 +129,23 @@ describe('transport: plain', () => {
     expect(response.status).to.equal(426);
     expect(response.headers.get('upgrade')).to.equal('websocket');
     expect(await response.text()).to.include('speaks WebSocket only');
+  });
+
+  it('refuseUpgrade answers an HTTP status with a one-line reason a client can show', async () => {
+    const port = await freePort();
+    const server = await createHttpServer(config({ port }), SOURCE);
+    servers.push(server);
+    server.on('upgrade', (_request, socket) => refuseUpgrade(socket, 503, 'too many connections\r\nX-Forged: header'));
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}`);
+      socket.on('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += String(chunk)));
+        response.on('end', () => resolve({ status: response.statusCode!, body }));
+      });
+      socket.on('error', reject);
+    });
+    expect(answer).to.deep.equal({ status: 503, body: 'too many connections X-Forged: header\n' });
   });
 
   it('caps TCP connections at maxConnections plus a margin, beyond which sockets are closed at once', async () => {

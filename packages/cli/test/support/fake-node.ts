@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { authProof, AUTH_HEADER, AUTH_HEADER_VALUE, findSecret, newNonce, parseConfig, parseIncoming, type AuthTranscript, type NodeConfig, type Request } from '@bby/core';
-import { createHttpServer, type HttpServer } from '@bby/node/transport';
+import { createHttpServer, refuseUpgrade, type HttpServer } from '@bby/node/transport';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 /** How the fake node behaves. */
@@ -59,7 +59,7 @@ export async function startFakeNode(options: FakeNodeOptions): Promise<FakeNode>
   const requests: Request[] = [];
   server.on('upgrade', (request, socket, head) => {
     if (typeof behaviour === 'object' && 'status503' in behaviour) {
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(behaviour.status503)}\r\n\r\n${behaviour.status503}`);
+      refuseUpgrade(socket, 503, behaviour.status503);
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => serve(ws));
