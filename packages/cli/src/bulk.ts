@@ -12,9 +12,10 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
-import { MAX_MESSAGE_BYTES, type Stats } from '@bby/core';
+import { type Stats } from '@bby/core';
 import { WebSocket } from './ws.js';
-import { BbyClient, NodeError, parseResponse, type RequestBody, UnreachableError } from './client.js';
+import { BbyClient, NodeError, parseResponse, type RequestBody } from './client.js';
+import { ConnectionError, type ConnectionTarget, openConnection, printable, UnreachableError } from './connection.js';
 import { ImportInputError, readBatches } from './import-input.js';
 
 /** set-many requests `import` keeps in flight. */
@@ -97,17 +98,10 @@ export class Pipeline {
     this.#timer.unref();
   }
 
-  /** Opens a connection; rejects with UnreachableError. */
-  static connect(url: string, options: { inFlight: number; timeoutMs: number }): Promise<Pipeline> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { handshakeTimeout: options.timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
-      socket.once('open', () => resolve(new Pipeline(url, socket, options.inFlight, options.timeoutMs)));
-      socket.once('error', (error: NodeJS.ErrnoException) => {
-        const reason = error.code === 'ECONNREFUSED' ? 'connection refused' : (error.code ?? error.message);
-        reject(new UnreachableError(url, reason));
-      });
-      socket.on('error', () => undefined);
-    });
+  /** Opens a connection (connection.ts); rejects with UnreachableError or ConnectionError. */
+  static async connect(target: ConnectionTarget | string, options: { inFlight: number; timeoutMs: number }): Promise<Pipeline> {
+    const url = typeof target === 'string' ? target : target.url;
+    return new Pipeline(url, await openConnection(target, options.timeoutMs), options.inFlight, options.timeoutMs);
   }
 
   /**
@@ -204,7 +198,8 @@ export class Pipeline {
 
 /** Options of `importFile`. */
 export interface ImportOptions {
-  readonly url: string;
+  /** The node: a ws:// URL, or a target made from a config by `connectionTarget`. */
+  readonly target: ConnectionTarget | string;
   /** Path of a file, or `-` for standard input. */
   readonly file: string;
   readonly timeoutMs: number;
@@ -244,7 +239,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   });
   readError.catch(() => undefined);
 
-  const pipeline = await Pipeline.connect(options.url, { inFlight: options.inFlight ?? IMPORT_BATCHES_IN_FLIGHT, timeoutMs: options.timeoutMs });
+  const pipeline = await Pipeline.connect(options.target, { inFlight: options.inFlight ?? IMPORT_BATCHES_IN_FLIGHT, timeoutMs: options.timeoutMs });
   const started = Date.now();
   let trues = 0;
   let refused = 0;
@@ -315,7 +310,8 @@ function progressBar(fraction: number, width = 24): string {
 
 /** Options of `exportAll`. */
 export interface ExportOptions {
-  readonly url: string;
+  /** The node: a ws:// URL, or a target made from a config by `connectionTarget`. */
+  readonly target: ConnectionTarget | string;
   readonly timeoutMs: number;
   /** Writes a chunk of output; may wait (backpressure). */
   readonly write: (text: string) => void | Promise<void>;
@@ -325,14 +321,14 @@ export interface ExportOptions {
 
 /** Writes every key and value of the node as JSON lines, in key order; resolves to the number of keys written. */
 export async function exportAll(options: ExportOptions): Promise<number> {
-  const lister = await BbyClient.connect(options.url, options.timeoutMs);
+  const lister = await BbyClient.connect(options.target, options.timeoutMs);
   let keys: string[];
   try {
     keys = await lister.allKeys();
   } finally {
     lister.close();
   }
-  const pipeline = await Pipeline.connect(options.url, { inFlight: options.inFlight ?? EXPORT_IN_FLIGHT, timeoutMs: options.timeoutMs });
+  const pipeline = await Pipeline.connect(options.target, { inFlight: options.inFlight ?? EXPORT_IN_FLIGHT, timeoutMs: options.timeoutMs });
   let chunk = '';
   let written = 0;
   let pendingWrite: void | Promise<void> = undefined;
@@ -381,7 +377,7 @@ export interface BulkOutput {
 
 /** What main.ts knows when it hands over a bulk command. */
 export interface BulkInvocation {
-  readonly url: string;
+  readonly target: ConnectionTarget;
   readonly configPath: string;
   readonly json: boolean;
   readonly timeoutMs: number;
@@ -400,7 +396,7 @@ export async function runBulkCommand(name: 'import' | 'export', args: readonly s
     if (name === 'export') {
       const write = output.outAndWait?.bind(output) ?? ((text: string) => output.out(text));
       try {
-        await exportAll({ url: invocation.url, timeoutMs: invocation.timeoutMs, write, ...(progress ? { reporter: { progress } } : {}) });
+        await exportAll({ target: invocation.target, timeoutMs: invocation.timeoutMs, write, ...(progress ? { reporter: { progress } } : {}) });
       } catch (error) {
         // The reader went away (`bby ... export | head`): not an error of ours.
         if ((error as NodeJS.ErrnoException).code === 'EPIPE') return 0;
@@ -425,7 +421,7 @@ export async function runBulkCommand(name: 'import' | 'export', args: readonly s
       output.out(invocation.json ? `${JSON.stringify(summary)}\n` : `stored ${summary.stored}, identical ${summary.identical}, refused ${summary.refused}\n`);
     };
     try {
-      const summary = await importFile({ url: invocation.url, file: args[0]!, timeoutMs: invocation.timeoutMs, reporter });
+      const summary = await importFile({ target: invocation.target, file: args[0]!, timeoutMs: invocation.timeoutMs, reporter });
       clearProgress();
       printSummary(summary);
       return 0;
@@ -450,8 +446,12 @@ export async function runBulkCommand(name: 'import' | 'export', args: readonly s
       output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${invocation.configPath}\n`);
       return 1;
     }
+    if (error instanceof ConnectionError) {
+      output.err(`bby: ${error.message}\n`);
+      return error.exitCode;
+    }
     if (error instanceof NodeError) {
-      output.err(`bby: the node refused the request: ${error.message} (${error.code})\n`);
+      output.err(`bby: the node refused the request: ${printable(error.message)} (${printable(error.code)})\n`);
       return 2;
     }
     throw error;

@@ -2,22 +2,14 @@
  * A client of one bby node over WebSocket: sends requests, matches replies by
  * id. Used by the `bby` command, the tests and the benchmarks.
  */
-import { MAX_MESSAGE_BYTES, type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
-import { WebSocket } from './ws.js';
+import { type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
+import { type ConnectionTarget, openConnection, UnreachableError } from './connection.js';
+import { type WebSocket } from './ws.js';
+
+export { UnreachableError } from './connection.js';
 
 /** A request without its id; the client numbers requests itself. */
 export type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
-
-/** The node could not be reached, or the connection was lost before the answer. */
-export class UnreachableError extends Error {
-  override name = 'UnreachableError';
-  constructor(
-    readonly url: string,
-    readonly reason: string,
-  ) {
-    super(`cannot reach the node at ${url} (${reason})`);
-  }
-}
 
 /** The node answered with an error message. */
 export class NodeError extends Error {
@@ -73,17 +65,14 @@ export class BbyClient {
     });
   }
 
-  /** Connects to a node's WebSocket URL; rejects with UnreachableError. */
-  static connect(url: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<BbyClient> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
-      socket.once('open', () => resolve(new BbyClient(url, socket, timeoutMs)));
-      socket.once('error', (error: NodeJS.ErrnoException) => {
-        const reason = error.code === 'ECONNREFUSED' ? 'connection refused' : error.code ?? error.message;
-        reject(new UnreachableError(url, reason));
-      });
-      socket.on('error', () => undefined);
-    });
+  /**
+   * Connects to a node: a `ws://` URL, or a target made from a config by
+   * `connectionTarget` (TLS, secret). Rejects with UnreachableError or
+   * ConnectionError (connection.ts).
+   */
+  static async connect(target: ConnectionTarget | string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<BbyClient> {
+    const url = typeof target === 'string' ? target : target.url;
+    return new BbyClient(url, await openConnection(target, timeoutMs), timeoutMs);
   }
 
   /** Sends one request and resolves with its result; rejects with NodeError or UnreachableError. */

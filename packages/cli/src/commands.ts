@@ -2,7 +2,7 @@
  * The commands of `bby`: their names, aliases, arguments, the request each
  * sends, and how each answer is printed.
  */
-import { checkKey, checkValue, parseAddress, type AddPeerResult, type PeerInfo } from '@bby/core';
+import { checkKey, checkValue, parseAddress, type AddPeerResult, type PeerInfo, type RemovePeerResult } from '@bby/core';
 import { type RequestBody } from './client.js';
 
 /** One command of the CLI. */
@@ -13,8 +13,8 @@ export interface Command {
   readonly summary: string;
   /** Builds the request; throws an Error whose message is a usage problem. */
   request(args: readonly string[]): RequestBody;
-  /** Text printed on stdout for a result (without --json). */
-  format(result: unknown): string;
+  /** Text printed on stdout for a result (without --json); `omitted` counts the rows the node left out (`peers`). */
+  format(result: unknown, omitted?: number): string;
 }
 
 const lines = (items: readonly string[]) => items.map((item) => `${item}\n`).join('');
@@ -58,7 +58,7 @@ export const COMMANDS: readonly Command[] = [
     args: [],
     summary: "list the node's peers: address, id, direction, state",
     request: () => ({ type: 'peers' }),
-    format: (result) => formatPeers(result as PeerInfo[]),
+    format: (result, omitted) => `${formatPeers(result as PeerInfo[])}${omitted !== undefined && omitted > 0 ? `... and ${omitted} more\n` : ''}`,
   },
   {
     name: 'add-peer',
@@ -73,6 +73,18 @@ export const COMMANDS: readonly Command[] = [
         : r.retrying
           ? `not connected to ${r.address} yet (${r.error ?? 'unknown error'}); the node keeps retrying\n`
           : `not connected to ${r.address} (${r.error ?? 'unknown error'})\n`;
+    },
+  },
+  {
+    name: 'remove-peer',
+    aliases: ['removePeer'],
+    args: ['HOST:PORT'],
+    summary: 'make the node stop dialing HOST:PORT and forget it (a peer of its config file comes back at its next start)',
+    request: ([address]) => ({ type: 'remove-peer', address: parseAddress(address!).address }),
+    format: (result) => {
+      const r = result as RemovePeerResult;
+      const note = r.note === undefined ? '' : ` (${r.note})`;
+      return r.removed ? `removed ${r.address}: the node no longer dials it${note}\n` : `${r.address} was not dialed by the node: nothing to remove${note}\n`;
     },
   },
   {

@@ -1,17 +1,27 @@
 /**
  * bby: `bby [--json] [--timeout MS] <configFile> <command> [args...]`.
- * Exit codes: 0 when the node answered, 1 when it could not be reached or did
- * not answer in time, 2 for usage, config and request errors.
+ * Exit codes: 0 when the node answered, 1 when it could not be reached, did
+ * not answer in time or is busy, 2 for usage, config and request errors and
+ * for a connection the config cannot make (secret, TLS), 3 for `set --acks`
+ * not acknowledged in time.
+ *
+ * Warnings about the config's files (a secret file other users can read) go
+ * to stderr as `bby: warning: ...` and do not change the exit code: the
+ * answer on stdout stays as it is for scripts.
  */
-import { BbyError, ConfigError, formatAddress, MAX_ACK_TIMEOUT_MS } from '@bby/core';
+import { BbyError, ConfigError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
 // The config reader alone: the package's index would load the whole server, which costs every command about 0.1 s.
 import { readConfigFile } from '@bby/node/config-file';
-import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody, UnreachableError } from './client.js';
+import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody } from './client.js';
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand } from './commands.js';
+import { ConnectionError, type ConnectionTarget, connectionTarget, printable, UnreachableError } from './connection.js';
 
 /** The first line of the usage text, also printed after a usage error. */
 const SYNOPSIS = 'usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]';
+
+/** Width of the command column of `bby --help`: the longest command and its arguments. */
+const COMMAND_COLUMN_WIDTH = Math.max(...[...COMMANDS, ...BULK_COMMANDS].map((c) => [c.name, ...c.args].join(' ').length));
 
 /** The text of `bby --help`. */
 export const USAGE = `${SYNOPSIS}
@@ -19,7 +29,7 @@ export const USAGE = `${SYNOPSIS}
 Sends one command to the node that <configFile> describes and prints its answer.
 
 Commands:
-${[...COMMANDS, ...BULK_COMMANDS].map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(20)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
+${[...COMMANDS, ...BULK_COMMANDS].map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(COMMAND_COLUMN_WIDTH)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
 
 Options:
   --json         print the answer as JSON
@@ -36,8 +46,16 @@ Examples:
   bby examples/node1.json export > backup.jsonl
   bby examples/node2.json import backup.jsonl
 
-Exit codes: 0 the node answered, 1 the node cannot be reached, 2 usage or request
-error, 3 set --acks was not acknowledged by enough nodes in time.`;
+The config's "secret" (or "clientSecret", "clientSecretFile", ...) and "tls"
+are used to connect: bby connects to "advertise" when the config has one,
+else to "host" (127.0.0.1 for 0.0.0.0). See docs/security.md.
+
+Exit codes: 0 the node answered; 1 the node cannot be reached, did not answer
+in time, or is busy (HTTP 503: starting, too many connections): try again;
+2 usage, config or request error, or the config cannot connect (wrong or
+missing secret, the node has no secret but the config has one, TLS on one
+side only, certificate not trusted); 3 set --acks was not acknowledged by
+enough nodes in time.`;
 
 class UsageError extends Error {}
 
@@ -143,10 +161,10 @@ export async function main(argv: readonly string[], output: Output = processOutp
     }
     throw error;
   }
-  let url: string;
+  let target: ConnectionTarget;
   try {
-    const config = await readConfigFile(configPath);
-    url = `ws://${formatAddress(connectHost(config.host), config.port)}`;
+    const config = await readConfigFile(configPath, { onWarning: (message) => output.err(`bby: warning: ${message}\n`) });
+    target = await connectionTarget(config, configPath);
   } catch (error) {
     if (error instanceof ConfigError) {
       output.err(`bby: ${error.message}\n`);
@@ -154,31 +172,44 @@ export async function main(argv: readonly string[], output: Output = processOutp
     }
     throw error;
   }
-  if (bulk !== undefined) return runBulkCommand(bulk.name, args, { url, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
+  if (bulk !== undefined) return runBulkCommand(bulk.name, args, { target, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
   if (invocation.acks !== undefined && command!.name !== 'set') return usageError('--acks goes with set only');
   let client: BbyClient | undefined;
   try {
-    client = await BbyClient.connect(url, invocation.timeoutMs);
+    client = await BbyClient.connect(target, invocation.timeoutMs);
     let result: unknown;
+    let omitted: number | undefined;
     if (command!.name === 'keys') result = await client.allKeys();
     else if (invocation.acks !== undefined) {
       // The node gives up a little before this client does, so that its count arrives.
       const timeoutMs = Math.max(1, Math.min(invocation.timeoutMs - 250, MAX_ACK_TIMEOUT_MS));
       result = (await client.requestReply({ ...body!, acks: invocation.acks, timeoutMs } as RequestBody, invocation.timeoutMs + 1000)).result;
-    } else result = await client.request(body!);
-    output.out(invocation.json ? `${JSON.stringify(result)}\n` : command!.format(result));
+    } else {
+      const reply = await client.requestReply(body!);
+      result = reply.result;
+      omitted = reply.omitted;
+    }
+    if (invocation.json) {
+      output.out(`${JSON.stringify(result)}\n`);
+      // stdout stays one JSON value; the count of rows left out goes beside it.
+      if (omitted !== undefined && omitted > 0) output.err(`bby: ... and ${omitted} more (left out of the answer to fit one message)\n`);
+    } else output.out(command!.format(result, omitted));
     return 0;
   } catch (error) {
     if (error instanceof UnreachableError) {
       output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${configPath}\n`);
       return 1;
     }
+    if (error instanceof ConnectionError) {
+      output.err(`bby: ${error.message}\n`);
+      return error.exitCode;
+    }
     if (error instanceof NodeError && error.code === 'ACK_TIMEOUT') {
       output.err(`bby: not acknowledged by enough nodes in time: ${error.message}\n`);
       return 3;
     }
     if (error instanceof NodeError) {
-      output.err(`bby: the node refused the request: ${error.message} (${error.code})\n`);
+      output.err(`bby: the node refused the request: ${printable(error.message)} (${printable(error.code)})\n`);
       return 2;
     }
     throw error;
@@ -187,9 +218,3 @@ export async function main(argv: readonly string[], output: Output = processOutp
   }
 }
 
-/** A node listening on every interface is reached on loopback. */
-function connectHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
-}

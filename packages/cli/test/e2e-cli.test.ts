@@ -194,10 +194,12 @@ describe('e2e: the bby CLI', function () {
         const result = await runBbyArgs([flag]);
         expect(result.code, flag).to.equal(0);
         expect(result.stderr, flag).to.equal('');
-        for (const command of ['set KEY VALUE', 'get KEY', 'keys', 'peers', 'add-peer HOST:PORT', 'stats']) {
+        for (const command of ['set KEY VALUE', 'get KEY', 'keys', 'peers', 'add-peer HOST:PORT', 'remove-peer HOST:PORT', 'stats']) {
           expect(result.stdout, `${flag} lists ${command}`).to.match(new RegExp(`^  ${escape(command)}\\s`, 'm'));
         }
-        expect(result.stdout).to.include('alias: getPeers').and.to.include('alias: addPeer');
+        expect(result.stdout).to.include('alias: getPeers').and.to.include('alias: addPeer').and.to.include('alias: removePeer');
+        // The exit codes of refused connections are documented.
+        expect(result.stdout).to.match(/1 the node cannot be reached, did not answer\s+in time, or is busy/).and.to.match(/2 usage, config or request error, or the config cannot connect/);
       }
     });
   });

@@ -9,7 +9,7 @@
  * node.get('MonChamp'); // '42'
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, DEFAULT_MAX_CLOCK_SKEW_MS, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
 export { Store, type Change, type MergeResult } from './store.js';
@@ -20,8 +20,25 @@ export { DEFAULT_TIMING, type Timing } from './timing.js';
 export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, type LinkAuth, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
 export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
-export { formatAddress, isValidPort, parseAddress, type PeerAddress } from './address.js';
-export { parseConfig, DEFAULT_HOST, FSYNC_POLICIES, type FsyncPolicy, type NodeConfig } from './config.js';
+export { formatAddress, isLoopbackHost, isValidPort, isWildcardHost, parseAddress, type PeerAddress } from './address.js';
+export {
+  announcedAddress,
+  checkExposure,
+  CONFIG_FIELDS,
+  connectAddress,
+  DEFAULT_HOST,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  exposureWarnings,
+  FSYNC_POLICIES,
+  MAKE_SECRET_HINT,
+  MAX_SECRET_LENGTH,
+  parseConfig,
+  parseSecretFile,
+  type FsyncPolicy,
+  type NodeConfig,
+  type TlsConfig,
+} from './config.js';
 export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
 export * from './protocol.js';
 export * from './limits.js';

@@ -41,6 +41,7 @@ import {
   type IncomingMessage,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
 import { BUCKET_COUNT } from './digest.js';
 import { frameLength, MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from './flow-control.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
@@ -113,9 +114,6 @@ export interface NodeOptions {
   /** Entries stamped further than this ahead of this node's clock are refused, in milliseconds (default DEFAULT_MAX_CLOCK_SKEW_MS). */
   readonly maxClockSkewMs?: number;
 }
-
-/** Default of `maxClockSkewMs`: a member whose clock is a minute ahead cannot make its writes win everywhere. */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 
 /** An inbound connection that sends nothing (no request, no hello) for this long is closed, in milliseconds. */
 export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { BbyError, formatAddress, isValidPort, parseAddress } from '../src/index.js';
+import { BbyError, formatAddress, isLoopbackHost, isValidPort, isWildcardHost, parseAddress } from '../src/index.js';
 
 function addressError(text: string): BbyError {
   try {
@@ -30,8 +30,12 @@ describe('peer addresses', () => {
   });
 
   it('refuses other schemes and names the one it got', () => {
-    expect(addressError('http://localhost:7000').message).to.include('only ws:// is supported, not http://');
-    addressError('wss://localhost:7000');
+    expect(addressError('http://localhost:7000').message).to.include('only ws:// and wss:// are supported, not http://');
+    addressError('https://localhost:7000');
+  });
+
+  it('accepts wss:// and keeps the address only: the config\'s "tls" decides the scheme', () => {
+    expect(parseAddress('wss://10.0.0.2:7002/')).to.deep.equal({ host: '10.0.0.2', port: 7002, address: '10.0.0.2:7002', url: 'ws://10.0.0.2:7002' });
   });
 
   it('refuses a missing port', () => {
@@ -67,5 +71,19 @@ describe('peer addresses', () => {
   it('knows a valid port', () => {
     expect([1, 80, 65535].map(isValidPort)).to.deep.equal([true, true, true]);
     expect([0, 65536, 1.5, -1, NaN, '80', null].map(isValidPort)).to.deep.equal([false, false, false, false, false, false, false]);
+  });
+
+  it('knows loopback hosts in every spelling, and nothing else', () => {
+    for (const host of ['127.0.0.1', '127.255.0.9', 'localhost', 'LOCALHOST', '::1', '[::1]', '0:0:0:0:0:0:0:1', '0::1', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+      expect(isLoopbackHost(host), host).to.equal(true);
+    }
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', '127.0.0', '127.0.0.256', 'localhost.example', 'my-localhost', '::2', '1::1', '::ffff:10.0.0.1', 'fe80::1', '']) {
+      expect(isLoopbackHost(host), host).to.equal(false);
+    }
+  });
+
+  it('knows the wildcard hosts, which nobody can dial', () => {
+    for (const host of ['0.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0', '::0', '::ffff:0.0.0.0']) expect(isWildcardHost(host), host).to.equal(true);
+    for (const host of ['127.0.0.1', '::1', '10.0.0.0', 'node', '0.0.0.1', '1::']) expect(isWildcardHost(host), host).to.equal(false);
   });
 });

@@ -1,6 +1,22 @@
 /** @bby/node: runs a bby core on real sockets. */
-export { readConfigFile } from './config-file.js';
-export { describeSocketError } from './describe-error.js';
+export { readConfigFile, MAX_SECRET_FILE_BYTES, type ReadConfigOptions } from './config-file.js';
+export { describeSocketError, describeTlsError, CERTIFICATE_NOT_TRUSTED, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from './describe-error.js';
+export {
+  clientTlsOptions,
+  CONNECTION_MARGIN,
+  CONNECTIONS_CHECK_INTERVAL_MS,
+  createHttpServer,
+  dialUrl,
+  HEADERS_TIMEOUT_MS,
+  refuseUpgrade,
+  REQUEST_TIMEOUT_MS,
+  TLS_HANDSHAKE_TIMEOUT_MS,
+  urlScheme,
+  type ClientTlsOptions,
+  type CreateServerOptions,
+  type HttpServer,
+  type UrlScheme,
+} from './transport.js';
 export { CLOSE_GRACE_MS, consoleLog, DIAL_TIMEOUT_MS, startNode, StartError, TICK_INTERVAL_MS, type LogSink, type RunningNode, type StartOptions } from './node-server.js';
 export { main } from './main.js';
 export { Persistence, DataDirError } from './persistence.js';

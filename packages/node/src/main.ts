@@ -1,12 +1,13 @@
 /**
  * bby-node: `bby-node <configFile>` runs one node until SIGINT or SIGTERM.
  * Exit codes: 0 after a clean stop, 1 when the node cannot start or run,
- * 2 for usage and config errors.
+ * 2 for usage and config errors (an exposed node without a secret included).
  */
 import { parseArgs } from 'node:util';
-import { ConfigError } from '@bby/core';
+import { checkExposure, ConfigError, exposureWarnings } from '@bby/core';
 import { readConfigFile } from './config-file.js';
 import { consoleLog, type RunningNode, StartError, startNode } from './node-server.js';
+import { StartError as TransportStartError } from './start-error.js';
 
 const USAGE = `usage: bby-node [--repair] <configFile>
 
@@ -17,7 +18,17 @@ Config fields: port (required), host (default 127.0.0.1),
 peers (["host:port", ...]), id (default: generated),
 dataDir (folder for the log; default: memory only),
 fsync ("always" (default), "everysec" or "no"; see docs/storage.md),
-antiEntropyIntervalMs (default 10000), peerExchange (default true).
+antiEntropyIntervalMs (default 10000), peerExchange (default true),
+maxClockSkewMs (default 60000), maxConnections (default 1000).
+
+Security (docs/security.md): secret or secretFile (the members' secret,
+16 to 1024 characters, or a list: the first is presented, all accepted;
+make one with: openssl rand -hex 32), clientSecret or clientSecretFile
+(for clients only), tls ({"cert": ..., "key": ..., "ca": ...}: listen and
+dial with wss://; scripts/make-certs.sh makes them), advertise ("host:port"
+the other nodes dial; needed with host 0.0.0.0 or ::), insecure (true to
+run on a non-loopback host without a secret). Paths are relative to the
+config file. A node whose host is not loopback needs a secret.
 
 Options:
   --repair    start even if the data folder is damaged, keeping every
@@ -56,7 +67,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
-    const config = await readConfigFile(configPath);
+    const config = await readConfigFile(configPath, { onWarning: (message) => consoleLog('warn', message) });
+    checkExposure(config, configPath);
+    for (const warning of exposureWarnings(config, configPath)) consoleLog('warn', warning);
     node = await startNode(config, { source: configPath, repair });
     if (stopSignal !== undefined) await node.close().then(() => process.exit(0));
     return undefined;
@@ -65,7 +78,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       process.stderr.write(`bby-node: ${error.message}\n`);
       return 2;
     }
-    if (error instanceof StartError) {
+    if (error instanceof StartError || error instanceof TransportStartError) {
       process.stderr.write(`bby-node: ${error.message}\n`);
       return 1;
     }

@@ -17,7 +17,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { BbyClient, type RequestBody } from '../../src/client.js';
+import { type ConnectionTarget, connectionTarget } from '../../src/connection.js';
 import { type PeerInfo, type Stats } from '@bby/core';
+import { readConfigFile } from '@bby/node/config-file';
 
 // --- paths -----------------------------------------------------------------
 
@@ -223,6 +225,7 @@ process.once('exit', () => {
 export async function cleanup(): Promise<void> {
   for (const client of clients) client.close();
   clients.clear();
+  targets.clear();
   await Promise.all([...live].map((p) => p.stop('SIGTERM')));
   await Promise.all([...tempDirs].map((dir) => rm(dir, { recursive: true, force: true })));
   tempDirs.clear();
@@ -309,6 +312,8 @@ export interface ConfigSpec {
   readonly omitId?: boolean;
   /** Written as "peerExchange" when given: false keeps the topology the test wires. */
   readonly peerExchange?: boolean;
+  /** More fields written as they are ("secret", "tls", "host", ...). */
+  readonly extra?: Readonly<Record<string, unknown>>;
 }
 
 /** A config file written to disk. */
@@ -331,6 +336,7 @@ export async function writeConfig(spec: ConfigSpec): Promise<NodeConfigFile> {
   if (spec.dataDir !== undefined) content['dataDir'] = spec.dataDir;
   if (spec.fsync !== undefined) content['fsync'] = spec.fsync;
   if (spec.peerExchange !== undefined) content['peerExchange'] = spec.peerExchange;
+  Object.assign(content, spec.extra ?? {});
   const path = await writeTestFile(spec.file ?? `${spec.id}.json`, content);
   return {
     id: spec.id,
@@ -385,24 +391,34 @@ export function spawnNode(args: readonly string[], label = `bby-node ${args.join
   return new TrackedProcess(label, process.execPath, [BBY_NODE_BIN, ...args]);
 }
 
+/** Connection targets (URL, TLS, secret) of the nodes started here, by address, for in-process clients. */
+const targets = new Map<string, ConnectionTarget>();
+
+/** How the CLI reaches the node of a config file: its TLS and secret included. */
+export async function targetOf(path: string): Promise<ConnectionTarget> {
+  return connectionTarget(await readConfigFile(path), path);
+}
+
 /**
- * Starts a `bby-node` and waits (bounded) for its `listening on ws://...` line.
+ * Starts a `bby-node` and waits (bounded) for its `listening on ws://...` (or wss://) line.
  * Takes a config spec (written to a temp file with a free port) or a config file already written.
  */
 export async function startNode(config: ConfigSpec | NodeConfigFile, options: StartNodeOptions = {}): Promise<NodeHandle> {
   const written = 'path' in config ? configOf(config) : await writeConfig(config);
   const args = options.args ?? [];
   const proc = spawnNode([...args, written.path], `bby-node ${[...args, ''].join(' ')}${written.id} (${written.address})`);
-  const match = await proc.waitForOutput(/listening on ws:\/\/(\S+) as node (\S+)/, NODE_START_TIMEOUT_MS);
+  const match = await proc.waitForOutput(/listening on wss?:\/\/(\S+) as node (\S+)/, NODE_START_TIMEOUT_MS);
   if (match[1] !== written.address || (!written.omitId && match[2] !== written.id)) {
     throw new Error(`${proc.label} announced ${match[0]}, expected ws://${written.address} as node ${written.omitId ? '(any id)' : written.id}`);
   }
+  const target = await targetOf(written.path);
+  targets.set(written.address, target);
   // Without "id" in the file, the node's id is the one it announced.
   const file: NodeConfigFile = written.omitId ? { ...written, id: match[2]! } : written;
   let client: BbyClient | undefined;
   const query = async <T>(body: RequestBody): Promise<T> => {
     if (client === undefined) {
-      client = await BbyClient.connect(`ws://${file.address}`, 5_000);
+      client = await BbyClient.connect(target, 5_000);
       clients.add(client);
     }
     try {
@@ -440,7 +456,7 @@ export function restartNode(node: NodeConfigFile, options: StartNodeOptions = {}
 
 /** Connects an in-process client to a node; the connection is closed after the test. */
 export async function connectClient(address: string, timeoutMs = 5_000): Promise<BbyClient> {
-  const client = await BbyClient.connect(`ws://${address}`, timeoutMs);
+  const client = await BbyClient.connect(targets.get(address) ?? `ws://${address}`, timeoutMs);
   clients.add(client);
   return client;
 }

@@ -1,0 +1,243 @@
+/**
+ * Opening a connection to a node, for every client of the CLI package
+ * (BbyClient, the bulk Pipeline): ws:// or wss:// with the config's CA, then,
+ * when the config has a secret, the client side of the handshake of
+ * docs/protocol.md:
+ *
+ *   upgrade answered with `x-bby-auth: hmac-sha256` (AUTH_HEADER)
+ *   <- challenge {nodeId, nonce}
+ *   -> auth {role: "client", nonce, proof}
+ *   <- authenticated {proof}        checked with proofMatches
+ *
+ * The connection is handed over only once the node has proved it holds the
+ * secret too: the protocol would let requests follow `auth` at once, but
+ * then a key and value could reach a listener that is not the node (one
+ * round trip is the price, paid once per connection).
+ *
+ * Every way this can fail becomes one line naming the fix: a ConnectionError
+ * (the config and the node disagree, or the node is busy) or an
+ * UnreachableError (nothing answered).
+ */
+import { randomBytes } from 'node:crypto';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, authProof, ConfigError, connectAddress, MAX_MESSAGE_BYTES, newNonce, parseIncoming, proofMatches, type AuthTranscript, type NodeConfig } from '@bby/core';
+import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from '@bby/node/describe-error';
+import { type ClientTlsOptions } from '@bby/node/transport';
+import { WebSocket } from './ws.js';
+
+/** Where and how to connect: made from a config by `connectionTarget`, or just a URL (a node without secret or TLS). */
+export interface ConnectionTarget {
+  /** `ws://host:port` or `wss://host:port`. */
+  readonly url: string;
+  /** TLS options for wss:// (the CA); `clientTlsOptions` of @bby/node. */
+  readonly tls?: ClientTlsOptions;
+  /** The secret this client presents; without it, a node that requires one is refused with a clear message. */
+  readonly secret?: string;
+  /** The config file, named in messages ("the config" when absent). */
+  readonly configPath?: string;
+}
+
+/** The node could not be reached, or the connection was lost before the answer. bby exits 1. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError';
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach the node at ${url} (${reason})`);
+  }
+}
+
+/** Why a connection was refused; see ConnectionError. */
+export type ConnectionFailure =
+  | 'wrong-secret'
+  | 'secret-required'
+  | 'node-without-secret'
+  | 'unknown-auth'
+  | 'node-not-proven'
+  | 'auth-timeout'
+  | 'node-speaks-tls'
+  | 'node-without-tls'
+  | 'certificate-not-trusted'
+  | 'hostname-mismatch'
+  | 'tls-failed'
+  | 'busy'
+  | 'refused';
+
+/** Failures that a retry may cure (the node is busy, or starting): bby exits 1 for them, 2 for the others. */
+const TRANSIENT: ReadonlySet<ConnectionFailure> = new Set(['busy', 'auth-timeout']);
+
+/** The node answered, but this config cannot talk to it (or not now). The message is one line that names the fix. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+  constructor(
+    readonly failure: ConnectionFailure,
+    readonly url: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** bby's exit code: 1 when trying again later may work, 2 when the config or the node must change. */
+  get exitCode(): 1 | 2 {
+    return TRANSIENT.has(this.failure) ? 1 : 2;
+  }
+}
+
+/** Characters of an HTTP error body shown to the user. */
+const MAX_BODY_SHOWN = 200;
+
+/**
+ * How `bby` reaches the node of `config`: its "advertise" address (the one a
+ * certificate names) or its host (loopback for 0.0.0.0 and ::), wss:// with
+ * the config's CA when it has "tls" (the node's `clientTlsOptions`), and the
+ * secret clients present: `clientSecrets[0] ?? secrets[0]`. Throws
+ * ConfigError when "tls"."ca" cannot be read or is not PEM.
+ */
+export async function connectionTarget(config: NodeConfig, configPath: string): Promise<ConnectionTarget> {
+  const secret = config.clientSecrets[0] ?? config.secrets[0];
+  const common = { ...(secret === undefined ? {} : { secret }), configPath };
+  if (config.tls === undefined) return { url: `ws://${connectAddress(config)}`, ...common };
+  // Loaded only for a TLS config: every other command starts about 10 ms sooner.
+  const transport = await import('@bby/node/transport');
+  try {
+    return { url: `${transport.urlScheme(config)}://${connectAddress(config)}`, tls: transport.clientTlsOptions(config, configPath), ...common };
+  } catch (error) {
+    if (error instanceof transport.StartError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Opens a WebSocket to a node and authenticates when the target has a secret;
+ * resolves once requests may be sent. Rejects with UnreachableError when
+ * nothing answers within `timeoutMs`, ConnectionError when the node refuses.
+ */
+export function openConnection(target: ConnectionTarget | string, timeoutMs: number): Promise<WebSocket> {
+  const { url, tls = {}, secret, configPath = 'the config' } = typeof target === 'string' ? ({ url: target } as ConnectionTarget) : target;
+  const refused = (failure: ConnectionFailure, message: string) => new ConnectionError(failure, url, message);
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, ...tls });
+    let settled = false;
+    let authScheme: string | undefined;
+    let transcript: AuthTranscript | undefined;
+
+    const timer = setTimeout(() => fail(new UnreachableError(url, `no answer within ${timeoutMs} ms`)), timeoutMs);
+    const finish = () => {
+      settled = true;
+      clearTimeout(timer);
+      socket.off('message', onMessage);
+      socket.off('close', onClose);
+    };
+    const fail = (error: Error) => {
+      if (settled) return;
+      finish();
+      socket.terminate();
+      reject(error);
+    };
+    const succeed = () => {
+      if (settled) return;
+      finish();
+      resolve(socket);
+    };
+
+    // The socket's later errors are reported by its 'close' to whoever uses it.
+    socket.on('error', (error: NodeJS.ErrnoException) => fail(describeFailure(error)));
+    socket.on('upgrade', (response) => {
+      const value = response.headers[AUTH_HEADER];
+      authScheme = Array.isArray(value) ? value.join(',') : value;
+    });
+    socket.on('unexpected-response', (request, response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (body.length < MAX_BODY_SHOWN * 4) body += chunk;
+      });
+      response.on('error', () => undefined);
+      response.on('end', () => {
+        request.destroy();
+        fail(describeResponse(response.statusCode ?? 0, String(response.headers.upgrade ?? ''), body));
+      });
+    });
+    socket.once('open', () => {
+      if (authScheme === undefined) {
+        if (secret === undefined) succeed();
+        else fail(refused('node-without-secret', `the node at ${url} runs without a secret but ${configPath} has one, so bby cannot tell it is the right node: restart the node with this config (bby-node ${configPath})`));
+        return;
+      }
+      if (authScheme !== AUTH_HEADER_VALUE) {
+        fail(refused('unknown-auth', `the node at ${url} asks for authentication ${JSON.stringify(printable(authScheme))}, which this bby does not know: run the same bby version on both`));
+      } else if (secret === undefined) fail(secretRequired());
+      // Otherwise the node's challenge comes next.
+    });
+
+    const onMessage = (data: unknown) => {
+      const parsed = parseIncoming(String(data));
+      if (!parsed.ok) return fail(refused('node-not-proven', `the node at ${url} sent something other than the handshake (${parsed.error.message}): is it a bby node of the same version?`));
+      const message = parsed.message;
+      if (message.type === 'error') {
+        if (message.code === 'AUTH_FAILED') return fail(wrongSecret());
+        if (message.code === 'AUTH_REQUIRED') return fail(secretRequired());
+        return fail(refused('refused', `the node at ${url} refused the connection: ${printable(message.message)} (${printable(message.code)})`));
+      }
+      if (secret === undefined || authScheme === undefined) return;
+      if (message.type === 'challenge' && transcript === undefined) {
+        const nonce = newNonce(randomBytes);
+        transcript = { role: 'client', acceptorId: message.nodeId, initiatorId: '', acceptorNonce: message.nonce, initiatorNonce: nonce };
+        socket.send(JSON.stringify({ type: 'auth', role: 'client', nonce, proof: authProof(secret, 'initiator', transcript) }));
+        return;
+      }
+      if (message.type === 'authenticated' && transcript !== undefined) {
+        if (proofMatches(authProof(secret, 'acceptor', transcript), message.proof)) succeed();
+        else fail(refused('node-not-proven', `the node at ${url} did not prove it holds the secret of ${configPath}: it may not be the node you meant; check "host", "port" and "advertise" in ${configPath}`));
+        return;
+      }
+      fail(refused('node-not-proven', `the node at ${url} sent ${JSON.stringify(message.type)} instead of the handshake: is it a bby node of the same version?`));
+    };
+    const onClose = (code: number, reason: Buffer) => {
+      if (code === 4010) fail(wrongSecret());
+      else if (code === 4011) fail(secretRequired());
+      else if (code === 4012) fail(refused('auth-timeout', `the node at ${url} gave up waiting for this client to authenticate; try again`));
+      else if (code === 4013) fail(refused('refused', `the node at ${url} refused this client a peer's message (FORBIDDEN)`));
+      else fail(new UnreachableError(url, `the node closed the connection: ${reason.length > 0 ? printable(reason.toString()) : `code ${code}`}`));
+    };
+    socket.on('message', onMessage);
+    socket.on('close', onClose);
+
+    function wrongSecret(): ConnectionError {
+      return refused('wrong-secret', `the node at ${url} refused the secret of ${configPath} (AUTH_FAILED): put the node's "clientSecret" (or its "secret") in ${configPath}`);
+    }
+    function secretRequired(): ConnectionError {
+      return refused('secret-required', `the node at ${url} requires a secret and ${configPath} has none: add the node's "clientSecret" (or "secret") to ${configPath}`);
+    }
+    function describeFailure(error: NodeJS.ErrnoException): Error {
+      const tlsPhrase = describeTlsError(error);
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      if (tlsPhrase === PEER_WITHOUT_TLS) {
+        return refused('node-without-tls', `the node at ${url} does not speak TLS but ${configPath} has "tls": remove "tls" from ${configPath}, or restart the node with this config (bby-node ${configPath})`);
+      }
+      if (tlsPhrase === CERTIFICATE_NOT_TRUSTED) {
+        const fix = tls.ca === undefined ? `set "tls"."ca" in ${configPath} to the CA that signed the nodes' certificates` : `"tls"."ca" of ${configPath} must be the CA that signed the nodes' certificates`;
+        return refused('certificate-not-trusted', `the node at ${url} has a certificate not signed by a CA this config trusts: ${fix} (docs/security.md)`);
+      }
+      if (tlsPhrase === HOSTNAME_MISMATCH) {
+        return refused('hostname-mismatch', `the certificate of the node at ${url} does not name ${host}: connect to an address it names ("advertise" in ${configPath}), or make its certificate for ${host} (scripts/make-certs.sh)`);
+      }
+      if (tlsPhrase !== undefined && tlsPhrase !== PEER_WITH_TLS) return refused('tls-failed', `TLS with the node at ${url} failed: ${tlsPhrase}`);
+      return new UnreachableError(url, describeSocketError(error));
+    }
+    function describeResponse(status: number, upgrade: string, body: string): Error {
+      if (status === 426 && /\bTLS\b/i.test(upgrade)) {
+        return refused('node-speaks-tls', `the node at ${url} speaks TLS and ${configPath} has no "tls": add "tls": {"ca": "ca.pem"} to ${configPath}, with the CA that signed the nodes' certificates (docs/security.md)`);
+      }
+      const why = printable(body.split('\n')[0]!.trim()).slice(0, MAX_BODY_SHOWN);
+      if (status === 503) return refused('busy', `the node at ${url} cannot take this connection now (HTTP 503${why === '' ? '' : `: ${why}`}); try again in a moment`);
+      return refused('refused', `the node at ${url} refused the WebSocket connection (HTTP ${status}${why === '' ? '' : `: ${why}`}): is it a bby node?`);
+    }
+  });
+}
+
+/** Text from the network made safe to print on one line: control characters escaped. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
