@@ -134,7 +134,8 @@ export type Effect =
   | { readonly type: 'persist'; readonly entry: Entry; readonly seq: number }
   /** This node's cursor into a peer's change feed moved: keep it with the node's state (a stale one is safe). */
   | { readonly type: 'cursor'; readonly peerId: string; readonly cursor: Cursor }
-  | { readonly type: 'dial'; readonly link: LinkId; readonly address: string; readonly url: string }
+  /** Open a connection to `address` (host:port; ws:// or wss:// as the adapter's transport says), then report `opened` or `closed`. */
+  | { readonly type: 'dial'; readonly link: LinkId; readonly address: string }
   | { readonly type: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string }
   /** A client added a peer at run time: keep its address with the node's state. */
   | { readonly type: 'peer-added'; readonly address: string }
@@ -451,11 +452,11 @@ class Node implements BbyNode {
   }
 
   #addTarget(text: string, source: TargetSource): string {
-    const { address, url } = parseAddress(text);
+    const { address } = parseAddress(text);
     if (this.#table.target(address) === undefined && this.#table.targetTotal >= MAX_DIAL_TARGETS) {
       throw new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`);
     }
-    if (this.#table.addTarget(address, url, source, this.#now())) this.#dialDue();
+    if (this.#table.addTarget(address, source, this.#now())) this.#dialDue();
     return address;
   }
 
@@ -1067,7 +1068,7 @@ class Node implements BbyNode {
     for (const target of this.#table.dueTargets(this.#now())) {
       const link = this.#table.open('outbound', this.#now());
       target.link = link.id;
-      this.#effects.push({ type: 'dial', link: link.id, address: target.address, url: target.url });
+      this.#effects.push({ type: 'dial', link: link.id, address: target.address });
     }
   }
 
@@ -1297,24 +1298,27 @@ class Node implements BbyNode {
       existing.source = 'added';
       this.#effects.push({ type: 'peer-added', address });
     }
+    if (existing === undefined && this.#table.targetTotal >= MAX_DIAL_TARGETS) {
+      return this.#reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
+    }
+    // Connected already, through its link or one the peer dialed (one link per pair): nothing to wait for.
     const existingLink = existing?.link == null ? undefined : this.#table.link(existing.link);
-    if (existing !== undefined && existingLink?.role === 'peer') {
-      return this.#reply(link.id, id, { address, connected: true, id: existing.peerId, retrying: false } satisfies AddPeerResult);
+    const connected = existingLink?.role === 'peer' ? existingLink : (this.#table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#table.peerLink(existing.peerId)));
+    if (existing === undefined) {
+      this.#effects.push({ type: 'peer-added', address });
+      this.#addTarget(address, 'added');
+      this.#log('info', `added peer ${address} at a client's request`);
+    }
+    if (connected !== undefined) {
+      const target = this.#table.target(address);
+      if (target !== undefined) target.peerId ??= connected.peerId;
+      return this.#reply(link.id, id, { address, connected: true, id: connected.peerId, retrying: false } satisfies AddPeerResult);
     }
 
     const waiters = this.#addPeerWaiters.get(address) ?? [];
     waiters.push({ link: link.id, id });
     this.#addPeerWaiters.set(address, waiters);
-    if (existing === undefined) {
-      if (this.#table.targetTotal >= MAX_DIAL_TARGETS) {
-        this.#addPeerWaiters.set(address, waiters.slice(0, -1));
-        if (waiters.length === 1) this.#addPeerWaiters.delete(address);
-        return this.#reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
-      }
-      this.#effects.push({ type: 'peer-added', address });
-      this.#addTarget(address, 'added');
-      this.#log('info', `added peer ${address} at a client's request`);
-    } else if (existing.link === null) {
+    if (existing !== undefined && existing.link === null) {
       // Asked explicitly: dial now rather than at the end of the backoff.
       existing.nextDialAtMs = this.#now();
       this.#dialDue();

@@ -103,7 +103,6 @@ export interface DialTarget {
   readonly address: string;
   /** Where it comes from; a learnt address becomes `added` when a client asks for it. */
   source: TargetSource;
-  readonly url: string;
   /** The link of the current attempt or connection, if any. */
   link: LinkId | null;
   /** Id of the node last seen at this address. */
@@ -171,9 +170,9 @@ export class PeerTable {
   }
 
   /** Adds a dial target; returns false when it was already there. The caller keeps within MAX_DIAL_TARGETS. */
-  addTarget(address: string, url: string, source: TargetSource, nowMs: number): boolean {
+  addTarget(address: string, source: TargetSource, nowMs: number): boolean {
     if (this.#targets.has(address)) return false;
-    this.#targets.set(address, { address, source, url, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });
+    this.#targets.set(address, { address, source, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });
     return true;
   }
 

@@ -262,6 +262,19 @@ describe('links: one per pair', () => {
     expect(b.get('k')).to.equal('v');
   });
 
+  it('add-peer of a node that is connected through the link it dialed answers connected at once, without a second link', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    cluster.addNode('b', { peers: ['a'] });
+    cluster.stabilize();
+    const client = cluster.client('a');
+    expect(client.request({ type: 'add-peer', address: 'sim-b:1' })).to.deep.include({ result: { address: 'sim-b:1', connected: true, id: 'b', retrying: false } });
+    cluster.advance(2_000);
+    expect(cluster.openWires).to.equal(2);
+    expect(a.peers()).to.deep.equal([{ address: 'sim-b:1', id: 'b', direction: 'inbound', connected: true }]);
+    expect(cluster.peersAdded.get('a')).to.deep.equal(['sim-b:1']);
+  });
+
   it('a full mesh of three lists each peer once on every node, and stays that way', () => {
     const cluster = new Cluster();
     const a = cluster.addNode('a', { peers: ['b', 'c'] });

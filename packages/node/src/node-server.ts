@@ -3,12 +3,19 @@
  * dials what the core asks for, turns socket events into core events, and
  * carries out the core's effects. It holds no replication logic of its own.
  */
-import { type BbyNode, type Change, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
+import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, type Change, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
+import { randomBytes } from 'node:crypto';
+import { type IncomingMessage } from 'node:http';
 import { type Socket } from 'node:net';
+import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
 import { DataDirError, Persistence } from './persistence.js';
+import { StartError } from './start-error.js';
 import { type FileSystem } from './storage/file-system.js';
+import { type ClientTlsOptions, clientTlsOptions, createHttpServer, dialUrl, type HttpServer, refuseUpgrade, urlScheme } from './transport.js';
+
+export { StartError } from './start-error.js';
 
 /** How often the core is ticked to dial peers whose retry time has come, in milliseconds. */
 export const TICK_INTERVAL_MS = 100;
@@ -80,21 +87,27 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-/** Why a node could not start, in one line naming the fix. */
-export class StartError extends Error {
-  override name = 'StartError';
-}
-
 /** Prints `HH:MM:SS.mmm level message`. */
 export const consoleLog: LogSink = (level, message) => {
   const line = `${new Date().toISOString().slice(11, 23)} ${level} ${message}\n`;
   (level === 'warn' ? process.stderr : process.stdout).write(line);
 };
 
-/** Listens on the config's host and port, loads the dataDir, then dials the peers. */
+/**
+ * Listens on the config's host and port, loads the dataDir, then dials the
+ * peers. It listens first, so that a port in use is said at once; until the
+ * data is loaded, upgrades are answered 503 (a client never hangs on a node
+ * that is starting).
+ */
 export async function startNode(config: NodeConfig, options: StartOptions): Promise<RunningNode> {
   const log = options.log ?? consoleLog;
-  const server = await listen(config, options.source);
+  const tls = clientTlsOptions(config, options.source);
+  const server = await createHttpServer(config, options.source, { onWarning: (message) => log('warn', message) });
+  let adapter: Adapter | undefined;
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (adapter === undefined) refuseUpgrade(socket, 503, 'starting: loading its data; try again in a moment');
+    else adapter.upgrade(request, socket, head);
+  });
   let persistence: Persistence;
   try {
     persistence = await Persistence.open(config, options.source, { repair: options.repair ?? false, ...(options.fs ? { fs: options.fs } : {}) });
@@ -109,10 +122,14 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
   const peers = [...config.peers, ...recovered.addedPeers];
   const core = createNode({
     id: recovered.id,
-    address,
+    address: announcedAddress(config) ?? '',
     peers,
     now: Date.now,
     random: Math.random,
+    randomBytes,
+    secrets: config.secrets,
+    clientSecrets: config.clientSecrets,
+    maxClockSkewMs: config.maxClockSkewMs,
     epoch: recovered.epoch,
     changes: recovered.changes,
     cursors: recovered.cursors,
@@ -120,27 +137,13 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     timing: { ...(config.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.antiEntropyIntervalMs }), ...options.timing },
   });
   const backlog = options.backlog ?? { pauseAboveBytes: BACKLOG_PAUSE_BYTES, resumeBelowBytes: BACKLOG_RESUME_BYTES };
-  const adapter = new Adapter(core, server, persistence, log, backlog);
-  log('info', `listening on ws://${address} as node ${recovered.id}`);
+  adapter = new Adapter(core, config, server, tls, persistence, log, backlog);
+  log('info', `listening on ${urlScheme(config)}://${address} as node ${recovered.id}${config.secrets.length > 0 ? ' (members authenticate with the secret)' : ''}`);
   if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only');
   else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`);
   adapter.flush();
-  return { id: recovered.id, address, core, close: () => adapter.close() };
-}
-
-function listen(config: NodeConfig, source: string): Promise<WebSocketServer> {
-  return new Promise((resolve, reject) => {
-    const server = new WebSocketServer({ host: config.host, port: config.port, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
-    const where = `port ${config.port} on ${config.host}`;
-    server.once('listening', () => resolve(server));
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      server.close();
-      if (error.code === 'EADDRINUSE') reject(new StartError(`${where} is already in use (config ${source}): another node, maybe started with the same config, is running; stop it or change "port"`));
-      else if (error.code === 'EACCES') reject(new StartError(`permission denied to listen on ${where} (config ${source}): choose a port above 1023`));
-      else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') reject(new StartError(`cannot listen on ${where} (config ${source}): "${config.host}" is not an address of this machine; use "127.0.0.1"`));
-      else reject(new StartError(`cannot listen on ${where} (config ${source}): ${error.message}`));
-    });
-  });
+  const running = adapter;
+  return { id: recovered.id, address, core, close: () => running.close() };
 }
 
 class Adapter {
@@ -157,21 +160,30 @@ class Adapter {
   readonly #pausedLinks = new Set<LinkId>();
   readonly #corked = new Set<Socket>();
   #flushScheduled = false;
-  /** Set once close() began: nothing more is carried out. */
+  /** Set once close() began: no new connection is taken. */
+  #closing = false;
+  /** Set once close() closed the sockets: nothing more is carried out. */
   #closed = false;
   /** Retries the disk while it fails (#storageFailed); null while it works. */
   #retryTimer: NodeJS.Timeout | null = null;
   #retrying = false;
   readonly #unsubscribe: () => void;
 
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+  /** Inbound WebSockets open now, against "maxConnections". */
+  #inbound = 0;
+
   constructor(
     readonly core: BbyNode,
-    readonly server: WebSocketServer,
+    readonly config: NodeConfig,
+    readonly server: HttpServer,
+    readonly tls: ClientTlsOptions,
     readonly persistence: Persistence,
     readonly log: LogSink,
     readonly backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number },
   ) {
-    server.on('connection', (socket, request) => this.#onInbound(socket, request.socket.remoteAddress));
+    // Before the first frame, so that a client knows at once whether the node expects a secret (docs/protocol.md).
+    if (config.secrets.length > 0) this.#wss.on('headers', (headers) => headers.push(`${AUTH_HEADER}: ${AUTH_HEADER_VALUE}`));
     // A failure no append sees (a background fsync under "everysec") must stop the acknowledgements too.
     this.#unsubscribe = persistence.onStorageStateChange((failure) => {
       if (failure !== null) this.#storageFailed(failure);
@@ -279,7 +291,7 @@ class Adapter {
           if (!this.#paused) this.#sockets.get(effect.link)?.resume();
           break;
         case 'dial':
-          this.#dial(effect.link, effect.url);
+          this.#dial(effect.link, effect.address);
           break;
         case 'close':
           this.#sockets.get(effect.link)?.close(effect.code, effect.reason);
@@ -402,6 +414,7 @@ class Adapter {
 
   /** Says goodbye on every link (close code 1001), then stops listening, and closes the data folder (never throws). */
   async close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#timer);
     if (this.#retryTimer !== null) clearInterval(this.#retryTimer);
     this.#unsubscribe();
@@ -414,18 +427,30 @@ class Adapter {
     const cutOff = setTimeout(() => sockets.forEach((socket) => socket.terminate()), CLOSE_GRACE_MS);
     await Promise.all(closed);
     clearTimeout(cutOff);
+    // Connections still in their HTTP upgrade (or being refused) would hold close() for their timeout.
+    this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.#waiting;
     this.#closed = true;
     for (const problem of await this.persistence.close()) this.log('warn', problem);
   }
 
-  #onInbound(socket: WebSocket, remote: string | undefined): void {
-    this.#wire(this.core.accept(remote), socket);
+  /** An HTTP upgrade request: a WebSocket, unless "maxConnections" are open already (then 503, which bby shows). */
+  upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#closing) return refuseUpgrade(socket, 503, 'shutting down');
+    if (this.#inbound >= this.config.maxConnections) {
+      return refuseUpgrade(socket, 503, `too many connections (this node takes ${this.config.maxConnections}, its "maxConnections"); try again later`);
+    }
+    this.#inbound++;
+    this.#wss.handleUpgrade(request, socket, head, (websocket) => {
+      websocket.once('close', () => this.#inbound--);
+      this.#wire(this.core.accept(request.socket.remoteAddress), websocket);
+      this.flush();
+    });
   }
 
-  #dial(link: LinkId, url: string): void {
-    const socket = new WebSocket(url, { handshakeTimeout: DIAL_TIMEOUT_MS, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+  #dial(link: LinkId, address: string): void {
+    const socket = new WebSocket(dialUrl(this.config, address), { handshakeTimeout: DIAL_TIMEOUT_MS, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, ...this.tls });
     socket.once('open', () => {
       if (this.#paused) socket.pause();
       this.core.opened(link);
