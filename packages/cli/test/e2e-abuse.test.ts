@@ -7,10 +7,11 @@
  * timeout, and memory is read from /proc.
  */
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
 import { MAX_DIAL_TARGETS } from '@bby/core';
-import { restartNode, startNode, useCleanup, waitFor, type NodeHandle, type NodeStats, type PeerRow } from './support/processes.js';
+import { restartNode, spawnNode, startNode, useCleanup, waitFor, writeConfig, writeConfigWith, type NodeHandle, type NodeStats, type PeerRow } from './support/processes.js';
 
 const log = (line: string) => console.log(`      ${line}`);
 
@@ -152,3 +153,75 @@ describe('e2e: bounded under abuse', function () {
     socket.terminate();
   });
 });
+
+describe('e2e: connections are bounded', function () {
+  this.timeout(60_000);
+  useCleanup();
+
+  it('refuses connections past maxConnections with HTTP 503, and closes those that never finish a request or send nothing', async () => {
+    const node = await startNode(await writeConfigWith({ id: 'conn-target' }, { maxConnections: 20 }));
+    // 20 idle WebSockets fill the node; the next connection is refused with a reason bby prints.
+    const idle = await Promise.all(Array.from({ length: 20 }, () => rawSocket(node)));
+    const refused = await node.bby('get', 'k');
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/503/).and.to.match(/too many connections/);
+    expect(refused.stderr.trim().split('\n')).to.have.length(1);
+    // A TCP connection that sends nothing, and one that sends half an upgrade request.
+    const silent = connect(node.port, '127.0.0.1');
+    const halfSent = connect(node.port, '127.0.0.1');
+    halfSent.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+    // Read what the node answers (a 408), or the end of the stream would never be seen.
+    const tcpClosed = Promise.all([silent, halfSent].map((socket) => new Promise<void>((resolve) => socket.on('error', () => undefined).resume().once('close', () => resolve()))));
+    const started = Date.now();
+    await tcpClosed;
+    log(`a silent and a half-sent connection were closed after ${Date.now() - started} ms`);
+    // The idle WebSockets sent nothing: each closed with 4009, freeing room for real clients.
+    const codes = await Promise.all(idle.map((raw) => raw.closed));
+    log(`20 idle WebSockets closed after ${Date.now() - started} ms`);
+    expect(new Set(codes)).to.deep.equal(new Set([4009]));
+    const served = await node.bby('set', 'k', 'v');
+    expect(served.stdout).to.equal('true\n');
+    expect((await node.query<NodeStats>({ type: 'stats' })).idleConnectionsClosed).to.equal(20);
+  });
+
+  it('reads nothing before its store is loaded: a connection during start-up is answered 503 or served, never left hanging', async () => {
+    const config = await writeConfig({ id: 'slow-start', dataDir: 'slow-start-data' });
+    const first = await startNode(config);
+    // About 60 MB of data to load at the next start.
+    const value = 'x'.repeat(1_000);
+    for (let batch = 0; batch < 60; batch++) {
+      await first.query({ type: 'set-many', entries: Array.from({ length: 1_000 }, (_, i) => ({ key: `k-${batch}-${i}`, value })) });
+    }
+    await first.stop();
+    const proc = spawnNode([config.path]);
+    const outcomes: string[] = [];
+    // Connect over and over while it starts: each attempt must end (open and answered, 503, or refused before it listens).
+    for (let attempt = 0; attempt < 400 && !/listening on/.test(proc.stdout); attempt++) {
+      outcomes.push(await attemptGet(config.port));
+    }
+    await proc.waitForOutput(/listening on/, 30_000);
+    outcomes.push(await attemptGet(config.port));
+    const counts = outcomes.reduce<Record<string, number>>((all, outcome) => ({ ...all, [outcome]: (all[outcome] ?? 0) + 1 }), {});
+    log(`connections during a start-up loading 60 MB: ${JSON.stringify(counts)}`);
+    expect(outcomes.every((outcome) => ['refused', '503', 'answered'].includes(outcome)), JSON.stringify(counts)).to.equal(true);
+    expect(counts['503']).to.be.greaterThan(0);
+    expect(outcomes.at(-1)).to.equal('answered');
+  });
+});
+
+/** One `get` on a new connection: `answered`, `503`, `refused` (nothing listens yet), or what else happened (a hang times out). */
+function attemptGet(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+    const done = (outcome: string) => {
+      clearTimeout(timer);
+      socket.terminate();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => done('hung'), 5_000);
+    socket.on('unexpected-response', (_request, response) => done(String(response.statusCode)));
+    socket.on('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED' ? 'refused' : `error ${error.message}`));
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'get', id: 1, key: 'k-0-0' })));
+    socket.on('message', () => done('answered'));
+  });
+}

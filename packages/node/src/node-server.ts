@@ -105,7 +105,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
   const server = await createHttpServer(config, options.source, { onWarning: (message) => log('warn', message) });
   let adapter: Adapter | undefined;
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (adapter === undefined) refuseUpgrade(socket, 503, 'starting: loading its data; try again in a moment');
+    if (adapter === undefined) refuseUpgrade(socket, 503, 'starting: loading its data');
     else adapter.upgrade(request, socket, head);
   });
   let persistence: Persistence;
@@ -439,7 +439,7 @@ class Adapter {
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.#closing) return refuseUpgrade(socket, 503, 'shutting down');
     if (this.#inbound >= this.config.maxConnections) {
-      return refuseUpgrade(socket, 503, `too many connections (this node takes ${this.config.maxConnections}, its "maxConnections"); try again later`);
+      return refuseUpgrade(socket, 503, `too many connections (this node takes ${this.config.maxConnections}, its "maxConnections")`);
     }
     this.#inbound++;
     this.#wss.handleUpgrade(request, socket, head, (websocket) => {
