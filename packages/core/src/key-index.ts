@@ -9,11 +9,22 @@
  * removed, so the index also hands them out. Each slot's 32-bit hash is kept:
  * a probe compares hashes before asking the store to compare key bytes, and
  * growing the table re-places slots without reading any key.
+ *
+ * Growing is incremental, as Redis rehashes its dictionaries: re-placing a
+ * million slots at once held the event loop for a quarter of a second, on
+ * whichever write crossed the power of two. The new table takes the new keys
+ * at once, and each `add` moves MIGRATE_PER_ADD of the old slots over, in slot
+ * order; until the last is moved, `find` also probes the old table. The old
+ * table is always done before the new one fills: it holds half as many
+ * places, and each add moves more than one slot.
  */
 
 import { fnv1a, FNV_OFFSET_BASIS } from './digest.js';
 
 const INITIAL_SLOTS = 1024;
+
+/** Old slots moved to the new table at each `add` while the table grows: a growth ends within a quarter of the adds it takes to fill the table again. */
+const MIGRATE_PER_ADD = 8;
 
 /**
  * 32-bit hash of a key's UTF-16 code units: FNV-1a from `seed`, then the
@@ -34,6 +45,11 @@ export function hashKey(key: string, seed: number): number {
 export class KeyIndex {
   /** Places of the table: slot + 1, or 0 when empty. Its length is a power of two. */
   #table = new Int32Array(INITIAL_SLOTS * 2);
+  /** While growing: the previous table, whose slots from `#migrated` on are not in `#table` yet. */
+  #old: Int32Array | null = null;
+  /** While growing: slots below this are in `#table`; the old table holds every slot below `#oldSize`. */
+  #migrated = 0;
+  #oldSize = 0;
   #hashes = new Uint32Array(INITIAL_SLOTS);
   #size = 0;
   readonly #keyIs: (slot: number, key: string) => boolean;
@@ -50,7 +66,12 @@ export class KeyIndex {
 
   /** The slot of `key`, whose hash is `hash`, or -1. */
   find(key: string, hash: number): number {
-    const table = this.#table;
+    const found = this.#probe(this.#table, key, hash);
+    if (found >= 0 || this.#old === null) return found;
+    return this.#probe(this.#old, key, hash);
+  }
+
+  #probe(table: Int32Array, key: string, hash: number): number {
     const mask = table.length - 1;
     for (let at = hash & mask; ; at = (at + 1) & mask) {
       const place = table[at]!;
@@ -68,24 +89,36 @@ export class KeyIndex {
       hashes.set(this.#hashes);
       this.#hashes = hashes;
     }
-    if ((slot + 1) * 2 > this.#table.length) this.#growTable();
+    if (this.#old !== null) this.#migrate(MIGRATE_PER_ADD);
+    if ((slot + 1) * 2 > this.#table.length) this.#grow();
     this.#hashes[slot] = hash;
-    this.#place(hash, slot);
+    this.#place(this.#table, hash, slot);
     this.#size = slot + 1;
     return slot;
   }
 
-  #place(hash: number, slot: number): void {
-    const table = this.#table;
+  #place(table: Int32Array, hash: number, slot: number): void {
     const mask = table.length - 1;
     let at = hash & mask;
     while (table[at] !== 0) at = (at + 1) & mask;
     table[at] = slot + 1;
   }
 
-  /** Doubles the table and re-places every slot by its kept hash. */
-  #growTable(): void {
+  /** Starts a table twice the size; the slots of the current one move over a few at each add. */
+  #grow(): void {
+    // A growth still going (never, by the sizes: see the header) is finished first.
+    if (this.#old !== null) this.#migrate(Infinity);
+    this.#old = this.#table;
+    this.#oldSize = this.#size;
+    this.#migrated = 0;
     this.#table = new Int32Array(this.#table.length * 2);
-    for (let slot = 0; slot < this.#size; slot++) this.#place(this.#hashes[slot]!, slot);
+  }
+
+  /** Moves up to `count` slots from the old table to the new one; drops the old table once all are moved. */
+  #migrate(count: number): void {
+    const end = Math.min(this.#oldSize, this.#migrated + count);
+    for (let slot = this.#migrated; slot < end; slot++) this.#place(this.#table, this.#hashes[slot]!, slot);
+    this.#migrated = end;
+    if (end === this.#oldSize) this.#old = null;
   }
 }
