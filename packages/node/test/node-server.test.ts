@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseConfig, type ResponseMessage } from '@bby/core';
 import { WebSocket } from 'ws';
-import { startNode, type RunningNode } from '../src/index.js';
+import { type FileSystem, startNode, type RunningNode } from '../src/index.js';
 import { MemoryFileSystem } from './support/memory-fs.js';
 import { freePort, waitFor } from './support/wait.js';
 
@@ -22,13 +22,15 @@ async function connect(port: number): Promise<{ socket: WebSocket; ask: (request
     new Promise<ResponseMessage>((resolve, reject) => {
       const id = next++;
       const timer = setTimeout(() => reject(new Error(`no answer to request ${id}`)), 5_000);
-      socket.on('message', (data) => {
+      const onMessage = (data: unknown) => {
         const message = JSON.parse(String(data)) as ResponseMessage;
         if (message.id === id) {
           clearTimeout(timer);
+          socket.off('message', onMessage);
           resolve(message);
         }
-      });
+      };
+      socket.on('message', onMessage);
       socket.send(JSON.stringify({ ...request, id }));
     });
   return { socket, ask };
@@ -115,3 +117,57 @@ describe('bby-node adapter: catch-up flow control', function () {
     expect(holder.core.stats()).to.include({ fullTransfersSent: 1, catchUpEntriesSent: 20_000 });
   });
 });
+
+describe('bby-node adapter: starting', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let node: RunningNode | undefined;
+  afterEach(async () => {
+    await node?.close().catch(() => undefined);
+    node = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers 503 "starting: loading its data" while it loads its data folder, and serves once loaded', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bby-start-'));
+    await mkdir(join(dir, 'data'));
+    const port = await freePort();
+    const source = join(dir, 'node.json');
+    const config = parseConfig(JSON.stringify({ port, id: 'starting', dataDir: 'data' }), source);
+    // Loading waits on this gate: the node is listening, with its data not yet read.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const memory = new MemoryFileSystem();
+    const fs: FileSystem = {
+      mkdir: (path) => memory.mkdir(path),
+      list: (path) => memory.list(path),
+      read: async (path) => (await gate, memory.read(path)),
+      openAppend: (path) => memory.openAppend(path),
+      rename: (from, to) => memory.rename(from, to),
+      remove: (path) => memory.remove(path),
+      syncDir: (path) => memory.syncDir(path),
+    };
+    const starting = startNode(config, { source, fs, log: () => undefined });
+    const status = await new Promise<number | string>((resolve) => {
+      const attempt = () => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}`);
+        socket.on('unexpected-response', (_request, response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += String(chunk)));
+          response.on('end', () => resolve(`${response.statusCode} ${body.trim()}`));
+        });
+        socket.on('open', () => resolve('open'));
+        // Not listening yet: try again.
+        socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNREFUSED' ? setTimeout(attempt, 10) : undefined));
+      };
+      attempt();
+    });
+    expect(status).to.equal('503 starting: loading its data');
+    open();
+    node = await starting;
+    const client = await connect(port);
+    expect(await client.ask({ type: 'get', key: 'k' })).to.deep.include({ type: 'reply', result: null });
+    client.socket.close();
+  });
+});
+
