@@ -7,18 +7,18 @@
  * Needs root and `ip` (iproute2); elsewhere the suite is skipped with the
  * reason printed. The other e2e tests run on loopback.
  *
- * The two-node test runs on any build (it proves the harness). The three-node
- * test (issue 11, item 8: secret, TLS, advertise) runs once the config takes
- * those fields, and is reported pending with the parser's reason before.
+ * The two-node test proves the harness (no secret: "insecure" on 0.0.0.0).
+ * The three-node test is issue 11's item 8: a secret, TLS and "advertise"
+ * across a cut, and a client with a wrong secret refused; it also needs
+ * openssl, and skips, saying why, without it.
  */
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { parseConfig } from '@bby/core';
 import { type CliResult, testDir, useCleanup, waitFor, writeTestFile } from './support/processes.js';
+import { certsUnavailable, makeCerts } from './support/certs.js';
 import {
   createNetwork,
-  makeTestCertificates,
-  opensslUnavailableReason,
   runBbyIn,
   startNodeIn,
   useNetworks,
@@ -90,27 +90,6 @@ async function getOn(node: NetnsNode, key: string): Promise<string> {
   return expectOk(await node.bby('get', key), `bby get ${key} on ${node.id}`);
 }
 
-/** Why this build's config refuses `fields` (a probe of the pure parser, no file), or undefined when it takes them. */
-function configRefuses(fields: Readonly<Record<string, unknown>>): string | undefined {
-  try {
-    parseConfig(JSON.stringify({ port: PORT, ...fields }), 'probe.json');
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
-
-/** Why the full test cannot run on this build: its config does not take the fields of issue 11 yet. */
-function meshSecurityMissing(): string | undefined {
-  const refused = configRefuses({
-    host: '0.0.0.0',
-    advertise: `10.200.0.1:${PORT}`,
-    secret: 'a-secret-of-more-than-16-chars',
-    tls: { cert: 'a.crt', key: 'a.key', ca: 'ca.crt' },
-  });
-  return refused === undefined ? undefined : `the config of this build does not take "secret", "tls" and "advertise" yet (issue 11): ${refused}`;
-}
-
 describe('e2e: bby across network namespaces (one bridge, one address per node)', function () {
   this.timeout(45_000);
   useCleanup();
@@ -131,15 +110,17 @@ describe('e2e: bby across network namespaces (one bridge, one address per node)'
   });
 
   it('makes certificates that Node accepts for the IP address they name, from another namespace', async function () {
-    const missing = await opensslUnavailableReason();
+    const missing = certsUnavailable();
     if (missing !== undefined) {
       log(`skipped: ${missing}`);
       this.skip();
     }
     const network = await createNetwork(['srv', 'cli']);
     const [srv, cli] = network.hosts as [NetnsHost, NetnsHost];
-    const certs = await makeTestCertificates(await testDir(), [{ name: 'srv', ips: [srv.address, '127.0.0.1'] }]);
-    const srvCert = certs.subjects.get('srv')!;
+    const dir = await testDir();
+    await makeCerts(dir, { srv: [srv.address] });
+    const srvCert = { cert: join(dir, 'srv.pem'), key: join(dir, 'srv-key.pem') };
+    const certs = { ca: join(dir, 'ca.pem') };
     const server = network.spawn(srv, 'tls server', '-e', [
       `const fs = require('fs');
        require('tls').createServer({ cert: fs.readFileSync(${JSON.stringify(srvCert.cert)}), key: fs.readFileSync(${JSON.stringify(srvCert.key)}) }, (s) => s.end('hello over tls\\n'))
@@ -161,14 +142,12 @@ describe('e2e: bby across network namespaces (one bridge, one address per node)'
   });
 
   it('replicates between two nodes in two namespaces, not across a cut, and converges once it heals', async () => {
-    // What today's main runs: "host" 0.0.0.0 without a secret, no TLS. It proves the harness.
+    // "host" 0.0.0.0 without a secret, no TLS: the harness alone.
     const network = await createNetwork(['a', 'b']);
     const [a, b] = network.hosts as [NetnsHost, NetnsHost];
-    // Once issue 11 lands, a node on 0.0.0.0 without a secret starts only with "insecure": true, which older builds refuse.
-    const insecure = configRefuses({ host: '0.0.0.0', insecure: true }) === undefined ? { insecure: true } : {};
     const config = (id: string, peer: string) =>
       // Without peer exchange: a node on 0.0.0.0 announces 0.0.0.0:PORT, which is itself for whoever learns it.
-      writeTestFile(`${id}.json`, { id, host: '0.0.0.0', port: PORT, peers: [`${peer}:${PORT}`], peerExchange: false, ...insecure });
+      writeTestFile(`${id}.json`, { id, host: '0.0.0.0', port: PORT, peers: [`${peer}:${PORT}`], peerExchange: false, insecure: true });
     const nodeA = await startNodeIn(network, a, await config('ns-a', b.address), 'ns-a');
     const nodeB = await startNodeIn(network, b, await config('ns-b', a.address), 'ns-b');
     await waitForPeer(nodeA, 'ns-b', true);
@@ -202,23 +181,18 @@ describe('e2e: bby across network namespaces (one bridge, one address per node)'
   });
 
   it('keeps three TLS nodes with a secret in step across a cut, and refuses a client with a wrong secret', async function () {
-    // Pending until the features of issue 11 land (secret, tls, advertise, host 0.0.0.0 with a secret):
-    // it runs by itself once the config takes those fields.
-    const missing = meshSecurityMissing() ?? (await opensslUnavailableReason());
+    const missing = certsUnavailable();
     if (missing !== undefined) {
-      log(`pending: ${missing}`);
+      log(`skipped: ${missing}`);
       this.skip();
     }
     const network = await createNetwork(['a', 'b', 'c', 'outsider']);
     const [a, b, c, outsider] = network.hosts as [NetnsHost, NetnsHost, NetnsHost, NetnsHost];
     const dir = await testDir();
-    // Each certificate names its node's address, and 127.0.0.1 for `bby` run beside the node.
-    await makeTestCertificates(dir, [
-      ...[a, b, c].map((host) => ({ name: host.name, ips: [host.address, '127.0.0.1'] })),
-      { name: 'outsider', ips: [outsider.address] },
-    ]);
+    // Each certificate names its node's address (make-certs.sh adds 127.0.0.1 for `bby` run beside the node).
+    await makeCerts(dir, { a: [a.address], b: [b.address], c: [c.address], outsider: [outsider.address] });
     const secret = 'netns-mesh-secret-4f1c9a7e2b';
-    const tlsOf = (name: string) => ({ cert: `${name}.crt`, key: `${name}.key`, ca: 'ca.crt' });
+    const tlsOf = (name: string) => ({ cert: `${name}.pem`, key: `${name}-key.pem`, ca: 'ca.pem' });
     // A star around A: B and C dial A; advertised addresses let peer exchange carry dialable ones.
     const config = (host: NetnsHost, peers: readonly string[]) =>
       writeTestFile(`${host.name}.json`, {

@@ -26,15 +26,13 @@
  * veths, the bridge, and checks that none of its interfaces is left. The same
  * runs synchronously on process exit and on SIGINT, SIGTERM and SIGHUP.
  * Namespaces left by a run that was killed with SIGKILL (whose pid is gone)
- * are removed by the next run. Every `ip` and `openssl` run has a timeout,
+ * are removed by the next run. Every `ip` run has a timeout,
  * every loop a bound.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { type CliResult, type ExitStatus, BBY_BIN, BBY_NODE_BIN, TrackedProcess, NODE_START_TIMEOUT_MS, CLI_TIMEOUT_MS, runToExit, waitFor } from './processes.js';
 
-/** A failure of the namespace machinery (an `ip` or `openssl` run), with the command and what it printed. */
+/** A failure of the namespace machinery (an `ip` run), with the command and what it printed. */
 export class NetnsError extends Error {
   override readonly name = 'NetnsError';
 }
@@ -45,8 +43,6 @@ export class NetnsError extends Error {
 const IP_TIMEOUT_MS = 5_000;
 /** How long one `ip` run may take in the synchronous exit path, in milliseconds. */
 const IP_SYNC_TIMEOUT_MS = 2_000;
-/** How long one `openssl` run may take, in milliseconds. */
-const OPENSSL_TIMEOUT_MS = 10_000;
 /** Hosts in one network: the host index is one base-36 character of the interface names. */
 export const MAX_HOSTS = 16;
 /** Networks one process may make: the counter is two base-36 characters. */
@@ -523,72 +519,3 @@ export function runBbyIn(network: Network, host: NetnsHost, args: readonly strin
 
 // --- certificates (TEST-ONLY) ---------------------------------------------------------
 
-/** A key and a certificate signed by the test CA, as file paths. */
-export interface TestCertificate {
-  readonly cert: string;
-  readonly key: string;
-}
-
-/** What `makeTestCertificates` wrote. */
-export interface TestCertificates {
-  /** The CA certificate (PEM), to put in "tls": {"ca": ...}. */
-  readonly ca: string;
-  /** One key and certificate per subject name. */
-  readonly subjects: ReadonlyMap<string, TestCertificate>;
-}
-
-/** Why `openssl` cannot be used here, or undefined when it can. */
-export async function opensslUnavailableReason(): Promise<string | undefined> {
-  try {
-    await openssl(['version']);
-    return undefined;
-  } catch (error) {
-    return `the openssl command cannot be run: ${(error as Error).message}`;
-  }
-}
-
-function openssl(args: readonly string[], cwd?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('openssl', args, { timeout: OPENSSL_TIMEOUT_MS, encoding: 'utf8', ...(cwd === undefined ? {} : { cwd }) }, (error, stdout, stderr) => {
-      if (error === null) resolve(stdout);
-      else reject(new NetnsError(`\`openssl ${args.join(' ')}\` failed: ${(stderr.trim() || error.message).split('\n').slice(-3).join(' / ')}`));
-    });
-  });
-}
-
-/**
- * TEST-ONLY certificates, made with `openssl` into `dir` (a temp folder the
- * test removes): a throw-away CA, and for each subject a P-256 key and a
- * certificate valid for one day, for server and client use, whose
- * subjectAltName lists the subject's IP addresses. Never use these keys
- * outside a test: they are unencrypted and the CA key is left beside them.
- * Files: `ca.crt`, `ca.key`, and `<name>.crt`, `<name>.key` per subject.
- */
-export async function makeTestCertificates(dir: string, subjects: readonly { name: string; ips: readonly string[] }[]): Promise<TestCertificates> {
-  const curve = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(
-    ['req', '-x509', ...curve, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=bby test CA (test only)',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    dir,
-  );
-  const made = new Map<string, TestCertificate>();
-  let serial = 1;
-  for (const { name, ips } of subjects) {
-    if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new NetnsError(`certificate subject ${JSON.stringify(name)} must be lowercase letters, digits or "-"`);
-    if (ips.length === 0) throw new NetnsError(`certificate ${name} needs at least one IP address`);
-    await writeFile(
-      join(dir, `${name}.ext`),
-      [
-        'basicConstraints=critical,CA:FALSE',
-        'keyUsage=critical,digitalSignature,keyEncipherment',
-        'extendedKeyUsage=serverAuth,clientAuth',
-        `subjectAltName=${ips.map((address) => `IP:${address}`).join(',')}`,
-        '',
-      ].join('\n'),
-    );
-    await openssl(['req', ...curve, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
-    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', String(serial++), '-days', '1', '-out', `${name}.crt`, '-extfile', `${name}.ext`], dir);
-    made.set(name, { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
-  }
-  return { ca: join(dir, 'ca.crt'), subjects: made };
-}
