@@ -608,8 +608,7 @@ class Node implements BbyNode {
     const link = this.#table.link(linkId);
     if (link === undefined || link.direction !== 'outbound') return;
     // With a secret, hello waits for the acceptor's challenge (it goes right behind this node's proof).
-    if (this.#secrets.length > 0) link.auth = { state: 'awaiting-challenge' };
-    else this.#sendHello(link);
+    if (link.auth.state === 'open') this.#sendHello(link);
   }
 
   #sendHello(link: Link): void {
@@ -681,7 +680,9 @@ class Node implements BbyNode {
       case 'challenge':
       case 'auth':
       case 'authenticated':
-        this.#reject(link, null, new ProtocolError('BAD_MESSAGE', this.#secrets.length === 0 ? `"${message.type}", but this node has no secret: it does not authenticate connections` : `"${message.type}" after the authentication handshake`));
+        // A step of a handshake already done (a frame delivered twice) changes nothing.
+        if (link.auth.state === 'done') return;
+        this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}", but this node has no secret: it does not authenticate connections`));
         return;
       case 'reply':
         return;
@@ -745,12 +746,14 @@ class Node implements BbyNode {
         const initiatorNonce = newNonce(this.#randomBytes!);
         const transcript: AuthTranscript = { role: 'peer', acceptorId: message.nodeId, initiatorId: this.id, acceptorNonce: message.nonce, initiatorNonce };
         const secret = this.#secrets[0]!;
-        link.auth = { state: 'awaiting-proof', acceptorId: message.nodeId, expectedProof: authProof(secret, 'acceptor', transcript) };
+        link.auth = { state: 'awaiting-proof', acceptorId: message.nodeId, acceptorNonce: message.nonce, expectedProof: authProof(secret, 'acceptor', transcript) };
         this.#send(link.id, { type: 'auth', role: 'peer', nodeId: this.id, nonce: initiatorNonce, proof: authProof(secret, 'initiator', transcript) });
         this.#sendHello(link);
         return;
       }
       case 'awaiting-proof': {
+        // The same challenge again (a frame delivered twice) changes nothing.
+        if (message?.type === 'challenge' && message.nonce === auth.acceptorNonce) return;
         if (message?.type !== 'authenticated') {
           this.#refuseOutbound(link, message);
           return;
@@ -1071,6 +1074,8 @@ class Node implements BbyNode {
     if (this.#storageFailure !== null) return;
     for (const target of this.#table.dueTargets(this.#now())) {
       const link = this.#table.open('outbound', this.#now());
+      // Waiting for the challenge from the start: it may come before the adapter reports the link open.
+      if (this.#secrets.length > 0) link.auth = { state: 'awaiting-challenge' };
       target.link = link.id;
       this.#effects.push({ type: 'dial', link: link.id, address: target.address });
     }

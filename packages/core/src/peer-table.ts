@@ -33,7 +33,7 @@ export type LinkAuth =
   | { readonly state: 'open' }
   | { readonly state: 'challenged'; readonly nonce: string }
   | { readonly state: 'awaiting-challenge' }
-  | { readonly state: 'awaiting-proof'; readonly acceptorId: string; readonly expectedProof: string }
+  | { readonly state: 'awaiting-proof'; readonly acceptorId: string; readonly acceptorNonce: string; readonly expectedProof: string }
   | { readonly state: 'done'; readonly role: AuthRole; readonly peerId: string | null }
   | { readonly state: 'refused' };
 

@@ -57,7 +57,10 @@
  *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
  */
 import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message } from '../../src/index.js';
-import { mulberry32, START_MS } from './cluster.js';
+import { mulberry32, randomBytesFrom, START_MS } from './cluster.js';
+
+/** The mesh's secret when a seed draws authenticated links. */
+const SIM_SECRET = 'the simulated mesh secret';
 
 // --- public types -------------------------------------------------------
 
@@ -92,6 +95,8 @@ export interface FaultProfile {
   antiEntropy: boolean;
   /** Whether nodes learn and dial their peers' peers; off, a line stays a line and writes must be relayed. */
   peerExchange: boolean;
+  /** Whether the nodes share a secret, so that every link authenticates (auth.ts) before anything else, under the same faults. */
+  secrets: boolean;
   /** Largest offset of a node's clock from simulated time, in ms (each incarnation draws its own). */
   clockSkewMs: number;
 }
@@ -465,6 +470,8 @@ class Simulation {
   readonly #faultRng: Rng;
   readonly #workRng: Rng;
   readonly #nodeRng: Rng;
+  /** Draws the secret setting and the nonces' bytes; forked last, so that seeds drawn before it existed run as they did. */
+  readonly #authRng: Rng;
   readonly #profile: FaultProfile;
   /** The link faults in force: the profile's during the fault phase, none after. */
   #link: Pick<FaultProfile, 'loss' | 'duplication' | 'reorder'>;
@@ -513,6 +520,7 @@ class Simulation {
     this.#faultRng = master.fork();
     this.#workRng = master.fork();
     this.#nodeRng = master.fork();
+    this.#authRng = master.fork();
     const rng = this.#setupRng;
 
     // Everything is drawn whatever the options, so that an override changes only what it overrides.
@@ -531,6 +539,7 @@ class Simulation {
       pauseEveryMs: rng.chance(0.3) ? rng.int(3_000, 15_000) : 0,
       antiEntropy: true,
       peerExchange: !rng.chance(0.3),
+      secrets: false,
     };
     const noAntiEntropy = rng.chance(0.3);
     const faultPhaseMs = rng.int(FAULT_PHASE_MS[0], FAULT_PHASE_MS[1]);
@@ -542,6 +551,7 @@ class Simulation {
     this.#addPeerEveryMs = rng.chance(0.3) ? rng.int(2_000, 10_000) : 0;
 
     if (noAntiEntropy && (options.faults?.loss ?? drawn.loss) === 0 && !(options.faults?.reorder ?? drawn.reorder)) drawn.antiEntropy = false;
+    drawn.secrets = this.#authRng.chance(0.5);
     this.#profile = { ...drawn, ...options.faults };
     this.#link = { loss: this.#profile.loss, duplication: this.#profile.duplication, reorder: this.#profile.reorder };
     this.#faultPhaseMs = options.faultPhaseMs ?? faultPhaseMs;
@@ -581,6 +591,7 @@ class Simulation {
       p.pauseEveryMs > 0 ? `pauses ~${p.pauseEveryMs} ms` : '',
       p.antiEntropy ? '' : 'NO anti-entropy',
       p.peerExchange ? '' : 'no peer exchange',
+      p.secrets ? 'authenticated links' : '',
       p.clockSkewMs > 0 ? `clock skew ±${p.clockSkewMs} ms` : '',
     ].filter((s) => s !== '');
     return (
@@ -744,6 +755,7 @@ class Simulation {
       ...(this.#profile.antiEntropy ? {} : { timing: { antiEntropyIntervalMs: NO_ANTI_ENTROPY_MS } }),
       peerExchange: this.#profile.peerExchange,
       ...(this.#options.batchLength === undefined ? {} : { batchLength: this.#options.batchLength }),
+      ...(this.#profile.secrets ? { secrets: [SIM_SECRET], randomBytes: randomBytesFrom(mulberry32(this.#authRng.int(0, 2 ** 31))) } : {}),
     });
     slot.node = node;
     disk.epoch = node.epoch;
@@ -1368,12 +1380,12 @@ export function parseFaults(text: string | undefined): Partial<FaultProfile> {
   const faults: Record<string, number | boolean> = {};
   if (text === undefined || text.trim() === '') return faults;
   const known: (keyof FaultProfile)[] = [
-    'loss', 'duplication', 'reorder', 'partitionEveryMs', 'crashEveryMs', 'diskLoss', 'resetEveryMs', 'clockSkewMs', 'silentPartitions', 'pauseEveryMs', 'antiEntropy', 'peerExchange',
+    'loss', 'duplication', 'reorder', 'partitionEveryMs', 'crashEveryMs', 'diskLoss', 'resetEveryMs', 'clockSkewMs', 'silentPartitions', 'pauseEveryMs', 'antiEntropy', 'peerExchange', 'secrets',
   ];
   for (const part of text.split(',')) {
     const [name, raw] = part.split('=').map((s) => s.trim());
     if (!known.includes(name as keyof FaultProfile) || raw === undefined) throw new Error(`simulation: bad fault override ${JSON.stringify(part)}; known: ${known.join(', ')}`);
-    if (name === 'reorder' || name === 'antiEntropy' || name === 'peerExchange') faults[name] = raw === 'true' || raw === '1';
+    if (name === 'reorder' || name === 'antiEntropy' || name === 'peerExchange' || name === 'secrets') faults[name] = raw === 'true' || raw === '1';
     else if (Number.isFinite(Number(raw))) faults[name!] = Number(raw);
     else throw new Error(`simulation: ${name} needs a number, got ${JSON.stringify(raw)}`);
   }
