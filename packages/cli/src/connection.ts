@@ -19,7 +19,7 @@
  * UnreachableError (nothing answered).
  */
 import { randomBytes } from 'node:crypto';
-import { AUTH_HEADER, AUTH_HEADER_VALUE, authProof, ConfigError, connectAddress, MAX_MESSAGE_BYTES, newNonce, parseIncoming, proofMatches, type AuthTranscript, type NodeConfig } from '@bby/core';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, authProof, ConfigError, connectAddress, MAX_MESSAGE_BYTES, newNonce, parseIncoming, printable as printableText, proofMatches, type AuthTranscript, type NodeConfig } from '@bby/core';
 import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from '@bby/node/describe-error';
 import { type ClientTlsOptions } from '@bby/node/transport';
 import { WebSocket } from './ws.js';
@@ -236,8 +236,7 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
   });
 }
 
-/** Text from the network made safe to print on one line: control characters escaped. */
+/** Text from the network made safe to print on one line: control characters escaped (@bby/core's `printable`, uncut). */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return printableText(text, Infinity);
 }

@@ -86,7 +86,7 @@ describe('connection: the client side of authentication', () => {
     const node = await fake({ behaviour: { status503: 'starting: loading its data\u001b[31m' } });
     const error = await refusal(openConnection(target(node), 2_000));
     expect(error.message).to.include('HTTP 503: starting: loading its data\\u001b[31m');
-    expect(printable('a\nb\u0007')).to.equal('a\\u000ab\\u0007');
+    expect(printable('a\nb\u0007')).to.equal('a\\nb\\u0007');
   });
 
   it('says a node cannot be reached when nothing listens (exit 1 in bby)', async () => {

@@ -12,6 +12,7 @@ export * from './flow-control.js';
 export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
+export { printable, quoted, MAX_LOGGED_TEXT_LENGTH } from './log-text.js';
 export { Store, type Change, type MergeResult } from './store.js';
 export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';

@@ -3,7 +3,7 @@
  * dials what the core asks for, turns socket events into core events, and
  * carries out the core's effects. It holds no replication logic of its own.
  */
-import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, type Change, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, type Timing } from '@bby/core';
+import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, type Change, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, printable, type Timing } from '@bby/core';
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage } from 'node:http';
 import { type Socket } from 'node:net';
@@ -89,7 +89,8 @@ export interface RunningNode {
 
 /** Prints `HH:MM:SS.mmm level message`. */
 export const consoleLog: LogSink = (level, message) => {
-  const line = `${new Date().toISOString().slice(11, 23)} ${level} ${message}\n`;
+  // The core escapes what came from outside already; this keeps any message to one line whatever it holds.
+  const line = `${new Date().toISOString().slice(11, 23)} ${level} ${printable(message, Infinity)}\n`;
   (level === 'warn' ? process.stderr : process.stdout).write(line);
 };
 
@@ -522,8 +523,9 @@ function frameBytes(data: RawData): Buffer {
   return data;
 }
 
+/** Why a socket closed, in words; a reason the other side gave is its text, escaped (it goes to logs and `peers`). */
 function closeReason(code: number, reason: string): string {
-  if (reason !== '') return reason;
+  if (reason !== '') return printable(reason);
   if (code === 1006) return 'connection lost';
   if (code === 1001) return 'peer shut down';
   return `closed with code ${code}`;
