@@ -171,3 +171,28 @@ describe('bby-node adapter: starting', function () {
   });
 });
 
+
+describe('bby-node adapter: text from the network in logs', function () {
+  this.timeout(15_000);
+  let node: RunningNode | undefined;
+  afterEach(async () => {
+    await node?.close().catch(() => undefined);
+    node = undefined;
+  });
+
+  it('escapes a peer close reason and an error frame: no newline or escape sequence reaches a log line', async () => {
+    const port = await freePort();
+    const lines: string[] = [];
+    node = await startNode(parseConfig(JSON.stringify({ port, id: 'logged' }), 'logged.json'), { source: 'logged.json', log: (_level, line) => lines.push(line) });
+    const socket = new WebSocket(`ws://127.0.0.1:${port}`);
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    socket.send(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'forger', address: '127.0.0.1:1' }));
+    socket.send(JSON.stringify({ type: 'error', id: null, code: 'X', message: 'bad\n00:00:00.000 info forged by the error frame\u001b[2J' }));
+    await waitFor(() => lines.some((line) => line.includes('forged by the error frame')), 'the error frame to be logged');
+    socket.close(4000, 'bye\n00:00:00.000 info forged by the close');
+    await waitFor(() => lines.some((line) => line.includes('forged by the close')), 'the close to be logged');
+    const logged = lines.filter((line) => line.includes('forged'));
+    for (const line of logged) expect(line).to.not.match(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(logged.join(' ')).to.include('\\n00:00:00.000 info forged by the close').and.include('\\u001b[2J');
+  });
+});
