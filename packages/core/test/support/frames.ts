@@ -59,7 +59,7 @@ export const textArb: fc.Arbitrary<string> = fc.oneof(
 );
 
 const nodeIdArb = fc.oneof(fc.constantFrom('p1', 'p2', 'p3', FUZZ_NODE_ID, 'x'.repeat(64)), fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/));
-/** Few keys, so that frames write, read and conflict on the same ones; the fuzzed node holds `big`, a 200 KB value (reading it fills a stalled reader's budget). */
+/** Few keys, so that frames write, read and conflict on the same ones; the fuzzed node holds `big`, a 64 KB value (reading it fills a stalled reader's budget). */
 export const BIG_KEY = 'big';
 const keyArb = fc.oneof({ weight: 3, arbitrary: fc.constantFrom('k', 'MonChamp', 'a', 'b', '😀', 'ключ', 'k'.repeat(1024), BIG_KEY) }, fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }));
 const valueArb = fc.oneof(fc.constantFrom('', 'v', '42', 'x'.repeat(4096), '\u0001'.repeat(64)), fc.string({ unit: 'binary', maxLength: 24 }));
