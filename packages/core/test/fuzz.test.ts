@@ -308,7 +308,7 @@ function checkEffect(effect: Effect): void {
 /**
  * Every change of the store since it was made must be a write some valid
  * frame carried. (Between events the test checks the `persist` effects and
- * the key count instead: reading the whole store, a 200 KB value included,
+ * the key count instead: reading the whole store, its large value included,
  * after every frame made the test ten times slower.)
  */
 function checkStore(harness: Harness): void {
