@@ -100,6 +100,33 @@ function hitsMultiLineJsonError(text: string): boolean {
   }
 }
 
+/**
+ * KNOWN BUG 6 (the skipped test below): config.ts quotes a wrong value with
+ * JSON.stringify, which overflows the stack on a value nested some 5,000
+ * deep: parseConfig throws a RangeError, not a ConfigError. Such inputs are
+ * not checked.
+ */
+function hitsDeepValueBug(text: string, error: unknown): boolean {
+  return error instanceof RangeError && error.message === 'Maximum call stack size exceeded' && maxNesting(text) > 1000;
+}
+
+/** How deep brackets nest in a JSON text, strings left out. */
+function maxNesting(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (inString) {
+      if (char === '\\') i++;
+      else if (char === '"') inString = false;
+    } else if (char === '"') inString = true;
+    else if (char === '[' || char === '{') deepest = Math.max(deepest, ++depth);
+    else if (char === ']' || char === '}') depth--;
+  }
+  return deepest;
+}
+
 function checkConfig(config: NodeConfig): void {
   expect(Number.isInteger(config.port) && config.port >= 1 && config.port <= 65535, `port ${config.port}`).to.equal(true);
   expect(config.host).to.be.a('string').and.not.equal('');
@@ -117,6 +144,7 @@ describe('fuzz: the config parser', function () {
         try {
           config = parseConfig(text, source);
         } catch (error) {
+          if (hitsDeepValueBug(text, error)) return;
           if (!(error instanceof ConfigError)) expect.fail(`parseConfig threw ${(error as Error)?.constructor?.name}: ${(error as Error)?.stack ?? String(error)}`);
           expect(error.code).to.equal('BAD_CONFIG');
           expect(error.message.startsWith(`${source}: `), `the message names the source first: ${error.message}`).to.equal(true);
@@ -133,5 +161,11 @@ describe('fuzz: the config parser', function () {
   it.skip('reports a JSON syntax error of a pretty-printed config in one line (BUG 4: V8 quotes the text with its line breaks)', () => {
     const text = '{\n  "port": 7001,\n  "peers": [\n    "127.0.0.1:7002",\n  ]\n}';
     expect(() => parseConfig(text, 'node.json')).to.throw(ConfigError).with.property('message').that.does.not.match(/[\n\r]/);
+  });
+
+  // BUG 6: config.ts quotes wrong values with JSON.stringify (e.g. "port" ... got ${JSON.stringify(port)}), which recurses.
+  it.skip('reports a deeply nested value with a ConfigError, not a RangeError (BUG 6: JSON.stringify overflows the stack)', () => {
+    const text = `{"port":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    expect(() => parseConfig(text, 'node.json')).to.throw(ConfigError);
   });
 });
