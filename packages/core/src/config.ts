@@ -7,6 +7,7 @@
 import { formatAddress, isLoopbackHost, isValidPort, isWildcardHost, parseAddress } from './address.js';
 import { MIN_SECRET_LENGTH } from './auth.js';
 import { ConfigError } from './errors.js';
+import { printable } from './log-text.js';
 import { MAX_NODE_ID_LENGTH, NODE_ID_PATTERN } from './limits.js';
 
 /** A validated node config. */
@@ -108,13 +109,23 @@ export const CONFIG_FIELDS = [
 
 const TLS_FIELDS = ['cert', 'key', 'ca'] as const;
 
+/** A config value quoted for an error message: short, one line, and never a stack overflow (a value nested thousands deep). */
+function shown(value: unknown): string {
+  if (Array.isArray(value)) return value.length === 0 ? '[]' : `a list of ${value.length}`;
+  if (typeof value === 'object' && value !== null) return 'an object';
+  if (value === undefined) return 'nothing';
+  return printable(JSON.stringify(value), 100);
+}
+
 /** Parses and validates the text of a config file; `source` names the file in errors. */
 export function parseConfig(text: string, source: string): NodeConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`${source}: not valid JSON (${(error as Error).message}); a config looks like {"port": 7001, "peers": ["127.0.0.1:7002"]}`);
+    // V8 quotes the text around the error, line breaks included: one line, cut short.
+    const why = printable((error as Error).message, 160);
+    throw new ConfigError(`${source}: not valid JSON (${why}); a config looks like {"port": 7001, "peers": ["127.0.0.1:7002"]}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${source}: must be a JSON object such as {"port": 7001}`);
@@ -122,19 +133,19 @@ export function parseConfig(text: string, source: string): NodeConfig {
   const object = raw as Record<string, unknown>;
   for (const field of Object.keys(object)) {
     if (!(CONFIG_FIELDS as readonly string[]).includes(field)) {
-      throw new ConfigError(`${source}: unknown field ${JSON.stringify(field)}; the fields are ${CONFIG_FIELDS.join(', ')}`);
+      throw new ConfigError(`${source}: unknown field ${shown(field)}; the fields are ${CONFIG_FIELDS.join(', ')}`);
     }
   }
   const { port, host = DEFAULT_HOST, peers = [], id, dataDir, fsync = 'always', antiEntropyIntervalMs, peerExchange = true } = object;
   if (port === undefined) throw new ConfigError(`${source}: "port" is missing; add for example "port": 7001`);
-  if (!isValidPort(port)) throw new ConfigError(`${source}: "port" must be an integer from 1 to 65535, got ${JSON.stringify(port)}`);
+  if (!isValidPort(port)) throw new ConfigError(`${source}: "port" must be an integer from 1 to 65535, got ${shown(port)}`);
   if (typeof host !== 'string' || host === '' || !/^[A-Za-z0-9.:-]+$/.test(host)) {
-    throw new ConfigError(`${source}: "host" must be a host name or IP address such as "127.0.0.1", got ${JSON.stringify(host)}`);
+    throw new ConfigError(`${source}: "host" must be a host name or IP address such as "127.0.0.1", got ${shown(host)}`);
   }
-  if (!Array.isArray(peers)) throw new ConfigError(`${source}: "peers" must be a list such as ["127.0.0.1:7002"], got ${JSON.stringify(peers)}`);
+  if (!Array.isArray(peers)) throw new ConfigError(`${source}: "peers" must be a list such as ["127.0.0.1:7002"], got ${shown(peers)}`);
   const normalized: string[] = [];
   peers.forEach((peer, index) => {
-    if (typeof peer !== 'string') throw new ConfigError(`${source}: "peers"[${index}] must be a string such as "127.0.0.1:7002", got ${JSON.stringify(peer)}`);
+    if (typeof peer !== 'string') throw new ConfigError(`${source}: "peers"[${index}] must be a string such as "127.0.0.1:7002", got ${shown(peer)}`);
     try {
       const { address } = parseAddress(peer);
       if (!normalized.includes(address)) normalized.push(address);
@@ -143,30 +154,30 @@ export function parseConfig(text: string, source: string): NodeConfig {
     }
   });
   if (id !== undefined && (typeof id !== 'string' || id.length > MAX_NODE_ID_LENGTH || !NODE_ID_PATTERN.test(id))) {
-    throw new ConfigError(`${source}: "id" must be 1 to ${MAX_NODE_ID_LENGTH} letters, digits, "_" or "-", got ${JSON.stringify(id)}; or leave it out to get a generated id`);
+    throw new ConfigError(`${source}: "id" must be 1 to ${MAX_NODE_ID_LENGTH} letters, digits, "_" or "-", got ${shown(id)}; or leave it out to get a generated id`);
   }
   if (dataDir !== undefined && (typeof dataDir !== 'string' || dataDir === '')) {
-    throw new ConfigError(`${source}: "dataDir" must be a folder path such as "data/node1", got ${JSON.stringify(dataDir)}`);
+    throw new ConfigError(`${source}: "dataDir" must be a folder path such as "data/node1", got ${shown(dataDir)}`);
   }
   if (!FSYNC_POLICIES.includes(fsync as FsyncPolicy)) {
-    throw new ConfigError(`${source}: "fsync" must be one of ${FSYNC_POLICIES.map((p) => JSON.stringify(p)).join(', ')}, got ${JSON.stringify(fsync)}`);
+    throw new ConfigError(`${source}: "fsync" must be one of ${FSYNC_POLICIES.map((p) => JSON.stringify(p)).join(', ')}, got ${shown(fsync)}`);
   }
   if (antiEntropyIntervalMs !== undefined && !isIntegerIn(antiEntropyIntervalMs, 100, 3_600_000)) {
-    throw new ConfigError(`${source}: "antiEntropyIntervalMs" must be an integer from 100 to 3600000 (milliseconds), got ${JSON.stringify(antiEntropyIntervalMs)}`);
+    throw new ConfigError(`${source}: "antiEntropyIntervalMs" must be an integer from 100 to 3600000 (milliseconds), got ${shown(antiEntropyIntervalMs)}`);
   }
-  if (typeof peerExchange !== 'boolean') throw new ConfigError(`${source}: "peerExchange" must be true or false, got ${JSON.stringify(peerExchange)}`);
+  if (typeof peerExchange !== 'boolean') throw new ConfigError(`${source}: "peerExchange" must be true or false, got ${shown(peerExchange)}`);
 
   const secrets = parseSecretField(object, 'secret', 'secretFile', source);
   const clientSecrets = parseSecretField(object, 'clientSecret', 'clientSecretFile', source);
   const { insecure = false, tls, advertise, maxClockSkewMs = DEFAULT_MAX_CLOCK_SKEW_MS, maxConnections = DEFAULT_MAX_CONNECTIONS } = object;
-  if (typeof insecure !== 'boolean') throw new ConfigError(`${source}: "insecure" must be true or false, got ${JSON.stringify(insecure)}`);
+  if (typeof insecure !== 'boolean') throw new ConfigError(`${source}: "insecure" must be true or false, got ${shown(insecure)}`);
   const tlsConfig = tls === undefined ? undefined : parseTls(tls, source);
   const advertised = advertise === undefined ? undefined : parseAdvertise(advertise, source);
   if (!isIntegerIn(maxClockSkewMs, 1_000, 86_400_000)) {
-    throw new ConfigError(`${source}: "maxClockSkewMs" must be an integer from 1000 to 86400000 (milliseconds), got ${JSON.stringify(maxClockSkewMs)}; the default is ${DEFAULT_MAX_CLOCK_SKEW_MS}`);
+    throw new ConfigError(`${source}: "maxClockSkewMs" must be an integer from 1000 to 86400000 (milliseconds), got ${shown(maxClockSkewMs)}; the default is ${DEFAULT_MAX_CLOCK_SKEW_MS}`);
   }
   if (!isIntegerIn(maxConnections, 1, 100_000)) {
-    throw new ConfigError(`${source}: "maxConnections" must be an integer from 1 to 100000, got ${JSON.stringify(maxConnections)}; the default is ${DEFAULT_MAX_CONNECTIONS}`);
+    throw new ConfigError(`${source}: "maxConnections" must be an integer from 1 to 100000, got ${shown(maxConnections)}; the default is ${DEFAULT_MAX_CONNECTIONS}`);
   }
   return {
     port,
@@ -263,16 +274,16 @@ export function parseSecretFile(text: string, source: string, field: 'secretFile
 
 function parseTls(tls: unknown, source: string): TlsConfig {
   const example = '{"cert": "node1.pem", "key": "node1-key.pem", "ca": "ca.pem"} (paths relative to the config file; scripts/make-certs.sh makes them)';
-  if (typeof tls !== 'object' || tls === null || Array.isArray(tls)) throw new ConfigError(`${source}: "tls" must be an object such as ${example}, got ${JSON.stringify(tls)}`);
+  if (typeof tls !== 'object' || tls === null || Array.isArray(tls)) throw new ConfigError(`${source}: "tls" must be an object such as ${example}, got ${shown(tls)}`);
   const object = tls as Record<string, unknown>;
   for (const field of Object.keys(object)) {
-    if (!(TLS_FIELDS as readonly string[]).includes(field)) throw new ConfigError(`${source}: unknown field "tls".${JSON.stringify(field)}; the fields of "tls" are cert, key, ca`);
+    if (!(TLS_FIELDS as readonly string[]).includes(field)) throw new ConfigError(`${source}: unknown field "tls".${shown(field)}; the fields of "tls" are cert, key, ca`);
   }
   const result: { cert?: string; key?: string; ca?: string } = {};
   for (const field of TLS_FIELDS) {
     const value = object[field];
     if (value === undefined) continue;
-    if (typeof value !== 'string' || value.trim() === '') throw new ConfigError(`${source}: "tls".${JSON.stringify(field)} must be the path of a PEM file, such as ${JSON.stringify(`${field === 'ca' ? 'ca' : field === 'key' ? 'node1-key' : 'node1'}.pem`)}, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'string' || value.trim() === '') throw new ConfigError(`${source}: "tls".${shown(field)} must be the path of a PEM file, such as ${JSON.stringify(`${field === 'ca' ? 'ca' : field === 'key' ? 'node1-key' : 'node1'}.pem`)}, got ${shown(value)}`);
     result[field] = value;
   }
   if ((result.cert === undefined) !== (result.key === undefined)) {
@@ -284,7 +295,7 @@ function parseTls(tls: unknown, source: string): TlsConfig {
 
 function parseAdvertise(advertise: unknown, source: string): string {
   const example = '"10.0.0.1:7001" (the address other machines dial to reach this node)';
-  if (typeof advertise !== 'string') throw new ConfigError(`${source}: "advertise" must be a host:port such as ${example}, got ${JSON.stringify(advertise)}`);
+  if (typeof advertise !== 'string') throw new ConfigError(`${source}: "advertise" must be a host:port such as ${example}, got ${shown(advertise)}`);
   let host: string;
   let port: number;
   try {
@@ -293,7 +304,7 @@ function parseAdvertise(advertise: unknown, source: string): string {
     throw new ConfigError(`${source}: "advertise": ${(error as Error).message.replace(/for example 127\.0\.0\.1:7002$/, `for example ${example}`)}`);
   }
   if (isWildcardHost(host)) {
-    throw new ConfigError(`${source}: "advertise" is ${JSON.stringify(advertise)}, which nobody can dial; write the address other machines reach this node at, such as ${example}`);
+    throw new ConfigError(`${source}: "advertise" is ${shown(advertise)}, which nobody can dial; write the address other machines reach this node at, such as ${example}`);
   }
   return formatAddress(host, port);
 }

@@ -13,11 +13,14 @@
  *   closed, and catches up from its cursor when it reconnects.
  * - Catch-up and repair stream a few batches ahead of the socket, never more.
  *
- * Sizes are counted as characters of JSON text: a frame takes that many bytes
- * when it is ASCII (the common case), and at most three times as many.
+ * Sizes are counted as characters of JSON text, exactly for answers and
+ * errors (what a client can make a node send): a frame takes that many bytes
+ * when it is ASCII, at most three times as many otherwise. Entries, which
+ * only members send and receive, count the characters of their strings
+ * (`entryLength`): escapes can make their frame up to six times longer.
  */
 import { type Message } from './protocol.js';
-import { entryLength } from './sync.js';
+import { entryLength, jsonStringLength } from './sync.js';
 import { MAX_BATCH_CHARS, MAX_MESSAGE_BYTES } from './limits.js';
 
 /** Text waiting to be written on a link above which the node stops answering a client, in bytes (estimated as characters). */
@@ -45,7 +48,7 @@ export const PEER_OUTBOUND_LIMIT_BYTES = 8 * OUTBOUND_BUDGET_BYTES;
  */
 export const MAX_HELD_BYTES = 2 * MAX_MESSAGE_BYTES;
 
-/** Characters of JSON a frame takes, about: exact enough to bound memory, cheap enough for every frame. */
+/** Characters of JSON a frame takes: exact for answers and errors, the entries' characters for entries; cheap enough for every frame. */
 export function frameLength(message: Message): number {
   switch (message.type) {
     case 'entries': {
@@ -54,7 +57,10 @@ export function frameLength(message: Message): number {
       return length;
     }
     case 'reply':
-      return 48 + resultLength(message.result);
+      return 64 + resultLength(message.result);
+    case 'error':
+      // Small, and quoting what a client sent (an address, escaped twice): measured, not guessed.
+      return JSON.stringify(message).length;
     case 'buckets':
       return 32 + message.digests.length * 19;
     case 'peer-list':
@@ -64,13 +70,13 @@ export function frameLength(message: Message): number {
   }
 }
 
-/** Characters of JSON a reply's result takes, about. */
+/** Characters of JSON a reply's result takes. */
 function resultLength(result: unknown): number {
-  if (typeof result === 'string') return result.length + 2;
+  if (typeof result === 'string') return jsonStringLength(result);
   if (Array.isArray(result)) {
     let length = 2;
-    for (const item of result) length += typeof item === 'string' ? item.length + 3 : 160;
+    for (const item of result) length += (typeof item === 'string' ? jsonStringLength(item) : typeof item === 'boolean' ? 5 : JSON.stringify(item).length) + 1;
     return length;
   }
-  return typeof result === 'object' && result !== null ? 1024 : 16;
+  return JSON.stringify(result ?? null).length;
 }

@@ -335,14 +335,25 @@ function bad(message: string): ProtocolError {
   return new ProtocolError('BAD_MESSAGE', message);
 }
 
+/** The message's type for an error about it: never String() of what the sender chose (an object with its own toString would throw). */
+function nameOf(m: Record<string, unknown>): string {
+  return typeof m.type === 'string' ? m.type.slice(0, 40) : 'message';
+}
+
+/** Longest change-feed epoch a node takes (its own are 12 characters): a peer's is kept as a cursor and sent back. */
+export const MAX_EPOCH_LENGTH = 64;
+
+/** Longest address a node takes in a frame (add-peer, remove-peer, hello, welcome, peer-list), in characters. */
+export const MAX_ADDRESS_LENGTH = 300;
+
 function requireId(m: Record<string, unknown>): RequestId {
-  if (!isRequestId(m.id)) throw bad(`"${String(m.type)}" needs an "id" (number or short string) to match its reply`);
+  if (!isRequestId(m.id)) throw bad(`"${nameOf(m)}" needs an "id" (number or short string) to match its reply`);
   return m.id;
 }
 
 function requireString(m: Record<string, unknown>, field: string): string {
   const value = m[field];
-  if (typeof value !== 'string') throw bad(`"${String(m.type)}" needs "${field}" as a string`);
+  if (typeof value !== 'string') throw bad(`"${nameOf(m)}" needs "${field}" as a string`);
   return value;
 }
 
@@ -374,37 +385,37 @@ export function checkValue(value: string): void {
 
 function shortString(m: Record<string, unknown>, field: string, maxLength: number): string {
   const value = requireString(m, field);
-  if (value.length > maxLength) throw bad(`"${String(m.type)}" needs "${field}" of at most ${maxLength} characters`);
+  if (value.length > maxLength) throw bad(`"${nameOf(m)}" needs "${field}" of at most ${maxLength} characters`);
   return value;
 }
 
 function checkNonce(m: Record<string, unknown>): string {
-  if (!isNonce(m.nonce)) throw bad(`"${String(m.type)}" needs "nonce" as 32 lowercase hex digits`);
+  if (!isNonce(m.nonce)) throw bad(`"${nameOf(m)}" needs "nonce" as 32 lowercase hex digits`);
   return m.nonce;
 }
 
 function checkProof(m: Record<string, unknown>): string {
-  if (!isProof(m.proof)) throw bad(`"${String(m.type)}" needs "proof" as 64 lowercase hex digits`);
+  if (!isProof(m.proof)) throw bad(`"${nameOf(m)}" needs "proof" as 64 lowercase hex digits`);
   return m.proof;
 }
 
 function nodeIdList(m: Record<string, unknown>, field: string): string[] {
   const value = m[field];
-  if (!Array.isArray(value) || value.length > 1024 || !value.every(isNodeId)) throw bad(`"${String(m.type)}" needs "${field}" as a list of node ids`);
+  if (!Array.isArray(value) || value.length > 1024 || !value.every(isNodeId)) throw bad(`"${nameOf(m)}" needs "${field}" as a list of node ids`);
   return value;
 }
 
 function stringList(m: Record<string, unknown>, field: string, maxLength: number): string[] {
   const value = m[field];
   if (!Array.isArray(value) || value.length > 1024 || !value.every((item) => typeof item === 'string' && item.length <= maxLength)) {
-    throw bad(`"${String(m.type)}" needs "${field}" as a list of short strings`);
+    throw bad(`"${nameOf(m)}" needs "${field}" as a list of short strings`);
   }
   return value as string[];
 }
 
 function sequenceNumber(m: Record<string, unknown>, field: string): number {
   const value = m[field];
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw bad(`"${String(m.type ?? 'since')}" needs "${field}" as a non-negative integer`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw bad(`"${nameOf(m)}" needs "${field}" as a non-negative integer`);
   return value;
 }
 
@@ -517,7 +528,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       return { type: m.type, id: requireId(m) };
     case 'add-peer':
     case 'remove-peer':
-      return { type: m.type, id: requireId(m), address: shortString(m, 'address', 300) };
+      return { type: m.type, id: requireId(m), address: shortString(m, 'address', MAX_ADDRESS_LENGTH) };
     case 'challenge':
       return { type: 'challenge', nodeId: checkNodeId(m, 'nodeId'), nonce: checkNonce(m) };
     case 'auth': {
@@ -530,7 +541,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     case 'hello':
     case 'welcome': {
       if (typeof m.protocol !== 'number') throw bad(`"${m.type}" needs "protocol" as a number`);
-      return { type: m.type, protocol: m.protocol, nodeId: checkNodeId(m, 'nodeId'), address: requireString(m, 'address') };
+      return { type: m.type, protocol: m.protocol, nodeId: checkNodeId(m, 'nodeId'), address: shortString(m, 'address', MAX_ADDRESS_LENGTH) };
     }
     case 'entries': {
       if (!Array.isArray(m.entries)) throw bad('"entries" needs "entries" as an array');
@@ -554,13 +565,14 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     }
     case 'catch-up': {
       if (m.since === null || m.since === undefined) return { type: 'catch-up', since: null };
-      if (typeof m.since !== 'object') throw bad('"catch-up" needs "since" as {epoch, seq} or null');
-      const since = m.since as Record<string, unknown>;
-      return { type: 'catch-up', since: { epoch: requireString(since, 'epoch'), seq: sequenceNumber(since, 'seq') } };
+      if (typeof m.since !== 'object' || Array.isArray(m.since)) throw bad('"catch-up" needs "since" as {epoch, seq} or null');
+      // Named for the errors: the sender's own fields of "since" say nothing trustworthy.
+      const since = { epoch: (m.since as Record<string, unknown>).epoch, seq: (m.since as Record<string, unknown>).seq, type: 'catch-up' };
+      return { type: 'catch-up', since: { epoch: shortString(since, 'epoch', MAX_EPOCH_LENGTH), seq: sequenceNumber(since, 'seq') } };
     }
     case 'caught-up':
       if (typeof m.full !== 'boolean') throw bad('"caught-up" needs "full" as a boolean');
-      return { type: 'caught-up', epoch: requireString(m, 'epoch'), seq: sequenceNumber(m, 'seq'), full: m.full, entries: sequenceNumber(m, 'entries') };
+      return { type: 'caught-up', epoch: shortString(m, 'epoch', MAX_EPOCH_LENGTH), seq: sequenceNumber(m, 'seq'), full: m.full, entries: sequenceNumber(m, 'entries') };
     case 'ping':
       return m.upTo === undefined ? { type: 'ping' } : { type: 'ping', upTo: sequenceNumber(m, 'upTo') };
     case 'digest':
@@ -577,11 +589,16 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       return { type: 'bucket-request', buckets: m.buckets as number[] };
     }
     case 'peer-list':
-      return { type: 'peer-list', addresses: stringList(m, 'addresses', 300).slice(0, 64) };
+      return { type: 'peer-list', addresses: stringList(m, 'addresses', MAX_ADDRESS_LENGTH).slice(0, 64) };
     case 'reply':
       return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: m.result };
     case 'error':
-      return { type: 'error', id: isRequestId(m.id) ? m.id : null, code: String(m.code).slice(0, 64), message: String(m.message).slice(0, 500) };
+      return {
+        type: 'error',
+        id: isRequestId(m.id) ? m.id : null,
+        code: typeof m.code === 'string' ? m.code.slice(0, 64) : 'UNKNOWN',
+        message: typeof m.message === 'string' ? m.message.slice(0, 500) : '',
+      };
     default:
       throw new ProtocolError(
         'UNKNOWN_TYPE',
