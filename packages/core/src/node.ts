@@ -1285,14 +1285,20 @@ class Node implements BbyNode {
     this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
   }
 
-  #addPeerRequest(link: Link, id: RequestId, text: string): void {
-    let address: string;
+  /** The normalized address of a request, or undefined once it was refused with BAD_ADDRESS. */
+  #requestAddress(link: Link, id: RequestId, text: string): string | undefined {
     try {
-      address = parseAddress(text).address;
+      return parseAddress(text).address;
     } catch (error) {
-      if (error instanceof BbyError) return this.#reject(link, id, error);
-      throw error;
+      if (!(error instanceof BbyError)) throw error;
+      this.#reject(link, id, error);
+      return undefined;
     }
+  }
+
+  #addPeerRequest(link: Link, id: RequestId, text: string): void {
+    const address = this.#requestAddress(link, id, text);
+    if (address === undefined) return;
     const existing = this.#table.target(address);
     if (existing?.source === 'learned') {
       // Asked for by name now: keep it like any added peer (never forgotten, kept across restarts).
@@ -1327,13 +1333,8 @@ class Node implements BbyNode {
   }
 
   #removePeerRequest(link: Link, id: RequestId, text: string): void {
-    let address: string;
-    try {
-      address = parseAddress(text).address;
-    } catch (error) {
-      if (error instanceof BbyError) return this.#reject(link, id, error);
-      throw error;
-    }
+    const address = this.#requestAddress(link, id, text);
+    if (address === undefined) return;
     const fromConfig = this.#table.target(address)?.source === 'config';
     const removed = this.removePeer(address);
     const note = fromConfig ? 'it is in the config file: it comes back at the next start unless removed there' : undefined;
