@@ -18,7 +18,7 @@ export class AbuseTally {
     /** Refusals by reason (an HTTP status, a close code, ECONNRESET...). */
     this.refusedBy = new Map();
     this.closedByNode = 0;
-    /** Closes by the node, by close code (WebSocket) or 'tcp' (a raw socket ended). */
+    /** Closes by the node, by close code (WebSocket), 'tcp after HTTP 408' (a raw socket answered, then ended) or 'tcp' (ended or reset without a word). */
     this.closedBy = new Map();
     /** Per kind of abuser (a label given to `add`): opened, refused, closed by the node. */
     this.kinds = new Map();
@@ -71,7 +71,7 @@ export class AbuseTally {
       if (this.closing) return;
       this.closedByNode++;
       counts.closedByNode++;
-      const key = typeof code === 'number' ? String(code) : 'tcp';
+      const key = typeof code === 'number' ? String(code) : socket.httpStatus === undefined || socket.httpStatus === 'none' ? 'tcp' : `tcp after HTTP ${socket.httpStatus}`;
       this.closedBy.set(key, (this.closedBy.get(key) ?? 0) + 1);
     });
     return socket;

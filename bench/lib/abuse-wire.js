@@ -55,6 +55,9 @@ export class RefusedError extends Error {
  * - `role: 'client'`: a WebSocket ready for client requests.
  * - `role: 'peer'`: a WebSocket that said `hello` as node `nodeId` and was answered `welcome`.
  * - `role: 'tcp'`: a raw TCP socket that writes `send` (if any) once connected and nothing more.
+ *   It reads (and drops) what the node sends: a socket that is not read never
+ *   sees the node end it, only a reset. The status of an HTTP answer (408 from
+ *   the header timeout) is kept in `socket.httpStatus`.
  *
  * `secret`: when the node asks for authentication, the connection
  * authenticates with it (as a client, or as peer `nodeId`) and is handed over
@@ -169,6 +172,9 @@ function openTcp(url, send, timeoutMs) {
       settled = true;
       clearTimeout(timer);
       if (send !== undefined) socket.write(send);
+      socket.on('data', (data) => {
+        socket.httpStatus ??= /^HTTP\/1\.[01] (\d{3})/.exec(data.toString('latin1', 0, 16))?.[1] ?? 'none';
+      });
       resolve(socket);
     });
   });
