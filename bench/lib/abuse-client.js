@@ -1,11 +1,12 @@
 // The well-behaved client of `npm run abuse`: one request at a time on one
 // connection (a `set` of a new key, then a `get` of it, and again), each with
 // a timeout; and, once a second, a new connection that asks for one key (can
-// a newcomer still get in?). It runs in a worker thread, so that the
+// a newcomer still get in?). On a node with a secret it is a member: every
+// connection authenticates first. It runs in a worker thread, so that the
 // abusers' work in the main thread does not delay its clock: what it
 // measures is the node.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { MESSAGES, openSocket, Requester, RequestTimeout } from './abuse-wire.js';
+import { MESSAGES, openSocket, RefusedError, Requester, RequestTimeout } from './abuse-wire.js';
 
 /** A request not answered within this time counts as timed out (its real latency is kept if the answer comes later in the phase), in milliseconds. */
 export const REQUEST_TIMEOUT_MS = 2_000;
@@ -18,9 +19,9 @@ const VALUE = 'v'.repeat(100);
 
 /** The client, seen from the main thread. */
 export class WellBehavedClient {
-  /** Starts the worker and connects it to `url` (before any abuse, as a client already connected would be). */
-  static async start(url) {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { url } });
+  /** Starts the worker and connects it to `url` (before any abuse, as a client already connected would be), with `secret` if the node has one. */
+  static async start(url, { secret } = {}) {
+    const worker = new Worker(new URL(import.meta.url), { workerData: { url, secret } });
     const client = new WellBehavedClient(worker);
     await client.#next();
     return client;
@@ -63,20 +64,22 @@ export class WellBehavedClient {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function connect(url) {
-  return new Requester(await openSocket(url, { role: 'client', timeoutMs: REQUEST_TIMEOUT_MS }));
+async function connect(url, secret) {
+  return new Requester(await openSocket(url, { role: 'client', secret, timeoutMs: REQUEST_TIMEOUT_MS }));
 }
 
-/** One new connection, one `get`: the time from connecting to the answer, or undefined on failure. */
-async function probe(url, key) {
+/** One new connection, one `get`: `{ ms }`, the time from connecting to the answer, or `{ failure }`, why not (an HTTP status, a close, "timeout"). */
+async function probe(url, secret, key) {
   const started = performance.now();
   let requester;
   try {
-    requester = await connect(url);
+    requester = await connect(url, secret);
     await requester.request((id) => MESSAGES.get(id, key), Math.max(1, REQUEST_TIMEOUT_MS - (performance.now() - started)));
-    return performance.now() - started;
-  } catch {
-    return undefined;
+    return { ms: performance.now() - started };
+  } catch (error) {
+    if (error instanceof RefusedError) return { failure: error.reason.replace(/ \(.*\)$/, '') };
+    if (error instanceof RequestTimeout) return { failure: 'timeout' };
+    return { failure: error.message };
   } finally {
     requester?.close();
   }
@@ -88,13 +91,16 @@ async function runPhase(state, { durationMs, tag }) {
   let timedOut = 0;
   let failed = 0;
   let firstFailure;
-  const probes = { tried: 0, ok: 0, latencies: [] };
+  const probes = { tried: 0, ok: 0, latencies: [], failedBy: {} };
   const probing = [];
   const probeTimer = setInterval(() => {
     probes.tried++;
     probing.push(
-      probe(state.url, `wb-${tag}-0`).then((ms) => {
-        if (ms === undefined) return;
+      probe(state.url, state.secret, `wb-${tag}-0`).then(({ ms, failure }) => {
+        if (failure !== undefined) {
+          probes.failedBy[failure] = (probes.failedBy[failure] ?? 0) + 1;
+          return;
+        }
         probes.ok++;
         probes.latencies.push(ms);
       }),
@@ -109,7 +115,7 @@ async function runPhase(state, { durationMs, tag }) {
   for (let i = 0; performance.now() < deadline; i++) {
     if (state.requester === undefined || state.requester.closed) {
       try {
-        state.requester = await connect(state.url);
+        state.requester = await connect(state.url, state.secret);
       } catch (error) {
         failed++;
         firstFailure ??= `reconnecting: ${error.message}`;
@@ -146,9 +152,9 @@ async function runPhase(state, { durationMs, tag }) {
 }
 
 if (!isMainThread) {
-  const state = { url: workerData.url, requester: undefined };
+  const state = { url: workerData.url, secret: workerData.secret, requester: undefined };
   try {
-    state.requester = await connect(state.url);
+    state.requester = await connect(state.url, state.secret);
     parentPort.postMessage({ type: 'ready' });
   } catch (error) {
     parentPort.postMessage({ type: 'error', message: error.message });

@@ -1,8 +1,11 @@
 // The workloads of `npm run abuse` (issue 12, "Bounded under abuse"). Each
 // preloads a fresh node (`prepare`), then `start`s its abusers, which run
-// until `stop()`; `stop()` cuts every abusive connection and returns what the
-// abusers did. Every connection is opened by openSocket (abuse-wire.js) and
-// tracked by the workload's AbuseTally.
+// until `stop()`; `stop()` ends every abusive connection (AbuseTally.finish)
+// and returns what the abusers did. Every connection is opened by openSocket
+// (abuse-wire.js) and tracked by the workload's AbuseTally. With a node that
+// has a secret (`node.secret`), the preload always authenticates, and the
+// abusers present it when `settings.secretMode` is 'member' and not when it is
+// 'outsider' (`abuserSecret`).
 import { readFileSync } from 'node:fs';
 import { MAX_VALUE_BYTES } from '@bby/core';
 import { ALL_BUCKETS, MESSAGES, openSocket, Requester } from './abuse-wire.js';
@@ -52,9 +55,14 @@ const PATTERN = (() => {
 /** A key of 16 characters: a prefix and a zero-padded counter. */
 const key16 = (prefix, n) => `${prefix}${String(n).padStart(16 - prefix.length, '0')}`;
 
-/** Stores `count` entries made by `entry(i)` with pipelined `set-many` requests; returns the bytes of keys and values sent. */
-async function preload(url, count, entry) {
-  const requester = new Requester(await openSocket(url, { role: 'client', timeoutMs: PRELOAD_TIMEOUT_MS }));
+/** The secret the abusers present: the node's for members, none for outsiders and for a node without one. */
+export function abuserSecret(node, settings) {
+  return settings.secretMode === 'member' ? node.secret : undefined;
+}
+
+/** Stores `count` entries made by `entry(i)` with pipelined `set-many` requests (as a member); returns the bytes of keys and values sent. */
+async function preload(node, count, entry) {
+  const requester = new Requester(await openSocket(node.url, { role: 'client', secret: node.secret, timeoutMs: PRELOAD_TIMEOUT_MS }));
   let bytes = 0;
   try {
     let next = 0;
@@ -124,21 +132,22 @@ export const slowReader = {
   name: 'slow-reader',
   title: `${SLOW_READERS} clients that stop reading, each sending get "big" (256 KiB) ${((PUMP_FRAMES * 1000) / PUMP_INTERVAL_MS).toLocaleString('en-US')} times a second`,
   async prepare(node) {
-    await preload(node.url, 1, () => ({ key: 'big', value: bigValue(0) }));
+    await preload(node, 1, () => ({ key: 'big', value: bigValue(0) }));
     return `"big" holds ${BIG_VALUE_CHARS.toLocaleString('en-US')} characters`;
   },
-  start(node, _settings, tally) {
+  start(node, settings, tally) {
     let stopped = false;
     const counter = { sent: 0 };
     const text = MESSAGES.get(1, 'big');
+    const secret = abuserSecret(node, settings);
     // All connect first, then all start at once: the first ones would otherwise keep the node too busy to let the others in.
-    const opening = Promise.all(Array.from({ length: SLOW_READERS }, () => tally.add('slow reader', () => openSocket(node.url, { role: 'client', paused: true })))).then((sockets) => {
+    const opening = Promise.all(Array.from({ length: SLOW_READERS }, () => tally.add('slow reader', () => openSocket(node.url, { role: 'client', secret, paused: true })))).then((sockets) => {
       for (const ws of sockets) if (ws !== undefined) pump(ws, text, counter, () => stopped);
     });
     return {
       async stop() {
         stopped = true;
-        tally.closeAll();
+        await tally.finish();
         await opening;
         return { requestsSent: counter.sent, note: `${counter.sent.toLocaleString('en-US')} gets of "big" written (${((counter.sent * BIG_VALUE_CHARS) / 1e9).toFixed(1)} GB of answers asked for)` };
       },
@@ -158,17 +167,17 @@ export const repairFlood = {
   name: 'repair-flood',
   title: `a fake peer (hello as "evil") sending ${REPAIR_BURST} × bucket-request [0..255] every ${REPAIR_BURST_INTERVAL_MS / 1000} s to a node holding ~100 MiB`,
   async prepare(node) {
-    const bytes = await preload(node.url, REPAIR_VALUES, (i) => ({ key: key16('r', i), value: bigValue(i) }));
+    const bytes = await preload(node, REPAIR_VALUES, (i) => ({ key: key16('r', i), value: bigValue(i) }));
     return `${REPAIR_VALUES} values, ${(bytes / 1e6).toFixed(0)} MB of keys and values`;
   },
-  start(node, _settings, tally) {
+  start(node, settings, tally) {
     let stopped = false;
     let bursts = 0;
     let received = 0;
     let frames = 0;
     let timer;
     const request = MESSAGES.bucketRequest(ALL_BUCKETS);
-    const opening = tally.add('fake peer', () => openSocket(node.url, { role: 'peer', nodeId: 'evil' })).then((ws) => {
+    const opening = tally.add('fake peer', () => openSocket(node.url, { role: 'peer', nodeId: 'evil', secret: abuserSecret(node, settings) })).then((ws) => {
       if (ws === undefined || stopped) return;
       // It reads (and drops) whatever the node sends: the amplification alone, not a slow reader.
       ws.on('message', (data) => {
@@ -187,7 +196,7 @@ export const repairFlood = {
       async stop() {
         stopped = true;
         clearInterval(timer);
-        tally.closeAll();
+        await tally.finish();
         await opening;
         return {
           bursts,
@@ -209,15 +218,15 @@ export const keysAmplifier = {
   name: 'keys-amplifier',
   title: `a client pipelining ${AMPLIFIER_PAIRS} pairs of (set a new key, keys with limit 1) on a node preloaded with many keys`,
   async prepare(node, settings) {
-    await preload(node.url, settings.keyCount, (i) => ({ key: key16('k', i), value: key16('v', i) }));
+    await preload(node, settings.keyCount, (i) => ({ key: key16('k', i), value: key16('v', i) }));
     return `${settings.keyCount.toLocaleString('en-US')} keys of 16 bytes with 16-byte values`;
   },
-  start(node, _settings, tally) {
+  start(node, settings, tally) {
     let stopped = false;
     let sent = 0;
     let answered = 0;
     let serial = 0;
-    const opening = tally.add('amplifier', () => openSocket(node.url, { role: 'client' })).then((ws) => {
+    const opening = tally.add('amplifier', () => openSocket(node.url, { role: 'client', secret: abuserSecret(node, settings) })).then((ws) => {
       if (ws === undefined || stopped) return;
       const refill = () => {
         if (stopped || ws.readyState !== ws.OPEN) return;
@@ -228,7 +237,9 @@ export const keysAmplifier = {
           sent += 2;
         }
       };
-      ws.on('message', () => {
+      ws.on('message', (data) => {
+        // The challenge of a node with a secret answers no request.
+        if (data.toString('latin1', 0, 20).startsWith('{"type":"challenge"')) return;
         answered++;
         refill();
       });
@@ -237,7 +248,7 @@ export const keysAmplifier = {
     return {
       async stop() {
         stopped = true;
-        tally.closeAll();
+        await tally.finish();
         await opening;
         return { pairsSent: sent / 2, answers: answered, note: `${(sent / 2).toLocaleString('en-US')} pairs sent, ${answered.toLocaleString('en-US')} answers received` };
       },
@@ -283,17 +294,18 @@ export const connectionFlood = {
     return `${c.idleWebSockets.toLocaleString('en-US')} idle WebSockets + ${c.partialUpgrades.toLocaleString('en-US')} half-sent HTTP upgrades + ${c.silentTcp.toLocaleString('en-US')} silent TCP connections`;
   },
   async prepare(node) {
-    await preload(node.url, 1, () => ({ key: 'small', value: 'x' }));
+    await preload(node, 1, () => ({ key: 'small', value: 'x' }));
     const c = floodCounts();
     return c.scaled ? `open files limit ${c.limit}: the flood is scaled down to fit (raise it with ulimit -n)` : `open files limit ${c.limit}`;
   },
-  start(node, _settings, tally) {
+  start(node, settings, tally) {
     let stopped = false;
     const isStopped = () => stopped;
+    const secret = abuserSecret(node, settings);
     const counts = floodCounts();
     const host = new URL(node.url).host;
     const opening = Promise.all([
-      openMany(counts.idleWebSockets, FLOOD_CONCURRENCY, isStopped, () => tally.add('idleWebSockets', () => openSocket(node.url, { role: 'client' }))),
+      openMany(counts.idleWebSockets, FLOOD_CONCURRENCY, isStopped, () => tally.add('idleWebSockets', () => openSocket(node.url, { role: 'client', secret }))),
       openMany(counts.partialUpgrades, FLOOD_CONCURRENCY, isStopped, () => tally.add('partialUpgrades', () => openSocket(node.url, { role: 'tcp', send: MESSAGES.partialUpgrade(host) }))),
       openMany(counts.silentTcp, FLOOD_CONCURRENCY, isStopped, () => tally.add('silentTcp', () => openSocket(node.url, { role: 'tcp' }))),
     ]);
@@ -306,10 +318,10 @@ export const connectionFlood = {
       async stop() {
         stopped = true;
         const heldAtEnd = tally.open;
+        await tally.finish();
+        await opening;
         const perKind = {};
         for (const kind of Object.keys(FLOOD)) perKind[kind] = { wanted: counts[kind], ...(tally.kinds.get(kind) ?? { opened: 0, refused: 0, closedByNode: 0 }) };
-        tally.closeAll();
-        await opening;
         const text = Object.entries(perKind)
           .map(([kind, c]) => `${kind} ${c.opened.toLocaleString('en-US')}/${c.wanted.toLocaleString('en-US')} opened${c.refused > 0 ? `, ${c.refused.toLocaleString('en-US')} refused` : ''}${c.closedByNode > 0 ? `, ${c.closedByNode.toLocaleString('en-US')} closed by the node` : ''}`)
           .join('; ');
