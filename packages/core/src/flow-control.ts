@@ -23,8 +23,16 @@ import { type Message } from './protocol.js';
 import { entryLength, jsonStringLength } from './sync.js';
 import { MAX_BATCH_CHARS, MAX_MESSAGE_BYTES } from './limits.js';
 
-/** Text waiting to be written on a link above which the node stops answering a client, in bytes (estimated as characters). */
-export const OUTBOUND_BUDGET_BYTES = 4 * 1024 * 1024;
+/**
+ * Text waiting to be written on a link above which the node stops answering a
+ * client, in bytes (as characters of JSON): four answers of the largest value,
+ * or a page of keys. It bounds memory (twenty readers that do not read hold
+ * about 20 × 1 MiB of answers, which the socket buffers and V8 hold about three
+ * times over) and the burst of answers made before the first pause: every
+ * such reader that starts at once makes the node encode up to a budget of
+ * answers in one go (npm run abuse measures both).
+ */
+export const OUTBOUND_BUDGET_BYTES = 1024 * 1024;
 
 /** A paused client is answered again once what waits for it drops below this, in bytes: half, so that it is not paused again at once. */
 export const OUTBOUND_RESUME_BYTES = OUTBOUND_BUDGET_BYTES / 2;
@@ -38,8 +46,13 @@ export const STREAM_WINDOW_BYTES = STREAM_WINDOW_BATCHES * MAX_BATCH_CHARS;
 /** A link over its budget for longer than this is closed, in milliseconds: a reader that stopped reading. */
 export const SLOW_LINK_TIMEOUT_MS = 20_000;
 
-/** A peer link with more than this waiting is closed at once, in bytes: its node catches up from its cursor when it reconnects. */
-export const PEER_OUTBOUND_LIMIT_BYTES = 8 * OUTBOUND_BUDGET_BYTES;
+/**
+ * A peer link with more than this waiting is closed at once, in bytes: its
+ * node catches up from its cursor when it reconnects. Far above a client's
+ * budget: a peer that pauses reading while its disk catches up (a bulk
+ * import) is not cut off for it.
+ */
+export const PEER_OUTBOUND_LIMIT_BYTES = 32 * 1024 * 1024;
 
 /**
  * Frames a paused client may still deliver (what its socket had read before

@@ -493,6 +493,7 @@ class Node implements BbyNode {
       this.#startAntiEntropy(nowMs);
     }
     this.#expireAckRounds(nowMs);
+    this.#startPendingRepairs();
     if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
       this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
       for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
@@ -818,7 +819,7 @@ class Node implements BbyNode {
         // (store.ts), and when it ends it says up to which sequence number every change went out.
         const batches = batchChanges(this.#store.changesSince(usable ? since.seq : -Infinity), this.#batchLength);
         // A peer that asks again gets a new stream. A repair it cuts short goes again afterwards.
-        if (link.stream?.kind === 'repair') this.#requestRepair(link, link.stream.buckets!);
+        if (link.stream?.kind === 'repair') this.#mergePendingRepair(link, link.stream.buckets!);
         link.stream = { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true };
         this.#pump(link);
         return;
@@ -948,19 +949,48 @@ class Node implements BbyNode {
    * Sends a peer this node's entries of some buckets, as a stream: at most one
    * per link at a time, the buckets of requests that come meanwhile merged
    * into the next one, so that no number of requests queues more than one
-   * pass over the store.
+   * pass over the store, and no more than one pass per half period starts.
    */
   #requestRepair(link: Link, buckets: readonly boolean[]): void {
-    if (link.stream === null) {
-      link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false };
-      this.#pump(link);
+    if (link.stream === null && link.pendingRepair === null && this.#mayRepair(link)) {
+      this.#startRepair(link, buckets);
       return;
     }
     this.#counters.repairRequestsMerged++;
+    this.#mergePendingRepair(link, buckets);
+  }
+
+  /** Adds buckets to the repair a link will get next. */
+  #mergePendingRepair(link: Link, buckets: readonly boolean[]): void {
     const pending = (link.pendingRepair ??= new Array<boolean>(BUCKET_COUNT).fill(false));
     buckets.forEach((wanted, bucket) => {
       if (wanted) pending[bucket] = true;
     });
+  }
+
+  /**
+   * A repair starts at most once per half anti-entropy period on a link: an
+   * honest peer asks once per round, and a peer that asks without end gets
+   * one pass over the store per half period, not one after the other.
+   */
+  #mayRepair(link: Link): boolean {
+    return this.#now() - link.repairStartedAtMs >= this.#timing.antiEntropyIntervalMs / 2;
+  }
+
+  #startRepair(link: Link, buckets: readonly boolean[]): void {
+    link.repairStartedAtMs = this.#now();
+    link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false };
+    this.#pump(link);
+  }
+
+  /** Starts the repairs asked for meanwhile, on links whose stream ended and whose last repair is old enough. */
+  #startPendingRepairs(): void {
+    for (const link of this.#table.peerLinkList()) {
+      if (link.pendingRepair === null || link.stream !== null || !this.#mayRepair(link)) continue;
+      const buckets = link.pendingRepair;
+      link.pendingRepair = null;
+      this.#startRepair(link, buckets);
+    }
   }
 
   #sendPeerList(linkId: LinkId): void {
@@ -1022,10 +1052,10 @@ class Node implements BbyNode {
         // also while the catch-up was going out.
         link.claimsUpTo = stream.mayClaim && this.#table.peerLinks().get(link.peerId!) === link.id;
       }
-      if (link.pendingRepair !== null) {
+      if (link.pendingRepair !== null && this.#mayRepair(link)) {
         const buckets = link.pendingRepair;
         link.pendingRepair = null;
-        this.#requestRepair(link, buckets);
+        this.#startRepair(link, buckets);
       }
     }
   }

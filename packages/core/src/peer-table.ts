@@ -69,6 +69,8 @@ export interface Link {
   stream: OutboundStream | null;
   /** Buckets a peer asked to repair while a stream was going out (a flag per bucket): they go next, merged. */
   pendingRepair: boolean[] | null;
+  /** When the last repair stream started on this link, in the clock's milliseconds. */
+  repairStartedAtMs: number;
   /** Text of the frames sent on this link not yet reported written by the adapter, in bytes (estimated; flow-control.ts). */
   unsentBytes: number;
   /** Since when `unsentBytes` is over the budget, in the clock's milliseconds; null while under it. */
@@ -142,6 +144,7 @@ export class PeerTable {
       claimsUpTo: false,
       stream: null,
       pendingRepair: null,
+      repairStartedAtMs: -Infinity,
       unsentBytes: 0,
       overBudgetSinceMs: null,
       held: [],

@@ -84,6 +84,27 @@ describe('flow control: repair', () => {
 
 });
 
+describe('flow control: a peer that asks for repairs without end', () => {
+  it('gets one pass over the store per half anti-entropy period, however often it asks', () => {
+    const cluster = new Cluster();
+    const a = cluster.addNode('a');
+    for (let i = 0; i < 500; i++) a.set(`key-${i}`, 'x'.repeat(100));
+    const peer = cluster.client('a');
+    peer.exchange(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'asker', address: 'sim-asker:1' }));
+    const all = Array.from({ length: 256 }, (_, i) => i);
+    // 10 s of a request every 100 ms, each answered at once by a reader that keeps up (and pings, to stay a peer).
+    for (let step = 0; step < 100; step++) {
+      peer.sendRaw(JSON.stringify({ type: 'bucket-request', buckets: all }));
+      peer.sendRaw(JSON.stringify({ type: 'ping' }));
+      cluster.advance(100, { stepMs: 100 });
+    }
+    const received = peer.inbox.reduce((sum, m) => sum + (m.type === 'entries' ? m.entries.length : 0), 0);
+    // Passes start at 0 s, 5 s and 10 s at most: three stores' worth, not a hundred.
+    expect(received).to.be.within(500, 3 * 500);
+    expect(a.stats().repairRequestsMerged).to.be.greaterThan(90);
+  });
+});
+
 describe('flow control: a peer that falls behind', () => {
   it('is let go once far more than its budget waits for it', () => {
     const cluster = new Cluster();

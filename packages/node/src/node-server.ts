@@ -161,6 +161,9 @@ class Adapter {
   readonly #pausedLinks = new Set<LinkId>();
   readonly #corked = new Set<Socket>();
   #flushScheduled = false;
+  /** Bytes written out per link, reported to the core together after the next poll of the sockets (#written). */
+  readonly #writtenBytes = new Map<LinkId, number>();
+  #writtenScheduled = false;
   /** Set once close() began: no new connection is taken. */
   #closing = false;
   /** Set once close() closed the sockets: nothing more is carried out. */
@@ -331,10 +334,24 @@ class Adapter {
     this.persistence.updatePeers({ added, removed }).catch((error: Error) => this.log('warn', `cannot save the peers in node.json yet (${error.message}); they are saved with its next write`));
   }
 
-  /** Frames of a link left for the kernel (or failed with its socket, which then closes): the core may send it more. */
+  /**
+   * Frames of a link left for the kernel (or failed with its socket, which
+   * then closes): the core may send it more. Reported after the sockets were
+   * polled (setImmediate), not at once: a write to a fast reader completes
+   * within the same turn of the loop, and reporting it there sent the next
+   * batch of a stream at once, and the next, so that a catch-up or repair to a
+   * reader that kept up held the event loop for seconds.
+   */
   #written(link: LinkId, bytes: number): void {
-    this.core.written(link, bytes);
-    this.#flushSoon();
+    this.#writtenBytes.set(link, (this.#writtenBytes.get(link) ?? 0) + bytes);
+    if (this.#writtenScheduled) return;
+    this.#writtenScheduled = true;
+    setImmediate(() => {
+      this.#writtenScheduled = false;
+      for (const [written, sum] of this.#writtenBytes) this.core.written(written, sum);
+      this.#writtenBytes.clear();
+      this.flush();
+    });
   }
 
   /**
