@@ -23,7 +23,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUTH_TIMEOUT_MS } from '@bby/core';
-import { newSecret } from './lib/abuse-auth.js';
+import { newSecret } from './lib/handshake.js';
 import { REQUEST_TIMEOUT_MS, WellBehavedClient } from './lib/abuse-client.js';
 import { watchMemory } from './lib/abuse-memory.js';
 import { Checkout, startAbuseNode } from './lib/abuse-node.js';

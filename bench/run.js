@@ -2,13 +2,15 @@
 // `npm run bench`: measures bby against a bare `ws` baseline in the same run.
 //
 //   node bench/run.js [--full] [--json FILE] [--only rr,pipelined,relay,durable,mesh,join]
-//                     [--reps N] [--profile]
+//                     [--reps N] [--profile] [--security none|secret|tls]
 //
 // Quick by default (well under a minute); --full for the full run (1,000,000
 // keys for the join and memory rows). Results go to bench/results/<date>.json
 // unless --json names a file. --profile runs every bby-node under
 // `node --cpu-prof` and prints the functions with the most self time (the
-// figures of a profiled run are slower: do not compare them).
+// figures of a profiled run are slower: do not compare them). --security runs
+// every bby node with a secret (every connection authenticates once), or with
+// a secret and TLS, against the same plain baselines.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os';
@@ -19,7 +21,7 @@ import { killAll, processOptions, REPO_ROOT, removeTempRoot } from './lib/procs.
 import { fmt, fmtSpread, table } from './lib/stats.js';
 import { MODES, WORKLOADS } from './workloads.js';
 
-const USAGE = `usage: npm run bench [-- --full] [-- --json FILE] [-- --only ${Object.keys(WORKLOADS).join(',')}] [-- --reps N] [-- --profile]`;
+const USAGE = `usage: npm run bench [-- --full] [-- --json FILE] [-- --only ${Object.keys(WORKLOADS).join(',')}] [-- --reps N] [-- --profile] [-- --security none|secret|tls]`;
 
 let options;
 try {
@@ -30,6 +32,7 @@ try {
       only: { type: 'string' },
       reps: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      security: { type: 'string', default: 'none' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }));
@@ -53,6 +56,11 @@ if (options.reps !== undefined) {
   mode.reps = reps;
   mode.joinReps = reps;
 }
+if (!['none', 'secret', 'tls'].includes(options.security)) {
+  process.stderr.write(`bench: --security is none, secret (every connection authenticates) or tls (a secret and wss://), got ${JSON.stringify(options.security)}\n`);
+  process.exit(2);
+}
+processOptions.security = options.security;
 const selected = options.only === undefined ? Object.keys(WORKLOADS) : options.only.split(',').map((s) => s.trim());
 for (const name of selected) {
   if (!(name in WORKLOADS)) {
@@ -143,7 +151,7 @@ const text = table(
   ]),
 );
 const notes = rows.filter((row) => row.note).map((row) => `- ${row.workload}: ${row.note}`);
-process.stdout.write(`\n${modeName} run, ${meta.date}, ${meta.cpus} CPUs (${meta.cpuModel}), Node ${meta.node}, commit ${meta.commit}, ${meta.seconds} s, load average ${meta.loadAverageAtStart.join('/')} → ${meta.loadAverageAtEnd.join('/')}\n`);
+process.stdout.write(`\n${modeName} run${options.security === 'none' ? '' : ` (bby nodes with --security ${options.security})`}, ${meta.date}, ${meta.cpus} CPUs (${meta.cpuModel}), Node ${meta.node}, commit ${meta.commit}, ${meta.seconds} s, load average ${meta.loadAverageAtStart.join('/')} → ${meta.loadAverageAtEnd.join('/')}\n`);
 process.stdout.write(`Each figure: median of ${mode.reps} runs (join: ${mode.joinReps}), (min–max); ratio: median (min–max) of the per-run ratios bby/baseline.\n\n`);
 process.stdout.write(`${text}\n`);
 if (notes.length > 0) process.stdout.write(`\n${notes.join('\n')}\n`);

@@ -210,13 +210,14 @@ export async function pipelined(ctx) {
 
 /** Connects as a peer (hello/welcome) to observe the `entries` a node forwards. */
 async function observer(url) {
-  const conn = await Conn.open(url);
+  const peerId = `observer-${process.pid}`;
+  const conn = await Conn.open(url, 10_000, { peerId });
   const welcomed = new Promise((resolve) => {
     conn.onText = (text) => {
       if (text.startsWith('{"type":"welcome"')) resolve();
     };
   });
-  conn.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: `observer-${process.pid}`, address: '127.0.0.1:1' }));
+  conn.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: peerId, address: '127.0.0.1:1' }));
   await Promise.race([welcomed, sleep(10_000).then(() => Promise.reject(new Error(`no welcome from ${url}`)))]);
   // A peer that stays silent for 4 s is closed by the node (failure detection): keep talking.
   const heartbeat = setInterval(() => conn.send('{"type":"ping"}'), 1_000);

@@ -2,7 +2,7 @@
 // through `openSocket`, and every frame it sends is built by `MESSAGES`.
 // When a node asks for authentication (its upgrade answer carries
 // `x-bby-auth`), `openSocket` does the client side of the handshake
-// (abuse-auth.js) with the secret it is given, and only then hands the
+// (handshake.js) with the secret it is given, and only then hands the
 // connection over: the abusers then attack as members. Without a secret it
 // hands the connection over as it is, and an outsider's first frame is what
 // the node refuses.
@@ -13,7 +13,7 @@
 import { connect } from 'node:net';
 import { PROTOCOL_VERSION } from '@bby/core';
 import WebSocket from 'ws';
-import { AUTH_HEADER, AUTH_HEADER_VALUE, ClientHandshake } from './abuse-auth.js';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, ClientHandshake } from './handshake.js';
 
 /** The largest frame a node sends is 1 MiB; room to spare, in bytes. */
 const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;

@@ -1,7 +1,8 @@
 // Processes of the benchmark: bby-node and bare ws servers on free loopback
 // ports, with temp configs. Every process started here is tracked and killed
 // when the benchmark ends, even on an error or Ctrl-C.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -193,7 +194,33 @@ export class Proc {
 }
 
 /** Options of the processes started: CPU profiling of bby-node. */
-export const processOptions = { profileDir: undefined };
+export const processOptions = { profileDir: undefined, security: 'none' };
+
+/**
+ * How the bby nodes of a run are secured (`--security`): 'none'; 'secret',
+ * every connection authenticates (docs/security.md); 'tls', a secret and
+ * wss:// with certificates made by scripts/make-certs.sh. Bare servers stay
+ * plain: the rows compare bby, secured, with the transport alone.
+ */
+const secured = new Map();
+let securityMaterial; // a promise: nodes started at the same time share one secret and one CA
+
+async function securityFor() {
+  if (processOptions.security === 'none') return {};
+  securityMaterial ??= (async () => {
+    const secret = randomBytes(32).toString('hex');
+    if (processOptions.security !== 'tls') return { secret };
+    const dir = await tempDir('certs');
+    execFileSync('bash', [join(REPO_ROOT, 'scripts', 'make-certs.sh'), dir, 'node:127.0.0.1'], { stdio: 'ignore' });
+    return { secret, tls: { cert: join(dir, 'node.pem'), key: join(dir, 'node-key.pem'), ca: join(dir, 'ca.pem') } };
+  })();
+  return securityMaterial;
+}
+
+/** The secret and CA a client needs for a bby node's URL, or undefined for a plain one (a bare server). */
+export function securityOf(url) {
+  return secured.get(url);
+}
 
 /**
  * Writes a config and starts `bby-node`; resolves once it listens.
@@ -206,12 +233,16 @@ export async function startBbyNode(spec) {
   const config = { id: spec.id, port, peers: spec.peers ?? [], peerExchange: spec.peerExchange ?? false };
   if (spec.dataDir) config.dataDir = join(dir, `${spec.id}-data`);
   if (spec.fsync) config.fsync = spec.fsync;
+  const security = await securityFor();
+  Object.assign(config, security);
   const path = join(dir, `${spec.id}.json`);
   await writeFile(path, JSON.stringify(config));
   const execArgv = processOptions.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${processOptions.profileDir}`, `--cpu-prof-name=${spec.id}-${Date.now()}.cpuprofile`] : [];
   const proc = new Proc(`bby-node ${spec.id}`, [BBY_NODE_BIN, path], { execArgv });
-  const started = await proc.waitForOutput(/listening on ws:\/\/(\S+) as node (\S+)/, 20_000);
-  return { id: spec.id, port, address: `127.0.0.1:${port}`, url: `ws://127.0.0.1:${port}`, configPath: path, proc, startedAt: started.at };
+  const started = await proc.waitForOutput(/listening on wss?:\/\/(\S+) as node (\S+)/, 20_000);
+  const url = `${security.tls === undefined ? 'ws' : 'wss'}://127.0.0.1:${port}`;
+  if (security.secret !== undefined) secured.set(url, { secret: security.secret, ...(security.tls === undefined ? {} : { ca: readFileSync(security.tls.ca) }) });
+  return { id: spec.id, port, address: `127.0.0.1:${port}`, url, configPath: path, proc, startedAt: started.at };
 }
 
 /** Starts a bare ws server (bench/bare-server.js); `forward` is the URL of the next hop, if any. */

@@ -4,16 +4,37 @@
 // answer `{"type":"reply",...`), so the client does the same work whatever
 // server it talks to.
 import WebSocket from 'ws';
+import { ClientHandshake } from './handshake.js';
+import { securityOf } from './procs.js';
 
 const MAX_PAYLOAD = 1024 * 1024 * 1024;
 
 export class Conn {
-  /** Opens a connection; rejects after `timeoutMs`. */
-  static open(url, timeoutMs = 10_000) {
+  /**
+   * Opens a connection; rejects after `timeoutMs`. To a bby node of a run with
+   * `--security`, it authenticates first (as a client, or as the peer
+   * `peerId`), over wss:// with the run's CA for 'tls'; the handshake is per
+   * connection, outside what the workloads time.
+   */
+  static open(url, timeoutMs = 10_000, { peerId } = {}) {
+    const security = securityOf(url);
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD, handshakeTimeout: timeoutMs });
-      ws.once('open', () => resolve(new Conn(url, ws)));
+      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD, handshakeTimeout: timeoutMs, ...(security?.ca === undefined ? {} : { ca: security.ca }) });
       ws.once('error', (error) => reject(new Error(`cannot connect to ${url}: ${error.message}`)));
+      if (security === undefined) {
+        ws.once('open', () => resolve(new Conn(url, ws)));
+        return;
+      }
+      const handshake = new ClientHandshake(security.secret, peerId === undefined ? 'client' : 'peer', peerId);
+      const onMessage = (data) => {
+        const message = JSON.parse(data.toString('utf8'));
+        if (message.type === 'challenge') ws.send(handshake.answer(message));
+        else if (message.type === 'authenticated' && handshake.verify(message)) {
+          ws.off('message', onMessage);
+          resolve(new Conn(url, ws));
+        } else reject(new Error(`authentication with ${url} failed: ${data.toString('utf8').slice(0, 200)}`));
+      };
+      ws.on('message', onMessage);
     });
   }
 

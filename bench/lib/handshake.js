@@ -1,7 +1,7 @@
 // The client side of the authentication handshake (docs/protocol.md,
-// "Authentication"), for every connection of `npm run abuse` that presents a
-// secret: the well-behaved client, the preload, the `stats` after the phase,
-// and the abusers when they attack as members (`--secret member`). The proofs
+// "Authentication"), for every connection of the benchmarks that presents a
+// secret (npm run bench with --security, and npm run abuse: the well-behaved
+// client, the preload, and the abusers that attack as members). The proofs
 // are @bby/core's own functions (auth.ts), so the script speaks exactly what
 // the node checks:
 //
