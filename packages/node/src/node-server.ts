@@ -459,8 +459,9 @@ class Adapter {
     if (this.#inbound >= this.config.maxConnections) {
       return refuseUpgrade(socket, 503, `too many connections (this node takes ${this.config.maxConnections}, its "maxConnections")`);
     }
-    this.#inbound++;
+    // Counted once open: ws answers a malformed upgrade itself, without calling back.
     this.#wss.handleUpgrade(request, socket, head, (websocket) => {
+      this.#inbound++;
       websocket.once('close', () => this.#inbound--);
       this.#wire(this.core.accept(request.socket.remoteAddress), websocket);
       this.flush();
