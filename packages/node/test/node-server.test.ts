@@ -3,6 +3,7 @@
  * fails under it.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -194,5 +195,35 @@ describe('bby-node adapter: text from the network in logs', function () {
     const logged = lines.filter((line) => line.includes('forged'));
     for (const line of logged) expect(line).to.not.match(/[\u0000-\u001f\u007f-\u009f]/);
     expect(logged.join(' ')).to.include('\\n00:00:00.000 info forged by the close').and.include('\\u001b[2J');
+  });
+});
+
+describe('bby-node adapter: maxConnections', function () {
+  this.timeout(15_000);
+  let node: RunningNode | undefined;
+  afterEach(async () => {
+    await node?.close().catch(() => undefined);
+    node = undefined;
+  });
+
+  it('counts only upgrades that succeeded: malformed ones, answered by ws, do not use up the slots', async () => {
+    const port = await freePort();
+    node = await startNode(parseConfig(JSON.stringify({ port, id: 'capped', maxConnections: 2 }), 'capped.json'), { source: 'capped.json', log: () => undefined });
+    for (let i = 0; i < 5; i++) {
+      const answer = await new Promise<string>((resolve) => {
+        const socket = createConnection(port, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+        let text = '';
+        socket.on('data', (chunk) => (text += String(chunk))).on('close', () => resolve(text)).on('error', () => undefined);
+      });
+      expect(answer).to.match(/^HTTP\/1\.1 400/);
+    }
+    const first = await connect(port);
+    const second = await connect(port);
+    expect(await first.ask({ type: 'get', key: 'k' })).to.deep.include({ type: 'reply', result: null });
+    const third = new WebSocket(`ws://127.0.0.1:${port}`);
+    const status = await new Promise<number | undefined>((resolve) => third.on('unexpected-response', (_request, response) => resolve(response.statusCode)).on('open', () => resolve(undefined)).on('error', () => undefined));
+    expect(status).to.equal(503);
+    first.socket.close();
+    second.socket.close();
   });
 });
