@@ -9,7 +9,7 @@
  * node.get('MonChamp'); // '42'
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
 export { printable, quoted, MAX_LOGGED_TEXT_LENGTH } from './log-text.js';

@@ -175,6 +175,14 @@ export const CLOSE_CODES = {
 /** How long a dial may wait for the socket and the welcome, in milliseconds. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 
+/**
+ * Two links to one peer in opposite directions whose handshakes finished
+ * within this long of each other are dials that crossed, resolved by the
+ * rule of the smaller id; a later one is a second link to a live peer,
+ * refused. As long as a dial may take, in milliseconds.
+ */
+export const CROSSED_DIALS_WINDOW_MS = HANDSHAKE_TIMEOUT_MS;
+
 /** A node of the mesh; see the file header for the event/effect contract. */
 export interface BbyNode {
   readonly id: string;
@@ -1155,6 +1163,7 @@ class Node implements BbyNode {
     }
     link.role = 'peer';
     link.peerId = peerId;
+    link.peerSinceMs = this.#now();
     if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#table.found(peerId);
     this.#know(peerId);
@@ -1177,18 +1186,22 @@ class Node implements BbyNode {
 
   /**
    * Whether a new link to a connected peer replaces its `existing` one (one
-   * link per pair). When the two nodes dialed each other, both keep the dial
-   * of the smaller id, so both close the same link whatever the order their
-   * handshakes finished in. A second link in the same direction (the peer
-   * restarted, or someone else claims its id) replaces the old one only when
-   * the old one looks dead: nothing heard on it for two heartbeat periods,
-   * where a live peer pings every period. Otherwise it is refused, and its
-   * dialer retries until the old link is gone.
+   * link per pair). An existing link that looks dead (nothing heard on it for
+   * two heartbeat periods, where a live peer pings every period) is replaced:
+   * the peer restarted, or its network came back. Two dials that crossed
+   * (the existing link is in the other direction and became a peer link less
+   * than CROSSED_DIALS_WINDOW_MS ago) keep the dial of the smaller id, on both
+   * nodes, whatever the order their handshakes finished in. Any other second
+   * link is refused, and its dialer retries until the old link is gone: a
+   * connection claiming the id of a live peer (an impostor) never takes its
+   * place, whichever way it came.
    */
   #replaces(link: Link, existing: Link, peerId: string): boolean {
+    const nowMs = this.#now();
+    if (nowMs - existing.lastHeardAtMs > 2 * this.#timing.heartbeatIntervalMs) return true;
+    if (link.direction === existing.direction || nowMs - existing.peerSinceMs >= CROSSED_DIALS_WINDOW_MS) return false;
     // This node dialed its outbound link: that one is the dial of the smaller id when this node's id is the smaller.
-    if (link.direction !== existing.direction) return (link.direction === 'outbound') === this.id < peerId;
-    return this.#now() - existing.lastHeardAtMs > 2 * this.#timing.heartbeatIntervalMs;
+    return (link.direction === 'outbound') === this.id < peerId;
   }
 
   /** Closes `loser`, a second link to the node `winner` leads to. */

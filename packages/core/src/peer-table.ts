@@ -53,6 +53,8 @@ export interface Link {
   address: string | null;
   /** When the link was registered, in the clock's milliseconds. */
   readonly openedAtMs: number;
+  /** When its handshake made it a peer link, in the clock's milliseconds (Infinity before). */
+  peerSinceMs: number;
   /** When a message last arrived on it (heartbeats), in the clock's milliseconds. */
   lastHeardAtMs: number;
   /** When a message was last sent on it, in the clock's milliseconds. */
@@ -138,6 +140,7 @@ export class PeerTable {
       peerId: null,
       address: null,
       openedAtMs: nowMs,
+      peerSinceMs: Infinity,
       lastHeardAtMs: nowMs,
       lastSentAtMs: nowMs,
       caughtUp: false,

@@ -4,7 +4,7 @@
  * over the in-memory cluster.
  */
 import { expect } from 'chai';
-import { authProof, type AuthTranscript, CLOSE_CODES, findSecret, type Message, newNonce, proofMatches } from '../src/index.js';
+import { authProof, type AuthTranscript, CLOSE_CODES, CROSSED_DIALS_WINDOW_MS, findSecret, type Message, newNonce, proofMatches } from '../src/index.js';
 import { Client, Cluster, randomBytesFrom, mulberry32, resultOf } from './support/cluster.js';
 
 const SECRET = 'correct horse battery staple';
@@ -307,6 +307,30 @@ describe('links: one per pair', () => {
     expect(b.keys()).to.have.length(5);
     expect(impostor.inbox.some((m) => m.type === 'entries')).to.equal(false);
   });
+
+  for (const victim of ['a', 'z']) {
+    it(`an impostor dialing in does not replace a live link this node dialed (victim id ${victim}, claimed id m)`, () => {
+      // Without the crossed-dials window, the rule of the smaller id would hand the link to an inbound impostor claiming a smaller id.
+      const cluster = new Cluster();
+      const node = cluster.addNode(victim, { secrets: [SECRET], peers: ['m'] });
+      const m = cluster.addNode('m', { secrets: [SECRET] });
+      cluster.stabilize();
+      cluster.advance(CROSSED_DIALS_WINDOW_MS + 1_000);
+      expect(node.peers()).to.deep.equal([{ address: 'sim-m:1', id: 'm', direction: 'outbound', connected: true }]);
+      const impostor = cluster.client(victim);
+      authenticate(impostor, SECRET, { role: 'peer', nodeId: 'm' });
+      impostor.exchange(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'm', address: 'sim-m:1' }));
+      expect(closeCodeOf(cluster)).to.equal(CLOSE_CODES.DUPLICATE_LINK);
+      for (let i = 0; i < 5; i++) {
+        impostor.sendRaw(JSON.stringify({ type: 'ping' }));
+        node.set(`k${i}`, 'v');
+        cluster.advance(500);
+      }
+      expect(m.keys()).to.have.length(5);
+      expect(node.peers()).to.deep.equal([{ address: 'sim-m:1', id: 'm', direction: 'outbound', connected: true }]);
+      expect(impostor.inbox.some((msg) => msg.type === 'entries')).to.equal(false);
+    });
+  }
 });
 
 describe('clocks: entries from the future', () => {
