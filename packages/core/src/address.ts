@@ -136,3 +136,19 @@ export function isWildcardHost(host: string): boolean {
   const mapped = mappedIpv4(v6);
   return mapped !== null ? mapped.every((octet) => octet === 0) : v6.every((group) => group === 0);
 }
+
+/**
+ * The normalized `host:port` of an address a peer announced (`hello`,
+ * `welcome`, a peer list), or null when it is not one or names a wildcard
+ * host: an old or broken member may announce `0.0.0.0:PORT`, which nobody can
+ * dial (a node dialing it reaches itself), so it is never kept nor relayed.
+ */
+export function dialableAddress(text: string): string | null {
+  let parsed: PeerAddress;
+  try {
+    parsed = parseAddress(text);
+  } catch {
+    return null;
+  }
+  return isWildcardHost(parsed.host) ? null : parsed.address;
+}

@@ -12,7 +12,7 @@
  * effects must be durable before any `send` of the same batch is written,
  * because a `set` reply that says `true` promises the write is kept.
  */
-import { parseAddress } from './address.js';
+import { dialableAddress, parseAddress } from './address.js';
 import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
 import { differingBuckets } from './anti-entropy.js';
 import { retryDelayMs } from './backoff.js';
@@ -1168,7 +1168,7 @@ class Node implements BbyNode {
     this.#table.found(peerId);
     this.#know(peerId);
     this.#withdrawClaims(peerId);
-    link.address = target?.address ?? announcedAddress(address);
+    link.address = target?.address ?? dialableAddress(address);
     if (type === 'hello') {
       this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
     }
@@ -1426,15 +1426,6 @@ function bucketFlags(buckets: readonly number[]): boolean[] {
   const flags = new Array<boolean>(BUCKET_COUNT).fill(false);
   for (const bucket of buckets) flags[bucket] = true;
   return flags;
-}
-
-/** The listening address a peer announced, if it is a valid `host:port`. */
-function announcedAddress(text: string): string | null {
-  try {
-    return parseAddress(text).address;
-  } catch {
-    return null;
-  }
 }
 
 /** A 12-character id from the injected random source. */

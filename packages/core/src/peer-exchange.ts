@@ -4,7 +4,7 @@
  * the mesh. Limited in number and rate, so that a bad peer list cannot make a
  * node dial the world.
  */
-import { parseAddress } from './address.js';
+import { dialableAddress } from './address.js';
 
 /** A node dials at most this many learnt addresses at a time. */
 export const MAX_LEARNED_PEERS = 16;
@@ -70,12 +70,8 @@ export function addressesToLearn(addresses: readonly string[], isKnown: (address
   const limit = Math.min(room, MAX_LEARNED_PER_LIST);
   for (const text of addresses) {
     if (learned.length >= limit) break;
-    let address: string;
-    try {
-      address = parseAddress(text).address;
-    } catch {
-      continue;
-    }
+    const address = dialableAddress(text);
+    if (address === null) continue;
     if (!isKnown(address) && !learned.includes(address)) learned.push(address);
   }
   return learned;

@@ -68,6 +68,26 @@ describe('dials: bounded', () => {
     expect(cluster.counters.dials).to.be.greaterThan(dialsBefore);
   });
 
+  it('never keeps nor relays a wildcard address a peer announced (0.0.0.0, ::), which nobody can dial', () => {
+    const cluster = new Cluster({ peerExchange: true });
+    const a = cluster.addNode('a');
+    const old = cluster.client('a');
+    old.exchange(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'old', address: '0.0.0.0:7000' }));
+    const lister = cluster.client('a');
+    lister.exchange(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'lister', address: 'sim-lister:1' }));
+    lister.exchange(JSON.stringify({ type: 'peer-list', addresses: ['0.0.0.0:7001', '[::]:7002', '[::ffff:0.0.0.0]:7003', '10.3.0.1:7000'] }));
+    expect(a.stats().peersLearned).to.equal(1);
+    const listed = a.peers().map((p) => p.address);
+    expect(listed).to.include('10.3.0.1:7000');
+    expect(listed.filter((address) => address !== null && /^(0\.0\.0\.0|\[::|\[::ffff:0)/.test(address))).to.deep.equal([]);
+    // A newcomer's peer list names neither.
+    const newcomer = cluster.client('a');
+    newcomer.exchange(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'newcomer', address: 'sim-newcomer:1' }));
+    const relayed = newcomer.inbox.filter((m): m is Extract<Message, { type: 'peer-list' }> => m.type === 'peer-list').flatMap((m) => m.addresses);
+    expect(relayed).to.include('sim-lister:1');
+    expect(relayed.filter((address) => address.includes('0.0.0.0') || address.startsWith('[::'))).to.deep.equal([]);
+  });
+
   it(`answers peers with at most ${MAX_PEERS_LISTED} rows and the count it left out, within one frame`, () => {
     const { node } = lone();
     for (let i = 0; i < MAX_DIAL_TARGETS; i++) node.addPeer(`10.0.${i >> 8}.${i & 255}:7000`);
