@@ -1316,8 +1316,11 @@ class Node implements BbyNode {
   #keysPage(link: Link, request: Extract<Request, { type: 'keys' }>): void {
     let start = 0;
     if (request.cursor !== undefined) {
-      const [slotText, hash] = request.cursor.split('.');
+      const [slotText, hash, ...rest] = request.cursor.split('.');
       start = Number(slotText);
+      if (rest.length > 0 || hash === undefined || !/^[0-9]+$/.test(slotText!) || !/^[0-9a-f]{1,8}$/.test(hash)) {
+        return this.#reject(link, request.id, new ProtocolError('BAD_MESSAGE', 'bad "cursor": not one this node gave; pass the "cursor" of the previous keys reply as it is, or none to start'));
+      }
       const previous = Number.isSafeInteger(start) && start > 0 && start <= this.#store.size ? this.#store.keysPage(start - 1, 1, Infinity).keys[0] : undefined;
       if (previous === undefined || keyCheck(previous) !== hash) {
         return this.#reject(link, request.id, new ProtocolError('STALE_CURSOR', 'this cursor is not from this run of the node (it restarted since the listing began); list again from the start'));

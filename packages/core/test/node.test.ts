@@ -457,8 +457,10 @@ describe('node: keys in pages', () => {
     node.receive(link, JSON.stringify({ type: 'keys', id: 1, cursor: '2.deadbeef' }));
     node.receive(link, JSON.stringify({ type: 'keys', id: 2, cursor: '99.0' }));
     node.receive(link, JSON.stringify({ type: 'keys', id: 3, after: 'a' }));
+    // A cursor no node could have given is malformed, not stale.
+    for (const [i, cursor] of ['zzz', '1', '1.xyz', '1.0.0', '-1.0', '1.123456789'].entries()) node.receive(link, JSON.stringify({ type: 'keys', id: 4 + i, cursor }));
     const codes = ofType(node.takeEffects(), 'send').map((effect) => (effect.message.type === 'error' ? effect.message.code : effect.message.type));
-    expect(codes).to.deep.equal(['STALE_CURSOR', 'STALE_CURSOR', 'BAD_MESSAGE']);
+    expect(codes).to.deep.equal(['STALE_CURSOR', 'STALE_CURSOR', 'BAD_MESSAGE', ...Array(6).fill('BAD_MESSAGE')]);
   });
 });
 

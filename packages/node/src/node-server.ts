@@ -3,7 +3,7 @@
  * dials what the core asks for, turns socket events into core events, and
  * carries out the core's effects. It holds no replication logic of its own.
  */
-import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, type Change, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, printable, type Timing } from '@bby/core';
+import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, type Change, CLOSE_CODES, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, printable, type Timing } from '@bby/core';
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage } from 'node:http';
 import { type Socket } from 'node:net';
@@ -297,9 +297,13 @@ class Adapter {
         case 'dial':
           this.#dial(effect.link, effect.address);
           break;
-        case 'close':
-          this.#sockets.get(effect.link)?.close(effect.code, effect.reason);
+        case 'close': {
+          const socket = this.#sockets.get(effect.link);
+          socket?.close(effect.code, effect.reason);
+          // A link closed for not reading will not read the close frame either: without this, ws holds its socket for 30 s.
+          if (socket !== undefined && effect.code === CLOSE_CODES.TOO_SLOW) setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
           break;
+        }
         case 'log':
           this.log(effect.level, effect.message);
           break;
