@@ -56,7 +56,7 @@ export const COMMANDS: readonly Command[] = [
     name: 'peers',
     aliases: ['getPeers'],
     args: [],
-    summary: "list the node's peers: address, id, direction, state",
+    summary: "list the node's peers: address, id, direction, state, sorted by address",
     request: () => ({ type: 'peers' }),
     format: (result, omitted) => `${formatPeers(result as PeerInfo[])}${omitted !== undefined && omitted > 0 ? `... and ${omitted} more\n` : ''}`,
   },
@@ -131,11 +131,24 @@ export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((command) => command.name === name || command.aliases.includes(name));
 }
 
+/** Host, then port as a number, then outbound before inbound: a row stays in its place whichever node dialed. */
+function comparePeers(a: PeerInfo, b: PeerInfo): number {
+  const split = (address: string) => {
+    const colon = address.lastIndexOf(':');
+    return [address.slice(0, colon), Number(address.slice(colon + 1))] as const;
+  };
+  const [hostA, portA] = split(a.address);
+  const [hostB, portB] = split(b.address);
+  if (hostA !== hostB) return hostA < hostB ? -1 : 1;
+  if (portA !== portB) return portA - portB;
+  return a.direction === b.direction ? 0 : a.direction === 'outbound' ? -1 : 1;
+}
+
 function formatPeers(peers: readonly PeerInfo[]): string {
   if (peers.length === 0) return '(no peers)\n';
   const rows = [
     ['ADDRESS', 'ID', 'DIRECTION', 'STATE'],
-    ...peers.map((p) => [p.address, p.id ?? '-', p.direction, p.connected ? 'connected' : `down${p.lastError ? ` (${p.lastError})` : ''}`]),
+    ...[...peers].sort(comparePeers).map((p) => [p.address, p.id ?? '-', p.direction, p.connected ? 'connected' : `down${p.lastError ? ` (${p.lastError})` : ''}`]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return lines(rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')));

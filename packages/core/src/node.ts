@@ -19,7 +19,7 @@ import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, PeerTable, type TargetSource } from './peer-table.js';
+import { type DialTarget, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, PeerTable, type TargetSource } from './peer-table.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, LearningBudget, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
@@ -457,7 +457,41 @@ class Node implements BbyNode {
   }
 
   addPeer(text: string): string {
-    return this.#addTarget(text, 'added');
+    const address = this.#addTarget(text, 'added');
+    const target = this.#table.target(address);
+    if (target !== undefined && target.halted !== null && target.link === null) this.#resume(target);
+    return address;
+  }
+
+  /** Dials a target now (a client asked for it); a halted one (#halt) is dialed again from scratch: whatever made it fail may be fixed. */
+  #resume(target: DialTarget): void {
+    if (target.halted !== null) {
+      target.halted = null;
+      target.failures = 0;
+      target.failureLogged = false;
+    }
+    target.nextDialAtMs = this.#now();
+    this.#dialDue();
+  }
+
+  /**
+   * Stops dialing `target` until a client adds it again: `why` (the node there
+   * speaks another protocol version) is not fixed by redialing. Answers the
+   * `add-peer`s waiting for it with `retrying: false`. A learnt address is
+   * forgotten instead (peer-exchange.ts).
+   */
+  #halt(target: DialTarget, why: string): void {
+    if (target.source === 'learned') {
+      // Not asked for by anyone: forgotten (not learnt again for FORGOTTEN_FOR_MS) rather than kept in a learnt slot for ever.
+      this.#table.removeTarget(target.address);
+      this.#learning.forgot(target.address, this.#now());
+      this.#log('info', `forgot learnt peer ${target.address}: ${why}`);
+      return;
+    }
+    target.halted = why;
+    target.lastError = why;
+    this.#log('warn', `stopped dialing peer ${target.address}: ${why}; add it again (add-peer ${target.address}) once it is fixed`);
+    this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: why, retrying: false });
   }
 
   #addTarget(text: string, source: TargetSource): string {
@@ -694,11 +728,15 @@ class Node implements BbyNode {
         this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}", but this node has no secret: it does not authenticate connections`));
         return;
       case 'reply':
-        return;
       case 'error': {
-        // Never answer an error with an error: two nodes would bounce them forever.
+        // Never answer an answer: two nodes would bounce errors forever. Logged (rate-limited) and dropped.
         const who = link.peerId === null ? `a client${link.remote === null ? '' : ` at ${link.remote}`}` : `peer ${link.peerId}`;
-        this.#logFromOutside(link.peerId ?? link.remote ?? link.id, `${who} reported: ${quoted(message.message)} (${printable(message.code)})`);
+        const what = message.type === 'reply' ? `sent a reply (id ${printable(String(message.id))}) though this node asked nothing; dropped` : `reported: ${quoted(message.message)} (${printable(message.code)})`;
+        this.#logFromOutside(link.peerId ?? link.remote ?? link.id, `${who} ${what}`);
+        // The node this one dialed refused its protocol version: it will refuse every dial.
+        if (message.type !== 'error' || message.code !== 'PROTOCOL_MISMATCH' || link.direction !== 'outbound' || link.role === 'peer') return;
+        const target = this.#table.targetOfLink(link.id);
+        if (target !== undefined) this.#halt(target, `the node there refused this node's protocol ${PROTOCOL_VERSION} (${printable(message.message)})`);
         return;
       }
       default:
@@ -1079,6 +1117,8 @@ class Node implements BbyNode {
     }
     if (target === undefined) return;
     target.link = null;
+    // Halted (#halt): answered and logged already, and not dialed again.
+    if (target.halted !== null) return;
     if (target.peerId !== null && this.#table.peerLink(target.peerId) !== undefined) {
       // The node is connected through another link (one link per pair): nothing failed. Dialed again once that link is gone.
       target.nextDialAtMs = this.#now() + retryDelayMs(1, this.#random());
@@ -1134,6 +1174,8 @@ class Node implements BbyNode {
     if (protocol !== PROTOCOL_VERSION) {
       this.#reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.PROTOCOL_MISMATCH, reason: 'protocol version mismatch' });
+      // A dialed node answered in another version: redialing gets the same answer.
+      if (target !== undefined) this.#halt(target, `node ${peerId} speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`);
       return;
     }
     if (peerId === this.id) {
@@ -1372,9 +1414,8 @@ class Node implements BbyNode {
     waiters.push({ link: link.id, id });
     this.#addPeerWaiters.set(address, waiters);
     if (existing !== undefined && existing.link === null) {
-      // Asked explicitly: dial now rather than at the end of the backoff.
-      existing.nextDialAtMs = this.#now();
-      this.#dialDue();
+      // Asked explicitly: dial now rather than at the end of the backoff, halted (another protocol version) or not.
+      this.#resume(existing);
     }
   }
 

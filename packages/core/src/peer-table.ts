@@ -118,6 +118,12 @@ export interface DialTarget {
   lastError: string | null;
   /** True once a failed dial was logged; reset by a successful handshake. */
   failureLogged: boolean;
+  /**
+   * Why this node stopped dialing the address for good (the node there speaks
+   * another protocol version: redialing cannot help), or null while it dials.
+   * Cleared only when a client adds the address again (`add-peer`).
+   */
+  halted: string | null;
 }
 
 /** Links and dial targets of one node. */
@@ -178,7 +184,7 @@ export class PeerTable {
   /** Adds a dial target; returns false when it was already there. The caller keeps within MAX_DIAL_TARGETS. */
   addTarget(address: string, source: TargetSource, nowMs: number): boolean {
     if (this.#targets.has(address)) return false;
-    this.#targets.set(address, { address, source, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false });
+    this.#targets.set(address, { address, source, link: null, peerId: null, failures: 0, nextDialAtMs: nowMs, lastError: null, failureLogged: false, halted: null });
     return true;
   }
 
@@ -214,12 +220,12 @@ export class PeerTable {
   }
 
   /**
-   * Targets with no link whose retry time has come, except those whose node
+   * Targets with no link whose retry time has come, except halted ones and those whose node
    * is connected already, through a link it dialed (known by its id, or by the
    * address it announced): dialing it would only make a second link to close.
    */
   dueTargets(nowMs: number): DialTarget[] {
-    const due = [...this.#targets.values()].filter((t) => t.link === null && t.nextDialAtMs <= nowMs);
+    const due = [...this.#targets.values()].filter((t) => t.link === null && t.halted === null && t.nextDialAtMs <= nowMs);
     if (due.length === 0) return due;
     const connectedIds = new Set<string>();
     const connectedAddresses = new Set<string>();

@@ -8,10 +8,12 @@
  * `hello`, is answered with `welcome`, and from then on both sides send
  * `entries`.
  */
+import { parseAddress } from './address.js';
 import { type AuthRole, isNonce, isProof } from './auth.js';
 import { BUCKET_COUNT } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
+import { MAX_PEER_LIST } from './peer-exchange.js';
 import { isWellFormed, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, NODE_ID_PATTERN, utf8ByteLength } from './limits.js';
 
 /** Version of the peer protocol; peers with another version are refused. */
@@ -588,8 +590,18 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       }
       return { type: 'bucket-request', buckets: m.buckets as number[] };
     }
-    case 'peer-list':
-      return { type: 'peer-list', addresses: stringList(m, 'addresses', MAX_ADDRESS_LENGTH).slice(0, 64) };
+    case 'peer-list': {
+      const addresses = stringList(m, 'addresses', MAX_ADDRESS_LENGTH);
+      if (addresses.length > MAX_PEER_LIST) throw bad(`"peer-list" carries at most ${MAX_PEER_LIST} addresses, not ${addresses.length}`);
+      addresses.forEach((address, index) => {
+        try {
+          parseAddress(address);
+        } catch {
+          throw bad(`"peer-list" addresses[${index}] is not a host:port address`);
+        }
+      });
+      return { type: 'peer-list', addresses };
+    }
     case 'reply':
       return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: m.result };
     case 'error':
@@ -600,11 +612,8 @@ function validate(m: Record<string, unknown>): IncomingMessage {
         message: typeof m.message === 'string' ? m.message.slice(0, 500) : '',
       };
     default:
-      throw new ProtocolError(
-        'UNKNOWN_TYPE',
-        typeof m.type === 'string'
-          ? `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`
-          : 'message has no "type" string',
-      );
+      // No "type", or not a string: a missing or mistyped field, as anywhere else.
+      if (typeof m.type !== 'string') throw bad('a message needs "type" as a string, such as "get"');
+      throw new ProtocolError('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`);
   }
 }

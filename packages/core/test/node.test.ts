@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type AddPeerResult, BbyError, CLOSE_CODES, createNode, type Effect, HANDSHAKE_TIMEOUT_MS, type PeerInfo, ProtocolError, RETRY_BASE_MS, RETRY_CAP_MS, type Stats } from '../src/index.js';
+import { type AddPeerResult, BbyError, CLOSE_CODES, createNode, type Effect, FORGOTTEN_FOR_MS, HANDSHAKE_TIMEOUT_MS, type PeerInfo, PROTOCOL_VERSION, ProtocolError, RETRY_BASE_MS, RETRY_CAP_MS, type Stats } from '../src/index.js';
 import { Cluster, mulberry32, resultOf, simAddress, START_MS } from './support/cluster.js';
 
 /** A lone node on a hand-driven clock. */
@@ -338,6 +338,106 @@ describe('node: peers', () => {
     cluster.start('b');
     cluster.advance(RETRY_BASE_MS);
     expect(a.peers()[0]).to.include({ connected: true, id: 'b' });
+  });
+});
+
+describe('node: a peer of another protocol version', () => {
+  /** Node a dials sim-b:1 (added by a client, who waits for the answer); the test plays b. */
+  function dialing() {
+    const { node, clock } = lone('a');
+    const client = node.accept();
+    node.receive(client, JSON.stringify({ type: 'add-peer', id: 1, address: 'sim-b:1' }));
+    const [dial] = ofType(node.takeEffects(), 'dial');
+    node.opened(dial!.link);
+    const [hello] = ofType(node.takeEffects(), 'send');
+    expect(hello!.message).to.deep.include({ type: 'hello', protocol: PROTOCOL_VERSION });
+    return { node, clock, client, link: dial!.link };
+  }
+
+  /** After a failure redialing cannot fix: no dial for a day of ticks, until add-peer names the address again. */
+  function expectHaltedUntilAddedAgain(node: ReturnType<typeof lone>['node'], clock: { now: number }, client: string, error: RegExp) {
+    expect(node.peers()).to.have.length(1);
+    expect(node.peers()[0]).to.include({ address: 'sim-b:1', connected: false });
+    expect(node.peers()[0]!.lastError).to.match(error);
+    for (let i = 0; i < 100; i++) {
+      clock.now += 15 * 60_000;
+      node.tick();
+      expect(ofType(node.takeEffects(), 'dial'), `tick ${i}`).to.deep.equal([]);
+    }
+    node.receive(client, JSON.stringify({ type: 'add-peer', id: 2, address: 'sim-b:1' }));
+    expect(ofType(node.takeEffects(), 'dial').map((d) => d.address)).to.deep.equal(['sim-b:1']);
+  }
+
+  it('a dialed node that answers welcome with another protocol is refused (4002) and not dialed again until added again', () => {
+    const { node, clock, client, link } = dialing();
+    node.receive(link, JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION + 1, nodeId: 'b', address: 'sim-b:1' }));
+    const effects = node.takeEffects();
+    expect(ofType(effects, 'close')).to.deep.equal([{ type: 'close', link, code: CLOSE_CODES.PROTOCOL_MISMATCH, reason: 'protocol version mismatch' }]);
+    const sends = ofType(effects, 'send');
+    expect(sends.find((e) => e.link === link)!.message).to.deep.include({ type: 'error', code: 'PROTOCOL_MISMATCH' });
+    const reply = sends.find((e) => e.link === client)!.message;
+    expect(reply).to.deep.include({ type: 'reply', id: 1 });
+    expect((reply as { result: AddPeerResult }).result).to.deep.equal({
+      address: 'sim-b:1',
+      connected: false,
+      id: null,
+      error: `node b speaks protocol ${PROTOCOL_VERSION + 1}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`,
+      retrying: false,
+    } satisfies AddPeerResult);
+    expect(ofType(effects, 'log').map((l) => l.message)).to.deep.include(
+      `stopped dialing peer sim-b:1: node b speaks protocol ${PROTOCOL_VERSION + 1}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both; add it again (add-peer sim-b:1) once it is fixed`,
+    );
+    node.closed(link, 'closed by this node (4002)');
+    expect(ofType(node.takeEffects(), 'log')).to.deep.equal([]);
+    expectHaltedUntilAddedAgain(node, clock, client, /speaks protocol 4/);
+  });
+
+  it('a dialed node that refuses the hello with PROTOCOL_MISMATCH is not dialed again until added again', () => {
+    const { node, clock, client, link } = dialing();
+    // What another version does with this node's hello: an error, then close 4002.
+    node.receive(link, JSON.stringify({ type: 'error', id: null, code: 'PROTOCOL_MISMATCH', message: 'peer speaks protocol 3, this node speaks 4' }));
+    const reply = ofType(node.takeEffects(), 'send').find((e) => e.link === client)!.message as { result: AddPeerResult };
+    expect(reply.result).to.include({ connected: false, retrying: false });
+    expect(reply.result.error).to.equal(`the node there refused this node's protocol ${PROTOCOL_VERSION} (peer speaks protocol 3, this node speaks 4)`);
+    node.closed(link, 'closed by the peer (4002)');
+    expectHaltedUntilAddedAgain(node, clock, client, /refused this node's protocol/);
+  });
+
+  it('a configured peer of another version is halted too, and an error from an ordinary client changes nothing', () => {
+    const { node, clock } = lone('a', ['sim-b:1']);
+    const [dial] = ofType(node.takeEffects(), 'dial');
+    node.opened(dial!.link);
+    node.takeEffects();
+    // A client's PROTOCOL_MISMATCH on an inbound link names no address to halt.
+    const stranger = node.accept();
+    node.receive(stranger, JSON.stringify({ type: 'error', id: null, code: 'PROTOCOL_MISMATCH', message: 'x' }));
+    node.receive(dial!.link, JSON.stringify({ type: 'welcome', protocol: 2, nodeId: 'b', address: 'sim-b:1' }));
+    node.closed(dial!.link, 'closed');
+    node.takeEffects();
+    clock.now += 24 * 3_600_000;
+    node.tick();
+    expect(ofType(node.takeEffects(), 'dial')).to.deep.equal([]);
+    // The library's addPeer lifts the halt as add-peer does.
+    node.addPeer('sim-b:1');
+    expect(ofType(node.takeEffects(), 'dial')).to.have.length(1);
+  });
+
+  it('a learnt address of another version is forgotten (not learnt again for FORGOTTEN_FOR_MS): it must not hold a learnt slot for ever', () => {
+    const clock = { now: START_MS };
+    const node = createNode({ id: 'a', address: 'sim-a:1', peerExchange: true, now: () => clock.now, random: mulberry32(1) });
+    const teller = node.accept();
+    node.receive(teller, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 't', address: 'sim-t:1' }));
+    node.receive(teller, JSON.stringify({ type: 'peer-list', addresses: ['sim-b:1'] }));
+    const [dial] = ofType(node.takeEffects(), 'dial');
+    expect(dial).to.deep.include({ address: 'sim-b:1' });
+    node.opened(dial!.link);
+    node.receive(dial!.link, JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION + 1, nodeId: 'b', address: 'sim-b:1' }));
+    node.closed(dial!.link, 'closed');
+    expect(node.peers().map((p) => p.address)).to.deep.equal(['sim-t:1']);
+    clock.now += FORGOTTEN_FOR_MS - 1;
+    node.receive(teller, JSON.stringify({ type: 'peer-list', addresses: ['sim-b:1'] }));
+    node.tick();
+    expect(ofType(node.takeEffects(), 'dial')).to.deep.equal([]);
   });
 });
 

@@ -4,6 +4,7 @@ import {
   type ErrorMessage,
   MAX_KEY_BYTES,
   MAX_MESSAGE_BYTES,
+  MAX_PEER_LIST,
   MAX_VALUE_BYTES,
   parseIncoming,
   PROTOCOL_VERSION,
@@ -59,20 +60,46 @@ describe('protocol parsing', () => {
     for (const text of ['[]', 'null', '"get"', '42']) expect(refused(text).error.code, text).to.equal('BAD_MESSAGE');
   });
 
-  it('says UNKNOWN_TYPE for a missing or unknown type, and keeps the request id', () => {
+  it('says UNKNOWN_TYPE for an unknown type, and keeps the request id', () => {
     const unknown = refused('{"type": "delete", "id": 9}');
     expect(unknown.error.code).to.equal('UNKNOWN_TYPE');
     expect(unknown.error.message).to.include('"delete"').and.include('get, set');
     expect(unknown.id).to.equal(9);
-    expect(refused('{"id": 1}').error.code).to.equal('UNKNOWN_TYPE');
   });
 
-  it('never answers a reply or an error: two nodes would bounce errors forever', () => {
+  // docs/protocol.md: "a missing or mistyped field" is BAD_MESSAGE, and "type" is a field like any other.
+  it('says BAD_MESSAGE for a missing or mistyped type, and keeps the request id', () => {
+    for (const text of ['{"id": 1}', '{"type": 7, "id": 1}', '{"type": null, "id": 1}']) {
+      const result = refused(text);
+      expect(result.error.code, text).to.equal('BAD_MESSAGE');
+      expect(result.error.message, text).to.include('"type"');
+      expect(result.id, text).to.equal(1);
+    }
+  });
+
+  it(`reads a peer-list of up to ${MAX_PEER_LIST} addresses, and says BAD_MESSAGE for more or for an address that is not host:port`, () => {
+    const addresses = Array.from({ length: MAX_PEER_LIST }, (_, i) => `10.0.0.${i}:7000`);
+    expect(parsed({ type: 'peer-list', addresses })).to.deep.equal({ type: 'peer-list', addresses });
+    expect(parsed({ type: 'peer-list', addresses: ['[::1]:7003', 'ws://h.test:1'] })).to.deep.equal({ type: 'peer-list', addresses: ['[::1]:7003', 'ws://h.test:1'] });
+    const tooMany = refused(JSON.stringify({ type: 'peer-list', addresses: [...addresses, '10.0.1.0:7000'] }));
+    expect(tooMany.error.code).to.equal('BAD_MESSAGE');
+    expect(tooMany.error.message).to.include(`at most ${MAX_PEER_LIST}`);
+    for (const bad of ['no-port', '', 'h:0', 'http://h:1']) {
+      const result = refused(JSON.stringify({ type: 'peer-list', addresses: ['10.0.0.1:7000', bad] }));
+      expect(result.error.code, bad).to.equal('BAD_MESSAGE');
+      expect(result.error.message, bad).to.include('addresses[1]');
+    }
+  });
+
+  it('never answers a reply or an error: two nodes would bounce errors forever; it logs both', () => {
     const cluster = new Cluster();
     const a = cluster.addNode('a');
     const client = cluster.client('a');
     expect(client.exchange('{"type": "reply", "id": 1, "result": true}')).to.deep.equal([]);
-    expect(client.exchange('{"type": "error", "id": null, "code": "UNKNOWN_TYPE", "message": "what?"}')).to.deep.equal([]);
+    expect(cluster.logs.at(-1)).to.deep.include({ node: 'a', level: 'warn' });
+    expect(cluster.logs.at(-1)!.message).to.match(/^a client.* sent a reply \(id 1\) though this node asked nothing; dropped$/);
+    // Another client: the log limiter counts per source.
+    expect(cluster.client('a').exchange('{"type": "error", "id": null, "code": "UNKNOWN_TYPE", "message": "what?"}')).to.deep.equal([]);
     expect(a.stats().errors).to.equal(0);
     expect(cluster.logs.at(-1)!.message).to.include('reported: "what?" (UNKNOWN_TYPE)');
   });

@@ -7,6 +7,7 @@ import {
   encodeMessage,
   type Entry,
   LEARNED_MAX_FAILURES,
+  MAX_PEER_LIST,
   type Message,
   PROTOCOL_VERSION,
   RETRY_CAP_MS,
@@ -233,7 +234,7 @@ describe('peer exchange', () => {
     const cluster = new Cluster({ peerExchange: true });
     const a = cluster.addNode('a');
     const peer = fakePeer(cluster);
-    const ghosts = Array.from({ length: 40 }, (_, i) => `sim-ghost${i}:1`);
+    const ghosts = Array.from({ length: MAX_PEER_LIST }, (_, i) => `sim-ghost${i}:1`);
     peer.exchange(JSON.stringify({ type: 'peer-list', addresses: ghosts }));
     expect(a.stats().peersLearned).to.equal(4);
     cluster.advance(RETRY_CAP_MS * (LEARNED_MAX_FAILURES + 2));

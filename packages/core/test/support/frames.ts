@@ -71,6 +71,11 @@ const addressArb = fc.oneof(
   fc.tuple(fc.domain(), portArb).map(([host, port]) => `${host}:${port}`),
   textArb,
 );
+/** Addresses a peer list may carry: host:port, without the malformed text of addressArb. */
+const peerListAddressArb = fc.oneof(
+  fc.constantFrom('127.0.0.1:7002', '10.0.0.2:7000', '[::1]:7003', 'ws://peer.test:7004', FUZZ_ADDRESS, 'p1.test:1', 'p2.test:1'),
+  fc.tuple(fc.ipV4(), portArb).map(([ip, port]) => `${ip}:${port}`),
+);
 const timestampArb = fc.oneof(
   { weight: 4, arbitrary: fc.integer({ min: FUZZ_START_MS - DAY_MS, max: FUZZ_START_MS + DAY_MS }) },
   fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER),
@@ -125,7 +130,8 @@ export const peerArbs: Record<string, fc.Arbitrary<Json>> = {
   buckets: message({ type: type('buckets'), digests: fc.array(fc.oneof(fc.constant('0'.repeat(16)), hexArb(16)), { minLength: 256, maxLength: 256 }) }, ['type', 'digests']),
   'bucket-request': message({ type: type('bucket-request'), buckets: fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 256 }) }, ['type', 'buckets']),
   ack: message({ type: type('ack'), ack: ackIdArb, node: nodeIdArb, ok: fc.boolean() }, ['type', 'ack', 'node', 'ok']),
-  'peer-list': message({ type: type('peer-list'), addresses: fc.array(addressArb, { maxLength: 40 }) }, ['type', 'addresses']),
+  // At most MAX_PEER_LIST (32) host:port addresses: a longer list or a bad address is BAD_MESSAGE.
+  'peer-list': message({ type: type('peer-list'), addresses: fc.array(peerListAddressArb, { maxLength: 32 }) }, ['type', 'addresses']),
 };
 
 /** The authentication handshake (auth.ts); a random proof never checks out, which is the point. */
