@@ -10,7 +10,7 @@
 //   node bench/request-cost.js [--keys N] [--runs N]
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { BUCKET_COUNT, createNode, encodeMessage, PROTOCOL_VERSION } from '@bby/core';
+import { BUCKET_COUNT, createNode, PROTOCOL_VERSION } from '@bby/core';
 import { table } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { keys: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '200' } } });
@@ -46,7 +46,7 @@ function measure(name, request, setup = () => undefined) {
     const start = performance.now();
     for (const [link, frame] of request(run)) node.receive(link, frame);
     const effects = node.takeEffects();
-    for (const effect of effects) if (effect.type === 'send') bytes += encodeMessage(effect.message).length;
+    for (const effect of effects) if (effect.type === 'send') bytes += effect.text.length;
     times.push(performance.now() - start);
     const written = new Map();
     for (const effect of effects) if (effect.type === 'send') written.set(effect.link, (written.get(effect.link) ?? 0) + effect.bytes);

@@ -7,9 +7,12 @@
  * const node = createNode({ id: 'a', now: Date.now, random: Math.random });
  * node.set('MonChamp', '42'); // true
  * node.get('MonChamp'); // '42'
+ *
+ * `createMemoryNetwork` runs several nodes in one process (memory-network.ts).
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions, type SendEffect } from './node.js';
+export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
 export { printable, quoted, MAX_LOGGED_TEXT_LENGTH } from './log-text.js';

@@ -27,6 +27,8 @@ import {
   checkValue,
   type Cursor,
   DEFAULT_ACK_TIMEOUT_MS,
+  encodeMessage,
+  makeJSONEncodable,
   type EntriesMessage,
   type Message,
   type PeerInfo,
@@ -122,11 +124,15 @@ export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;
 /** Something the adapter must do; drained with `takeEffects()`. */
 export type Effect =
   /**
-   * Send a frame. `bytes` is the core's estimate of its size: once the frames
-   * of a link are written out, report their `bytes` with `written(link, sum)`
-   * (flow-control.ts); frames on a link that closed need no report.
+   * Send a frame: write `text` to the link's socket as one text frame.
+   * `text` is `message` encoded by the node (`encodeMessage`: JSON, with
+   * entries as tuples); `message` is there to look inside (its type, its id),
+   * and `JSON.stringify(message)` gives the same text. `bytes` is the core's
+   * estimate of the frame's size: once the frames of a link are written out,
+   * report their `bytes` with `written(link, sum)` (flow-control.ts); frames
+   * on a link that closed need no report.
    */
-  | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly bytes: number }
+  | SendEffect
   /** Stop reading this link's socket (its client is over its outbound budget) until `resume`. */
   | { readonly type: 'pause'; readonly link: LinkId }
   /** Read this link's socket again. */
@@ -143,6 +149,41 @@ export type Effect =
   /** A client removed a peer: forget its address in the node's state. */
   | { readonly type: 'peer-removed'; readonly address: string }
   | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
+
+/** The `send` effect; see `Effect`. */
+export interface SendEffect {
+  readonly type: 'send';
+  readonly link: LinkId;
+  /** The frame to write, `encodeMessage(message)`. */
+  readonly text: string;
+  readonly message: Message;
+  readonly bytes: number;
+}
+
+/** An effect as the node queues it: a `send` gets its `text` as it is taken (after `coalesceEntries` merged what it could). */
+type QueuedEffect = Exclude<Effect, SendEffect> | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly bytes: number };
+
+/** Encodes the messages of queued effects, each message once (a broadcast shares one message between links). */
+function withText(effects: readonly QueuedEffect[]): Effect[] {
+  const out: Effect[] = new Array(effects.length);
+  let texts: Map<Message, string> | undefined;
+  for (let i = 0; i < effects.length; i++) {
+    const effect = effects[i]!;
+    if (effect.type !== 'send') {
+      out[i] = effect;
+      continue;
+    }
+    texts ??= new Map();
+    let text = texts.get(effect.message);
+    if (text === undefined) {
+      makeJSONEncodable(effect.message);
+      text = encodeMessage(effect.message);
+      texts.set(effect.message, text);
+    }
+    out[i] = { type: 'send', link: effect.link, text, message: effect.message, bytes: effect.bytes };
+  }
+  return out;
+}
 
 /** WebSocket close codes the core uses (4000-4999 is the application range). */
 export const CLOSE_CODES = {
@@ -273,7 +314,7 @@ class Node implements BbyNode {
   readonly #learning = new LearningBudget();
   /** Why writes cannot be made durable now, or null while they can (storageFailed). */
   #storageFailure: string | null = null;
-  readonly #effects: Effect[] = [];
+  readonly #effects: QueuedEffect[] = [];
   /** add-peer requests waiting for their dial's outcome, by address. */
   readonly #addPeerWaiters = new Map<string, { link: LinkId; id: RequestId }[]>();
   readonly #counters = {
@@ -1142,7 +1183,7 @@ class Node implements BbyNode {
   }
 
   takeEffects(): Effect[] {
-    return coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength);
+    return withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength));
   }
 
   // --- internals --------------------------------------------------------

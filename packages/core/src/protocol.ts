@@ -458,12 +458,34 @@ function validateEntry(raw: unknown, index: number): Entry {
 /** The text frame of a message: JSON, with the entries of an `entries` message as tuples. */
 export function encodeMessage(message: Message): string {
   if (message.type !== 'entries') return JSON.stringify(message);
-  const tuples: EntryTuple[] = new Array(message.entries.length);
+  return JSON.stringify({ ...message, entries: entryTuples(message.entries) });
+}
+
+function entryTuples(entries: readonly Entry[]): EntryTuple[] {
+  const tuples: EntryTuple[] = new Array(entries.length);
   for (let i = 0; i < tuples.length; i++) {
-    const entry = message.entries[i]!;
+    const entry = entries[i]!;
     tuples[i] = [entry.key, entry.value, entry.timestamp, entry.origin];
   }
-  return JSON.stringify({ ...message, entries: tuples });
+  return tuples;
+}
+
+/** `toJSON` of the `entries` messages a node hands out: the wire form (the spread leaves this non-enumerable method out). */
+function entriesMessageToJSON(this: EntriesMessage): object {
+  return { ...this, entries: entryTuples(this.entries) };
+}
+
+/**
+ * Makes `JSON.stringify(message)` write the same frame as `encodeMessage`: an
+ * `entries` message gets a non-enumerable `toJSON` that writes its entries as
+ * tuples. The node does this to every message of the effects it hands out, so
+ * that an adapter that serializes a `send` effect's `message` itself, rather
+ * than writing its `text`, still replicates.
+ */
+export function makeJSONEncodable(message: Message): void {
+  if (message.type === 'entries' && !Object.hasOwn(message, 'toJSON')) {
+    Object.defineProperty(message, 'toJSON', { value: entriesMessageToJSON, enumerable: false, configurable: false, writable: false });
+  }
 }
 
 function validate(m: Record<string, unknown>): IncomingMessage {

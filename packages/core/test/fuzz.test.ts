@@ -8,7 +8,7 @@
  *
  * Checked after every event, on every effect:
  * - no core method throws;
- * - every `send` carries a `bytes` number, its message encodes (`encodeMessage`)
+ * - every `send` carries a `bytes` number and its `text`, which is its message encoded (`encodeMessage`, and `JSON.stringify` alike)
  *   to well-formed JSON of at most 1 MiB that the other side's parser accepts,
  *   and the estimate is within the factor JSON escaping allows (6);
  * - every `error` sent has a code of the ErrorCode list of src/errors.ts, every
@@ -263,7 +263,9 @@ function checkEffect(effect: Effect): void {
   switch (effect.type) {
     case 'send': {
       expect(effect.bytes, 'a send effect\'s bytes').to.be.a('number').and.satisfy((bytes: number) => Number.isFinite(bytes) && bytes > 0);
-      const text = encodeMessage(effect.message);
+      const text = effect.text;
+      expect(text, 'a send effect\'s text is its message encoded').to.equal(encodeMessage(effect.message));
+      expect(JSON.stringify(effect.message), 'JSON.stringify of a send effect\'s message writes its text').to.equal(text);
       expect(() => JSON.parse(text), `frame ${text.slice(0, 200)}`).not.to.throw();
       expect(text.isWellFormed(), 'a frame is well-formed Unicode (ws would mangle a lone surrogate)').to.equal(true);
       const bytes = utf8ByteLength(text);

@@ -263,9 +263,6 @@ class Adapter {
   }
 
   #execute(effects: readonly Effect[]): void {
-    // A broadcast queues the same message object for several links: serialize it once.
-    let lastMessage: Message | undefined;
-    let lastText = '';
     const burst = linksWithSeveralFrames(effects);
     // One write callback per link and batch, on its last frame, reports the whole batch written (writes finish in order).
     const written = writtenPerLink(effects);
@@ -276,14 +273,10 @@ class Adapter {
         case 'send': {
           const socket = this.#sockets.get(effect.link);
           if (socket?.readyState !== WebSocket.OPEN) break;
-          if (effect.message !== lastMessage) {
-            lastMessage = effect.message;
-            lastText = encodeMessage(effect.message);
-          }
           if (burst.has(effect.link)) this.#cork(socket);
           const report = written.get(effect.link)!;
-          if (report.lastIndex === index) socket.send(lastText, () => this.#written(effect.link, report.bytes));
-          else socket.send(lastText);
+          if (report.lastIndex === index) socket.send(effect.text, () => this.#written(effect.link, report.bytes));
+          else socket.send(effect.text);
           break;
         }
         case 'pause':
@@ -400,7 +393,7 @@ class Adapter {
       if (message.type === 'entries' || message.type === 'ack' || message.type === 'caught-up' || message.type === 'ping') return [];
       if (message.type !== 'reply') return [effect];
       const answer: Message = { type: 'error', id: message.id, code: 'STORAGE_FAILED', message: `the node could not write to its data folder: ${error.message}; the write is not acknowledged` };
-      return [{ ...effect, message: answer }];
+      return [{ ...effect, message: answer, text: encodeMessage(answer) }];
     });
     this.#execute(kept);
   }

@@ -14,7 +14,7 @@
  * - `#deliver()` is the single place that carries a packet out.
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
-import { type BbyNode, createNode, type Effect, encodeMessage, type Entry, type LinkId, type Message, type ResponseMessage, type Timing } from '../../src/index.js';
+import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, type Timing } from '../../src/index.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -304,7 +304,7 @@ export class Cluster {
   #effect(node: string, effect: Effect): void {
     switch (effect.type) {
       case 'send':
-        this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: encodeMessage(effect.message) });
+        this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: effect.text });
         this.#inFlight.push({ kind: 'written', node, link: effect.link, bytes: effect.bytes });
         return;
       case 'pause':
