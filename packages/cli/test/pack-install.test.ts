@@ -120,7 +120,7 @@ describe('npm pack and install', function () {
     expect(packed.map((p) => p.name)).to.deep.equal(['@bby/core', '@bby/node', '@bby/cli']);
     for (const { name, files } of packed) {
       const paths = new Set(files.map((f) => f.path));
-      expect(paths, name).to.include.keys('README.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts');
+      expect(paths, name).to.include.keys('README.md', 'LICENSE', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts');
       expect([...paths].filter((path) => path.includes('/test/') || path.startsWith('test/') || path.endsWith('.tsbuildinfo')), `${name}: tests or build info`).to.deep.equal([]);
       const manifest = JSON.parse(readFileSync(join(project, 'node_modules', name, 'package.json'), 'utf8')) as Record<string, unknown>;
       expect(manifest.engines, name).to.deep.equal({ node: '>=20.19' });
