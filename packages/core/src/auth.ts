@@ -11,7 +11,10 @@
  * other side's nonce is fresh), a proof made as one side cannot be reflected
  * as the other's, and a client proof cannot open a peer connection. The
  * initiator proves first, so that whoever can reach a port learns nothing it
- * could test guesses of the secret against.
+ * could test guesses of the secret against. Whoever is dialed does get one
+ * proof (a process on a configured peer's address while that peer is down):
+ * hence MIN_SECRET_LENGTH, and TLS, under which a dialer checks the
+ * certificate before it sends anything.
  *
  * Pure functions only: the nonces' random bytes come from the caller.
  */
