@@ -348,6 +348,20 @@ export const MAX_EPOCH_LENGTH = 64;
 /** Longest address a node takes in a frame (add-peer, remove-peer, hello, welcome, peer-list), in characters. */
 export const MAX_ADDRESS_LENGTH = 300;
 
+/** Most nodes a `set` may ask to acknowledge it (`acks`): far beyond any mesh, and a bound on what one request makes a node track. */
+export const MAX_ACKS = 1024;
+
+/** Most items of any list in a frame (`seen`, `nodes`, addresses), before each is checked: a list is walked once per frame. */
+export const MAX_LIST_ITEMS = 1024;
+
+/** Longest acknowledgement round id (`ack` of `entries` and `ack`), in characters: a node makes `EPOCH.N`, about 20. */
+export const MAX_ACK_ID_LENGTH = 128;
+
+/** What a node keeps of an `error` frame it receives, in characters: the code, and the message (logged escaped). */
+export const MAX_ERROR_CODE_LENGTH = 64;
+/** See MAX_ERROR_CODE_LENGTH. */
+export const MAX_ERROR_MESSAGE_LENGTH = 500;
+
 function requireId(m: Record<string, unknown>): RequestId {
   if (!isRequestId(m.id)) throw bad(`"${nameOf(m)}" needs an "id" (number or short string) to match its reply`);
   return m.id;
@@ -403,13 +417,13 @@ function checkProof(m: Record<string, unknown>): string {
 
 function nodeIdList(m: Record<string, unknown>, field: string): string[] {
   const value = m[field];
-  if (!Array.isArray(value) || value.length > 1024 || !value.every(isNodeId)) throw bad(`"${nameOf(m)}" needs "${field}" as a list of node ids`);
+  if (!Array.isArray(value) || value.length > MAX_LIST_ITEMS || !value.every(isNodeId)) throw bad(`"${nameOf(m)}" needs "${field}" as a list of node ids`);
   return value;
 }
 
 function stringList(m: Record<string, unknown>, field: string, maxLength: number): string[] {
   const value = m[field];
-  if (!Array.isArray(value) || value.length > 1024 || !value.every((item) => typeof item === 'string' && item.length <= maxLength)) {
+  if (!Array.isArray(value) || value.length > MAX_LIST_ITEMS || !value.every((item) => typeof item === 'string' && item.length <= maxLength)) {
     throw bad(`"${nameOf(m)}" needs "${field}" as a list of short strings`);
   }
   return value as string[];
@@ -502,8 +516,8 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       const value = requireString(m, 'value');
       checkKey(key);
       checkValue(value);
-      if (m.acks !== undefined && m.acks !== 'all' && !(Number.isInteger(m.acks) && (m.acks as number) >= 1 && (m.acks as number) <= 1024)) {
-        throw bad('"acks" must be a number of nodes from 1 to 1024, or "all"');
+      if (m.acks !== undefined && m.acks !== 'all' && !(Number.isInteger(m.acks) && (m.acks as number) >= 1 && (m.acks as number) <= MAX_ACKS)) {
+        throw bad(`"acks" must be a number of nodes from 1 to ${MAX_ACKS}, or "all"`);
       }
       if (m.timeoutMs !== undefined && !(Number.isInteger(m.timeoutMs) && (m.timeoutMs as number) >= 1 && (m.timeoutMs as number) <= MAX_ACK_TIMEOUT_MS)) {
         throw bad(`"timeoutMs" must be a whole number of milliseconds from 1 to ${MAX_ACK_TIMEOUT_MS}`);
@@ -572,7 +586,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       const entries = m.entries.map(validateEntry);
       const seen = m.seen === undefined ? undefined : nodeIdList(m, 'seen');
       const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
-      if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > 128)) throw bad('"entries" needs "ack" as a short string');
+      if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > MAX_ACK_ID_LENGTH)) throw bad('"entries" needs "ack" as a short string');
       return {
         type: 'entries',
         entries,
@@ -584,7 +598,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     case 'ack': {
       if (typeof m.ok !== 'boolean') throw bad('"ack" needs "ok" as a boolean');
       const ack = requireString(m, 'ack');
-      if (ack.length > 128) throw bad('"ack" needs "ack" as a short string');
+      if (ack.length > MAX_ACK_ID_LENGTH) throw bad('"ack" needs "ack" as a short string');
       return { type: 'ack', ack, node: checkNodeId(m, 'node'), ok: m.ok };
     }
     case 'catch-up': {
@@ -630,8 +644,8 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       return {
         type: 'error',
         id: isRequestId(m.id) ? m.id : null,
-        code: typeof m.code === 'string' ? m.code.slice(0, 64) : 'UNKNOWN',
-        message: typeof m.message === 'string' ? m.message.slice(0, 500) : '',
+        code: typeof m.code === 'string' ? m.code.slice(0, MAX_ERROR_CODE_LENGTH) : 'UNKNOWN',
+        message: typeof m.message === 'string' ? m.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '',
       };
     default:
       // No "type", or not a string: a missing or mistyped field, as anywhere else.
