@@ -77,7 +77,7 @@ describe('bby-node adapter: a failing disk', function () {
       expect(await client.ask({ type: 'set', key: 'other', value: 'v' })).to.include({ type: 'error', code: 'STORAGE_FAILED' });
       expect(await client.ask({ type: 'stats' })).to.have.nested.property('result.writable', false);
 
-      fs.faults.failEvery = undefined;
+      delete fs.faults.failEvery;
       await waitFor(async () => ((await client.ask({ type: 'stats' })) as { result: { writable: boolean } }).result.writable, 'the node to find its disk back', 10_000);
       expect(await client.ask({ type: 'set', key: 'later', value: 'v' })).to.include({ type: 'reply', result: true });
       await node.close();
