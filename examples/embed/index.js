@@ -8,24 +8,12 @@
  *
  * Run: npm run build && node examples/embed/index.js
  */
-import { createMemoryNetwork } from '@bby/core';
-
-/** mulberry32: a tiny seeded random source in [0, 1). */
-function seeded(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createMemoryNetwork, seededRandom } from '@bby/core';
 
 let nowMs = Date.UTC(2025, 0, 1);
 const network = createMemoryNetwork({
   now: () => nowMs,
-  random: seeded(42),
+  random: seededRandom(42),
   delayMs: 20,
   lossRate: 0.1,
   onEffect: (id, effect) => {

@@ -46,3 +46,4 @@ export {
 export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
 export * from './protocol.js';
 export * from './limits.js';
+export { seededRandom } from './seeded-random.js';

@@ -2,19 +2,11 @@
  * Load helpers shared by the end-to-end tests: many requests in flight, a
  * seeded PRNG for reproducible fault timing.
  */
+import { seededRandom } from '@bby/core';
 import { type BbyClient } from '../../src/client.js';
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same sequence. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const mulberry32 = seededRandom;
 
 /** Sets every entry with at most `inFlight` requests outstanding; every answer must be `true`. */
 export async function setAll(client: BbyClient, entries: ReadonlyMap<string, string>, inFlight = 32): Promise<void> {

@@ -14,19 +14,10 @@
  * - `#deliver()` is the single place that carries a packet out.
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
-import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, type Timing } from '../../src/index.js';
+import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, seededRandom, type Timing } from '../../src/index.js';
 
-/** mulberry32: a tiny seeded PRNG returning numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a tiny seeded PRNG returning numbers in [0, 1) (the core's `seededRandom`). */
+export const mulberry32 = seededRandom;
 
 /** Random bytes from a seeded PRNG, for the nonces of authentication (deterministic, so never for real use). */
 export function randomBytesFrom(random: () => number): (size: number) => Uint8Array {
