@@ -2,7 +2,7 @@
  * A client of one bby node over WebSocket: sends requests, matches replies by
  * id. Used by the `bby` command, the tests and the benchmarks.
  */
-import { type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
+import { type ErrorMessage, type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
 import { type ConnectionTarget, openConnection, UnreachableError } from './connection.js';
 import { type WebSocket } from './ws.js';
 
@@ -25,7 +25,7 @@ export class NodeError extends Error {
 }
 
 /** A node's answer to one of this client's numbered requests, or null for anything else. */
-export function parseResponse(text: string): (ResponseMessage & { readonly id: number }) | null {
+export function parseResponse(text: string): ((ReplyMessage | ErrorMessage) & { readonly id: number }) | null {
   let message: ResponseMessage;
   try {
     message = JSON.parse(text) as ResponseMessage;
@@ -33,7 +33,7 @@ export function parseResponse(text: string): (ResponseMessage & { readonly id: n
     return null;
   }
   if ((message.type !== 'reply' && message.type !== 'error') || typeof message.id !== 'number') return null;
-  return message as ResponseMessage & { readonly id: number };
+  return message as (ReplyMessage | ErrorMessage) & { readonly id: number };
 }
 
 /** Default time to wait for a connection or an answer, in milliseconds. */
