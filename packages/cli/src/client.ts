@@ -2,7 +2,7 @@
  * A client of one bby node over WebSocket: sends requests, matches replies by
  * id. Used by the `bby` command, the tests and the benchmarks.
  */
-import { type ReplyMessage, type Request, type ResponseMessage } from '@bby/core';
+import { type ErrorMessage, type ReplyMessage, type Request, type ResponseMessage, type WatchStateMessage, type WatchWritesMessage } from '@bby/core';
 import { type ConnectionTarget, openConnection, UnreachableError } from './connection.js';
 import { type WebSocket } from './ws.js';
 
@@ -25,7 +25,7 @@ export class NodeError extends Error {
 }
 
 /** A node's answer to one of this client's numbered requests, or null for anything else. */
-export function parseResponse(text: string): (ResponseMessage & { readonly id: number }) | null {
+export function parseResponse(text: string): ((ReplyMessage | ErrorMessage) & { readonly id: number }) | null {
   let message: ResponseMessage;
   try {
     message = JSON.parse(text) as ResponseMessage;
@@ -33,7 +33,7 @@ export function parseResponse(text: string): (ResponseMessage & { readonly id: n
     return null;
   }
   if ((message.type !== 'reply' && message.type !== 'error') || typeof message.id !== 'number') return null;
-  return message as ResponseMessage & { readonly id: number };
+  return message as (ReplyMessage | ErrorMessage) & { readonly id: number };
 }
 
 /** Default time to wait for a connection or an answer, in milliseconds. */
@@ -46,6 +46,9 @@ export class BbyClient {
   readonly #timeoutMs: number;
   #nextId = 1;
   #closedReason: string | undefined;
+  /** Gets the `watch-writes` and `watch-state` messages of a `watch` (see `watch`). */
+  #onWatch: ((message: WatchWritesMessage | WatchStateMessage) => void) | undefined;
+  readonly #onClose: ((reason: string) => void)[] = [];
 
   private constructor(
     readonly url: string,
@@ -62,7 +65,24 @@ export class BbyClient {
         reject(new UnreachableError(url, `the node closed the connection: ${this.#closedReason}`));
       }
       this.#pending.clear();
+      for (const listener of this.#onClose) listener(this.#closedReason);
     });
+  }
+
+  /**
+   * Subscribes to the node's writes (and its mesh state every second, unless
+   * `state` is false): `onMessage` gets each `watch-writes` and `watch-state`
+   * message until the connection closes. Resolves with the reply.
+   */
+  async watch(options: { values?: number; state?: boolean }, onMessage: (message: WatchWritesMessage | WatchStateMessage) => void): Promise<ReplyMessage> {
+    this.#onWatch = onMessage;
+    return await this.requestReply({ type: 'watch', ...options } as RequestBody);
+  }
+
+  /** Calls `listener` with the reason once the connection closes. */
+  onClose(listener: (reason: string) => void): void {
+    if (this.#closedReason !== undefined) listener(this.#closedReason);
+    else this.#onClose.push(listener);
   }
 
   /**
@@ -112,6 +132,10 @@ export class BbyClient {
   }
 
   #onMessage(text: string): void {
+    if (this.#onWatch !== undefined && (text.startsWith('{"type":"watch-writes"') || text.startsWith('{"type":"watch-state"'))) {
+      this.#onWatch(JSON.parse(text) as WatchWritesMessage | WatchStateMessage);
+      return;
+    }
     const message = parseResponse(text);
     if (message === null) return;
     const pending = this.#pending.get(message.id);

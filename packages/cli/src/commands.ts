@@ -121,6 +121,22 @@ export const BULK_COMMANDS: readonly BulkCommand[] = [
   },
 ];
 
+/** A command that streams, or asks over HTTP, rather than send one request; run by packages/cli/src/monitor.ts. */
+export interface MonitorCommand extends Omit<BulkCommand, 'name'> {
+  readonly name: 'watch' | 'health';
+}
+
+/** Commands that stream or ask over HTTP rather than send one request (monitor.ts). */
+export const MONITOR_COMMANDS: readonly MonitorCommand[] = [
+  { name: 'watch', aliases: ['monitor'], args: [], summary: 'print each write as it reaches the node, one line each, until Ctrl-C (--json: one JSON object per write)' },
+  { name: 'health', aliases: [], args: [], summary: "print the node's health (GET /health): ready or not and why, keys, peers up and down; exit 1 when not ready" },
+];
+
+/** The monitor command named `name`. */
+export function findMonitorCommand(name: string): MonitorCommand | undefined {
+  return MONITOR_COMMANDS.find((command) => command.name === name || command.aliases.includes(name));
+}
+
 /** The bulk command named `name`. */
 export function findBulkCommand(name: string): BulkCommand | undefined {
   return BULK_COMMANDS.find((command) => command.name === name || command.aliases.includes(name));

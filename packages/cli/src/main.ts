@@ -14,14 +14,15 @@ import { BbyError, ConfigError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
 import { readConfigFile } from '@bby/node/config-file';
 import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody } from './client.js';
 import { runBulkCommand } from './bulk.js';
-import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand } from './commands.js';
+import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS } from './commands.js';
+import { runHealth, runWatch } from './monitor.js';
 import { ConnectionError, type ConnectionTarget, connectionTarget, printable, UnreachableError } from './connection.js';
 
 /** The first line of the usage text, also printed after a usage error. */
 const SYNOPSIS = 'usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]';
 
 /** Width of the command column of `bby --help`: the longest command and its arguments. */
-const COMMAND_COLUMN_WIDTH = Math.max(...[...COMMANDS, ...BULK_COMMANDS].map((c) => [c.name, ...c.args].join(' ').length));
+const COMMAND_COLUMN_WIDTH = Math.max(...[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => [c.name, ...c.args].join(' ').length));
 
 /** The text of `bby --help`. */
 export const USAGE = `${SYNOPSIS}
@@ -29,7 +30,7 @@ export const USAGE = `${SYNOPSIS}
 Sends one command to the node that <configFile> describes and prints its answer.
 
 Commands:
-${[...COMMANDS, ...BULK_COMMANDS].map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(COMMAND_COLUMN_WIDTH)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
+${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => `  ${[c.name, ...c.args].join(' ').padEnd(COMMAND_COLUMN_WIDTH)} ${c.summary}${c.aliases.length > 0 ? ` (alias: ${c.aliases.join(', ')})` : ''}`).join('\n')}
 
 Options:
   --json         print the answer as JSON
@@ -105,6 +106,8 @@ export interface Output {
   err(text: string): void;
   /** True when stderr is a terminal: import and export show a progress line there. */
   readonly errIsTTY?: boolean;
+  /** Resolves when a long-running command (watch) should stop; default: on SIGINT (Ctrl-C) or SIGTERM. */
+  readonly stopped?: Promise<void>;
   /** Writes to stdout and resolves once it is written (export's backpressure); default `out`. */
   outAndWait?(text: string): Promise<void>;
 }
@@ -123,10 +126,18 @@ const processOutput: Output = {
     }),
 };
 
+/** Resolves on the first SIGINT (Ctrl-C) or SIGTERM. */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
 /** Runs the CLI and resolves to its exit code. */
 export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
   const usageError = (message: string) => {
-    output.err(`bby: ${message}\n${SYNOPSIS}\ncommands: ${[...COMMANDS, ...BULK_COMMANDS].map((c) => c.name).join(', ')}; bby --help says more\n`);
+    output.err(`bby: ${message}\n${SYNOPSIS}\ncommands: ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}; bby --help says more\n`);
     return 2;
   };
   let invocation: Invocation;
@@ -144,7 +155,8 @@ export async function main(argv: readonly string[], output: Output = processOutp
   if (name === undefined) return usageError('the command is missing');
   const bulk = findBulkCommand(name);
   const command = findCommand(name);
-  const spec = bulk ?? command;
+  const monitor = findMonitorCommand(name);
+  const spec = bulk ?? command ?? monitor;
   if (spec === undefined) return usageError(`unknown command ${JSON.stringify(name)}`);
   if (args.length !== spec.args.length) {
     const usage = [spec.name, ...spec.args].join(' ');
@@ -172,10 +184,12 @@ export async function main(argv: readonly string[], output: Output = processOutp
     }
     throw error;
   }
+  if (monitor?.name === 'health') return runHealth(target, { json: invocation.json, timeoutMs: invocation.timeoutMs, configPath }, output);
   if (bulk !== undefined) return runBulkCommand(bulk.name, args, { target, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
   if (invocation.acks !== undefined && command!.name !== 'set') return usageError('--acks goes with set only');
   let client: BbyClient | undefined;
   try {
+    if (monitor?.name === 'watch') return await runWatch(target, { json: invocation.json, timeoutMs: invocation.timeoutMs }, output, output.stopped ?? interrupted());
     client = await BbyClient.connect(target, invocation.timeoutMs);
     let result: unknown;
     let omitted: number | undefined;

@@ -64,6 +64,13 @@ export class Arena {
     this.#views = [new DataView(this.#chunk.buffer)];
   }
 
+  /** Bytes of the chunks allocated, in bytes: what the arena holds in memory, used or not. */
+  get allocatedBytes(): number {
+    let bytes = 0;
+    for (const chunk of this.#chunks) bytes += chunk.byteLength;
+    return bytes;
+  }
+
   /**
    * Appends `text` and puts its address at `into[at]` and its length word at
    * `into[at + 1]`. Throws a RangeError, storing nothing, for a string that is

@@ -74,6 +74,15 @@ export function frameLength(message: Message): number {
     case 'error':
       // Small, and quoting what a client sent (an address, escaped twice): measured, not guessed.
       return JSON.stringify(message).length;
+    case 'watch-writes': {
+      // Keys, values and origins come from outside: measured as JSON, as node.ts counts them for the watcher's queue.
+      let length = 64;
+      for (const write of message.writes) length += 64 + jsonStringLength(write.key) + write.origin.length + (write.from?.length ?? 0) + (write.value === undefined ? 0 : jsonStringLength(write.value));
+      return length;
+    }
+    case 'watch-state':
+      // Once a second per watcher: measured.
+      return JSON.stringify(message).length;
     case 'buckets':
       return 32 + message.digests.length * 19;
     case 'peer-list':

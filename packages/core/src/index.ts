@@ -11,7 +11,7 @@
  * `createMemoryNetwork` runs several nodes in one process (memory-network.ts).
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, IDLE_CONNECTION_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions, type SendEffect } from './node.js';
+export { createNode, CLOSE_CODES, CATCH_UP_LOG_INTERVAL_MS, IDLE_CONNECTION_TIMEOUT_MS, MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions, type SendEffect } from './node.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';
@@ -21,7 +21,7 @@ export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
 export { DEFAULT_TIMING, type Timing } from './timing.js';
-export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, type LinkAuth, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource } from './peer-table.js';
+export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, type LinkAuth, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource, type Watcher } from './peer-table.js';
 export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { formatAddress, isLoopbackHost, isValidPort, isWildcardHost, parseAddress, type PeerAddress } from './address.js';

@@ -19,7 +19,7 @@ import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { type DialTarget, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, PeerTable, type TargetSource } from './peer-table.js';
+import { type DialTarget, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, PeerTable, type TargetSource, type Watcher } from './peer-table.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, LearningBudget, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
@@ -42,6 +42,9 @@ import {
   type ParseResult,
   type RemovePeerResult,
   type IncomingMessage,
+  type NodeStatus,
+  type PeerStatus,
+  type WatchRequest,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
@@ -50,7 +53,7 @@ import { frameLength, MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYT
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { LogLimiter } from './log-limiter.js';
 import { printable, quoted } from './log-text.js';
-import { batchChanges, batchEntries, coalesceEntries } from './sync.js';
+import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -61,6 +64,27 @@ export const MAX_ACK_ROUTES = 4096;
 
 /** A node remembers at most this many node ids for `acks: "all"`. */
 export const MAX_KNOWN_NODES = 1024;
+
+/** A watcher gets the node's mesh state this often, in milliseconds. */
+export const WATCH_STATE_INTERVAL_MS = 1_000;
+
+/**
+ * A watcher is sent nothing more while this much text waits for it, in bytes
+ * (as characters of JSON): what it misses is counted and it is told how many.
+ * Half the outbound budget, so that watching never pauses the watcher's own
+ * requests; it holds at most this plus one message per watcher.
+ */
+export const WATCH_BUDGET_BYTES = OUTBOUND_RESUME_BYTES;
+
+/**
+ * Writes wait for the next `watch-writes` up to this many characters of JSON
+ * per watcher; past it they are dropped and counted. Keeps a message far below
+ * the 1 MiB frame limit (a character is at most 3 bytes) under a burst.
+ */
+export const MAX_WATCH_PENDING_CHARS = 256 * 1024;
+
+/** A joining node logs the progress of a catch-up this often, in milliseconds. */
+export const CATCH_UP_LOG_INTERVAL_MS = 1_000;
 
 /** A `set` waiting for acknowledgements from other nodes. */
 interface PendingAck {
@@ -247,6 +271,8 @@ export interface BbyNode {
   peers(): PeerInfo[];
   /** Counters since start. */
   stats(): Stats;
+  /** What the node is doing (links, catch-ups, lag, storage), for monitors. */
+  status(): NodeStatus;
   /** Starts dialing an address and keeps it connected; throws BbyError('BAD_ADDRESS') or BbyError('TOO_MANY_PEERS'). */
   addPeer(address: string): string;
   /** Stops dialing an address and forgets it; false when it was not dialed. Throws BbyError('BAD_ADDRESS'). */
@@ -342,7 +368,11 @@ class Node implements BbyNode {
     slowLinksClosed: 0,
     repairRequestsMerged: 0,
     writesRefusedStorage: 0,
+    watchEventsDropped: 0,
   };
+  /** Links that sent `watch`, by id: a write costs nothing more while there are none. */
+  readonly #watching = new Map<LinkId, Link>();
+  #nextWatchStateAtMs = 0;
 
   constructor(options: NodeOptions) {
     if (typeof options.id !== 'string' || options.id === '') throw new BbyError('BAD_CONFIG', 'createNode: "id" must be a non-empty string');
@@ -441,6 +471,7 @@ class Node implements BbyNode {
     }
     this.#counters.writesAccepted++;
     this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
+    if (this.#watching.size > 0) this.#watchWrite(entry, null, false);
     return entry;
   }
 
@@ -484,6 +515,45 @@ class Node implements BbyNode {
 
   peers(): PeerInfo[] {
     return this.#table.list();
+  }
+
+  status(): NodeStatus {
+    let clients = 0;
+    let pending = 0;
+    let peerLinks = 0;
+    for (const link of this.#table.links()) {
+      if (link.role === 'peer') peerLinks++;
+      else if (link.role === 'client') clients++;
+      else pending++;
+    }
+    const peers: PeerStatus[] = this.#table
+      .rows()
+      .slice(0, MAX_PEERS_LISTED)
+      .map(({ info, link, target }) => {
+        const connected = info.connected && link !== undefined;
+        const state = connected ? 'connected' : target?.halted != null ? 'stopped' : link !== undefined ? 'connecting' : 'down';
+        const stream = connected ? link.stream : null;
+        return {
+          ...info,
+          state,
+          outboundBytes: connected ? link.unsentBytes : 0,
+          catchUpIn: connected && link.catchUpIn !== null ? { entries: link.catchUpIn.entries, expected: link.catchUpIn.expected, done: link.catchUpIn.done } : null,
+          streamOut: stream === null ? null : { kind: stream.kind, entries: stream.entries, expected: stream.expected, done: false },
+          lagMs: connected ? link.lagMs : null,
+          reportedPeers: connected ? link.reportedPeers : [],
+        };
+      });
+    return {
+      id: this.id,
+      nowMs: this.#now(),
+      epoch: this.epoch,
+      seq: this.#store.seq,
+      keys: this.#store.size,
+      storeBytes: this.#store.heldBytes,
+      storageFailure: this.#storageFailure,
+      links: { peers: peerLinks, clients, pending, watchers: this.#watching.size },
+      peers,
+    };
   }
 
   stats(): Stats {
@@ -577,6 +647,8 @@ class Node implements BbyNode {
     }
     this.#expireAckRounds(nowMs);
     this.#startPendingRepairs();
+    this.#logCatchUps(nowMs);
+    if (this.#watching.size > 0) this.#tickWatchers(nowMs);
     if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
       this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
       for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
@@ -892,6 +964,11 @@ class Node implements BbyNode {
     const peerId = link.peerId!;
     switch (message.type) {
       case 'entries': {
+        if (message.expected !== undefined) {
+          const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#now(), loggedEntries: 0 });
+          progress.expected = message.expected;
+          progress.entries += message.entries.length;
+        }
         for (const nodeId of message.seen ?? []) this.#know(nodeId);
         if (message.ack !== undefined) this.#mergeForAck(link, message.entries, message.seen ?? [], message.ack);
         else this.#merge(link, message.entries, message.seen ?? []);
@@ -907,12 +984,14 @@ class Node implements BbyNode {
         const batches = batchChanges(this.#store.changesSince(usable ? since.seq : -Infinity), this.#batchLength);
         // A peer that asks again gets a new stream. A repair it cuts short goes again afterwards.
         if (link.stream?.kind === 'repair') this.#mergePendingRepair(link, link.stream.buckets!);
-        link.stream = { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true };
+        const expected = usable ? this.#store.seq - since.seq : this.#store.size;
+        link.stream = { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true, expected };
         this.#pump(link);
         return;
       }
       case 'caught-up':
         link.caughtUp = true;
+        this.#endCatchUpProgress(link, message.entries);
         this.#counters.catchUpEntriesReceived += message.entries;
         this.#moveCursor(peerId, { epoch: message.epoch, seq: message.seq });
         // Every change here now came from this peer or was sent to it (this node answered the
@@ -939,6 +1018,7 @@ class Node implements BbyNode {
         this.#requestRepair(link, bucketFlags(message.buckets));
         return;
       case 'peer-list':
+        link.reportedPeers = message.addresses;
         this.#learnPeers(peerId, message.addresses);
         return;
       case 'ack': {
@@ -1066,7 +1146,8 @@ class Node implements BbyNode {
 
   #startRepair(link: Link, buckets: readonly boolean[]): void {
     link.repairStartedAtMs = this.#now();
-    link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false };
+    const share = buckets.filter(Boolean).length / BUCKET_COUNT;
+    link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(this.#store.size * share) };
     this.#pump(link);
   }
 
@@ -1126,7 +1207,7 @@ class Node implements BbyNode {
         stream.entries += next.value.length;
         if (stream.kind === 'catch-up') this.#counters.catchUpEntriesSent += next.value.length;
         else this.#counters.repairEntriesSent += next.value.length;
-        this.#send(link.id, { type: 'entries', entries: next.value });
+        this.#send(link.id, stream.kind === 'catch-up' ? { type: 'entries', entries: next.value, expected: stream.expected } : { type: 'entries', entries: next.value });
         continue;
       }
       link.stream = null;
@@ -1150,6 +1231,7 @@ class Node implements BbyNode {
   closed(linkId: LinkId, reason: string): void {
     const link = this.#table.close(linkId);
     if (link === undefined) return;
+    this.#watching.delete(linkId);
     const target = this.#table.targetOfLink(linkId);
     if (link.role === 'peer') {
       this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
@@ -1183,6 +1265,7 @@ class Node implements BbyNode {
   }
 
   takeEffects(): Effect[] {
+    if (this.#watching.size > 0) this.#flushWatchers();
     return withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength));
   }
 
@@ -1315,13 +1398,21 @@ class Node implements BbyNode {
         this.#counters.conflicts++;
         const winner = this.#store.get(entry.key)!;
         this.#log('info', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`);
+        if (this.#watching.size > 0) this.#watchWrite(winner, link.peerId, true);
       }
       if (result.duplicate) this.#counters.duplicatesDropped++;
       if (result.changed) {
         this.#counters.entriesApplied++;
         this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
         changed.push(entry);
+        if (this.#watching.size > 0 && !result.conflict) this.#watchWrite(entry, link.peerId, false);
       }
+    }
+    // A live forward (catch-up and repair batches carry no `seen`): how old its newest write was on arrival.
+    if (seen.length > 0 && changed.length > 0) {
+      let newestMs = -Infinity;
+      for (const entry of changed) if (entry.timestamp > newestMs) newestMs = entry.timestamp;
+      link.lagMs = Math.max(0, this.#now() - newestMs);
     }
     if (fromFuture !== undefined) {
       const aheadMs = fromFuture.timestamp - this.#now();
@@ -1383,6 +1474,8 @@ class Node implements BbyNode {
       }
       case 'stats':
         return this.#reply(link.id, request.id, this.stats());
+      case 'watch':
+        return this.#watch(link, request);
       case 'add-peer':
         return this.#addPeerRequest(link, request.id, request.address);
       case 'remove-peer':
@@ -1474,6 +1567,112 @@ class Node implements BbyNode {
     if (waiters === undefined) return;
     this.#addPeerWaiters.delete(address);
     for (const waiter of waiters) if (this.#table.link(waiter.link) !== undefined) this.#reply(waiter.link, waiter.id, result);
+  }
+
+  /** A client subscribes to the writes and, unless it says otherwise, to the mesh state (WatchRequest). */
+  #watch(link: Link, request: WatchRequest): void {
+    const watcher: Watcher = { requestId: request.id, valueChars: request.values ?? 0, state: request.state ?? true, pending: [], pendingChars: 0, dropped: 0, droppingSinceMs: null };
+    link.watch = watcher;
+    this.#watching.set(link.id, link);
+    this.#reply(link.id, request.id, { watching: true, node: this.id, stateIntervalMs: watcher.state ? WATCH_STATE_INTERVAL_MS : 0 });
+    if (watcher.state) this.#sendState(link, watcher);
+  }
+
+  /** Queues a write for every watcher; it goes out with the next `takeEffects` (#flushWatchers), or is counted as dropped. */
+  #watchWrite(entry: Entry, from: string | null, conflict: boolean): void {
+    for (const link of this.#watching.values()) {
+      const watcher = link.watch!;
+      const cut = entry.value.length > watcher.valueChars;
+      const value = watcher.valueChars === 0 ? undefined : cut ? entry.value.slice(0, watcher.valueChars) : entry.value;
+      const chars = 64 + jsonStringLength(entry.key) + entry.origin.length + (from?.length ?? 0) + (value === undefined ? 0 : jsonStringLength(value));
+      if (watcher.pendingChars + chars > MAX_WATCH_PENDING_CHARS) {
+        watcher.dropped++;
+        this.#counters.watchEventsDropped++;
+        continue;
+      }
+      watcher.pendingChars += chars;
+      watcher.pending.push({
+        key: entry.key,
+        origin: entry.origin,
+        timestamp: entry.timestamp,
+        from,
+        ...(value === undefined ? {} : { value }),
+        ...(cut && value !== undefined ? { cut: true } : {}),
+        ...(conflict ? { conflict: true } : {}),
+      });
+    }
+  }
+
+  /** Sends each watcher the writes queued for it, in one message, unless it is behind on reading (then they are counted as dropped). */
+  #flushWatchers(): void {
+    for (const link of this.#watching.values()) {
+      const watcher = link.watch!;
+      if (watcher.pending.length === 0) continue;
+      const writes = watcher.pending.splice(0, watcher.pending.length);
+      watcher.pendingChars = 0;
+      if (!this.#mayWatch(link, watcher, writes.length)) continue;
+      this.#send(link.id, { type: 'watch-writes', id: watcher.requestId, writes, ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
+      watcher.dropped = 0;
+    }
+  }
+
+  /** Whether a watcher has read enough to be sent more; if not, `count` events are counted as dropped. */
+  #mayWatch(link: Link, watcher: Watcher, count: number): boolean {
+    if (link.unsentBytes <= WATCH_BUDGET_BYTES) {
+      watcher.droppingSinceMs = null;
+      return true;
+    }
+    watcher.dropped += count;
+    this.#counters.watchEventsDropped += count;
+    watcher.droppingSinceMs ??= this.#now();
+    return false;
+  }
+
+  #sendState(link: Link, watcher: Watcher): void {
+    if (!this.#mayWatch(link, watcher, 1)) return;
+    this.#send(link.id, { type: 'watch-state', id: watcher.requestId, status: this.status(), stats: this.stats(), ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
+    watcher.dropped = 0;
+  }
+
+  /**
+   * Every WATCH_STATE_INTERVAL_MS, the mesh state to each watcher that asked
+   * for it; a watcher that has read nothing for SLOW_LINK_TIMEOUT_MS while
+   * events were left out for it is closed (4008), as any slow link.
+   */
+  #tickWatchers(nowMs: number): void {
+    const due = nowMs >= this.#nextWatchStateAtMs;
+    if (due) this.#nextWatchStateAtMs = nowMs + WATCH_STATE_INTERVAL_MS;
+    for (const link of [...this.#watching.values()]) {
+      const watcher = link.watch!;
+      if (link.unsentBytes <= WATCH_BUDGET_BYTES) watcher.droppingSinceMs = null;
+      if (watcher.droppingSinceMs !== null && nowMs - watcher.droppingSinceMs > SLOW_LINK_TIMEOUT_MS) {
+        this.#closeTooSlow(link, `a watcher that read nothing for ${nowMs - watcher.droppingSinceMs} ms`);
+        continue;
+      }
+      if (due && watcher.state) this.#sendState(link, watcher);
+    }
+  }
+
+  /** About once a second, one line per catch-up under way to this node: entries received of expected, and the rate. */
+  #logCatchUps(nowMs: number): void {
+    for (const link of this.#table.peerLinkList()) {
+      const progress = link.catchUpIn;
+      if (progress === null || progress.done || nowMs - progress.loggedAtMs < CATCH_UP_LOG_INTERVAL_MS) continue;
+      const rate = ((progress.entries - progress.loggedEntries) * 1000) / (nowMs - progress.loggedAtMs);
+      progress.loggedAtMs = nowMs;
+      progress.loggedEntries = progress.entries;
+      const of = progress.expected === null ? '' : ` of about ${progress.expected} (${Math.min(100, Math.floor((100 * progress.entries) / Math.max(1, progress.expected)))} %)`;
+      this.#log('info', `catching up from ${link.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`);
+    }
+  }
+
+  /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */
+  #endCatchUpProgress(link: Link, entries: number): void {
+    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#now(), loggedEntries: 0 });
+    const logged = !progress.done && progress.loggedEntries > 0;
+    progress.done = true;
+    progress.entries = Math.max(progress.entries, entries);
+    if (logged) this.#log('info', `caught up from ${link.peerId}: ${progress.entries} entries received`);
   }
 
   #reply(link: LinkId, id: RequestId, result: unknown): void {

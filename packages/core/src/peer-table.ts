@@ -8,7 +8,7 @@
  */
 import { type AuthRole } from './auth.js';
 import { type Entry } from './entry.js';
-import { type PeerInfo } from './protocol.js';
+import { type PeerInfo, type WatchWrite } from './protocol.js';
 
 /** `peers` keeps showing at most this many lost inbound peers as down. */
 export const MAX_LOST_PEERS = 64;
@@ -82,6 +82,34 @@ export interface Link {
   heldBytes: number;
   /** True while the adapter was asked to stop reading this link. */
   paused: boolean;
+  /** The peer's catch-up to this node on this link: entries received, of how many (from its first batch's `expected`). */
+  catchUpIn: { entries: number; expected: number | null; done: boolean; loggedAtMs: number; loggedEntries: number } | null;
+  /** How old the last live write from this peer that changed the store was on arrival, in milliseconds. */
+  lagMs: number | null;
+  /** The listening addresses of the peer's own peers, from its last `peer-list`. */
+  reportedPeers: readonly string[];
+  /** This client's `watch` subscription, if it sent one (node.ts). */
+  watch: Watcher | null;
+}
+
+/**
+ * A client's `watch` subscription: writes wait here until the node's effects
+ * are next taken, then go out in one `watch-writes`, unless the watcher has
+ * not read what it was sent (then they are counted in `dropped`).
+ */
+export interface Watcher {
+  readonly requestId: string | number;
+  /** Characters of each value to include. */
+  readonly valueChars: number;
+  /** Whether it gets `watch-state` every second. */
+  readonly state: boolean;
+  readonly pending: WatchWrite[];
+  /** JSON characters of `pending`, about (flow-control.ts). */
+  pendingChars: number;
+  /** Writes and states left out since the last message that went out. */
+  dropped: number;
+  /** Since when it has been too far behind to be sent anything, in the clock's milliseconds; null while it reads. */
+  droppingSinceMs: number | null;
 }
 
 /** A catch-up or a repair being sent batch by batch, a few batches ahead of the socket (flow-control.ts). */
@@ -97,6 +125,8 @@ export interface OutboundStream {
   entries: number;
   /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
   mayClaim: boolean;
+  /** For progress: entries the stream had to send when it began (a live catch-up may send more). */
+  readonly expected: number;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
@@ -159,6 +189,10 @@ export class PeerTable {
       held: [],
       heldBytes: 0,
       paused: false,
+      catchUpIn: null,
+      lagMs: null,
+      reportedPeers: [],
+      watch: null,
     };
     this.#links.set(link.id, link);
     return link;
@@ -301,7 +335,12 @@ export class PeerTable {
    * dialed is one row: the inbound link.
    */
   list(): PeerInfo[] {
-    const rows: PeerInfo[] = [];
+    return this.rows().map((row) => row.info);
+  }
+
+  /** The rows of `list`, each with its link (when connected, or dialing) and its dial target (when it has one). */
+  rows(): { readonly info: PeerInfo; readonly link: Link | undefined; readonly target: DialTarget | undefined }[] {
+    const rows: { info: PeerInfo; link: Link | undefined; target: DialTarget | undefined }[] = [];
     const shown = new Set<LinkId>();
     for (const target of this.#targets.values()) {
       const link = target.link === null ? undefined : this.#links.get(target.link);
@@ -309,27 +348,33 @@ export class PeerTable {
         const inbound = (target.peerId === null ? undefined : this.peerLink(target.peerId)) ?? this.peerAt(target.address);
         if (inbound !== undefined) {
           shown.add(inbound.id);
-          rows.push({ address: target.address, id: inbound.peerId, direction: inbound.direction, connected: true });
+          rows.push({ info: { address: target.address, id: inbound.peerId, direction: inbound.direction, connected: true }, link: inbound, target });
           continue;
         }
       }
       const connected = link?.role === 'peer';
-      rows.push({
+      const info: PeerInfo = {
         address: target.address,
         id: target.peerId,
         direction: 'outbound',
         connected,
         ...(!connected && target.lastError !== null ? { lastError: target.lastError } : {}),
-      });
+      };
+      rows.push({ info, link, target });
     }
     const connectedIds = new Set<string>();
     for (const link of this.#links.values()) {
       if (link.role === 'peer' && link.peerId !== null) connectedIds.add(link.peerId);
       if (link.role === 'peer' && !shown.has(link.id) && (link.direction === 'inbound' || this.targetOfLink(link.id) === undefined)) {
-        rows.push({ address: link.address ?? 'unknown', id: link.peerId, direction: link.direction, connected: true });
+        rows.push({ info: { address: link.address ?? 'unknown', id: link.peerId, direction: link.direction, connected: true }, link, target: undefined });
       }
     }
-    for (const lost of this.#lost.values()) if (!connectedIds.has(lost.id!)) rows.push(lost);
+    for (const lost of this.#lost.values()) if (!connectedIds.has(lost.id!)) rows.push({ info: lost, link: undefined, target: undefined });
     return rows;
+  }
+
+  /** Every open link. */
+  links(): IterableIterator<Link> {
+    return this.#links.values();
   }
 }

@@ -66,7 +66,21 @@ export interface SetManyRequest {
 /** A `set-many` carries at most this many entries (and, like every frame, at most 1 MiB). */
 export const MAX_SET_MANY_ENTRIES = 10_000;
 
-export type Request = GetRequest | SetRequest | SetManyRequest | KeysRequest | PeersRequest | AddPeerRequest | RemovePeerRequest | StatsRequest;
+/**
+ * Subscribes this connection, read-only, to the node's writes as they reach it
+ * (its own clients' writes, and entries from peers that changed its store),
+ * and, unless `state` is false, to a snapshot of its mesh every second
+ * (`watch-state`). Reply: `WatchResult`, then `watch-writes` and `watch-state`
+ * messages carrying this request's id until the connection closes. `values`:
+ * how many characters of each value to include (0 to MAX_WATCH_VALUE_CHARS,
+ * default 0: none). A second `watch` on the same connection replaces the first.
+ */
+export interface WatchRequest { readonly type: 'watch'; readonly id: RequestId; readonly values?: number; readonly state?: boolean }
+
+/** A `watch` includes at most this many characters of each value (the rest is cut, and the write says so). */
+export const MAX_WATCH_VALUE_CHARS = 1024;
+
+export type Request = GetRequest | SetRequest | SetManyRequest | KeysRequest | PeersRequest | AddPeerRequest | RemovePeerRequest | StatsRequest | WatchRequest;
 
 /** First frame of a node that requires authentication, sent as it accepts a connection. */
 export interface ChallengeMessage { readonly type: 'challenge'; readonly nodeId: string; readonly nonce: string }
@@ -114,6 +128,8 @@ export interface EntriesMessage {
   readonly seen?: readonly string[];
   /** The sender's change sequence number after these entries, for the receiver's cursor. */
   readonly upTo?: number;
+  /** In a catch-up: how many entries the sender had to send when the catch-up began (an estimate: changes made meanwhile go too), for progress. */
+  readonly expected?: number;
 }
 
 /** Where a node's copy of a peer's change feed stands: that peer's epoch and the last sequence number received. */
@@ -178,11 +194,85 @@ export interface ErrorMessage {
   readonly acks?: number;
 }
 
+/**
+ * One write as a watcher sees it: the entry's key, origin and timestamp, the
+ * value cut to the watch's `values` characters (`cut` says it was cut), where
+ * it came from (`from`: the peer that sent it, or null for a write of this
+ * node's own clients) and, for a `conflict`, that the key already held another
+ * value (the entry shown is the one kept: the oldest write).
+ */
+export interface WatchWrite {
+  readonly key: string;
+  readonly origin: string;
+  readonly timestamp: number;
+  readonly from: string | null;
+  readonly value?: string;
+  readonly cut?: true;
+  readonly conflict?: true;
+}
+
+/** Writes that reached the node since the last `watch-writes`; `dropped` counts the writes left out since the last one (the watcher did not read fast enough). */
+export interface WatchWritesMessage { readonly type: 'watch-writes'; readonly id: RequestId; readonly writes: readonly WatchWrite[]; readonly dropped?: number }
+
+/** The node's mesh, every second, to a watcher; `dropped` as in `watch-writes`. */
+export interface WatchStateMessage { readonly type: 'watch-state'; readonly id: RequestId; readonly status: NodeStatus; readonly stats: Stats; readonly dropped?: number }
+
+/** Answer to `watch`. */
+export interface WatchResult {
+  readonly watching: true;
+  /** The node's id. */
+  readonly node: string;
+  /** How often `watch-state` comes, in milliseconds (0 without `state`). */
+  readonly stateIntervalMs: number;
+}
+
 /** Any message a node sends to a client. */
-export type ResponseMessage = ReplyMessage | ErrorMessage;
+export type ResponseMessage = ReplyMessage | ErrorMessage | WatchWritesMessage | WatchStateMessage;
+
+/**
+ * A catch-up on one link: `received` (or sent) entries of `expected` (the
+ * sender's estimate when it began; null before its first batch), `done`
+ * once it ended.
+ */
+export interface CatchUpProgress { readonly entries: number; readonly expected: number | null; readonly done: boolean }
+
+/** One row of `NodeStatus.peers`: a `PeerInfo` with what a monitor wants to see of the link. */
+export interface PeerStatus extends PeerInfo {
+  /** `connected`; `connecting` (a dial or handshake under way); `down` (not connected, retried); `stopped` (not dialed again: another protocol version). */
+  readonly state: 'connected' | 'connecting' | 'down' | 'stopped';
+  /** Text sent on the link that the peer has not read yet, in bytes (flow-control.ts). */
+  readonly outboundBytes: number;
+  /** The peer's catch-up to this node on this link (entries received), if one began. */
+  readonly catchUpIn: CatchUpProgress | null;
+  /** This node's catch-up or repair to the peer while it goes out (entries sent). */
+  readonly streamOut: (CatchUpProgress & { readonly kind: 'catch-up' | 'repair' }) | null;
+  /** For the last live write from this peer that changed the store: how old it was on arrival (this clock minus its timestamp), in milliseconds. */
+  readonly lagMs: number | null;
+  /** The listening addresses of this peer's own peers, as its last `peer-list` said (peer exchange; at most MAX_PEER_LIST). */
+  readonly reportedPeers: readonly string[];
+}
+
+/** What a node is doing, for monitors: `/health`, `/metrics`, `watch-state`. */
+export interface NodeStatus {
+  readonly id: string;
+  /** This node's clock when the snapshot was taken, in milliseconds since the Unix epoch. */
+  readonly nowMs: number;
+  readonly epoch: string;
+  /** The store's latest change sequence number. */
+  readonly seq: number;
+  readonly keys: number;
+  /** Bytes the store holds for keys and values (its arena's chunks). */
+  readonly storeBytes: number;
+  /** Why writes cannot be made durable, or null while they can. */
+  readonly storageFailure: string | null;
+  /** Links open now: peers (handshake done), clients, pending (neither yet), watchers (clients that sent `watch`). */
+  readonly links: { readonly peers: number; readonly clients: number; readonly pending: number; readonly watchers: number };
+  /** One row per dial target and inbound peer, as `peers` (at most MAX_PEERS_LISTED). */
+  readonly peers: readonly PeerStatus[];
+}
 
 /** Any message a node can receive. Answers (`reply`, `error`) are accepted only so that they are never answered. */
-export type IncomingMessage = Request | PeerMessage | AuthHandshakeMessage | ResponseMessage;
+export type IncomingMessage = Request | PeerMessage | AuthHandshakeMessage | ReplyMessage | ErrorMessage;
 
 /** Any message at all. */
 export type Message = IncomingMessage | ResponseMessage;
@@ -273,9 +363,11 @@ export interface Stats {
   readonly repairRequestsMerged: number;
   /** Client writes refused because the node could not write to its data folder. */
   readonly writesRefusedStorage: number;
+  /** Writes and states left out of `watch` streams because the watcher did not read them fast enough. */
+  readonly watchEventsDropped: number;
 }
 
-const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'remove-peer', 'stats']);
+const REQUEST_TYPES = new Set(['get', 'set', 'set-many', 'keys', 'peers', 'add-peer', 'remove-peer', 'stats', 'watch']);
 const PEER_TYPES = ['hello', 'welcome', 'entries', 'catch-up', 'caught-up', 'ping', 'digest', 'buckets', 'bucket-request', 'ack', 'peer-list'];
 const AUTH_TYPES = ['challenge', 'auth', 'authenticated'];
 
@@ -564,6 +656,14 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     case 'peers':
     case 'stats':
       return { type: m.type, id: requireId(m) };
+    case 'watch': {
+      const id = requireId(m);
+      if (m.values !== undefined && !(Number.isInteger(m.values) && (m.values as number) >= 0 && (m.values as number) <= MAX_WATCH_VALUE_CHARS)) {
+        throw bad(`"watch" needs "values" as a number of characters from 0 to ${MAX_WATCH_VALUE_CHARS}`);
+      }
+      if (m.state !== undefined && typeof m.state !== 'boolean') throw bad('"watch" needs "state" as a boolean');
+      return { type: 'watch', id, ...(m.values === undefined ? {} : { values: m.values as number }), ...(m.state === undefined ? {} : { state: m.state }) };
+    }
     case 'add-peer':
     case 'remove-peer':
       return { type: m.type, id: requireId(m), address: shortString(m, 'address', MAX_ADDRESS_LENGTH) };
@@ -586,12 +686,14 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       const entries = m.entries.map(validateEntry);
       const seen = m.seen === undefined ? undefined : nodeIdList(m, 'seen');
       const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
+      const expected = m.expected === undefined ? undefined : sequenceNumber(m, 'expected');
       if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > MAX_ACK_ID_LENGTH)) throw bad('"entries" needs "ack" as a short string');
       return {
         type: 'entries',
         entries,
         ...(seen === undefined ? {} : { seen }),
         ...(upTo === undefined ? {} : { upTo }),
+        ...(expected === undefined ? {} : { expected }),
         ...(m.ack === undefined ? {} : { ack: m.ack as string }),
       };
     }
@@ -640,6 +742,10 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     }
     case 'reply':
       return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: m.result };
+    case 'watch-writes':
+    case 'watch-state':
+      // What a node sends a watcher: a node that receives one only drops it (answers are never answered).
+      return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: `a "${m.type}" message` };
     case 'error':
       return {
         type: 'error',

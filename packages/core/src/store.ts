@@ -113,6 +113,12 @@ export class Store {
     return this.#index.size;
   }
 
+  /** Bytes held for keys and values (the arena's chunks) and the per-key columns, in bytes. */
+  get heldBytes(): number {
+    const columns = this.#keys.byteLength + this.#values.byteLength + this.#timestamps.byteLength + this.#seqs.byteLength + this.#origins.byteLength + this.#buckets.byteLength;
+    return this.#arena.allocatedBytes + columns;
+  }
+
   /** Sequence number of the latest change (0 for an empty store). */
   get seq(): number {
     return this.#seq;

@@ -10,6 +10,8 @@ import { type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
+import { httpRoutes, type RouteSource } from './http-routes.js';
+import { type MetricsSnapshot, NodeMetrics, type RefusalReason, TIMED_REQUEST_TYPES } from './metrics.js';
 import { DataDirError, Persistence } from './persistence.js';
 import { StartError } from './start-error.js';
 import { type FileSystem } from './storage/file-system.js';
@@ -103,8 +105,8 @@ export const consoleLog: LogSink = (level, message) => {
 export async function startNode(config: NodeConfig, options: StartOptions): Promise<RunningNode> {
   const log = options.log ?? consoleLog;
   const tls = clientTlsOptions(config, options.source);
-  const server = await createHttpServer(config, options.source, { onWarning: (message) => log('warn', message) });
   let adapter: Adapter | undefined;
+  const server = await createHttpServer(config, options.source, { onWarning: (message) => log('warn', message), onRequest: httpRoutes(config, () => adapter) });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (adapter === undefined) refuseUpgrade(socket, 503, 'starting: loading its data');
     else adapter.upgrade(request, socket, head);
@@ -147,8 +149,12 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
   return { id: recovered.id, address, core, close: () => running.close() };
 }
 
-class Adapter {
+class Adapter implements RouteSource {
   readonly #sockets = new Map<LinkId, WebSocket>();
+  readonly metrics: NodeMetrics;
+  readonly durable: boolean;
+  /** Request frames handed to the core since the last flush: their latency ends when that flush's batch is carried out. */
+  #timings: { readonly type: string; readonly startMs: number }[] = [];
   readonly #timer: NodeJS.Timeout;
   /** Effects of earlier batches still waiting for their entries to be durable. */
   #waiting: Promise<void> = Promise.resolve();
@@ -186,6 +192,8 @@ class Adapter {
     readonly log: LogSink,
     readonly backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number },
   ) {
+    this.metrics = new NodeMetrics(core.id);
+    this.durable = persistence.dir !== null;
     // Before the first frame, so that a client knows at once whether the node expects a secret (docs/protocol.md).
     if (config.secrets.length > 0) this.#wss.on('headers', (headers) => headers.push(`${AUTH_HEADER}: ${AUTH_HEADER_VALUE}`));
     // A failure no append sees (a background fsync under "everysec") must stop the acknowledgements too.
@@ -219,11 +227,17 @@ class Adapter {
   flush(): void {
     if (this.#closed) return;
     const effects = this.core.takeEffects();
-    if (effects.length === 0) return;
+    const timings = this.#timings;
+    if (timings.length > 0) this.#timings = [];
+    if (effects.length === 0) {
+      this.#observe(timings);
+      return;
+    }
     const changes: Change[] = [];
     if (this.persistence.storage !== null) for (const effect of effects) if (effect.type === 'persist') changes.push(effect);
     if (this.#batchesWaiting === 0 && changes.length === 0) {
       this.#execute(effects);
+      this.#observe(timings);
       return;
     }
     this.#batchesWaiting++;
@@ -247,7 +261,29 @@ class Adapter {
           this.#execute(effects);
           this.#maybeCompact();
         } else this.#executeUnkept(effects, failure);
+        this.#observe(timings);
       });
+  }
+
+  /** Request latencies whose batch was just carried out (metrics.ts). */
+  #observe(timings: readonly { readonly type: string; readonly startMs: number }[]): void {
+    if (timings.length === 0) return;
+    const nowMs = performance.now();
+    for (const { type, startMs } of timings) this.metrics.requestDuration.observe({ type }, (nowMs - startMs) / 1000);
+  }
+
+  snapshot(): MetricsSnapshot {
+    return {
+      stats: this.core.stats(),
+      status: this.core.status(),
+      diskQueue: { bytes: this.#bytesWaiting, batches: this.#batchesWaiting },
+      connections: { open: this.#inbound, max: this.config.maxConnections },
+    };
+  }
+
+  #refuse(socket: Duplex, status: number, reason: RefusalReason, text: string): void {
+    this.metrics.refused(reason);
+    refuseUpgrade(socket, status, text);
   }
 
   /** Stops reading every socket: the peers' and clients' frames wait in TCP until the backlog drains. */
@@ -452,9 +488,14 @@ class Adapter {
 
   /** An HTTP upgrade request: a WebSocket, unless "maxConnections" are open already (then 503, which bby shows). */
   upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.#closing) return refuseUpgrade(socket, 503, 'shutting down');
+    if (this.#closing) return this.#refuse(socket, 503, 'shutting_down', 'shutting down');
+    // A web page of another site must not talk to the node through the visitor's browser (bby and nodes send no Origin).
+    const origin = request.headers.origin;
+    if (origin !== undefined && !sameOrigin(origin, request.headers.host)) {
+      return this.#refuse(socket, 403, 'cross_origin', 'cross-origin WebSocket refused: only the node\'s own page may connect from a browser');
+    }
     if (this.#inbound >= this.config.maxConnections) {
-      return refuseUpgrade(socket, 503, `too many connections (this node takes ${this.config.maxConnections}, its "maxConnections")`);
+      return this.#refuse(socket, 503, 'too_many_connections', `too many connections (this node takes ${this.config.maxConnections}, its "maxConnections")`);
     }
     // Counted once open: ws answers a malformed upgrade itself, without calling back.
     this.#wss.handleUpgrade(request, socket, head, (websocket) => {
@@ -482,6 +523,8 @@ class Adapter {
     let failure: string | undefined;
     socket.on('message', (data: RawData) => {
       const frame = frameBytes(data);
+      const type = requestType(frame);
+      if (type !== undefined) this.#timings.push({ type, startMs: performance.now() });
       // ws has checked the frame against maxPayload and UTF-8: the core need not measure it again.
       this.core.receive(link, frame.toString('utf8'), frame.length);
       this.#flushSoon();
@@ -530,6 +573,31 @@ function linksWithSeveralFrames(effects: readonly Effect[]): Set<LinkId> {
     else seen.add(effect.link);
   }
   return several;
+}
+
+/** `{"type":"` as bytes: a request frame of bby's clients starts with it. */
+const TYPE_PREFIX = Buffer.from('{"type":"');
+
+/**
+ * The request type of a frame that starts `{"type":"<request>"`, for the
+ * latency histogram; undefined for anything else (peer frames, a client
+ * that writes fields in another order: not timed). A few byte compares.
+ */
+function requestType(frame: Buffer): string | undefined {
+  if (frame.length < 16 || frame.compare(TYPE_PREFIX, 0, TYPE_PREFIX.length, 0, TYPE_PREFIX.length) !== 0) return undefined;
+  const end = frame.indexOf(34, TYPE_PREFIX.length);
+  if (end < 0 || end - TYPE_PREFIX.length > 12) return undefined;
+  const type = frame.toString('latin1', TYPE_PREFIX.length, end);
+  return TIMED_REQUEST_TYPES.has(type) ? type : undefined;
+}
+
+/** Whether a browser's `Origin` names the host the request was sent to (the node's own page). */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 function frameBytes(data: RawData): Buffer {

@@ -7,7 +7,8 @@
  * to its 'upgrade' event and hands sockets to a `WebSocketServer({ noServer:
  * true })`, or answers 503 while the node loads its data or is full. What
  * this module does answer:
- *  - a plain HTTP request without upgrade: 426 (it speaks WebSocket only);
+ *  - a plain HTTP request without upgrade that `onRequest` does not take
+ *    (the adapter's /health, /metrics and page, http-routes.ts): 426;
  *  - a plain-HTTP request to a TLS node: 426 with `Upgrade: TLS/1.3`
  *    (RFC 2817), so that the other side can say "this node speaks TLS"
  *    rather than "connection reset" (describe-error.ts);
@@ -34,6 +35,9 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** How long a whole plain HTTP request may take, in milliseconds (Node wants at least HEADERS_TIMEOUT_MS; upgraded sockets are not concerned). */
 export const REQUEST_TIMEOUT_MS = 10_000;
+
+/** How long an idle keep-alive HTTP connection (a scraper of /metrics) stays open, in milliseconds. */
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /** How often Node looks for connections past HEADERS_TIMEOUT_MS: a silent one is closed at most this late, in milliseconds. */
 export const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
@@ -63,6 +67,8 @@ export interface ClientTlsOptions {
 export interface CreateServerOptions {
   /** Gets one line per TLS set-up that works here but will fail elsewhere (a certificate that does not name the announced address, or is not signed by "ca"). */
   readonly onWarning?: (message: string) => void;
+  /** Answers a plain HTTP request (not an upgrade) and returns true, or returns false to leave it to the 426 answer. */
+  readonly onRequest?: (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
 }
 
 /** The scheme a node with this config listens with and dials with: `wss` with "tls" (a cert to listen with), else `ws`. */
@@ -111,13 +117,22 @@ export function clientTlsOptions(config: NodeConfig, source = 'the config'): Cli
 export async function createHttpServer(config: NodeConfig, source: string, options: CreateServerOptions = {}): Promise<HttpServer> {
   const timeouts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS };
   let server: HttpServer;
-  if (config.tls === undefined) server = http.createServer(timeouts, answerPlainRequest);
+  const onRequest = options.onRequest;
+  const answer =
+    onRequest === undefined
+      ? answerPlainRequest
+      : (request: http.IncomingMessage, response: http.ServerResponse) => {
+          if (!onRequest(request, response)) answerPlainRequest(request, response);
+        };
+  if (config.tls === undefined) server = http.createServer(timeouts, answer);
   else {
     const material = await loadServerTls(config, source, options.onWarning ?? (() => undefined));
-    server = https.createServer({ ...timeouts, ...material, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2' }, answerPlainRequest);
+    server = https.createServer({ ...timeouts, ...material, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2' }, answer);
     server.on('tlsClientError', onTlsClientError);
   }
   server.maxConnections = config.maxConnections + CONNECTION_MARGIN;
+  // A monitoring client's idle keep-alive connection holds a socket this long at most (Node's default, said here).
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   await listen(server, config, source);
   return server;
 }
