@@ -38,7 +38,8 @@ Options:
   --acks N|all   with set: answer once N nodes (this one included) hold the
                  write, or every node this one knows of; exit 3 if not in time
   -h, --help     show this help
-  --             end of options (for a value that starts with --)
+  --             end of options: what follows is arguments, such as a value
+                 that starts with - (bby CONFIG set -- KEY -h)
 
 Examples:
   bby examples/node1.json set MonChamp 42
@@ -67,6 +68,23 @@ interface Invocation {
   /** For set: how many nodes must hold the write before the answer (`all`: every node known). */
   readonly acks: number | 'all' | undefined;
   readonly positionals: readonly string[];
+  /** Options met after the command, as written: a value that looks like an option lands here, not among the arguments. */
+  readonly optionsAfterCommand: readonly string[];
+}
+
+/** A word as a shell would need it written (single quotes when it holds anything but plain characters). */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** The value of an option that takes one (`--timeout 500`, `--timeout=500`); undefined when there is none. */
+function optionValue(argv: readonly string[], i: number): { text: string | undefined; next: number } {
+  const arg = argv[i]!;
+  if (arg.includes('=')) return { text: arg.slice(arg.indexOf('=') + 1), next: i };
+  const text = argv[i + 1];
+  // `set k --acks` or `--acks --json`: the value is missing, not "--json".
+  if (text === undefined || text.startsWith('--')) return { text: undefined, next: i };
+  return { text, next: i + 1 };
 }
 
 // Hand-rolled rather than util.parseArgs: values such as "-5" must pass as arguments.
@@ -76,28 +94,54 @@ function parseCommandLine(argv: readonly string[]): Invocation {
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   let acks: number | 'all' | undefined;
   const positionals: string[] = [];
+  const optionsAfterCommand: string[] = [];
+  /** Where the command stands in argv, once met. */
+  let commandAt = -1;
+  /** After `bby CONFIG COMMAND`, a word that looks like an option may have been meant as a value. */
+  const afterCommand = () => positionals.length >= 2;
+  /** The same command line with `--` after the command: what to write to pass option-looking words as values. */
+  const withEndOfOptions = () => {
+    return ['bby', ...argv.slice(0, commandAt + 1), '--', ...argv.slice(commandAt + 1)].map(shellWord).join(' ');
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') {
       positionals.push(...argv.slice(i + 1));
       break;
     }
+    const known = /^--(json|timeout|acks)(=|$)/.test(arg);
+    if (afterCommand() && (arg === '-h' || arg === '--help' || (arg.startsWith('--') && !known))) {
+      // `bby CONFIG set h -h` must not print the help and exit 0: a script would read success.
+      const command = positionals[1]!;
+      const takesArguments = (findCommand(command) ?? findBulkCommand(command))?.args.length !== 0;
+      const what = `${arg} after the command is read as an option${arg === '-h' || arg === '--help' ? '' : ' (an unknown one)'}`;
+      throw new UsageError(takesArguments ? `${what}; to pass it as a value, put -- before the arguments: ${withEndOfOptions()}` : `${what}, and ${command} takes no arguments`);
+    }
     if (arg === '--json') json = true;
     else if (arg === '-h' || arg === '--help') help = true;
     else if (arg === '--timeout' || arg.startsWith('--timeout=')) {
-      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      const { text, next } = optionValue(argv, i);
+      i = next;
+      if (text === undefined) throw new UsageError('--timeout needs a value: a whole number of milliseconds (as in --timeout 5000)');
       timeoutMs = Number(text);
-      if (text === undefined || !Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout needs a whole number of milliseconds, got ${JSON.stringify(text ?? '')}`);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout needs a whole number of milliseconds, got ${JSON.stringify(text)}`);
     } else if (arg === '--acks' || arg.startsWith('--acks=')) {
-      const text = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      const { text, next } = optionValue(argv, i);
+      i = next;
+      if (text === undefined) throw new UsageError('--acks needs a value: a number of nodes from 1 to 1024, or all (as in --acks 2)');
       acks = text === 'all' ? 'all' : Number(text);
-      if (text === undefined || (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= 1024))) {
-        throw new UsageError(`--acks needs a number of nodes from 1 to 1024, or "all", got ${JSON.stringify(text ?? '')}`);
+      if (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= 1024)) {
+        throw new UsageError(`--acks needs a number of nodes from 1 to 1024, or "all", got ${JSON.stringify(text)}`);
       }
     } else if (arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
-    else positionals.push(arg);
+    else {
+      positionals.push(arg);
+      if (positionals.length === 2) commandAt = i;
+      continue;
+    }
+    if (afterCommand()) optionsAfterCommand.push(arg);
   }
-  return { json, timeoutMs, help, acks, positionals };
+  return { json, timeoutMs, help, acks, positionals, optionsAfterCommand };
 }
 
 /** Writes text to stdout and stderr; replaced in tests. */
@@ -134,10 +178,50 @@ function interrupted(): Promise<void> {
   });
 }
 
+/** Where to report an internal error. */
+const REPORT_TO = 'please report it (an issue of the bby repository) with the command and the output of the same command run with BBY_DEBUG=1';
+
+/**
+ * One line for an unexpected exception (a bug of bby), where to report it,
+ * and the stack only when BBY_DEBUG=1.
+ */
+export function describeInternalError(error: unknown, debug = process.env['BBY_DEBUG'] === '1'): string {
+  const message = error instanceof Error ? `${error.name}: ${error.message.split('\n', 1)[0]}` : String(error);
+  const stack = debug && error instanceof Error && error.stack !== undefined ? `\n${error.stack}` : '';
+  return `bby: internal error (a bug of bby): ${message}; ${REPORT_TO}${stack}\n`;
+}
+
+/**
+ * What the `bby` launcher runs: main() with the process's streams, as a
+ * Unix tool behaves. A reader that goes away (`bby CONFIG keys | head -1`)
+ * ends it quietly with 0; a bug is one line (exit 1, as Node's own uncaught
+ * exception) rather than a stack trace.
+ */
+export async function run(argv: readonly string[]): Promise<number> {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    process.stderr.write(`bby: cannot write the answer: ${error.message}\n`);
+    process.exit(1);
+  });
+  // Nowhere left to say anything.
+  process.stderr.on('error', () => undefined);
+  process.on('uncaughtException', (error) => {
+    process.stderr.write(describeInternalError(error));
+    process.exit(1);
+  });
+  try {
+    return await main(argv);
+  } catch (error) {
+    process.stderr.write(describeInternalError(error));
+    return 1;
+  }
+}
+
 /** Runs the CLI and resolves to its exit code. */
 export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
+  // One line: what is wrong, and where the usage is.
   const usageError = (message: string) => {
-    output.err(`bby: ${message}\n${SYNOPSIS}\ncommands: ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}; bby --help says more\n`);
+    output.err(`bby: ${message} (bby --help says more)\n`);
     return 2;
   };
   let invocation: Invocation;
@@ -157,10 +241,16 @@ export async function main(argv: readonly string[], output: Output = processOutp
   const command = findCommand(name);
   const monitor = findMonitorCommand(name);
   const spec = bulk ?? command ?? monitor;
-  if (spec === undefined) return usageError(`unknown command ${JSON.stringify(name)}`);
+  if (spec === undefined) return usageError(`unknown command ${JSON.stringify(name)}; the commands are ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}`);
   if (args.length !== spec.args.length) {
     const usage = [spec.name, ...spec.args].join(' ');
-    const hint = spec.name === 'set' && args.length > 2 ? '; quote a value that has spaces' : '';
+    const options = invocation.optionsAfterCommand;
+    const hint =
+      args.length < spec.args.length && options.length > 0
+        ? `; ${options.join(' ')} ${options.length === 1 ? 'was' : 'were'} read as ${options.length === 1 ? 'an option' : 'options'}: to pass ${options.length === 1 ? 'it' : 'them'} as a value, put -- before the arguments`
+        : spec.name === 'set' && args.length > 2
+          ? '; quote a value that has spaces'
+          : '';
     return usageError(`${spec.name} takes ${spec.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`);
   }
   let body;

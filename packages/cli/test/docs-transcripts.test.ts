@@ -176,6 +176,13 @@ class Session {
     const target = this.#background.find((b) => b.args === docArgs && b.proc.exitStatus === undefined);
     if (target === undefined) expect.fail(`${where}: $ ${step.command}: no node runs with ${docArgs}`);
     emulated.push(`${where}: ${step.command}`);
+    // The documented pattern finds this node by its process title (bby-node sets it), paths mapped as for every command. The signal
+    // still goes to this pid alone: a real pgrep would also find the nodes of anyone else running the examples on this machine.
+    const cmdline = await readFile(`/proc/${target.proc.pid}/cmdline`, 'utf8').catch(() => undefined);
+    if (cmdline !== undefined) {
+      const title = cmdline.replaceAll('\0', ' ').trim();
+      expect(title, `${where}: $ ${step.command}: the process title pgrep -f reads`).to.include(`bby-node ${await this.rewrite(docArgs)}`);
+    }
     target.proc.child.kill(signal === undefined ? 'SIGTERM' : signal === '9' ? 'SIGKILL' : (`SIG${signal.replace(/^SIG/, '')}` as NodeJS.Signals));
     await target.proc.waitForExit(5_000);
     expect(step.output, `${where}: kill prints nothing`).to.deep.equal([]);

@@ -2,8 +2,10 @@
  * bby-node: `bby-node <configFile>` runs one node until SIGINT or SIGTERM.
  * Exit codes: 0 after a clean stop, 1 when the node cannot start or run,
  * 2 for usage and config errors (an exposed node without a secret included).
+ * A stop that takes over STOP_DEADLINE_MS ends with 1, or with SIGKILL when
+ * a file operation is still pending (the only way out of a thread stuck in
+ * the kernel: a disk that does not answer).
  */
-import { parseArgs } from 'node:util';
 import { checkExposure, ConfigError, exposureWarnings } from '@bby/core';
 import { readConfigFile } from './config-file.js';
 import { consoleLog, type RunningNode, StartError, startNode } from './node-server.js';
@@ -37,25 +39,78 @@ Options:
 
 Stop with Ctrl-C.`;
 
-/** Runs bby-node with command-line arguments; resolves to an exit code or runs until stopped. */
+/** How long a stop (SIGINT, SIGTERM) may take before the process ends itself, in milliseconds: a disk that does not answer must not keep it. */
+export const STOP_DEADLINE_MS = 5_000;
+
+/** Where to report an internal error. */
+const REPORT_TO = 'please report it (an issue of the bby repository) with the command, the config and the output of BBY_DEBUG=1';
+
+/** The command line: the config file and the options. Throws an Error whose message is the usage problem. */
+function parseCommandLine(argv: readonly string[]): { configPath: string | undefined; repair: boolean; help: boolean } {
+  let repair = false;
+  let help = false;
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '--repair') repair = true;
+    else if (arg === '-h' || arg === '--help') help = true;
+    else if (arg.startsWith('-') && arg !== '-') throw new Error(`unknown option ${JSON.stringify(arg)}`);
+    else positionals.push(arg);
+  }
+  if (help) return { configPath: undefined, repair, help };
+  if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'the config file is missing' : `expected one config file, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+  return { configPath: positionals[0]!, repair, help };
+}
+
+/**
+ * One line for an unexpected exception (a bug of bby-node), where to report
+ * it, and the stack only when BBY_DEBUG=1.
+ */
+export function describeInternalError(error: unknown, debug = process.env['BBY_DEBUG'] === '1'): string {
+  const message = error instanceof Error ? `${error.name}: ${error.message.split('\n', 1)[0]}` : String(error);
+  const stack = debug && error instanceof Error && error.stack !== undefined ? `\n${error.stack}` : '';
+  return `bby-node: internal error (a bug of bby-node): ${message}; ${REPORT_TO}${stack}\n`;
+}
+
+/**
+ * Ends the process with exit code 1, even when a thread is stuck in the
+ * kernel on a file operation: process.exit would wait for that thread for
+ * ever, so then only SIGKILL ends it.
+ */
+function endNow(): void {
+  const fileOperations = process.getActiveResourcesInfo().filter((name) => name.startsWith('FSReq'));
+  if (fileOperations.length > 0) process.kill(process.pid, 'SIGKILL');
+  process.exit(1);
+}
+
+/** Runs bby-node with command-line arguments; resolves to an exit code or runs until stopped. Never rejects. */
 export async function main(argv: string[]): Promise<number | undefined> {
   let configPath: string;
   let repair = false;
   try {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' }, repair: { type: 'boolean' } } });
-    repair = values.repair === true;
-    if (values.help) {
+    const line = parseCommandLine(argv);
+    if (line.help) {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'the config file is missing' : 'expected exactly one config file');
-    configPath = positionals[0]!;
+    configPath = line.configPath!;
+    repair = line.repair;
   } catch (error) {
-    process.stderr.write(`bby-node: ${(error as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`bby-node: ${(error as Error).message} (bby-node --help says more)\n`);
     return 2;
   }
+  // What `pgrep -f 'bby-node CONFIG'` finds, however the node was started (npm start, npx, node bin/bby-node.js).
+  process.title = ['bby-node', ...argv].join(' ');
+  process.on('uncaughtException', (error) => {
+    process.stderr.write(describeInternalError(error));
+    process.exit(1);
+  });
   try {
-    // Handlers first: a signal that arrives while the node starts still stops it cleanly.
+    // Handlers first: a signal that arrives while the node starts still stops it.
     let node: RunningNode | undefined;
     let stopSignal: string | undefined;
     const stop = (signal: string) => {
@@ -63,6 +118,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
       if (stopSignal !== undefined) return;
       stopSignal = signal;
       consoleLog('info', `stopping (${signal})`);
+      // Whatever holds the stop (a start stuck on the disk, a close waiting for a disk that does not answer), the process ends.
+      setTimeout(() => {
+        consoleLog('warn', `not stopped ${STOP_DEADLINE_MS / 1000} s after ${signal} (${node === undefined ? 'still starting' : 'still closing'}: a disk that does not answer?); ending now`);
+        endNow();
+      }, STOP_DEADLINE_MS);
       if (node !== undefined) void node.close().then(() => process.exit(0));
     };
     process.on('SIGINT', () => stop('SIGINT'));
@@ -82,6 +142,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       process.stderr.write(`bby-node: ${error.message}\n`);
       return 1;
     }
-    throw error;
+    process.stderr.write(describeInternalError(error));
+    return 1;
   }
 }

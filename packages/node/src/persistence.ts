@@ -19,6 +19,7 @@ import { dirname, resolve } from 'node:path';
 import { type Change, type Cursor, type NodeConfig } from '@bby/core';
 import { nanoid } from 'nanoid';
 import { describeDiskError, isDiskError } from './storage/disk-error.js';
+import { fileInPath, unusableDataDir } from './storage/data-dir-check.js';
 import { CorruptionError, Storage, StorageFailure } from './storage/engine.js';
 import { type FileSystem, nodeFileSystem, pathIn } from './storage/file-system.js';
 import { LOCK_FILE, lockDataDir, LockedError } from './storage/lock.js';
@@ -33,7 +34,7 @@ export class DataDirError extends Error {
   /** The errno code when a file operation failed (ENOSPC, EACCES, EROFS, ...); undefined for other reasons (a lock held, damage, a wrong id). */
   readonly code: string | undefined;
 
-  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+  constructor(message: string, options: { code?: string | undefined; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code;
   }
@@ -113,9 +114,15 @@ export class Persistence {
       return new Persistence(recovered, null, null, false, async () => undefined, null, fs);
     }
     const dir = resolve(dirname(source), config.dataDir);
+    const unusable = unusableDataDir(dir);
+    if (unusable !== undefined) throw new DataDirError(`data folder ${dir} is ${unusable} (config ${source}): set "dataDir" to a folder on a disk`);
     try {
       await fs.mkdir(dir);
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const file = code === 'EEXIST' || code === 'ENOTDIR' ? fileInPath(dir) : undefined;
+      if (file === dir) throw new DataDirError(`data folder ${dir} is a file, not a folder (config ${source}): set "dataDir" to a folder, or move that file away`, { code, cause: error });
+      if (file !== undefined) throw new DataDirError(`cannot create the data folder ${dir} (config ${source}): ${file} is a file, not a folder; set "dataDir" to a folder, or move that file away`, { code, cause: error });
       throw startFailure(`cannot create the data folder ${dir}`, source, error);
     }
     let release: () => Promise<void>;

@@ -28,8 +28,10 @@
  *   no redirection into a file) whose output differs is run again, for up to
  *   a bounded time: replicated state converges, the docs show it converged.
  * - `kill -SIGNAL $(pgrep -f 'bby-node CONFIG')` is carried out by the test
- *   on the node it started with CONFIG (the processes the test starts are
- *   named otherwise); the test counts these as emulated.
+ *   on the node it started with CONFIG, after checking that the node's
+ *   process title is what the pattern finds; not by a real pgrep, which would
+ *   also find anyone else's nodes of the same config on the machine. The
+ *   test counts these as emulated.
  * - docs/protocol.md: a ```text block whose lines start with `→ ` (a frame
  *   sent) and `← ` (the answer expected) is sent to a real node line by line;
  *   text after the JSON on a line is a comment. Answers are compared in

@@ -110,8 +110,10 @@ export class TrackedProcess {
     readonly label: string,
     command: string,
     args: readonly string[],
+    /** `stdin: 'pipe'` to type into the process (`child.stdin`); default: none. */
+    options: { readonly stdin?: 'pipe' | 'ignore' } = {},
   ) {
-    this.child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    this.child = spawn(command, args, { cwd: REPO_ROOT, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;
       this.#notify();

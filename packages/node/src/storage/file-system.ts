@@ -7,8 +7,8 @@
  * only after `sync()` of that file; a created, renamed or deleted name
  * survives only after `syncDir()` of its folder.
  */
-import { open, readdir, readFile, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readdir, readFile, rename, unlink, mkdir, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 /** A file opened for appending. */
 export interface AppendFile {
@@ -66,9 +66,7 @@ class NodeAppendFile implements AppendFile {
 
 /** The real file system, through node:fs/promises. */
 export const nodeFileSystem: FileSystem = {
-  async mkdir(dir) {
-    await mkdir(dir, { recursive: true });
-  },
+  mkdir: makeFolders,
   list: (dir) => readdir(dir),
   async read(path) {
     try {
@@ -98,6 +96,35 @@ export const nodeFileSystem: FileSystem = {
     }
   },
 };
+
+/**
+ * Creates a folder and its missing parents, one by one. Not `mkdir(dir, {
+ * recursive: true })`: under /proc it loops for ever (mkdir answers ENOENT
+ * though the parent exists), and for a file in the place of the folder it
+ * succeeds or says EEXIST depending on the Node version. Here an existing
+ * folder is fine, an existing file is EEXIST, and each mkdir is tried once
+ * after its parent exists.
+ */
+async function makeFolders(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await stat(dir)).isDirectory()) return;
+      throw error;
+    }
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+  }
+  await makeFolders(dirname(dir));
+  try {
+    await mkdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(dir)).isDirectory()) return;
+    throw error;
+  }
+}
 
 /** Joins a folder and a file name. */
 export const pathIn = (dir: string, name: string): string => join(dir, name);
