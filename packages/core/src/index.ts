@@ -11,7 +11,7 @@
  * `createMemoryNetwork` runs several nodes in one process (memory-network.ts).
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, CATCH_UP_LOG_INTERVAL_MS, IDLE_CONNECTION_TIMEOUT_MS, MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type NodeOptions, type SendEffect } from './node.js';
+export { createNode, CLOSE_CODES, CATCH_UP_LOG_INTERVAL_MS, IDLE_CONNECTION_TIMEOUT_MS, MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type LogFields, type NodeOptions, type SendEffect } from './node.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';

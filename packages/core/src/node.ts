@@ -172,7 +172,15 @@ export type Effect =
   | { readonly type: 'peer-added'; readonly address: string }
   /** A client removed a peer: forget its address in the node's state. */
   | { readonly type: 'peer-removed'; readonly address: string }
-  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
+  /**
+   * A log line: `message` for people (text from outside already escaped),
+   * `event` a stable kebab-case name of what happened, `fields` its facts
+   * (ids, addresses, counts; strings as they came: escape them when printing).
+   */
+  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly event: string; readonly message: string; readonly fields?: LogFields };
+
+/** The facts of a log effect, by name. */
+export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
 
 /** The `send` effect; see `Effect`. */
 export interface SendEffect {
@@ -403,7 +411,7 @@ class Node implements BbyNode {
       else malformed++;
     }
     if (malformed > 0) {
-      this.#log('warn', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`);
+      this.#log('warn', 'stored-entries-dropped', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`, { count: malformed });
     }
     for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
     const nowMs = this.#now();
@@ -431,7 +439,7 @@ class Node implements BbyNode {
     const first = this.#storageFailure === null;
     this.#storageFailure = reason;
     if (!first) return;
-    this.#log('warn', `refusing writes and leaving the peers until the data folder can be written again (${reason}); reads are still answered`);
+    this.#log('warn', 'storage-failed', `refusing writes and leaving the peers until the data folder can be written again (${reason}); reads are still answered`, { reason });
     // Entries from peers could not be kept either, and what this node sends must never vouch for a write it lost.
     for (const link of this.#table.peerLinkList()) {
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.STORAGE_FAILED, reason: 'storage failed' });
@@ -442,7 +450,7 @@ class Node implements BbyNode {
   storageRecovered(): void {
     if (this.#storageFailure === null) return;
     this.#storageFailure = null;
-    this.#log('info', 'the data folder can be written again: taking writes and rejoining the peers');
+    this.#log('info', 'storage-recovered', 'the data folder can be written again: taking writes and rejoining the peers');
     for (const target of this.#table.dueTargets(Infinity)) target.nextDialAtMs = this.#now();
     this.#dialDue();
   }
@@ -596,12 +604,12 @@ class Node implements BbyNode {
       // Not asked for by anyone: forgotten (not learnt again for FORGOTTEN_FOR_MS) rather than kept in a learnt slot for ever.
       this.#table.removeTarget(target.address);
       this.#learning.forgot(target.address, this.#now());
-      this.#log('info', `forgot learnt peer ${target.address}: ${why}`);
+      this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address}: ${why}`, { address: target.address, reason: why });
       return;
     }
     target.halted = why;
     target.lastError = why;
-    this.#log('warn', `stopped dialing peer ${target.address}: ${why}; add it again (add-peer ${target.address}) once it is fixed`);
+    this.#log('warn', 'peer-halted', `stopped dialing peer ${target.address}: ${why}; add it again (add-peer ${target.address}) once it is fixed`, { address: target.address, reason: why });
     this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: why, retrying: false });
   }
 
@@ -625,7 +633,7 @@ class Node implements BbyNode {
     }
     this.#answerAddPeer(address, { address, connected: false, id: target.peerId, error: 'removed by a client', retrying: false });
     if (target.source !== 'learned') this.#effects.push({ type: 'peer-removed', address });
-    this.#log('info', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`);
+    this.#log('info', 'peer-removed', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`, { address });
     return true;
   }
 
@@ -692,7 +700,7 @@ class Node implements BbyNode {
   #closeTooSlow(link: Link, why: string): void {
     this.#counters.slowLinksClosed++;
     const who = link.role === 'peer' ? `peer ${link.peerId}` : `a client${link.remote === null ? '' : ` at ${link.remote}`}`;
-    this.#logFromOutside(link.peerId ?? link.remote ?? link.id, `closed the link to ${who}: it does not read what it is sent (${why}, ${link.unsentBytes} bytes waiting)`);
+    this.#logFromOutside(link.peerId ?? link.remote ?? link.id, 'link-too-slow', `closed the link to ${who}: it does not read what it is sent (${why}, ${link.unsentBytes} bytes waiting)`, { link: link.id, peer: link.peerId, unsentBytes: link.unsentBytes });
     this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.TOO_SLOW, reason: 'too slow: not reading its answers' });
     this.closed(link.id, 'too slow');
   }
@@ -845,7 +853,7 @@ class Node implements BbyNode {
         // Never answer an answer: two nodes would bounce errors forever. Logged (rate-limited) and dropped.
         const who = link.peerId === null ? `a client${link.remote === null ? '' : ` at ${link.remote}`}` : `peer ${link.peerId}`;
         const what = message.type === 'reply' ? `sent a reply (id ${printable(String(message.id))}) though this node asked nothing; dropped` : `reported: ${quoted(message.message)} (${printable(message.code)})`;
-        this.#logFromOutside(link.peerId ?? link.remote ?? link.id, `${who} ${what}`);
+        this.#logFromOutside(link.peerId ?? link.remote ?? link.id, 'remote-report', `${who} ${what}`, { peer: link.peerId, remote: link.remote, code: message.type === 'error' ? printable(message.code) : null });
         // The node this one dialed refused its protocol version: it will refuse every dial.
         if (message.type !== 'error' || message.code !== 'PROTOCOL_MISMATCH' || link.direction !== 'outbound' || link.role === 'peer') return;
         const target = this.#table.targetOfLink(link.id);
@@ -951,13 +959,13 @@ class Node implements BbyNode {
     this.#send(link.id, { type: 'error', id, code: code === 'AUTH_TIMEOUT' ? 'AUTH_REQUIRED' : code, message });
     this.#effects.push({ type: 'close', link: link.id, code: closeCode, reason: code.toLowerCase().replace('_', ' ') });
     const source = link.remote ?? link.id;
-    this.#logFromOutside(source, `refused a connection ${link.direction === 'inbound' ? `from ${source}` : `to ${this.#table.targetOfLink(link.id)?.address ?? source}`}: ${code} (${message})`);
+    this.#logFromOutside(source, 'connection-refused', `refused a connection ${link.direction === 'inbound' ? `from ${source}` : `to ${this.#table.targetOfLink(link.id)?.address ?? source}`}: ${code} (${message})`, { remote: source, direction: link.direction, code });
   }
 
   /** A warning caused from outside, at most once per source and period (log-limiter.ts). */
-  #logFromOutside(source: string, message: string): void {
+  #logFromOutside(source: string, event: string, message: string, fields?: LogFields): void {
     const { log, suppressed } = this.#outsideLog.admit(source, this.#now());
-    if (log) this.#log('warn', suppressed > 0 ? `${message} [${suppressed} similar lines left out]` : message);
+    if (log) this.#log('warn', event, suppressed > 0 ? `${message} [${suppressed} similar lines left out]` : message, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
 
   #receiveFromPeer(link: Link, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
@@ -1179,7 +1187,7 @@ class Node implements BbyNode {
     for (const address of addressesToLearn(addresses, isKnown, room)) {
       this.#counters.peersLearned++;
       this.#learning.learnt(nowMs);
-      this.#log('info', `learnt peer ${address} from ${fromPeerId}`);
+      this.#log('info', 'peer-learnt', `learnt peer ${address} from ${fromPeerId}`, { address, from: fromPeerId });
       this.#addTarget(address, 'learned');
     }
   }
@@ -1234,7 +1242,7 @@ class Node implements BbyNode {
     this.#watching.delete(linkId);
     const target = this.#table.targetOfLink(linkId);
     if (link.role === 'peer') {
-      this.#log('info', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`);
+      this.#log('info', 'peer-lost', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`, { peer: link.peerId, address: link.address, reason });
       this.#withdrawClaims(link.peerId!);
       if (link.direction === 'inbound') this.#table.lostInbound(link, reason);
     }
@@ -1254,12 +1262,12 @@ class Node implements BbyNode {
       // A learnt address may be stale: stop dialing it rather than forever.
       this.#table.removeTarget(target.address);
       this.#learning.forgot(target.address, this.#now());
-      this.#log('info', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`);
+      this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`, { address: target.address, failures: target.failures, reason });
       return;
     }
     if (link.role !== 'peer' && !target.failureLogged) {
       target.failureLogged = true;
-      this.#log('warn', `cannot reach peer ${target.address} (${reason}); retrying in the background`);
+      this.#log('warn', 'peer-unreachable', `cannot reach peer ${target.address} (${reason}); retrying in the background`, { address: target.address, reason });
     }
     this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason, retrying: true });
   }
@@ -1310,7 +1318,7 @@ class Node implements BbyNode {
       }
       if (target !== undefined) {
         this.#table.removeTarget(target.address);
-        this.#log('warn', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`);
+        this.#log('warn', 'peer-is-self', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`, { address: target.address });
         this.#answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself', retrying: false });
       }
       this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.SELF, reason: 'connected to itself' });
@@ -1344,7 +1352,7 @@ class Node implements BbyNode {
       target.failureLogged = false;
       this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     }
-    this.#log('info', `connected to peer ${peerId} at ${link.address ?? 'unknown address'} (${link.direction})`);
+    this.#log('info', 'peer-connected', `connected to peer ${peerId} at ${link.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.address, direction: link.direction });
     // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
     this.#send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
     if (this.#peerExchange) this.#sendPeerList(link.id);
@@ -1375,7 +1383,7 @@ class Node implements BbyNode {
     this.#counters.duplicateLinksClosed++;
     const peerId = winner.peerId ?? loser.peerId;
     const reason = `duplicate link: already connected to node ${peerId ?? 'unknown'}`;
-    this.#log('info', `closed a second link to ${peerId ?? 'a peer'} (${loser.direction}); one link per pair is kept (${winner.direction})`);
+    this.#log('info', 'duplicate-link', `closed a second link to ${peerId ?? 'a peer'} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
     this.#effects.push({ type: 'close', link: loser.id, code: CLOSE_CODES.DUPLICATE_LINK, reason });
     const target = this.#table.targetOfLink(loser.id);
     if (target !== undefined && peerId !== null) this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
@@ -1397,7 +1405,7 @@ class Node implements BbyNode {
       if (result.conflict) {
         this.#counters.conflicts++;
         const winner = this.#store.get(entry.key)!;
-        this.#log('info', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`);
+        this.#log('info', 'conflict', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`, { key: entry.key, origin: winner.origin, timestamp: winner.timestamp });
         if (this.#watching.size > 0) this.#watchWrite(winner, link.peerId, true);
       }
       if (result.duplicate) this.#counters.duplicatesDropped++;
@@ -1416,7 +1424,7 @@ class Node implements BbyNode {
     }
     if (fromFuture !== undefined) {
       const aheadMs = fromFuture.timestamp - this.#now();
-      this.#logFromOutside(`future:${link.peerId}`, `refused entries from peer ${link.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`);
+      this.#logFromOutside(`future:${link.peerId}`, 'entries-from-future', `refused entries from peer ${link.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`, { peer: link.peerId, key: fromFuture.key, aheadMs });
     }
     // Only what changed this store travels on: an entry is forwarded at most once per node
     // (an acknowledgement round travels whole, once per round).
@@ -1536,7 +1544,7 @@ class Node implements BbyNode {
     if (existing === undefined) {
       this.#effects.push({ type: 'peer-added', address });
       this.#addTarget(address, 'added');
-      this.#log('info', `added peer ${address} at a client's request`);
+      this.#log('info', 'peer-added', `added peer ${address} at a client's request`, { address });
     }
     if (connected !== undefined) {
       const target = this.#table.target(address);
@@ -1662,7 +1670,7 @@ class Node implements BbyNode {
       progress.loggedAtMs = nowMs;
       progress.loggedEntries = progress.entries;
       const of = progress.expected === null ? '' : ` of about ${progress.expected} (${Math.min(100, Math.floor((100 * progress.entries) / Math.max(1, progress.expected)))} %)`;
-      this.#log('info', `catching up from ${link.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`);
+      this.#log('info', 'catch-up-progress', `catching up from ${link.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`, { peer: link.peerId, entries: progress.entries, expected: progress.expected, perSecond: Math.round(rate) });
     }
   }
 
@@ -1672,7 +1680,7 @@ class Node implements BbyNode {
     const logged = !progress.done && progress.loggedEntries > 0;
     progress.done = true;
     progress.entries = Math.max(progress.entries, entries);
-    if (logged) this.#log('info', `caught up from ${link.peerId}: ${progress.entries} entries received`);
+    if (logged) this.#log('info', 'caught-up', `caught up from ${link.peerId}: ${progress.entries} entries received`, { peer: link.peerId, entries: progress.entries });
   }
 
   #reply(link: LinkId, id: RequestId, result: unknown): void {
@@ -1700,8 +1708,8 @@ class Node implements BbyNode {
     this.#effects.push({ type: 'send', link, message, bytes });
   }
 
-  #log(level: 'info' | 'warn', message: string): void {
-    this.#effects.push({ type: 'log', level, message });
+  #log(level: 'info' | 'warn', event: string, message: string, fields?: LogFields): void {
+    this.#effects.push(fields === undefined ? { type: 'log', level, event, message } : { type: 'log', level, event, message, fields });
   }
 }
 

@@ -17,7 +17,8 @@ export {
   type HttpServer,
   type UrlScheme,
 } from './transport.js';
-export { CLOSE_GRACE_MS, consoleLog, DIAL_TIMEOUT_MS, startNode, StartError, TICK_INTERVAL_MS, type LogSink, type RunningNode, type StartOptions } from './node-server.js';
+export { CLOSE_GRACE_MS, consoleLog, DIAL_TIMEOUT_MS, startNode, StartError, TICK_INTERVAL_MS, type RunningNode, type StartOptions } from './node-server.js';
+export { createLogSink, LOG_FORMATS, LOG_LEVELS, type LogDetails, type LogFormat, type LogLevel, type LogSink, type LogSinkOptions } from './log-sink.js';
 export { main } from './main.js';
 export { Persistence, DataDirError } from './persistence.js';
 export { Storage, CorruptionError, StorageFailure, COMPACT_MIN_BYTES, type StorageOptions, type Recovery } from './storage/engine.js';

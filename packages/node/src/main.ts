@@ -8,10 +8,11 @@
  */
 import { checkExposure, ConfigError, exposureWarnings } from '@bby/core';
 import { readConfigFile } from './config-file.js';
-import { consoleLog, type RunningNode, StartError, startNode } from './node-server.js';
+import { createLogSink, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type LogSink } from './log-sink.js';
+import { type RunningNode, StartError, startNode } from './node-server.js';
 import { StartError as TransportStartError } from './start-error.js';
 
-const USAGE = `usage: bby-node [--repair] <configFile>
+const USAGE = `usage: bby-node [--repair] [--log-level info|warn] [--log-format text|json] <configFile>
 
 Runs one bby node from a JSON config file, for example:
   bby-node examples/node1.json
@@ -33,9 +34,13 @@ run on a non-loopback host without a secret). Paths are relative to the
 config file. A node whose host is not loopback needs a secret.
 
 Options:
-  --repair    start even if the data folder is damaged, keeping every
-              intact record (the damaged file is kept as *.damaged)
-  -h, --help  show this help
+  --repair             start even if the data folder is damaged, keeping
+                       every intact record (the damaged file is kept as
+                       *.damaged)
+  --log-level LEVEL    info (default: everything) or warn (warnings only)
+  --log-format FORMAT  text (default: for people) or json (one object a
+                       line: time, level, node, event, message, fields)
+  -h, --help           show this help
 
 Stop with Ctrl-C.`;
 
@@ -46,24 +51,46 @@ export const STOP_DEADLINE_MS = 5_000;
 const REPORT_TO = 'please report it (an issue of the bby repository) with the command, the config and the output of BBY_DEBUG=1';
 
 /** The command line: the config file and the options. Throws an Error whose message is the usage problem. */
-function parseCommandLine(argv: readonly string[]): { configPath: string | undefined; repair: boolean; help: boolean } {
+interface CommandLine {
+  readonly configPath: string | undefined;
+  readonly repair: boolean;
+  readonly help: boolean;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+}
+
+/** The value of an option that takes one of `choices`, as `--name VALUE` or `--name=VALUE`; advances `i` past it. */
+function choice<T extends string>(argv: readonly string[], i: { at: number }, name: string, choices: readonly T[]): T {
+  const arg = argv[i.at]!;
+  const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i.at];
+  if (value === undefined) throw new Error(`${name} needs a value: ${choices.join(' or ')}`);
+  if (!(choices as readonly string[]).includes(value)) throw new Error(`${name} is ${choices.join(' or ')}, not ${JSON.stringify(value)}`);
+  return value as T;
+}
+
+/** The command line: the config file and the options. Throws an Error whose message is the usage problem. */
+function parseCommandLine(argv: readonly string[]): CommandLine {
   let repair = false;
   let help = false;
+  let logLevel: LogLevel = 'info';
+  let logFormat: LogFormat = 'text';
   const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+  for (const i = { at: 0 }; i.at < argv.length; i.at++) {
+    const arg = argv[i.at]!;
     if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
+      positionals.push(...argv.slice(i.at + 1));
       break;
     }
     if (arg === '--repair') repair = true;
     else if (arg === '-h' || arg === '--help') help = true;
+    else if (arg === '--log-level' || arg.startsWith('--log-level=')) logLevel = choice(argv, i, '--log-level', LOG_LEVELS);
+    else if (arg === '--log-format' || arg.startsWith('--log-format=')) logFormat = choice(argv, i, '--log-format', LOG_FORMATS);
     else if (arg.startsWith('-') && arg !== '-') throw new Error(`unknown option ${JSON.stringify(arg)}`);
     else positionals.push(arg);
   }
-  if (help) return { configPath: undefined, repair, help };
+  if (help) return { configPath: undefined, repair, help, logLevel, logFormat };
   if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'the config file is missing' : `expected one config file, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
-  return { configPath: positionals[0]!, repair, help };
+  return { configPath: positionals[0]!, repair, help, logLevel, logFormat };
 }
 
 /**
@@ -91,6 +118,8 @@ function endNow(): void {
 export async function main(argv: string[]): Promise<number | undefined> {
   let configPath: string;
   let repair = false;
+  let log: LogSink;
+  let nodeId: string | null = null;
   try {
     const line = parseCommandLine(argv);
     if (line.help) {
@@ -99,6 +128,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     }
     configPath = line.configPath!;
     repair = line.repair;
+    log = createLogSink({ level: line.logLevel, format: line.logFormat, nodeId: () => nodeId });
   } catch (error) {
     process.stderr.write(`bby-node: ${(error as Error).message} (bby-node --help says more)\n`);
     return 2;
@@ -117,20 +147,26 @@ export async function main(argv: string[]): Promise<number | undefined> {
       // Ctrl-C under npm start delivers SIGINT and then SIGTERM: stop once.
       if (stopSignal !== undefined) return;
       stopSignal = signal;
-      consoleLog('info', `stopping (${signal})`);
+      log('info', `stopping (${signal})`, { event: 'stopping', fields: { signal } });
       // Whatever holds the stop (a start stuck on the disk, a close waiting for a disk that does not answer), the process ends.
       setTimeout(() => {
-        consoleLog('warn', `not stopped ${STOP_DEADLINE_MS / 1000} s after ${signal} (${node === undefined ? 'still starting' : 'still closing'}: a disk that does not answer?); ending now`);
+        log('warn', `not stopped ${STOP_DEADLINE_MS / 1000} s after ${signal} (${node === undefined ? 'still starting' : 'still closing'}: a disk that does not answer?); ending now`, { event: 'stop-deadline', fields: { signal } });
         endNow();
       }, STOP_DEADLINE_MS);
       if (node !== undefined) void node.close().then(() => process.exit(0));
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
-    const config = await readConfigFile(configPath, { onWarning: (message) => consoleLog('warn', message) });
+    const config = await readConfigFile(configPath, { onWarning: (message) => log('warn', message, { event: 'config-warning' }) });
     checkExposure(config, configPath);
-    for (const warning of exposureWarnings(config, configPath)) consoleLog('warn', warning);
-    node = await startNode(config, { source: configPath, repair });
+    nodeId = config.id ?? null;
+    for (const warning of exposureWarnings(config, configPath)) log('warn', warning, { event: 'config-warning' });
+    const logAsNode: LogSink = (level, message, details) => {
+      // A generated id is known from the node's first line on.
+      if (details?.event === 'listening' && typeof details.fields?.['id'] === 'string') nodeId = details.fields['id'];
+      log(level, message, details);
+    };
+    node = await startNode(config, { source: configPath, repair, log: logAsNode });
     if (stopSignal !== undefined) await node.close().then(() => process.exit(0));
     return undefined;
   } catch (error) {

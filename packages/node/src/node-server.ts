@@ -12,6 +12,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
 import { httpRoutes, type RouteSource } from './http-routes.js';
 import { type MetricsSnapshot, NodeMetrics, type RefusalReason, TIMED_REQUEST_TYPES } from './metrics.js';
+import { createLogSink, type LogSink } from './log-sink.js';
 import { DataDirError, Persistence } from './persistence.js';
 import { StartError } from './start-error.js';
 import { type FileSystem } from './storage/file-system.js';
@@ -62,8 +63,6 @@ export const BACKLOG_RESUME_BYTES = 1024 * 1024;
  */
 const RECORD_OVERHEAD_BYTES = 64;
 
-/** Writes one log line; the default prints to stdout (info) or stderr (warn). */
-export type LogSink = (level: 'info' | 'warn', message: string) => void;
 
 /** Options of `startNode`. */
 export interface StartOptions {
@@ -89,12 +88,8 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-/** Prints `HH:MM:SS.mmm level message`. */
-export const consoleLog: LogSink = (level, message) => {
-  // The core escapes what came from outside already; this keeps any message to one line whatever it holds.
-  const line = `${new Date().toISOString().slice(11, 23)} ${level} ${printable(message, Infinity)}\n`;
-  (level === 'warn' ? process.stderr : process.stdout).write(line);
-};
+/** The default sink: text lines, everything logged (`createLogSink()`). */
+export const consoleLog: LogSink = createLogSink();
 
 /**
  * Listens on the config's host and port, loads the dataDir, then dials the
@@ -106,7 +101,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
   const log = options.log ?? consoleLog;
   const tls = clientTlsOptions(config, options.source);
   let adapter: Adapter | undefined;
-  const server = await createHttpServer(config, options.source, { onWarning: (message) => log('warn', message), onRequest: httpRoutes(config, () => adapter) });
+  const server = await createHttpServer(config, options.source, { onWarning: (message) => log('warn', message, { event: 'config-warning' }), onRequest: httpRoutes(config, () => adapter) });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (adapter === undefined) refuseUpgrade(socket, 503, 'starting: loading its data');
     else adapter.upgrade(request, socket, head);
@@ -120,7 +115,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     throw error;
   }
   const recovered = persistence.recovered;
-  for (const note of recovered.notes) log('warn', note);
+  for (const note of recovered.notes) log('warn', note, { event: 'recovery-note' });
   const address = formatAddress(config.host, config.port);
   const peers = [...config.peers, ...recovered.addedPeers];
   const core = createNode({
@@ -141,9 +136,9 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
   });
   const backlog = options.backlog ?? { pauseAboveBytes: BACKLOG_PAUSE_BYTES, resumeBelowBytes: BACKLOG_RESUME_BYTES };
   adapter = new Adapter(core, config, server, tls, persistence, log, backlog);
-  log('info', `listening on ${urlScheme(config)}://${address} as node ${recovered.id}${config.secrets.length > 0 ? ' (members authenticate with the secret)' : ''}`);
-  if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only');
-  else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`);
+  log('info', `listening on ${urlScheme(config)}://${address} as node ${recovered.id}${config.secrets.length > 0 ? ' (members authenticate with the secret)' : ''}`, { event: 'listening', fields: { url: `${urlScheme(config)}://${address}`, id: recovered.id } });
+  if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only', { event: 'memory-only' });
+  else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`, { event: 'data-loaded', fields: { dir: persistence.dir, fsync: config.fsync, keys: core.stats().keys } });
   adapter.flush();
   const running = adapter;
   return { id: recovered.id, address, core, close: () => running.close() };
@@ -334,7 +329,7 @@ class Adapter implements RouteSource {
           break;
         }
         case 'log':
-          this.log(effect.level, effect.message);
+          this.log(effect.level, effect.message, { event: effect.event, fields: effect.fields });
           break;
         case 'persist':
           // Done in flush(), before this batch's messages.
@@ -364,7 +359,7 @@ class Adapter implements RouteSource {
       else if (effect.type === 'peer-removed') removed.push(effect.address);
     }
     if (added.length + removed.length === 0) return;
-    this.persistence.updatePeers({ added, removed }).catch((error: Error) => this.log('warn', `cannot save the peers in node.json yet (${error.message}); they are saved with its next write`));
+    this.persistence.updatePeers({ added, removed }).catch((error: Error) => this.log('warn', `cannot save the peers in node.json yet (${error.message}); they are saved with its next write`, { event: 'peers-save-failed' }));
   }
 
   /**
@@ -409,7 +404,7 @@ class Adapter implements RouteSource {
     const storage = this.persistence.storage;
     if (storage === null || !storage.shouldCompact(() => this.core.stats().keys)) return;
     // The store already holds every entry whose append was called: the snapshot covers the old log.
-    storage.compact(Array.from(this.core.changes(), ({ entry, seq }) => ({ ...entry, seq }))).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`));
+    storage.compact(Array.from(this.core.changes(), ({ entry, seq }) => ({ ...entry, seq }))).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`, { event: 'compaction-failed' }));
   }
 
   /**
@@ -438,7 +433,7 @@ class Adapter implements RouteSource {
   #storageFailed(error: Error): void {
     this.core.storageFailed(error.message);
     if (this.#retryTimer === null) {
-      this.log('warn', `${error.message}; writes are refused until it works again, retrying every ${DISK_RETRY_INTERVAL_MS / 1000} s`);
+      this.log('warn', `${error.message}; writes are refused until it works again, retrying every ${DISK_RETRY_INTERVAL_MS / 1000} s`, { event: 'storage-failed' });
       this.#retryTimer = setInterval(() => void this.#retryDisk(), DISK_RETRY_INTERVAL_MS);
     }
     this.#flushSoon();
@@ -458,7 +453,7 @@ class Adapter implements RouteSource {
     if (this.#retryTimer === null) return;
     clearInterval(this.#retryTimer);
     this.#retryTimer = null;
-    this.log('info', 'the data folder can be written again: every pending write is on disk');
+    this.log('info', 'the data folder can be written again: every pending write is on disk', { event: 'storage-recovered' });
     this.core.storageRecovered();
     this.flush();
   }
@@ -483,7 +478,7 @@ class Adapter implements RouteSource {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.#waiting;
     this.#closed = true;
-    for (const problem of await this.persistence.close()) this.log('warn', problem);
+    for (const problem of await this.persistence.close()) this.log('warn', problem, { event: 'close-problem' });
   }
 
   /** An HTTP upgrade request: a WebSocket, unless "maxConnections" are open already (then 503, which bby shows). */
