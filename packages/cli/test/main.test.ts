@@ -34,7 +34,7 @@ describe('bby main', () => {
       { args: [MISSING, 'set', 'k', '--no such'], says: `bby: --no such after the command is read as an option (an unknown one); to pass it as a value, put -- before the arguments: bby ${MISSING} set -- k '--no such' (bby --help says more)\n` },
       { args: [MISSING, 'keys', '-h'], says: 'bby: -h after the command is read as an option, and keys takes no arguments (bby --help says more)\n' },
       { args: [MISSING, 'set', 'k', '--json'], says: `bby: set takes 2 argument(s), got 1: bby ${MISSING} set KEY VALUE; --json was read as an option: to pass it as a value, put -- before the arguments (bby --help says more)\n` },
-      { args: [MISSING, 'frob'], says: 'bby: unknown command "frob"; the commands are set, get, keys, peers, add-peer, remove-peer, stats, import, export (bby --help says more)\n' },
+      { args: [MISSING, 'frob'], says: 'bby: unknown command "frob"; the commands are set, get, keys, peers, add-peer, remove-peer, stats, import, export, watch, health (bby --help says more)\n' },
     ];
     for (const { args, says } of cases) {
       it(`bby ${args.join(' ') || '(nothing)'}: exit 2, one line`, async () => {
