@@ -2,7 +2,7 @@
 // `npm run bench`: measures bby against a bare `ws` baseline in the same run.
 //
 //   node bench/run.js [--full] [--json FILE] [--only rr,pipelined,relay,durable,mesh,join]
-//                     [--reps N] [--profile] [--security none|secret|tls]
+//                     [--reps N] [--profile] [--security none|secret|tls] [--watchers N]
 //
 // Quick by default (well under a minute); --full for the full run (1,000,000
 // keys for the join and memory rows). Results go to bench/results/<date>.json
@@ -10,7 +10,10 @@
 // `node --cpu-prof` and prints the functions with the most self time (the
 // figures of a profiled run are slower: do not compare them). --security runs
 // every bby node with a secret (every connection authenticates once), or with
-// a secret and TLS, against the same plain baselines.
+// a secret and TLS, against the same plain baselines. --watchers N attaches N
+// read-only subscribers, each sending the live page's `watch` request, to each
+// node the load writes to (rr, pipelined, relay, durable) before the timed
+// part; they read everything all through it (the baselines have none).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os';
@@ -19,9 +22,9 @@ import { parseArgs } from 'node:util';
 import { formatSummary, summarizeProfile } from './profile-summary.js';
 import { killAll, processOptions, REPO_ROOT, removeTempRoot } from './lib/procs.js';
 import { fmt, fmtSpread, table } from './lib/stats.js';
-import { MODES, WORKLOADS } from './workloads.js';
+import { MODES, WATCHED_WORKLOADS, WORKLOADS } from './workloads.js';
 
-const USAGE = `usage: npm run bench [-- --full] [-- --json FILE] [-- --only ${Object.keys(WORKLOADS).join(',')}] [-- --reps N] [-- --profile] [-- --security none|secret|tls]`;
+const USAGE = `usage: npm run bench [-- --full] [-- --json FILE] [-- --only ${Object.keys(WORKLOADS).join(',')}] [-- --reps N] [-- --profile] [-- --security none|secret|tls] [-- --watchers N]`;
 
 let options;
 try {
@@ -33,6 +36,7 @@ try {
       reps: { type: 'string' },
       profile: { type: 'boolean', default: false },
       security: { type: 'string', default: 'none' },
+      watchers: { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }));
@@ -61,6 +65,11 @@ if (!['none', 'secret', 'tls'].includes(options.security)) {
   process.exit(2);
 }
 processOptions.security = options.security;
+const watchers = Number(options.watchers);
+if (!Number.isInteger(watchers) || watchers < 0 || watchers > 1000) {
+  process.stderr.write(`bench: --watchers needs a whole number from 0 to 1000, got ${JSON.stringify(options.watchers)}\n`);
+  process.exit(2);
+}
 const selected = options.only === undefined ? Object.keys(WORKLOADS) : options.only.split(',').map((s) => s.trim());
 for (const name of selected) {
   if (!(name in WORKLOADS)) {
@@ -88,7 +97,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 const log = (text) => process.stderr.write(`${text}\n`);
-const ctx = { mode, progress: (text) => log(`  ${text}`) };
+const ctx = { mode, watchers, progress: (text) => log(`  ${text}`) };
 
 function gitDescribe() {
   try {
@@ -112,9 +121,16 @@ const meta = {
   loadAverageAtStart: loadavg().map((l) => Number(l.toFixed(2))),
   commit: gitDescribe(),
   profiled: options.profile,
+  security: options.security,
+  watchers,
 };
+const watched = selected.filter((name) => WATCHED_WORKLOADS.includes(name));
+const watchersText =
+  watchers === 0
+    ? ''
+    : `, ${watchers} watcher${watchers === 1 ? '' : 's'} (the live page's watch request, reading everything) attached to each bby node the load writes to in ${watched.length === 0 ? 'no selected workload' : watched.join(', ')}${watched.length < selected.length ? ` (none in ${selected.filter((n) => !watched.includes(n)).join(', ')})` : ''}`;
 
-log(`bby bench, ${modeName} run: ${meta.cpus} × ${meta.cpuModel}, Node ${meta.node}, load average ${meta.loadAverageAtStart.join(' ')}${options.profile ? ', bby-node under --cpu-prof' : ''}`);
+log(`bby bench, ${modeName} run: ${meta.cpus} × ${meta.cpuModel}, Node ${meta.node}, load average ${meta.loadAverageAtStart.join(' ')}${options.profile ? ', bby-node under --cpu-prof' : ''}${watchersText}`);
 const started = performance.now();
 const rows = [];
 const failures = [];
@@ -151,7 +167,7 @@ const text = table(
   ]),
 );
 const notes = rows.filter((row) => row.note).map((row) => `- ${row.workload}: ${row.note}`);
-process.stdout.write(`\n${modeName} run${options.security === 'none' ? '' : ` (bby nodes with --security ${options.security})`}, ${meta.date}, ${meta.cpus} CPUs (${meta.cpuModel}), Node ${meta.node}, commit ${meta.commit}, ${meta.seconds} s, load average ${meta.loadAverageAtStart.join('/')} → ${meta.loadAverageAtEnd.join('/')}\n`);
+process.stdout.write(`\n${modeName} run${options.security === 'none' ? '' : ` (bby nodes with --security ${options.security})`}, ${meta.date}, ${meta.cpus} CPUs (${meta.cpuModel}), Node ${meta.node}, commit ${meta.commit}, ${meta.seconds} s, load average ${meta.loadAverageAtStart.join('/')} → ${meta.loadAverageAtEnd.join('/')}${watchersText}\n`);
 process.stdout.write(`Each figure: median of ${mode.reps} runs (join: ${mode.joinReps}), (min–max); ratio: median (min–max) of the per-run ratios bby/baseline.\n\n`);
 process.stdout.write(`${text}\n`);
 if (notes.length > 0) process.stdout.write(`\n${notes.join('\n')}\n`);

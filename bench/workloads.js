@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { PROTOCOL_VERSION } from '@bby/core';
 import { runBby, sleep, startBareServer, startBbyNode, stopAll, tempDir, waitFor } from './lib/procs.js';
 import { quantile, summarize } from './lib/stats.js';
-import { Conn, drive, getText, makeKey, makeValue, setText } from './lib/wsclient.js';
+import { Conn, drive, getText, makeKey, makeValue, setText, Watcher } from './lib/wsclient.js';
 
 const KEY_BYTES = 16;
 const VALUE_BYTES = 100;
@@ -71,6 +71,62 @@ async function interleave(runners, { totalMs, sliceMs }) {
   return merged;
 }
 
+/** The workloads that attach `--watchers` to the nodes their load writes to. */
+export const WATCHED_WORKLOADS = ['rr', 'pipelined', 'relay', 'durable'];
+
+/**
+ * `ctx.watchers` read-only subscribers (bench/lib/wsclient.js, Watcher: the
+ * live page's `watch`) on each of `nodes`, attached before the timed part and
+ * reading all through it. `note()` says what they received; `check()` throws
+ * if the node closed one (a watcher that fell behind is closed with 4008).
+ */
+async function attachWatchers(ctx, nodes) {
+  const count = ctx.watchers ?? 0;
+  const watchers = [];
+  const statsConns = [];
+  // What reached the nodes (own writes and replicated ones): what their watchers should receive.
+  const reached = async () => (await Promise.all(statsConns.map((c) => c.call({ type: 'stats' })))).map((s) => s.writesAccepted + s.entriesApplied);
+  const close = () => {
+    for (const c of [...watchers, ...statsConns]) c.close();
+  };
+  let base;
+  let reachedBase;
+  try {
+    if (count > 0) {
+      for (const node of nodes) {
+        statsConns.push(await Conn.open(node.url));
+        for (let i = 0; i < count; i++) watchers.push(await Watcher.open(node.url));
+      }
+      reachedBase = await reached();
+    }
+    base = watchers.map((w) => ({ writes: w.writes, frames: w.frames, states: w.states, dropped: w.dropped }));
+  } catch (error) {
+    close();
+    throw error;
+  }
+  if (count > 0) ctx.progress(`${count} watcher${count === 1 ? '' : 's'} (the live page's watch) on ${nodes.map((n) => n.id).join(', ')}`);
+  return {
+    count,
+    /** Throws if the node closed a watcher (one that falls behind is closed with 4008). */
+    check() {
+      const closed = watchers.find((w) => w.closedByNode !== false);
+      if (closed !== undefined) throw new Error(`a watcher of ${closed.conn.url} was closed by the node (code ${closed.closedByNode}) during the run`);
+    },
+    /** What the watchers received since they were attached, for a row's note ('' without watchers). */
+    async note() {
+      if (count === 0) return '';
+      this.check();
+      await sleep(300); // the last watch messages, sent before the stats answer, on other connections
+      const now = await reached();
+      const made = now.reduce((sum, n, i) => sum + n - reachedBase[i], 0);
+      const sum = (field) => watchers.reduce((total, w, i) => total + w[field] - base[i][field], 0);
+      const each = nodes.length === 1 ? 'the node' : `each of ${nodes.map((n) => n.id).join(' and ')}`;
+      return `; ${count} watcher${count === 1 ? '' : 's'} (the live page's watch) on ${each}: ${sum('writes').toLocaleString('en-US')} writes received by them (${(made * count).toLocaleString('en-US')} = writes that reached the node × watchers) in ${sum('frames').toLocaleString('en-US')} frames, ${sum('states')} states, ${sum('dropped')} events left out, none closed`;
+    },
+    close,
+  };
+}
+
 let keySerial = 0;
 /** A request maker for `set`s of new 16-byte keys with 100-byte values. */
 const newSets = (prefix) => (id) => {
@@ -84,7 +140,9 @@ export async function roundTrip(ctx) {
   const { reps, warmupMs, rrMs } = ctx.mode;
   const node = await startBbyNode({ id: 'rr', group: 'rr' });
   const bare = await startBareServer({ id: 'bare-rr' });
+  let watch;
   try {
+    watch = await attachWatchers(ctx, [node]);
     return await withConns([node.url, bare.url], async ([bbyConn, bareConn]) => {
       const GET_KEYS = 1_000;
       await drive([bbyConn], { window: 64, total: GET_KEYS, request: (id) => setText(id, makeKey('g', id - 1), makeValue(id - 1)) });
@@ -109,8 +167,10 @@ export async function roundTrip(ctx) {
           if (result.errors > 0) throw new Error(`${name}: ${result.errors} error answers, first: ${result.firstError}`);
           runs[name].push(result);
         }
+        watch.check();
         ctx.progress(`rr rep ${rep + 1}: ${Object.entries(merged).map(([name, r]) => `${name} p50 ${(p(r.latencies, 0.5) * 1000).toFixed(0)} µs, ${Math.round(r.rate)}/s`).join('; ')}`);
       }
+      const watchNote = await watch.note();
       // One request in flight: the median round trip is the figure (a mean rate would be ruled by the stalls of a shared machine).
       const row = (op) => {
         const bby = runs[`bby${op}`].map((r) => p(r.latencies, 0.5) * 1000);
@@ -127,12 +187,13 @@ export async function roundTrip(ctx) {
           ratio: pairedRatio(base, bby),
           target: '≥ 0.9×',
           targetRatio: 0.9,
-          note: `mean rate ${rate(runs[`bby${op}`]).toLocaleString('en-US')} req/s (bare ${rate(runs[`bare${op}`]).toLocaleString('en-US')} req/s); p99 ${median(runs[`bby${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs (bare ${median(runs[`bare${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs); server CPU per request ${cpu(runs[`bby${op}`])} µs (bare ${cpu(runs[`bare${op}`])} µs)`,
+          note: `mean rate ${rate(runs[`bby${op}`]).toLocaleString('en-US')} req/s (bare ${rate(runs[`bare${op}`]).toLocaleString('en-US')} req/s); p99 ${median(runs[`bby${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs (bare ${median(runs[`bare${op}`].map((r) => p(r.latencies, 0.99) * 1000)).toFixed(0)} µs); server CPU per request ${cpu(runs[`bby${op}`])} µs (bare ${cpu(runs[`bare${op}`])} µs)${watchNote}`,
         };
       };
       return [row('Get'), row('Set')];
     });
   } finally {
+    watch?.close();
     await stopAll([node, bare]);
   }
 }
@@ -144,6 +205,7 @@ const median = (values) => quantile(values, 0.5);
 export async function pipelined(ctx) {
   const { reps, warmupMs, pipeMs } = ctx.mode;
   const procs = [];
+  let watch;
   try {
     const a = await startBbyNode({ id: 'pipe-a', group: 'pipe' });
     procs.push(a);
@@ -151,6 +213,7 @@ export async function pipelined(ctx) {
     procs.push(b, c);
     const bare = await startBareServer({ id: 'bare-pipe' });
     procs.push(bare);
+    watch = await attachWatchers(ctx, [a]);
     return await withConns([a.url, b.url, c.url, bare.url], async ([aConn, bConn, cConn, bareConn]) => {
       await waitFor(async () => (await aConn.call({ type: 'stats' })).peers === 2, { what: 'pipe-a to have 2 peers', timeoutMs: 20_000 });
       const caughtUp = async () => {
@@ -183,8 +246,10 @@ export async function pipelined(ctx) {
         ['a', 'b', 'c', 'bare'].forEach((name, i) => (cpu[name] += cpuAfter[i] - cpuBefore[i]));
         cpu.bbySets += bbyRun.ops;
         cpu.bareSets += bareRun.ops;
+        watch.check();
         ctx.progress(`pipelined rep ${rep + 1}: bby ${Math.round(bbyRun.rate)} req/s, bare ${Math.round(bareRun.rate)} req/s, peers caught up ${Math.round(lag.at(-1))} ms later`);
       }
+      const watchNote = await watch.note();
       return [
         {
           workload: 'set, 1 client, 64 in flight, 2 peers replicating',
@@ -197,11 +262,12 @@ export async function pipelined(ctx) {
           targetRatio: 0.8,
           note:
             `peers applied the last write ${Math.round(median(lag))} ms (median) after the last reply; ` +
-            `CPU per set: node ${((cpu.a * 1000) / cpu.bbySets).toFixed(0)} µs, each peer ${((cpu.b * 500 + cpu.c * 500) / cpu.bbySets).toFixed(0)} µs; bare server ${((cpu.bare * 1000) / cpu.bareSets).toFixed(0)} µs per request`,
+            `CPU per set: node ${((cpu.a * 1000) / cpu.bbySets).toFixed(0)} µs, each peer ${((cpu.b * 500 + cpu.c * 500) / cpu.bbySets).toFixed(0)} µs; bare server ${((cpu.bare * 1000) / cpu.bareSets).toFixed(0)} µs per request${watchNote}`,
         },
       ];
     });
   } finally {
+    watch?.close();
     await stopAll(procs);
   }
 }
@@ -312,7 +378,9 @@ export async function relay(ctx) {
     procs.push(r1);
     const bbyWatch = await observer(c.url);
     const bareWatch = await observer(r3.url);
+    let watch;
     try {
+      watch = await attachWatchers(ctx, [a]);
       return await withConns([a.url, r1.url], async ([aConn, r1Conn]) => {
         // The line is up once a write crosses it.
         const probe = async (client, watcher, what) =>
@@ -351,9 +419,11 @@ export async function relay(ctx) {
           base.push(bareRun);
           if (bbyRun.errors > 0) throw new Error(`${bbyRun.errors} error answers, first: ${bbyRun.firstError}`);
           bby.push(bbyRun);
+          watch.check();
           ctx.progress(`relay rep ${rep + 1}: bby ${Math.round(bbyRun.rate)} writes/s (p50 ${p(bbyRun.delays, 0.5).toFixed(2)} ms), bare ${Math.round(bareRun.rate)} msg/s (p50 ${p(bareRun.delays, 0.5).toFixed(2)} ms)`);
         }
         const delay = (runs, q) => ms(runs.map((r) => p(r.delays, q)));
+        const watchNote = await watch.note();
         return [
           {
             workload: 'replication A→B→C (writes on A applied on C), 64 in flight',
@@ -367,6 +437,7 @@ export async function relay(ctx) {
             ),
             target: '≥ 0.7×',
             targetRatio: 0.7,
+            ...(watchNote === '' ? {} : { note: watchNote.replace(/^; /, '') }),
           },
           ...[0.5, 0.99].map((q) => ({
             workload: `replication delay A→C, p${Math.round(q * 100)}`,
@@ -383,6 +454,7 @@ export async function relay(ctx) {
         ];
       });
     } finally {
+      watch?.close();
       bbyWatch.close();
       bareWatch.close();
     }
@@ -396,11 +468,13 @@ export async function relay(ctx) {
 export async function durable(ctx) {
   const { reps, warmupMs, fsyncMs, fsyncClients } = ctx.mode;
   const procs = [];
+  let watch;
   try {
     const no = await startBbyNode({ id: 'fsync-no', group: 'fsync', dataDir: true, fsync: 'no' });
     procs.push(no);
     const always = await startBbyNode({ id: 'fsync-always', group: 'fsync', dataDir: true, fsync: 'always' });
     procs.push(always);
+    watch = await attachWatchers(ctx, [no, always]);
     const urls = (url) => Array.from({ length: fsyncClients }, () => url);
     return await withConns(urls(no.url), (noConns) =>
       withConns(urls(always.url), async (alwaysConns) => {
@@ -418,10 +492,12 @@ export async function durable(ctx) {
           for (const [name, result] of Object.entries(merged)) {
             if (result.errors > 0) throw new Error(`fsync ${name}: ${result.errors} error answers, first: ${result.firstError}`);
             runs[name].push(result);
+            watch.check();
             ctx.progress(`fsync ${name} rep ${rep + 1}: ${Math.round(result.rate)} sets/s, p50 ${p(result.latencies, 0.5).toFixed(2)} ms`);
           }
         }
         const lat = (results, q) => median(results.map((r) => p(r.latencies, q)));
+        const watchNote = await watch.note();
         return [
           {
             workload: `durable set, ${fsyncClients} clients × 1 in flight, fsync "always"`,
@@ -435,12 +511,13 @@ export async function durable(ctx) {
             ),
             target: '≥ 0.5× (within 2×)',
             targetRatio: 0.5,
-            note: `p50/p99 latency ${lat(runs.always, 0.5).toFixed(2)}/${lat(runs.always, 0.99).toFixed(2)} ms (fsync no: ${lat(runs.no, 0.5).toFixed(2)}/${lat(runs.no, 0.99).toFixed(2)} ms)`,
+            note: `p50/p99 latency ${lat(runs.always, 0.5).toFixed(2)}/${lat(runs.always, 0.99).toFixed(2)} ms (fsync no: ${lat(runs.no, 0.5).toFixed(2)}/${lat(runs.no, 0.99).toFixed(2)} ms)${watchNote}`,
           },
         ];
       }),
     );
   } finally {
+    watch?.close();
     await stopAll(procs);
   }
 }

@@ -219,3 +219,75 @@ export function drive(conns, { window, total = Infinity, durationMs = Infinity, 
     for (const s of states) refill(s);
   });
 }
+
+/**
+ * The `watch` request exactly as the live page sends it
+ * (packages/node/page/page.js, startWatch): the first 40 characters of each
+ * value, and the mesh state every second (`state` defaults to true).
+ */
+export const PAGE_WATCH_TEXT = '{"type":"watch","id":1,"values":40}';
+
+/**
+ * A read-only subscriber standing in for an open live page: a `Conn`
+ * (authenticated like every connection of a run with --security) that sends
+ * the page's `watch` and parses every frame it receives, as the page does.
+ * `open` resolves once the node said `watching` and sent its first state.
+ */
+export class Watcher {
+  static async open(url, timeoutMs = 10_000) {
+    const conn = await Conn.open(url, timeoutMs);
+    const watcher = new Watcher(conn);
+    try {
+      await watcher.ready(timeoutMs);
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+    return watcher;
+  }
+
+  constructor(conn) {
+    this.conn = conn;
+    this.frames = 0;
+    this.chars = 0;
+    this.writes = 0;
+    this.states = 0;
+    /** Events the node left out for this watcher (the `dropped` field of its messages). */
+    this.dropped = 0;
+    this.closedByNode = false;
+    conn.ws.on('close', (code) => {
+      if (!this.closing) this.closedByNode = code;
+    });
+  }
+
+  ready(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      let watching = false;
+      const timer = setTimeout(() => reject(new Error(`no watch reply and state from ${this.conn.url} within ${timeoutMs} ms`)), timeoutMs);
+      this.conn.onText = (text) => {
+        this.frames++;
+        this.chars += text.length;
+        const message = JSON.parse(text);
+        if (message.dropped !== undefined) this.dropped += message.dropped;
+        if (message.type === 'watch-writes') this.writes += message.writes.length;
+        else if (message.type === 'watch-state') {
+          this.states++;
+          if (watching) {
+            clearTimeout(timer);
+            resolve();
+          }
+        } else if (message.type === 'reply' && message.id === 1 && message.result?.watching === true) watching = true;
+        else if (message.type === 'error') {
+          clearTimeout(timer);
+          reject(new Error(`watch refused by ${this.conn.url}: ${text.slice(0, 200)}`));
+        }
+      };
+      this.conn.send(PAGE_WATCH_TEXT);
+    });
+  }
+
+  close() {
+    this.closing = true;
+    this.conn.close();
+  }
+}

@@ -11,7 +11,7 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { restartNode, startNode, testDir, useCleanup, waitForConnected } from './support/processes.js';
+import { freePort, restartNode, startNode, testDir, useCleanup, waitForConnected, writeConfig } from './support/processes.js';
 
 /** The Chromium to drive: CHROMIUM_PATH, else the usual Debian and Ubuntu paths. */
 function findChromium(): string | undefined {
@@ -44,13 +44,18 @@ describe('e2e: the live page in a real browser', function () {
     await browser?.close();
   });
 
+  /** One browser for the tests of this file. */
+  async function launch(): Promise<Browser> {
+    browser ??= await chromium.launch({ executablePath: findChromium()!, args: ['--no-sandbox', '--disable-gpu'] });
+    return browser;
+  }
+
   it('shows three nodes and their links, the key count and the writes as they come, a node stopped as down, then back', async () => {
     const one = await startNode({ id: 'node1' });
     const two = await startNode({ id: 'node2', peers: [one.address] });
     const three = await startNode({ id: 'node3', peers: [two.address] });
     await waitForConnected(one, ['node2', 'node3'], 15_000);
-    browser = await chromium.launch({ executablePath: findChromium()!, args: ['--no-sandbox', '--disable-gpu'] });
-    const page = await browser.newPage({ viewport: { width: 1100, height: 820 } });
+    const page = await (await launch()).newPage({ viewport: { width: 1100, height: 820 } });
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`http://${one.address}/`);
@@ -86,6 +91,56 @@ describe('e2e: the live page in a real browser', function () {
     await page.click('#graph g.node[data-node="node2"]');
     await pageShows(page, "node2's own page", () => document.getElementById('node-id')!.textContent === 'node2');
     expect(page.url()).to.equal(`http://${two.address}/`);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('draws 10 nodes legibly: 10 circles, every one connected, no label over another label or a circle, all inside the graph', async () => {
+    // A ring node1 → node2 → … → node10 → node1, a chord node1 → node5, and peer exchange (the default), which links node1 to the rest.
+    const ports = await Promise.all(Array.from({ length: 10 }, () => freePort()));
+    const files = await Promise.all(
+      ports.map((port, i) =>
+        writeConfig({ id: `node${i + 1}`, port, peers: [`127.0.0.1:${ports[(i + 1) % 10]!}`, ...(i === 0 ? [`127.0.0.1:${ports[4]!}`] : [])] }),
+      ),
+    );
+    const nodes = await Promise.all(files.map((file) => startNode(file)));
+    const page = await (await launch()).newPage({ viewport: { width: 1100, height: 820 } });
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`http://${nodes[0]!.address}/`);
+    await pageShows(
+      page,
+      'ten nodes, nine of them connected',
+      () => {
+        const states = [...document.querySelectorAll('#graph g.node')].map((g) => (g as SVGElement).dataset.state);
+        return states.length === 10 && states.filter((state) => state === 'connected').length === 9;
+      },
+      20_000,
+    );
+    const layout = await page.evaluate(() => {
+      const box = (element: Element) => {
+        const { x, y, width, height } = element.getBoundingClientRect();
+        return { x, y, width, height };
+      };
+      return {
+        graph: box(document.getElementById('graph')!),
+        circles: [...document.querySelectorAll('#graph g.node circle')].map((circle) => ({ name: `circle of ${(circle.parentNode as SVGElement).dataset.node}`, ...box(circle) })),
+        labels: [...document.querySelectorAll('#graph g.node text')].map((text) => ({ name: `label ${text.textContent}`, ...box(text) })),
+      };
+    });
+    expect(layout.circles).to.have.length(10);
+    expect(layout.labels.map((label) => label.name).sort()).to.deep.equal(nodes.map((node) => `label ${node.id}`).sort());
+    type Box = { name: string; x: number; y: number; width: number; height: number };
+    const overlap = (a: Box, b: Box) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+    const clashes: string[] = [];
+    for (const [i, a] of layout.labels.entries()) {
+      for (const b of [...layout.labels.slice(i + 1), ...layout.circles]) if (overlap(a, b)) clashes.push(`${a.name} / ${b.name}`);
+      const g = layout.graph;
+      if (a.x < g.x || a.y < g.y || a.x + a.width > g.x + g.width || a.y + a.height > g.y + g.height) clashes.push(`${a.name} outside the graph`);
+    }
+    expect(clashes).to.deep.equal([]);
+    const screenshot = join(await testDir(), 'page-10.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`    screenshot: ${screenshot}`);
     expect(errors).to.deep.equal([]);
   });
 });

@@ -152,8 +152,13 @@ function drawGraph(status) {
       reported.push([nodeKey(row), key]);
     }
   }
-  const list = [...nodes.values()];
-  const cx = 300, cy = 205, radius = list.length <= 1 ? 0 : Math.min(165, 60 + 18 * list.length);
+  // This node at the top, the others clockwise by name (node2 before node10): a
+  // node keeps its place from one state to the next, and a ring of node1,
+  // node2, ... is drawn as a ring, not in the order the links came up.
+  const byName = new Intl.Collator('en', { numeric: true });
+  const list = [...nodes.values()].sort((a, b) => (a.state === 'self' ? -1 : b.state === 'self' ? 1 : byName.compare(a.label, b.label) || byName.compare(a.key, b.key)));
+  // The ring inside the 600 × 420 view box with room for the labels: above the top node, below the bottom one.
+  const cx = 300, cy = 210, radius = list.length <= 1 ? 0 : Math.min(160, 60 + 18 * list.length);
   list.forEach((node, index) => {
     const angle = -Math.PI / 2 + (2 * Math.PI * index) / list.length;
     node.x = cx + radius * Math.cos(angle);
