@@ -17,6 +17,7 @@ import { WebSocket } from './ws.js';
 import { BbyClient, NodeError, parseResponse, type RequestBody } from './client.js';
 import { ConnectionError, type ConnectionTarget, openConnection, printable, UnreachableError } from './connection.js';
 import { ImportInputError, readBatches } from './import-input.js';
+import { progressLine } from './progress.js';
 
 /** set-many requests `import` keeps in flight. */
 export const IMPORT_BATCHES_IN_FLIGHT = 4;
@@ -247,10 +248,8 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   const showProgress = reporter.progress;
   if (showProgress !== undefined) {
     progressTimer = setInterval(() => {
-      const seconds = (Date.now() - started) / 1000;
-      const rate = seconds > 0 ? Math.round((trues + refused) / seconds) : 0;
       const read = size > 0 ? (input as ReadStream).bytesRead / size : undefined;
-      showProgress(`${read === undefined ? '' : `${progressBar(read)} `}${(trues + refused).toLocaleString('en-US')} keys, ${rate.toLocaleString('en-US')} keys/s`);
+      showProgress(progressLine(trues + refused, Date.now() - started, read));
     }, PROGRESS_INTERVAL_MS);
     progressTimer.unref();
   }
@@ -301,11 +300,6 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   }
 }
 
-function progressBar(fraction: number, width = 24): string {
-  const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}%`;
-}
-
 // --- export -------------------------------------------------------------------
 
 /** Options of `exportAll`. */
@@ -351,7 +345,7 @@ export async function exportAll(options: ExportOptions): Promise<number> {
       }
       if (showProgress !== undefined && Date.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
         lastProgress = Date.now();
-        showProgress(`${progressBar(written / keys.length)} ${written.toLocaleString('en-US')} of ${keys.length.toLocaleString('en-US')} keys`);
+        showProgress(progressLine(written, lastProgress - started, written / keys.length, keys.length));
       }
     }
     await pipeline.drain();
