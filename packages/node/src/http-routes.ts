@@ -82,6 +82,11 @@ export function httpRoutes(config: NodeConfig, source: () => RouteSource | undef
   return (request, response) => {
     const path = (request.url ?? '/').split('?')[0]!;
     const isPage = Object.hasOwn(PAGE_FILES, path);
+    // Every browser asks for it with the page: no icon, rather than a 426 error in the console.
+    if (path === '/favicon.ico') {
+      response.writeHead(204).end();
+      return true;
+    }
     if (path !== '/health' && path !== '/metrics' && !isPage) return false;
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       send(response, 405, 'text/plain; charset=utf-8', `${path} answers GET only\n`, { Allow: 'GET, HEAD' });

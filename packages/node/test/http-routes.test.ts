@@ -144,6 +144,8 @@ describe('bby-node HTTP: /health, /metrics and the page', function () {
     expect((await fetch(`${url}/page.js`)).status).to.equal(200);
     expect((await fetch(`${url}/metrics`, { method: 'POST', body: 'x' })).status).to.equal(405);
     expect((await fetch(`${url}/elsewhere`)).status).to.equal(426);
+    // The icon a browser asks for with every page: no content, not an error.
+    expect((await fetch(`${url}/favicon.ico`)).status).to.equal(204);
     const foreign = new WebSocket(`ws://127.0.0.1:${port}`, { origin: 'http://evil.example' });
     const status = await new Promise<number>((resolve) => foreign.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0)).once('open', () => resolve(101)));
     expect(status).to.equal(403);
