@@ -78,14 +78,18 @@ function ipSync(args: readonly string[]): boolean {
   return spawnSync('ip', args, { timeout: IP_SYNC_TIMEOUT_MS, stdio: 'ignore' }).status === 0;
 }
 
-/** `ip ARGS` for a removal: an object already gone is not an error. */
+/**
+ * `ip ARGS` for a removal: an object already gone is not an error. A veth's
+ * host end can vanish between the namespace's deletion and its own (the
+ * kernel tears a namespace down in the background): "No such device".
+ */
 async function ipRemove(args: readonly string[]): Promise<string | undefined> {
   try {
     await ip(args);
     return undefined;
   } catch (error) {
     const message = (error as Error).message;
-    return /Cannot find device|No such file|does not exist|Invalid argument/i.test(message) ? undefined : message;
+    return /Cannot find device|No such device|No such file|does not exist|Invalid argument/i.test(message) ? undefined : message;
   }
 }
 
