@@ -1,6 +1,7 @@
 /**
  * @bby/core: the sans-I/O heart of bby. Create a node with `createNode`, feed
- * it events, carry out the effects it returns from `takeEffects()`.
+ * it events, carry out the batches it hands over with `takeReady()` (ready.ts),
+ * through the durability policy when it has a disk (durability.ts).
  *
  * @example
  * import { createNode } from '@bby/core';
@@ -11,7 +12,9 @@
  * `createMemoryNetwork` runs several nodes in one process (memory-network.ts).
  */
 export * from './flow-control.js';
-export { createNode, CLOSE_CODES, CATCH_UP_LOG_INTERVAL_MS, IDLE_CONNECTION_TIMEOUT_MS, MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type Effect, type LogFields, type NodeOptions, type SendEffect } from './node.js';
+export { createNode, CLOSE_CODES, CATCH_UP_LOG_INTERVAL_MS, IDLE_CONNECTION_TIMEOUT_MS, MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type NodeOptions } from './node.js';
+export { carryOut, EMPTY_READY, groupEffects, isEmptyReady, READY_ORDER, readyEffects, type CloseEffect, type CursorEffect, type DialEffect, type Effect, type LogEffect, type LogFields, type PauseEffect, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect } from './ready.js';
+export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, type BatchId, CURSOR_SAVE_INTERVAL_MS, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision, estimateBytes, RECORD_OVERHEAD_BYTES, unkept } from './durability.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export * from './auth.js';

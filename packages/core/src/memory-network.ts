@@ -18,7 +18,8 @@
  * carries it out.
  */
 import { parseAddress } from './address.js';
-import { createNode, type BbyNode, type Effect, type NodeOptions } from './node.js';
+import { createNode, type BbyNode, type NodeOptions } from './node.js';
+import type { Effect } from './ready.js';
 import type { LinkId } from './peer-table.js';
 
 /** Options of `createMemoryNetwork`. */
