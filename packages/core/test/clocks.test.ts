@@ -4,7 +4,8 @@
  * nor suppresses a timeout; entries keep wall-clock timestamps.
  */
 import { expect } from 'chai';
-import { createNode, DEFAULT_TIMING, type Effect, HANDSHAKE_TIMEOUT_MS, PROTOCOL_VERSION, RETRY_CAP_MS } from '../src/index.js';
+import { createNode, DEFAULT_TIMING, type Effect, PROTOCOL_VERSION } from '../src/index.js';
+import { HANDSHAKE_TIMEOUT_MS, RETRY_CAP_MS } from '../src/internal.js';
 import { mulberry32, START_MS } from './support/cluster.js';
 
 const HOUR_MS = 3_600_000;
