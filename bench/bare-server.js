@@ -21,7 +21,8 @@
 //               batches of about 168 K characters, as a node does for a
 //               joining peer; replies once they are queued
 import { parseArgs } from 'node:util';
-import { entryLength, MAX_BATCH_CHARS, PROTOCOL_VERSION } from '@bby/core';
+import { MAX_BATCH_CHARS, PROTOCOL_VERSION } from '@bby/core';
+import { entryLength } from '@bby/core/internal';
 import WebSocket, { WebSocketServer } from 'ws';
 import { makeKey, makeValue } from './lib/wsclient.js';
 

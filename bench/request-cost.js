@@ -10,7 +10,8 @@
 //   node bench/request-cost.js [--keys N] [--runs N]
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { BUCKET_COUNT, createNode, PROTOCOL_VERSION } from '@bby/core';
+import { createNode, PROTOCOL_VERSION } from '@bby/core';
+import { BUCKET_COUNT } from '@bby/core/internal';
 import { table } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { keys: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '200' } } });

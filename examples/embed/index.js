@@ -13,6 +13,7 @@ import { createMemoryNetwork, seededRandom } from '@bby/core';
 let nowMs = Date.UTC(2025, 0, 1);
 const network = createMemoryNetwork({
   now: () => nowMs,
+  monotonic: () => nowMs,
   random: seededRandom(42),
   delayMs: 20,
   lossRate: 0.1,

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
-import { MAX_DIAL_TARGETS } from '@bby/core';
+import { MAX_DIAL_TARGETS } from '@bby/core/internal';
 import { restartNode, spawnNode, startNode, useCleanup, waitFor, writeConfig, writeConfigWith, type NodeHandle, type NodeStats, type PeerRow } from './support/processes.js';
 
 const log = (line: string) => console.log(`      ${line}`);

@@ -10,23 +10,38 @@
  * node.get('MonChamp'); // '42'
  *
  * `createMemoryNetwork` runs several nodes in one process (memory-network.ts).
+ *
+ * This file is the public surface: what an embedder or an adapter needs (the
+ * node, its options, events and effects, the wire messages, the config
+ * parser, errors). The parts the node is built from (store, digests, peer
+ * table, flow control...) are at `@bby/core/internal` (internal.ts), for the
+ * packages of this repository and their tests; they may change in any
+ * release. test/public-surface.test.ts pins the list below.
  */
-export * from './flow-control.js';
-export { createNode, CLOSE_CODES, CATCH_UP_LOG_INTERVAL_MS, IDLE_CONNECTION_TIMEOUT_MS, MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS, CROSSED_DIALS_WINDOW_MS, MAX_KEYS_PAGE_LENGTH, MAX_SEEN, type BbyNode, type NodeOptions } from './node.js';
+export { createNode, CLOSE_CODES, type BbyNode, type NodeOptions } from './node.js';
 export { carryOut, EMPTY_READY, groupEffects, isEmptyReady, READY_ORDER, readyEffects, type CloseEffect, type CursorEffect, type DialEffect, type Effect, type LogEffect, type LogFields, type PauseEffect, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect } from './ready.js';
 export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, type BatchId, CURSOR_SAVE_INTERVAL_MS, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision, estimateBytes, RECORD_OVERHEAD_BYTES, unkept } from './durability.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
-export * from './auth.js';
-export { printable, quoted, MAX_LOGGED_TEXT_LENGTH } from './log-text.js';
-export { Store, type Change, type MergeResult } from './store.js';
-export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
-export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
-export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
+export { type Change } from './store.js';
+export { type LinkId } from './peer-table.js';
 export { DEFAULT_TIMING, type Timing } from './timing.js';
-export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, type LinkAuth, type OutboundStream, type DialTarget, type Link, type LinkId, type TargetSource, type Watcher } from './peer-table.js';
-export { batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
-export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
+export { seededRandom } from './seeded-random.js';
+export { printable, quoted } from './log-text.js';
+export {
+  AUTH_HEADER,
+  AUTH_HEADER_VALUE,
+  AUTH_NONCE_BYTES,
+  AUTH_TIMEOUT_MS,
+  authProof,
+  findSecret,
+  MIN_SECRET_LENGTH,
+  newNonce,
+  proofMatches,
+  type AuthRole,
+  type AuthSide,
+  type AuthTranscript,
+} from './auth.js';
 export { formatAddress, isLoopbackHost, isValidPort, isWildcardHost, parseAddress, type PeerAddress } from './address.js';
 export {
   announcedAddress,
@@ -47,6 +62,67 @@ export {
   type TlsConfig,
 } from './config.js';
 export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
-export * from './protocol.js';
-export * from './limits.js';
-export { seededRandom } from './seeded-random.js';
+export { MAX_BATCH_CHARS, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, NODE_ID_PATTERN } from './limits.js';
+export {
+  checkKey,
+  checkValue,
+  DEFAULT_ACK_TIMEOUT_MS,
+  encodeMessage,
+  MAX_ACK_ID_LENGTH,
+  MAX_ACK_TIMEOUT_MS,
+  MAX_ACKS,
+  MAX_ADDRESS_LENGTH,
+  MAX_EPOCH_LENGTH,
+  MAX_ERROR_CODE_LENGTH,
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_LIST_ITEMS,
+  MAX_SET_MANY_ENTRIES,
+  MAX_WATCH_VALUE_CHARS,
+  parseIncoming,
+  PROTOCOL_VERSION,
+  type AckMessage,
+  type AddPeerRequest,
+  type AddPeerResult,
+  type AuthenticatedMessage,
+  type AuthHandshakeMessage,
+  type AuthMessage,
+  type BucketRequestMessage,
+  type BucketsMessage,
+  type CatchUpMessage,
+  type CatchUpProgress,
+  type CaughtUpMessage,
+  type ChallengeMessage,
+  type Cursor,
+  type DigestMessage,
+  type EntriesMessage,
+  type ErrorMessage,
+  type GetRequest,
+  type HelloMessage,
+  type IncomingMessage,
+  type KeysRequest,
+  type Message,
+  type NodeStatus,
+  type ParseResult,
+  type PeerInfo,
+  type PeerListMessage,
+  type PeerMessage,
+  type PeersRequest,
+  type PeerStatus,
+  type PingMessage,
+  type RemovePeerRequest,
+  type RemovePeerResult,
+  type ReplyMessage,
+  type Request,
+  type RequestId,
+  type ResponseMessage,
+  type SetManyRequest,
+  type SetRequest,
+  type Stats,
+  type StatsRequest,
+  type WatchRequest,
+  type WatchResult,
+  type WatchStateMessage,
+  type WatchWrite,
+  type WatchWritesMessage,
+  type WelcomeMessage,
+} from './protocol.js';

@@ -26,6 +26,8 @@ import type { LinkId } from './peer-table.js';
 export interface MemoryNetworkOptions {
   /** The clock every node of the network reads, in milliseconds since the Unix epoch. */
   readonly now: () => number;
+  /** The monotonic clock of the nodes' timers (NodeOptions.monotonic; without it they run on `now`). */
+  readonly monotonic?: () => number;
   /** Uniform random numbers in [0, 1): each node's retry jitter, and which frames are lost. */
   readonly random: () => number;
   /** How long a frame, a connect or a close travels, in milliseconds: a number, or a function called once per packet (default 0). */
@@ -119,7 +121,7 @@ export class MemoryNetwork {
     if (this.#members.has(id)) throw new Error(`memory network: a node ${JSON.stringify(id)} is already in the network`);
     const address = memoryAddress(id);
     const peers = (options.peers ?? []).map((peer) => (peer.includes(':') ? peer : memoryAddress(peer)));
-    const node = createNode({ ...options, address, peers, now: this.#options.now, random: this.#options.random });
+    const node = createNode({ ...options, address, peers, now: this.#options.now, ...(this.#options.monotonic === undefined ? {} : { monotonic: this.#options.monotonic }), random: this.#options.random });
     this.#members.set(id, { id, address, node, isolated: false });
     return node;
   }

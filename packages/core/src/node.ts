@@ -108,8 +108,23 @@ export interface NodeOptions {
   readonly address?: string;
   /** Addresses to dial at start and keep connected. */
   readonly peers?: readonly string[];
-  /** The clock, in milliseconds since the Unix epoch. */
+  /**
+   * The wall clock, in milliseconds since the Unix epoch (`Date.now`): it
+   * stamps this node's writes, and incoming entries stamped more than
+   * `maxClockSkewMs` ahead of it are refused. No timer reads it.
+   */
   readonly now: () => number;
+  /**
+   * The monotonic clock, in milliseconds from any origin (`performance.now`):
+   * every timer runs on it (heartbeats, the peer timeout, the handshake,
+   * authentication and idle timeouts, dial retries and their backoff, the
+   * anti-entropy and peer-exchange periods, ack-round deadlines, the
+   * crossed-dials window, log rate limits, catch-up progress, slow links), so
+   * a wall clock that steps back or jumps ahead neither suppresses nor fires
+   * a timeout. It must never go backwards. When omitted, timers run on `now`,
+   * and a step of the wall clock then moves them too: adapters should pass one.
+   */
+  readonly monotonic?: () => number;
   /** Uniform random numbers in [0, 1), for retry jitter. */
   readonly random: () => number;
   /** Entries to start with (no effects); they get fresh sequence numbers. */
@@ -291,7 +306,10 @@ class Node implements BbyNode {
   /** Every node id heard of (peers, origins, seen lists, ackers): what `acks: "all"` waits for. */
   readonly #knownNodes = new Set<string>();
   #ackRounds = 0;
+  /** The wall clock: entry timestamps and the clock-skew check only. */
   readonly #now: () => number;
+  /** The monotonic clock: every timer. */
+  readonly #monotonic: () => number;
   readonly #random: () => number;
   readonly #randomBytes: ((size: number) => Uint8Array) | undefined;
   readonly #secrets: readonly string[];
@@ -344,6 +362,7 @@ class Node implements BbyNode {
     this.id = options.id;
     this.#address = options.address ?? '';
     this.#now = options.now;
+    this.#monotonic = options.monotonic ?? options.now;
     this.#random = options.random;
     this.#secrets = options.secrets ?? [];
     this.#clientSecrets = [...(options.clientSecrets ?? []), ...this.#secrets];
@@ -371,7 +390,7 @@ class Node implements BbyNode {
       this.#log('warn', 'stored-entries-dropped', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`, { count: malformed });
     }
     for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
-    const nowMs = this.#now();
+    const nowMs = this.#monotonic();
     this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
     this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
     for (const peer of options.peers ?? []) this.#addTarget(peer, 'config');
@@ -408,7 +427,7 @@ class Node implements BbyNode {
     if (this.#storageFailure === null) return;
     this.#storageFailure = null;
     this.#log('info', 'storage-recovered', 'the data folder can be written again: taking writes and rejoining the peers');
-    for (const target of this.#table.dueTargets(Infinity)) target.nextDialAtMs = this.#now();
+    for (const target of this.#table.dueTargets(Infinity)) target.nextDialAtMs = this.#monotonic();
     this.#dialDue();
   }
 
@@ -546,7 +565,7 @@ class Node implements BbyNode {
       target.failures = 0;
       target.failureLogged = false;
     }
-    target.nextDialAtMs = this.#now();
+    target.nextDialAtMs = this.#monotonic();
     this.#dialDue();
   }
 
@@ -560,7 +579,7 @@ class Node implements BbyNode {
     if (target.source === 'learned') {
       // Not asked for by anyone: forgotten (not learnt again for FORGOTTEN_FOR_MS) rather than kept in a learnt slot for ever.
       this.#table.removeTarget(target.address);
-      this.#learning.forgot(target.address, this.#now());
+      this.#learning.forgot(target.address, this.#monotonic());
       this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address}: ${why}`, { address: target.address, reason: why });
       return;
     }
@@ -575,7 +594,7 @@ class Node implements BbyNode {
     if (this.#table.target(address) === undefined && this.#table.targetTotal >= MAX_DIAL_TARGETS) {
       throw new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`);
     }
-    if (this.#table.addTarget(address, source, this.#now())) this.#dialDue();
+    if (this.#table.addTarget(address, source, this.#monotonic())) this.#dialDue();
     return address;
   }
 
@@ -597,7 +616,7 @@ class Node implements BbyNode {
   // --- adapter events ---------------------------------------------------
 
   tick(): void {
-    const nowMs = this.#now();
+    const nowMs = this.#monotonic();
     this.#abandonStalledDials(nowMs);
     this.#closeIdleConnections(nowMs);
     this.#closeSlowLinks(nowMs);
@@ -716,7 +735,7 @@ class Node implements BbyNode {
   }
 
   accept(remote?: string): LinkId {
-    const link = this.#table.open('inbound', this.#now(), remote ?? null);
+    const link = this.#table.open('inbound', this.#monotonic(), remote ?? null);
     if (this.#secrets.length > 0) {
       const nonce = newNonce(this.#randomBytes!);
       link.auth = { state: 'challenged', nonce };
@@ -781,7 +800,7 @@ class Node implements BbyNode {
   /** Acts on one frame of a link. */
   #process(link: Link, text: string, byteLength: number | undefined): void {
     this.#counters.messagesReceived++;
-    link.lastHeardAtMs = this.#now();
+    link.lastHeardAtMs = this.#monotonic();
     const parsed = parseIncoming(text, byteLength);
     if (link.auth.state !== 'open' && link.auth.state !== 'done') {
       this.#authenticate(link, parsed);
@@ -921,7 +940,7 @@ class Node implements BbyNode {
 
   /** A warning caused from outside, at most once per source and period (log-limiter.ts). */
   #logFromOutside(source: string, event: string, message: string, fields?: LogFields): void {
-    const { log, suppressed } = this.#outsideLog.admit(source, this.#now());
+    const { log, suppressed } = this.#outsideLog.admit(source, this.#monotonic());
     if (log) this.#log('warn', event, suppressed > 0 ? `${message} [${suppressed} similar lines left out]` : message, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
 
@@ -930,7 +949,7 @@ class Node implements BbyNode {
     switch (message.type) {
       case 'entries': {
         if (message.expected !== undefined) {
-          const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#now(), loggedEntries: 0 });
+          const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#monotonic(), loggedEntries: 0 });
           progress.expected = message.expected;
           progress.entries += message.entries.length;
         }
@@ -1028,7 +1047,7 @@ class Node implements BbyNode {
       requestId: request.id,
       entry: this.#store.get(request.key)!,
       wanted: request.acks!,
-      deadlineMs: this.#now() + (request.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS),
+      deadlineMs: this.#monotonic() + (request.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS),
       ackers: new Set(),
       refusedBy: null,
     };
@@ -1106,11 +1125,11 @@ class Node implements BbyNode {
    * one pass over the store per half period, not one after the other.
    */
   #mayRepair(link: Link): boolean {
-    return this.#now() - link.repairStartedAtMs >= this.#timing.antiEntropyIntervalMs / 2;
+    return this.#monotonic() - link.repairStartedAtMs >= this.#timing.antiEntropyIntervalMs / 2;
   }
 
   #startRepair(link: Link, buckets: readonly boolean[]): void {
-    link.repairStartedAtMs = this.#now();
+    link.repairStartedAtMs = this.#monotonic();
     const share = buckets.filter(Boolean).length / BUCKET_COUNT;
     link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(this.#store.size * share) };
     this.#pump(link);
@@ -1137,7 +1156,7 @@ class Node implements BbyNode {
 
   #learnPeers(fromPeerId: string, addresses: readonly string[]): void {
     if (!this.#peerExchange) return;
-    const nowMs = this.#now();
+    const nowMs = this.#monotonic();
     const room = Math.min(MAX_LEARNED_PEERS - this.#table.targetCount('learned'), MAX_DIAL_TARGETS - this.#table.targetTotal, this.#learning.room(nowMs));
     const isKnown = (address: string) =>
       address === this.#address || this.#table.target(address) !== undefined || this.#table.hasPeerAt(address) || this.#learning.wasForgotten(address, nowMs);
@@ -1209,16 +1228,16 @@ class Node implements BbyNode {
     if (target.halted !== null) return;
     if (target.peerId !== null && this.#table.peerLink(target.peerId) !== undefined) {
       // The node is connected through another link (one link per pair): nothing failed. Dialed again once that link is gone.
-      target.nextDialAtMs = this.#now() + retryDelayMs(1, this.#random());
+      target.nextDialAtMs = this.#monotonic() + retryDelayMs(1, this.#random());
       return;
     }
     target.failures = link.role === 'peer' ? 1 : target.failures + 1;
     target.lastError = reason;
-    target.nextDialAtMs = this.#now() + retryDelayMs(target.failures, this.#random());
+    target.nextDialAtMs = this.#monotonic() + retryDelayMs(target.failures, this.#random());
     if (target.source === 'learned' && target.failures >= LEARNED_MAX_FAILURES) {
       // A learnt address may be stale: stop dialing it rather than forever.
       this.#table.removeTarget(target.address);
-      this.#learning.forgot(target.address, this.#now());
+      this.#learning.forgot(target.address, this.#monotonic());
       this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`, { address: target.address, failures: target.failures, reason });
       return;
     }
@@ -1243,8 +1262,8 @@ class Node implements BbyNode {
   #dialDue(): void {
     // A node that cannot write leaves its peers until it can (storageFailed).
     if (this.#storageFailure !== null) return;
-    for (const target of this.#table.dueTargets(this.#now())) {
-      const link = this.#table.open('outbound', this.#now());
+    for (const target of this.#table.dueTargets(this.#monotonic())) {
+      const link = this.#table.open('outbound', this.#monotonic());
       // Waiting for the challenge from the start: it may come before the adapter reports the link open.
       if (this.#secrets.length > 0) link.auth = { state: 'awaiting-challenge' };
       target.link = link.id;
@@ -1298,7 +1317,7 @@ class Node implements BbyNode {
     }
     link.role = 'peer';
     link.peerId = peerId;
-    link.peerSinceMs = this.#now();
+    link.peerSinceMs = this.#monotonic();
     if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#table.found(peerId);
     this.#know(peerId);
@@ -1332,7 +1351,7 @@ class Node implements BbyNode {
    * place, whichever way it came.
    */
   #replaces(link: Link, existing: Link, peerId: string): boolean {
-    const nowMs = this.#now();
+    const nowMs = this.#monotonic();
     if (nowMs - existing.lastHeardAtMs > 2 * this.#timing.heartbeatIntervalMs) return true;
     if (link.direction === existing.direction || nowMs - existing.peerSinceMs >= CROSSED_DIALS_WINDOW_MS) return false;
     // This node dialed its outbound link: that one is the dial of the smaller id when this node's id is the smaller.
@@ -1593,7 +1612,7 @@ class Node implements BbyNode {
     }
     watcher.dropped += count;
     this.#counters.watchEventsDropped += count;
-    watcher.droppingSinceMs ??= this.#now();
+    watcher.droppingSinceMs ??= this.#monotonic();
     return false;
   }
 
@@ -1637,7 +1656,7 @@ class Node implements BbyNode {
 
   /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */
   #endCatchUpProgress(link: Link, entries: number): void {
-    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#now(), loggedEntries: 0 });
+    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#monotonic(), loggedEntries: 0 });
     const logged = !progress.done && progress.loggedEntries > 0;
     progress.done = true;
     progress.entries = Math.max(progress.entries, entries);
@@ -1658,10 +1677,10 @@ class Node implements BbyNode {
     const bytes = frameLength(message);
     const state = this.#table.link(link);
     if (state !== undefined) {
-      state.lastSentAtMs = this.#now();
+      state.lastSentAtMs = this.#monotonic();
       state.unsentBytes += bytes;
       if (state.unsentBytes > OUTBOUND_BUDGET_BYTES) {
-        state.overBudgetSinceMs ??= this.#now();
+        state.overBudgetSinceMs ??= this.#monotonic();
         // A peer is never left unread (flow-control.ts): one far behind is let go, and catches up when it is back.
         if (state.role === 'peer' && state.unsentBytes > PEER_OUTBOUND_LIMIT_BYTES) this.#closeTooSlow(state, `more than ${PEER_OUTBOUND_LIMIT_BYTES} bytes waiting`);
       }

@@ -4,7 +4,8 @@
  * over the in-memory cluster.
  */
 import { expect } from 'chai';
-import { authProof, type AuthTranscript, CLOSE_CODES, CROSSED_DIALS_WINDOW_MS, findSecret, type Message, newNonce, proofMatches } from '../src/index.js';
+import { authProof, type AuthTranscript, CLOSE_CODES, findSecret, type Message, newNonce, proofMatches } from '../src/index.js';
+import { CROSSED_DIALS_WINDOW_MS } from '../src/internal.js';
 import { Client, Cluster, randomBytesFrom, mulberry32, resultOf } from './support/cluster.js';
 
 const SECRET = 'correct horse battery staple';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { RETRY_BASE_MS, RETRY_CAP_MS, retryDelayMs } from '../src/index.js';
+import { RETRY_BASE_MS, RETRY_CAP_MS, retryDelayMs } from '../src/internal.js';
 
 describe('retry backoff (retryDelayMs)', () => {
   it('waits between half the base delay and the base delay after the first failure', () => {

@@ -3,7 +3,8 @@
  * list bounded (issue "Bounded under abuse").
  */
 import { expect } from 'chai';
-import { createNode, type Effect, MAX_DIAL_TARGETS, MAX_LEARNED_PER_MINUTE, MAX_PEERS_LISTED, type Message } from '../src/index.js';
+import { createNode, type Effect, type Message } from '../src/index.js';
+import { MAX_DIAL_TARGETS, MAX_LEARNED_PER_MINUTE, MAX_PEERS_LISTED } from '../src/internal.js';
 import { Cluster, mulberry32, START_MS } from './support/cluster.js';
 
 function lone() {

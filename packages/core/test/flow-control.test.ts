@@ -3,7 +3,8 @@
  * does not read, a peer that floods repair requests, a peer that falls behind.
  */
 import { expect } from 'chai';
-import { CLOSE_CODES, frameLength, MAX_BATCH_CHARS, OUTBOUND_BUDGET_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BYTES, type Message } from '../src/index.js';
+import { CLOSE_CODES, MAX_BATCH_CHARS, type Message } from '../src/index.js';
+import { frameLength, OUTBOUND_BUDGET_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BYTES } from '../src/internal.js';
 import { Cluster } from './support/cluster.js';
 
 const BIG_VALUE = 'v'.repeat(200 * 1024);

@@ -42,12 +42,14 @@ import {
   type LinkId,
   MAX_MESSAGE_BYTES,
   type Message,
-  OUTBOUND_BUDGET_BYTES,
   parseIncoming,
   type ParseResult,
   parseAddress,
-  utf8ByteLength,
 } from '../src/index.js';
+import {
+  OUTBOUND_BUDGET_BYTES,
+  utf8ByteLength,
+} from '../src/internal.js';
 import { BIG_KEY, type Frame, frameArb, FUZZ_ADDRESS, FUZZ_EPOCH, FUZZ_NODE_ID, FUZZ_START_MS } from './support/frames.js';
 import { ERROR_CODES } from './support/error-codes.js';
 import { fuzzParameters, fuzzTimeoutMs } from './support/fuzz.js';

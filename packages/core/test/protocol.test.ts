@@ -4,13 +4,15 @@ import {
   type ErrorMessage,
   MAX_KEY_BYTES,
   MAX_MESSAGE_BYTES,
-  MAX_PEER_LIST,
   MAX_VALUE_BYTES,
   parseIncoming,
   PROTOCOL_VERSION,
   type ParseResult,
-  utf8ByteLength,
 } from '../src/index.js';
+import {
+  MAX_PEER_LIST,
+  utf8ByteLength,
+} from '../src/internal.js';
 import { Cluster, resultOf } from './support/cluster.js';
 
 function parsed(message: unknown): unknown {

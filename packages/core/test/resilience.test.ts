@@ -1,17 +1,19 @@
 import { expect } from 'chai';
 import {
-  BUCKET_COUNT,
   CLOSE_CODES,
   createNode,
   DEFAULT_TIMING,
   encodeMessage,
   type Entry,
-  LEARNED_MAX_FAILURES,
-  MAX_PEER_LIST,
   type Message,
   PROTOCOL_VERSION,
-  RETRY_CAP_MS,
 } from '../src/index.js';
+import {
+  BUCKET_COUNT,
+  LEARNED_MAX_FAILURES,
+  MAX_PEER_LIST,
+  RETRY_CAP_MS,
+} from '../src/internal.js';
 import { Cluster, type Client, START_MS } from './support/cluster.js';
 
 const hello = (nodeId: string) => JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId, address: `sim-${nodeId}:1` });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { bucketOf, type Change, compareEntries, Digests, type Entry, entryHash, type MergeResult, Store } from '../src/index.js';
+import { type Change, compareEntries, type Entry } from '../src/index.js';
+import { bucketOf, Digests, entryHash, type MergeResult, Store } from '../src/internal.js';
 import { mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp: number, origin = 'a'): Entry => ({ key, value, timestamp, origin });

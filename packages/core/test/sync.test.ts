@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { batchEntries, STREAM_WINDOW_BATCHES, coalesceEntries, createNode, type Effect, encodeMessage, type Entry, entryLength, MAX_BATCH_CHARS, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION, utf8ByteLength } from '../src/index.js';
+import { createNode, type Effect, encodeMessage, type Entry, MAX_BATCH_CHARS, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION } from '../src/index.js';
+import { batchEntries, STREAM_WINDOW_BATCHES, coalesceEntries, entryLength, utf8ByteLength } from '../src/internal.js';
 import { Cluster, mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });

@@ -9,13 +9,15 @@ import {
   MAX_WATCH_VALUE_CHARS,
   type Message,
   parseIncoming,
-  SLOW_LINK_TIMEOUT_MS,
-  WATCH_BUDGET_BYTES,
-  WATCH_STATE_INTERVAL_MS,
   type WatchStateMessage,
   type WatchWrite,
   type WatchWritesMessage,
 } from '../src/index.js';
+import {
+  SLOW_LINK_TIMEOUT_MS,
+  WATCH_BUDGET_BYTES,
+  WATCH_STATE_INTERVAL_MS,
+} from '../src/internal.js';
 import { Cluster } from './support/cluster.js';
 
 const writesIn = (inbox: readonly Message[]): WatchWrite[] => inbox.filter((m): m is WatchWritesMessage => m.type === 'watch-writes').flatMap((m) => m.writes);

@@ -123,6 +123,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     address: announcedAddress(config) ?? '',
     peers,
     now: Date.now,
+    monotonic: () => performance.now(),
     random: Math.random,
     randomBytes,
     secrets: config.secrets,

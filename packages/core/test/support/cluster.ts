@@ -152,6 +152,7 @@ export class Cluster {
       address,
       peers,
       now: () => this.nowMs,
+      monotonic: () => this.nowMs,
       // One PRNG per node, so network randomness added later does not shift node randomness.
       random: mulberry32(this.#seed * 1000 + this.#nodes.size + 1),
       ...(options.entries === undefined ? {} : { entries: options.entries }),

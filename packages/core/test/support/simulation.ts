@@ -748,6 +748,7 @@ class Simulation {
       address: slot.address,
       peers,
       now: () => START_MS + this.#now + skew,
+      monotonic: () => this.#now,
       random,
       changes: [...disk.changes.values()],
       ...(disk.epoch === null ? {} : { epoch: disk.epoch }),

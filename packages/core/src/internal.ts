@@ -1,0 +1,35 @@
+/**
+ * @bby/core/internal: the parts the node is built from, for the packages of
+ * this repository (`@bby/node`, `@bby/cli`), the bench and the tests. Not a
+ * public API: any release may change it. An embedder needs only `@bby/core`
+ * (index.ts); test/public-surface.test.ts pins both lists.
+ */
+export {
+  CATCH_UP_LOG_INTERVAL_MS,
+  CROSSED_DIALS_WINDOW_MS,
+  HANDSHAKE_TIMEOUT_MS,
+  IDLE_CONNECTION_TIMEOUT_MS,
+  MAX_ACK_ROUTES,
+  MAX_KEYS_PAGE_LENGTH,
+  MAX_KNOWN_NODES,
+  MAX_SEEN,
+  MAX_WATCH_PENDING_CHARS,
+  WATCH_BUDGET_BYTES,
+  WATCH_STATE_INTERVAL_MS,
+} from './node.js';
+export * from './flow-control.js';
+export { Store, type MergeResult, type StoreOptions } from './store.js';
+export { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
+export { hashKey, KeyIndex } from './key-index.js';
+export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
+export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
+export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
+export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, type DialTarget, type Link, type LinkAuth, type OutboundStream, type TargetSource, type Watcher } from './peer-table.js';
+export { batchChanges, batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
+export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
+export { dialableAddress } from './address.js';
+export { isNonce, isProof } from './auth.js';
+export { MAX_LOGGED_TEXT_LENGTH } from './log-text.js';
+export { LOG_PERIOD_MS, LogLimiter, MAX_LOG_LINES_PER_PERIOD, MAX_LOG_SOURCES } from './log-limiter.js';
+export { isWellFormed, utf8ByteLength } from './limits.js';
+export { isRequest, makeJSONEncodable, type EntryTuple } from './protocol.js';
