@@ -20,7 +20,8 @@ import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { type DialTarget, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, PeerTable, type TargetSource, type Watcher } from './peer-table.js';
+import { type DialTarget, isPeerLink, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, type PeerLink, PeerTable, type TargetSource, type Watcher } from './peer-table.js';
+import { type AuthenticatingState, type Credential, credentialOf, isAuthenticating, isClientState, type LinkState, moveLink, peerIdOf } from './link-state.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, LearningBudget, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
   type AddPeerResult,
@@ -505,9 +506,9 @@ class Node implements BbyNode {
     let clients = 0;
     let pending = 0;
     let peerLinks = 0;
-    for (const link of this.#table.links()) {
-      if (link.role === 'peer') peerLinks++;
-      else if (link.role === 'client') clients++;
+    for (const { state } of this.#table.links()) {
+      if (state.kind === 'peer') peerLinks++;
+      else if (isClientState(state)) clients++;
       else pending++;
     }
     const peers: PeerStatus[] = this.#table
@@ -635,7 +636,7 @@ class Node implements BbyNode {
     if (this.#watching.size > 0) this.#tickWatchers(nowMs);
     if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
       this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
-      for (const linkId of this.#table.peerLinks().values()) this.#sendPeerList(linkId);
+      for (const link of this.#table.peerLinks().values()) this.#sendPeerList(link);
     }
     this.#dialDue();
   }
@@ -655,7 +656,7 @@ class Node implements BbyNode {
    */
   #closeIdleConnections(nowMs: number): void {
     for (const link of this.#table.idleInbound(nowMs - AUTH_TIMEOUT_MS)) {
-      if (link.auth.state === 'challenged') {
+      if (link.state.kind === 'challenged') {
         this.#counters.authTimeouts++;
         this.#refuse(link, null, 'AUTH_TIMEOUT', CLOSE_CODES.AUTH_TIMEOUT, `no authentication within ${AUTH_TIMEOUT_MS} ms; send "auth" in answer to "challenge" (docs/protocol.md)`);
       } else if (nowMs - link.openedAtMs > IDLE_CONNECTION_TIMEOUT_MS) {
@@ -675,8 +676,9 @@ class Node implements BbyNode {
 
   #closeTooSlow(link: Link, why: string): void {
     this.#counters.slowLinksClosed++;
-    const who = link.role === 'peer' ? `peer ${link.peerId}` : `a client${link.remote === null ? '' : ` at ${link.remote}`}`;
-    this.#logFromOutside(link.peerId ?? link.remote ?? link.id, 'link-too-slow', `closed the link to ${who}: it does not read what it is sent (${why}, ${link.unsentBytes} bytes waiting)`, { link: link.id, peer: link.peerId, unsentBytes: link.unsentBytes });
+    const peerId = peerIdOf(link.state);
+    const who = peerId !== null ? `peer ${peerId}` : `a client${link.remote === null ? '' : ` at ${link.remote}`}`;
+    this.#logFromOutside(peerId ?? link.remote ?? link.id, 'link-too-slow', `closed the link to ${who}: it does not read what it is sent (${why}, ${link.unsentBytes} bytes waiting)`, { link: link.id, peer: peerId, unsentBytes: link.unsentBytes });
     this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.TOO_SLOW, reason: 'too slow: not reading its answers' });
     this.closed(link.id, 'too slow');
   }
@@ -711,15 +713,14 @@ class Node implements BbyNode {
   /** One round per pair and period: the node with the smaller id starts it; the repair goes both ways. */
   #startAntiEntropy(nowMs: number): void {
     const root = this.#store.digests.root();
-    for (const [peerId, linkId] of this.#table.peerLinks()) {
+    for (const [peerId, link] of this.#table.peerLinks()) {
       // Not while a young link's catch-up is under way (it would compare stores about to change);
       // a link whose catch-up never ended (a lost message) is compared all the same.
-      const link = this.#table.link(linkId)!;
       if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
       // Nor while this node is still sending the peer its catch-up: the repair would resend it whole.
       if (link.stream?.kind === 'catch-up') continue;
       this.#counters.antiEntropyRounds++;
-      this.#send(linkId, { type: 'digest', root });
+      this.#send(link.id, { type: 'digest', root });
     }
   }
 
@@ -735,12 +736,9 @@ class Node implements BbyNode {
   }
 
   accept(remote?: string): LinkId {
-    const link = this.#table.open('inbound', this.#monotonic(), remote ?? null);
-    if (this.#secrets.length > 0) {
-      const nonce = newNonce(this.#randomBytes!);
-      link.auth = { state: 'challenged', nonce };
-      this.#send(link.id, { type: 'challenge', nodeId: this.id, nonce });
-    }
+    const state: LinkState = this.#secrets.length > 0 ? { kind: 'challenged', nonce: newNonce(this.#randomBytes!) } : { kind: 'pending', credential: { role: 'none' } };
+    const link = this.#table.open('inbound', state, this.#monotonic(), remote ?? null);
+    if (state.kind === 'challenged') this.#send(link.id, { type: 'challenge', nodeId: this.id, nonce: state.nonce });
     return link.id;
   }
 
@@ -748,7 +746,7 @@ class Node implements BbyNode {
     const link = this.#table.link(linkId);
     if (link === undefined || link.direction !== 'outbound') return;
     // With a secret, hello waits for the acceptor's challenge (it goes right behind this node's proof).
-    if (link.auth.state === 'open') this.#sendHello(link);
+    if (credentialOf(link.state)?.role === 'none') this.#sendHello(link);
   }
 
   #sendHello(link: Link): void {
@@ -758,7 +756,7 @@ class Node implements BbyNode {
   receive(linkId: LinkId, text: string, byteLength?: number): void {
     const link = this.#table.link(linkId);
     if (link === undefined) return;
-    if (link.role !== 'peer' && (link.paused || link.held.length > 0 || link.unsentBytes > OUTBOUND_BUDGET_BYTES)) {
+    if (link.state.kind !== 'peer' && (link.paused || link.held.length > 0 || link.unsentBytes > OUTBOUND_BUDGET_BYTES)) {
       this.#hold(link, text, byteLength);
       return;
     }
@@ -802,17 +800,20 @@ class Node implements BbyNode {
     this.#counters.messagesReceived++;
     link.lastHeardAtMs = this.#monotonic();
     const parsed = parseIncoming(text, byteLength);
-    if (link.auth.state !== 'open' && link.auth.state !== 'done') {
-      this.#authenticate(link, parsed);
+    // A refused link is being closed: nothing more it sends is read.
+    if (link.state.kind === 'refused') return;
+    if (isAuthenticating(link.state)) {
+      this.#authenticate(link, link.state, parsed);
       return;
     }
+    const credential = link.state.credential;
     if (!parsed.ok) {
       this.#reject(link, parsed.id, parsed.error);
       return;
     }
     const message = parsed.message;
     if (isRequest(message)) {
-      if (link.role === 'pending') link.role = 'client';
+      if (link.state.kind === 'pending') moveLink(link, { kind: 'client', credential });
       this.#handleRequest(link, message);
       return;
     }
@@ -821,32 +822,33 @@ class Node implements BbyNode {
       case 'auth':
       case 'authenticated':
         // A step of a handshake already done (a frame delivered twice) changes nothing.
-        if (link.auth.state === 'done') return;
+        if (credential.role !== 'none') return;
         this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}", but this node has no secret: it does not authenticate connections`));
         return;
       case 'reply':
       case 'error': {
         // Never answer an answer: two nodes would bounce errors forever. Logged (rate-limited) and dropped.
-        const who = link.peerId === null ? `a client${link.remote === null ? '' : ` at ${link.remote}`}` : `peer ${link.peerId}`;
+        const peerId = peerIdOf(link.state);
+        const who = peerId === null ? `a client${link.remote === null ? '' : ` at ${link.remote}`}` : `peer ${peerId}`;
         const what = message.type === 'reply' ? `sent a reply (id ${printable(String(message.id))}) though this node asked nothing; dropped` : `reported: ${quoted(message.message)} (${printable(message.code)})`;
-        this.#logFromOutside(link.peerId ?? link.remote ?? link.id, 'remote-report', `${who} ${what}`, { peer: link.peerId, remote: link.remote, code: message.type === 'error' ? printable(message.code) : null });
+        this.#logFromOutside(peerId ?? link.remote ?? link.id, 'remote-report', `${who} ${what}`, { peer: peerId, remote: link.remote, code: message.type === 'error' ? printable(message.code) : null });
         // The node this one dialed refused its protocol version: it will refuse every dial.
-        if (message.type !== 'error' || message.code !== 'PROTOCOL_MISMATCH' || link.direction !== 'outbound' || link.role === 'peer') return;
+        if (message.type !== 'error' || message.code !== 'PROTOCOL_MISMATCH' || link.direction !== 'outbound' || link.state.kind === 'peer') return;
         const target = this.#table.targetOfLink(link.id);
         if (target !== undefined) this.#halt(target, `the node there refused this node's protocol ${PROTOCOL_VERSION} (${printable(message.message)})`);
         return;
       }
       default:
-        if (link.auth.state === 'done' && link.auth.role === 'client') {
+        if (credential.role === 'client') {
           this.#counters.forbiddenMessages++;
           this.#refuse(link, null, 'FORBIDDEN', CLOSE_CODES.FORBIDDEN, `"${message.type}" is a message of the peer protocol, and this connection authenticated as a client`);
           return;
         }
         if (message.type === 'hello' || message.type === 'welcome') {
-          this.#handshake(link, message.type, message.protocol, message.nodeId, message.address);
+          this.#handshake(link, credential, message.type, message.protocol, message.nodeId, message.address);
           return;
         }
-        if (link.role !== 'peer') {
+        if (!isPeerLink(link)) {
           this.#reject(link, null, new ProtocolError('NOT_A_PEER', `"${message.type}" before the handshake; a peer must send "hello" first`));
           return;
         }
@@ -858,11 +860,9 @@ class Node implements BbyNode {
    * One step of the authentication handshake (auth.ts) on a link that has
    * not finished it: nothing but the expected message is acted on.
    */
-  #authenticate(link: Link, parsed: ParseResult): void {
-    const auth = link.auth;
-    if (auth.state === 'refused') return;
+  #authenticate(link: Link, auth: AuthenticatingState, parsed: ParseResult): void {
     const message = parsed.ok ? parsed.message : undefined;
-    switch (auth.state) {
+    switch (auth.kind) {
       case 'challenged': {
         if (message?.type !== 'auth') {
           this.#counters.authFailures++;
@@ -877,8 +877,8 @@ class Node implements BbyNode {
           this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `wrong secret for a ${message.role}: the proof does not match any secret this node accepts`);
           return;
         }
-        link.auth = { state: 'done', role: message.role, peerId: message.nodeId ?? null };
-        if (message.role === 'client') link.role = 'client';
+        if (message.role === 'client') moveLink(link, { kind: 'client', credential: { role: 'client' } });
+        else moveLink(link, { kind: 'pending', credential: { role: 'peer', peerId: message.nodeId ?? null } });
         this.#send(link.id, { type: 'authenticated', proof: authProof(secret, 'acceptor', transcript) });
         return;
       }
@@ -890,7 +890,7 @@ class Node implements BbyNode {
         const initiatorNonce = newNonce(this.#randomBytes!);
         const transcript: AuthTranscript = { role: 'peer', acceptorId: message.nodeId, initiatorId: this.id, acceptorNonce: message.nonce, initiatorNonce };
         const secret = this.#secrets[0]!;
-        link.auth = { state: 'awaiting-proof', acceptorId: message.nodeId, acceptorNonce: message.nonce, expectedProof: authProof(secret, 'acceptor', transcript) };
+        moveLink(link, { kind: 'awaiting-proof', acceptorId: message.nodeId, acceptorNonce: message.nonce, expectedProof: authProof(secret, 'acceptor', transcript) });
         this.#send(link.id, { type: 'auth', role: 'peer', nodeId: this.id, nonce: initiatorNonce, proof: authProof(secret, 'initiator', transcript) });
         this.#sendHello(link);
         return;
@@ -908,7 +908,7 @@ class Node implements BbyNode {
           this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `the node at ${target?.address ?? 'this address'} (${auth.acceptorId}) could not prove it holds this mesh's secret`);
           return;
         }
-        link.auth = { state: 'done', role: 'peer', peerId: auth.acceptorId };
+        moveLink(link, { kind: 'pending', credential: { role: 'peer', peerId: auth.acceptorId } });
         return;
       }
     }
@@ -920,7 +920,7 @@ class Node implements BbyNode {
     const where = target?.address ?? 'a peer';
     // The acceptor explains a refusal in an error frame before it closes: say that rather than what it was not.
     const reason = message?.type === 'error' ? `${printable(message.code)}: ${printable(message.message)}` : `it sent ${message === undefined ? 'a malformed frame' : `"${message.type}"`} instead of the authentication handshake; does it run with the same secret?`;
-    link.auth = { state: 'refused' };
+    moveLink(link, { kind: 'refused', was: 'pending' });
     this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.AUTH_FAILED, reason: 'authentication failed' });
     this.closed(link.id, `authentication with ${where} failed (${reason})`);
   }
@@ -931,7 +931,7 @@ class Node implements BbyNode {
    * rate-limited log line naming where it came from.
    */
   #refuse(link: Link, id: RequestId | null, code: 'AUTH_REQUIRED' | 'AUTH_FAILED' | 'AUTH_TIMEOUT' | 'FORBIDDEN', closeCode: number, message: string): void {
-    link.auth = { state: 'refused' };
+    moveLink(link, { kind: 'refused', was: isClientState(link.state) ? 'client' : 'pending' });
     this.#send(link.id, { type: 'error', id, code: code === 'AUTH_TIMEOUT' ? 'AUTH_REQUIRED' : code, message });
     this.#effects.push({ type: 'close', link: link.id, code: closeCode, reason: code.toLowerCase().replace('_', ' ') });
     const source = link.remote ?? link.id;
@@ -944,8 +944,8 @@ class Node implements BbyNode {
     if (log) this.#log('warn', event, suppressed > 0 ? `${message} [${suppressed} similar lines left out]` : message, suppressed > 0 ? { ...fields, suppressed } : fields);
   }
 
-  #receiveFromPeer(link: Link, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
-    const peerId = link.peerId!;
+  #receiveFromPeer(link: PeerLink, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
+    const peerId = link.state.peerId;
     switch (message.type) {
       case 'entries': {
         if (message.expected !== undefined) {
@@ -1026,7 +1026,7 @@ class Node implements BbyNode {
    * is seen, pass the entries on (changed or not, so that nodes that already
    * had them answer too) and answer along the way back.
    */
-  #mergeForAck(link: Link, entries: readonly Entry[], seen: readonly string[], ack: string): void {
+  #mergeForAck(link: PeerLink, entries: readonly Entry[], seen: readonly string[], ack: string): void {
     const firstTime = !this.#ackRoutes.has(ack) && !this.#pendingAcks.has(ack);
     this.#merge(link, entries, seen, firstTime ? ack : undefined);
     if (!firstTime) return;
@@ -1076,7 +1076,7 @@ class Node implements BbyNode {
   /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
   #withdrawClaims(peerId: string): void {
     for (const link of this.#table.peerLinkList()) {
-      if (link.peerId !== peerId) continue;
+      if (link.state.peerId !== peerId) continue;
       link.claimsUpTo = false;
       // A catch-up still going out on it may not grant the claim when it ends either.
       if (link.stream !== null) link.stream.mayClaim = false;
@@ -1084,10 +1084,10 @@ class Node implements BbyNode {
   }
 
   /** Moves this node's cursor into the peer's feed to `upTo`, once the link's catch-up is done. */
-  #advanceCursor(link: Link, upTo: number | undefined): void {
-    const cursor = this.#cursors.get(link.peerId!);
+  #advanceCursor(link: PeerLink, upTo: number | undefined): void {
+    const cursor = this.#cursors.get(link.state.peerId);
     if (link.caughtUp && upTo !== undefined && cursor !== undefined && upTo > cursor.seq) {
-      this.#moveCursor(link.peerId!, { epoch: cursor.epoch, seq: upTo });
+      this.#moveCursor(link.state.peerId, { epoch: cursor.epoch, seq: upTo });
     }
   }
 
@@ -1102,7 +1102,7 @@ class Node implements BbyNode {
    * into the next one, so that no number of requests queues more than one
    * pass over the store, and no more than one pass per half period starts.
    */
-  #requestRepair(link: Link, buckets: readonly boolean[]): void {
+  #requestRepair(link: PeerLink, buckets: readonly boolean[]): void {
     if (link.stream === null && link.pendingRepair === null && this.#mayRepair(link)) {
       this.#startRepair(link, buckets);
       return;
@@ -1128,7 +1128,7 @@ class Node implements BbyNode {
     return this.#monotonic() - link.repairStartedAtMs >= this.#timing.antiEntropyIntervalMs / 2;
   }
 
-  #startRepair(link: Link, buckets: readonly boolean[]): void {
+  #startRepair(link: PeerLink, buckets: readonly boolean[]): void {
     link.repairStartedAtMs = this.#monotonic();
     const share = buckets.filter(Boolean).length / BUCKET_COUNT;
     link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(this.#store.size * share) };
@@ -1145,13 +1145,13 @@ class Node implements BbyNode {
     }
   }
 
-  #sendPeerList(linkId: LinkId): void {
-    const recipient = this.#table.link(linkId)?.address;
+  #sendPeerList(link: PeerLink): void {
+    const recipient = link.state.address;
     const addresses = [...this.#table.peerLinks().values()]
-      .map((id) => this.#table.link(id)?.address)
-      .filter((address): address is string => typeof address === 'string' && address !== recipient)
+      .map((peer) => peer.state.address)
+      .filter((address): address is string => address !== null && address !== recipient)
       .slice(0, MAX_PEER_LIST);
-    if (addresses.length > 0) this.#send(linkId, { type: 'peer-list', addresses });
+    if (addresses.length > 0) this.#send(link.id, { type: 'peer-list', addresses });
   }
 
   #learnPeers(fromPeerId: string, addresses: readonly string[]): void {
@@ -1174,7 +1174,7 @@ class Node implements BbyNode {
     link.unsentBytes = Math.max(0, link.unsentBytes - bytes);
     if (link.unsentBytes <= OUTBOUND_BUDGET_BYTES) link.overBudgetSinceMs = null;
     if (link.paused) this.#release(link);
-    if (link.stream !== null) this.#pump(link);
+    if (link.stream !== null && isPeerLink(link)) this.#pump(link);
   }
 
   /**
@@ -1183,7 +1183,7 @@ class Node implements BbyNode {
    * at once; ends a catch-up with `caught-up`, then starts the repair asked
    * for meanwhile, if any.
    */
-  #pump(link: Link): void {
+  #pump(link: PeerLink): void {
     while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#batchLength) {
       const stream = link.stream;
       const next = stream.batches.next();
@@ -1202,7 +1202,7 @@ class Node implements BbyNode {
         // is the peer's fan-out link now, and loses the right when the set of links to the peer
         // changes (the fan-out link may change, and what went out on a lost link may be lost),
         // also while the catch-up was going out.
-        link.claimsUpTo = stream.mayClaim && this.#table.peerLinks().get(link.peerId!) === link.id;
+        link.claimsUpTo = stream.mayClaim && this.#table.peerLinks().get(link.state.peerId) === link;
       }
       if (link.pendingRepair !== null && this.#mayRepair(link)) {
         const buckets = link.pendingRepair;
@@ -1217,9 +1217,10 @@ class Node implements BbyNode {
     if (link === undefined) return;
     this.#watching.delete(linkId);
     const target = this.#table.targetOfLink(linkId);
-    if (link.role === 'peer') {
-      this.#log('info', 'peer-lost', `lost peer ${link.peerId} at ${link.address ?? 'unknown address'} (${reason})`, { peer: link.peerId, address: link.address, reason });
-      this.#withdrawClaims(link.peerId!);
+    if (isPeerLink(link)) {
+      const { peerId, address } = link.state;
+      this.#log('info', 'peer-lost', `lost peer ${peerId} at ${address ?? 'unknown address'} (${reason})`, { peer: peerId, address, reason });
+      this.#withdrawClaims(peerId);
       if (link.direction === 'inbound') this.#table.lostInbound(link, reason);
     }
     if (target === undefined) return;
@@ -1231,7 +1232,7 @@ class Node implements BbyNode {
       target.nextDialAtMs = this.#monotonic() + retryDelayMs(1, this.#random());
       return;
     }
-    target.failures = link.role === 'peer' ? 1 : target.failures + 1;
+    target.failures = link.state.kind === 'peer' ? 1 : target.failures + 1;
     target.lastError = reason;
     target.nextDialAtMs = this.#monotonic() + retryDelayMs(target.failures, this.#random());
     if (target.source === 'learned' && target.failures >= LEARNED_MAX_FAILURES) {
@@ -1241,7 +1242,7 @@ class Node implements BbyNode {
       this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`, { address: target.address, failures: target.failures, reason });
       return;
     }
-    if (link.role !== 'peer' && !target.failureLogged) {
+    if (link.state.kind !== 'peer' && !target.failureLogged) {
       target.failureLogged = true;
       this.#log('warn', 'peer-unreachable', `cannot reach peer ${target.address} (${reason}); retrying in the background`, { address: target.address, reason });
     }
@@ -1263,23 +1264,23 @@ class Node implements BbyNode {
     // A node that cannot write leaves its peers until it can (storageFailed).
     if (this.#storageFailure !== null) return;
     for (const target of this.#table.dueTargets(this.#monotonic())) {
-      const link = this.#table.open('outbound', this.#monotonic());
       // Waiting for the challenge from the start: it may come before the adapter reports the link open.
-      if (this.#secrets.length > 0) link.auth = { state: 'awaiting-challenge' };
+      const state: LinkState = this.#secrets.length > 0 ? { kind: 'awaiting-challenge' } : { kind: 'pending', credential: { role: 'none' } };
+      const link = this.#table.open('outbound', state, this.#monotonic());
       target.link = link.id;
       this.#effects.push({ type: 'dial', link: link.id, address: target.address });
     }
   }
 
-  #handshake(link: Link, type: 'hello' | 'welcome', protocol: number, peerId: string, address: string): void {
+  #handshake(link: Link, credential: Credential, type: 'hello' | 'welcome', protocol: number, peerId: string, address: string): void {
     const expected = link.direction === 'inbound' ? 'hello' : 'welcome';
-    if (type !== expected || link.role === 'peer') {
-      this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.role === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
+    if (type !== expected || link.state.kind === 'peer') {
+      this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.state.kind === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
       return;
     }
-    if (link.auth.state === 'done' && link.auth.peerId !== peerId) {
+    if (credential.role === 'peer' && credential.peerId !== peerId) {
       this.#counters.authFailures++;
-      this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `"${type}" names node ${peerId}, but the connection authenticated as ${link.auth.peerId}`);
+      this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `"${type}" names node ${peerId}, but the connection authenticated as ${credential.peerId}`);
       return;
     }
     const target = this.#table.targetOfLink(link.id);
@@ -1315,14 +1316,11 @@ class Node implements BbyNode {
       this.#closeDuplicate(link, existing);
       return;
     }
-    link.role = 'peer';
-    link.peerId = peerId;
-    link.peerSinceMs = this.#monotonic();
+    moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#monotonic() });
     if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#table.found(peerId);
     this.#know(peerId);
     this.#withdrawClaims(peerId);
-    link.address = target?.address ?? dialableAddress(address);
     if (type === 'hello') {
       this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
     }
@@ -1332,10 +1330,10 @@ class Node implements BbyNode {
       target.failureLogged = false;
       this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     }
-    this.#log('info', 'peer-connected', `connected to peer ${peerId} at ${link.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.address, direction: link.direction });
+    this.#log('info', 'peer-connected', `connected to peer ${peerId} at ${link.state.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.state.address, direction: link.direction });
     // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
     this.#send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
-    if (this.#peerExchange) this.#sendPeerList(link.id);
+    if (this.#peerExchange) this.#sendPeerList(link);
   }
 
   /**
@@ -1350,27 +1348,27 @@ class Node implements BbyNode {
    * connection claiming the id of a live peer (an impostor) never takes its
    * place, whichever way it came.
    */
-  #replaces(link: Link, existing: Link, peerId: string): boolean {
+  #replaces(link: Link, existing: PeerLink, peerId: string): boolean {
     const nowMs = this.#monotonic();
     if (nowMs - existing.lastHeardAtMs > 2 * this.#timing.heartbeatIntervalMs) return true;
-    if (link.direction === existing.direction || nowMs - existing.peerSinceMs >= CROSSED_DIALS_WINDOW_MS) return false;
+    if (link.direction === existing.direction || nowMs - existing.state.sinceMs >= CROSSED_DIALS_WINDOW_MS) return false;
     // This node dialed its outbound link: that one is the dial of the smaller id when this node's id is the smaller.
     return (link.direction === 'outbound') === this.id < peerId;
   }
 
   /** Closes `loser`, a second link to the node `winner` leads to. */
-  #closeDuplicate(loser: Link, winner: Link): void {
+  #closeDuplicate(loser: Link, winner: PeerLink): void {
     this.#counters.duplicateLinksClosed++;
-    const peerId = winner.peerId ?? loser.peerId;
-    const reason = `duplicate link: already connected to node ${peerId ?? 'unknown'}`;
-    this.#log('info', 'duplicate-link', `closed a second link to ${peerId ?? 'a peer'} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
+    const peerId = winner.state.peerId;
+    const reason = `duplicate link: already connected to node ${peerId}`;
+    this.#log('info', 'duplicate-link', `closed a second link to ${peerId} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
     this.#effects.push({ type: 'close', link: loser.id, code: CLOSE_CODES.DUPLICATE_LINK, reason });
     const target = this.#table.targetOfLink(loser.id);
-    if (target !== undefined && peerId !== null) this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
+    if (target !== undefined) this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     this.closed(loser.id, reason);
   }
 
-  #merge(link: Link, entries: readonly Entry[], seen: readonly string[], ack?: string): void {
+  #merge(link: PeerLink, entries: readonly Entry[], seen: readonly string[], ack?: string): void {
     const changed: Entry[] = [];
     const latestMs = this.#now() + this.#maxClockSkewMs;
     let fromFuture: Entry | undefined;
@@ -1386,14 +1384,14 @@ class Node implements BbyNode {
         this.#counters.conflicts++;
         const winner = this.#store.get(entry.key)!;
         this.#log('info', 'conflict', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`, { key: entry.key, origin: winner.origin, timestamp: winner.timestamp });
-        if (this.#watching.size > 0) this.#watchWrite(winner, link.peerId, true);
+        if (this.#watching.size > 0) this.#watchWrite(winner, link.state.peerId, true);
       }
       if (result.duplicate) this.#counters.duplicatesDropped++;
       if (result.changed) {
         this.#counters.entriesApplied++;
         this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
         changed.push(entry);
-        if (this.#watching.size > 0 && !result.conflict) this.#watchWrite(entry, link.peerId, false);
+        if (this.#watching.size > 0 && !result.conflict) this.#watchWrite(entry, link.state.peerId, false);
       }
     }
     // A live forward (catch-up and repair batches carry no `seen`): how old its newest write was on arrival.
@@ -1404,12 +1402,12 @@ class Node implements BbyNode {
     }
     if (fromFuture !== undefined) {
       const aheadMs = fromFuture.timestamp - this.#now();
-      this.#logFromOutside(`future:${link.peerId}`, 'entries-from-future', `refused entries from peer ${link.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`, { peer: link.peerId, key: fromFuture.key, aheadMs });
+      this.#logFromOutside(`future:${link.state.peerId}`, 'entries-from-future', `refused entries from peer ${link.state.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`, { peer: link.state.peerId, key: fromFuture.key, aheadMs });
     }
     // Only what changed this store travels on: an entry is forwarded at most once per node
     // (an acknowledgement round travels whole, once per round).
-    if (ack !== undefined) this.#forward(entries.filter((entry) => entry.timestamp <= latestMs), link.peerId, seen, ack);
-    else if (changed.length > 0) this.#forward(changed, link.peerId, seen);
+    if (ack !== undefined) this.#forward(entries.filter((entry) => entry.timestamp <= latestMs), link.state.peerId, seen, ack);
+    else if (changed.length > 0) this.#forward(changed, link.state.peerId, seen);
   }
 
   /**
@@ -1432,7 +1430,7 @@ class Node implements BbyNode {
       const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(ack === undefined ? {} : { ack }) };
       // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
       const withUpTo: EntriesMessage = index === batches.length - 1 ? { ...message, upTo: this.#store.seq } : message;
-      for (const [, linkId] of targets) this.#send(linkId, this.#table.link(linkId)!.claimsUpTo ? withUpTo : message);
+      for (const [, link] of targets) this.#send(link.id, link.claimsUpTo ? withUpTo : message);
     });
   }
 
@@ -1520,7 +1518,7 @@ class Node implements BbyNode {
     }
     // Connected already, through its link or one the peer dialed (one link per pair): nothing to wait for.
     const existingLink = existing?.link == null ? undefined : this.#table.link(existing.link);
-    const connected = existingLink?.role === 'peer' ? existingLink : (this.#table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#table.peerLink(existing.peerId)));
+    const connected = existingLink !== undefined && isPeerLink(existingLink) ? existingLink : (this.#table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#table.peerLink(existing.peerId)));
     if (existing === undefined) {
       this.#effects.push({ type: 'peer-added', address });
       this.#addTarget(address, 'added');
@@ -1528,8 +1526,8 @@ class Node implements BbyNode {
     }
     if (connected !== undefined) {
       const target = this.#table.target(address);
-      if (target !== undefined) target.peerId ??= connected.peerId;
-      return this.#reply(link.id, id, { address, connected: true, id: connected.peerId, retrying: false } satisfies AddPeerResult);
+      if (target !== undefined) target.peerId ??= connected.state.peerId;
+      return this.#reply(link.id, id, { address, connected: true, id: connected.state.peerId, retrying: false } satisfies AddPeerResult);
     }
 
     const waiters = this.#addPeerWaiters.get(address) ?? [];
@@ -1650,17 +1648,17 @@ class Node implements BbyNode {
       progress.loggedAtMs = nowMs;
       progress.loggedEntries = progress.entries;
       const of = progress.expected === null ? '' : ` of about ${progress.expected} (${Math.min(100, Math.floor((100 * progress.entries) / Math.max(1, progress.expected)))} %)`;
-      this.#log('info', 'catch-up-progress', `catching up from ${link.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`, { peer: link.peerId, entries: progress.entries, expected: progress.expected, perSecond: Math.round(rate) });
+      this.#log('info', 'catch-up-progress', `catching up from ${link.state.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`, { peer: link.state.peerId, entries: progress.entries, expected: progress.expected, perSecond: Math.round(rate) });
     }
   }
 
   /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */
-  #endCatchUpProgress(link: Link, entries: number): void {
+  #endCatchUpProgress(link: PeerLink, entries: number): void {
     const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#monotonic(), loggedEntries: 0 });
     const logged = !progress.done && progress.loggedEntries > 0;
     progress.done = true;
     progress.entries = Math.max(progress.entries, entries);
-    if (logged) this.#log('info', 'caught-up', `caught up from ${link.peerId}: ${progress.entries} entries received`, { peer: link.peerId, entries: progress.entries });
+    if (logged) this.#log('info', 'caught-up', `caught up from ${link.state.peerId}: ${progress.entries} entries received`, { peer: link.state.peerId, entries: progress.entries });
   }
 
   #reply(link: LinkId, id: RequestId, result: unknown): void {
@@ -1675,14 +1673,14 @@ class Node implements BbyNode {
   #send(link: LinkId, message: Message): void {
     this.#counters.messagesSent++;
     const bytes = frameLength(message);
-    const state = this.#table.link(link);
-    if (state !== undefined) {
-      state.lastSentAtMs = this.#monotonic();
-      state.unsentBytes += bytes;
-      if (state.unsentBytes > OUTBOUND_BUDGET_BYTES) {
-        state.overBudgetSinceMs ??= this.#monotonic();
+    const to = this.#table.link(link);
+    if (to !== undefined) {
+      to.lastSentAtMs = this.#monotonic();
+      to.unsentBytes += bytes;
+      if (to.unsentBytes > OUTBOUND_BUDGET_BYTES) {
+        to.overBudgetSinceMs ??= this.#monotonic();
         // A peer is never left unread (flow-control.ts): one far behind is let go, and catches up when it is back.
-        if (state.role === 'peer' && state.unsentBytes > PEER_OUTBOUND_LIMIT_BYTES) this.#closeTooSlow(state, `more than ${PEER_OUTBOUND_LIMIT_BYTES} bytes waiting`);
+        if (to.state.kind === 'peer' && to.unsentBytes > PEER_OUTBOUND_LIMIT_BYTES) this.#closeTooSlow(to, `more than ${PEER_OUTBOUND_LIMIT_BYTES} bytes waiting`);
       }
     }
     this.#effects.push({ type: 'send', link, message, bytes });
