@@ -20,7 +20,7 @@ import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { type DialTarget, isPeerLink, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, type PeerLink, PeerTable, type TargetSource, type Watcher } from './peer-table.js';
+import { type DialTarget, isPeerLink, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, type PeerLink, type TargetSource, type Watcher } from './peer-table.js';
 import { type AuthenticatingState, type Credential, credentialOf, isAuthenticating, isClientState, type LinkState, moveLink, peerIdOf } from './link-state.js';
 import { addressesToLearn, LEARNED_MAX_FAILURES, LearningBudget, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
@@ -51,13 +51,14 @@ import {
 import { type Change, Store } from './store.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
 import { BUCKET_COUNT } from './digest.js';
-import { frameLength, MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from './flow-control.js';
+import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from './flow-control.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
-import { LogLimiter } from './log-limiter.js';
 import { printable, quoted } from './log-text.js';
 import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
-import { type Effect, groupEffects, type LogFields, type Ready, type SendEffect } from './ready.js';
+import { type Effect, groupEffects, type Ready } from './ready.js';
+import { CLOSE_CODES } from './close-codes.js';
+import { NodeContext, type QueuedEffect } from './node-context.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
 export const MAX_SEEN = 64;
@@ -163,9 +164,6 @@ export interface NodeOptions {
 /** An inbound connection that sends nothing (no request, no hello) for this long is closed, in milliseconds. */
 export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;
 
-/** An effect as the node queues it: a `send` gets its `text` as it is taken (after `coalesceEntries` merged what it could). */
-type QueuedEffect = Exclude<Effect, SendEffect> | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly bytes: number };
-
 /** Encodes the messages of queued effects, each message once (a broadcast shares one message between links). */
 function withText(effects: readonly QueuedEffect[]): Effect[] {
   const out: Effect[] = new Array(effects.length);
@@ -187,34 +185,6 @@ function withText(effects: readonly QueuedEffect[]): Effect[] {
   }
   return out;
 }
-
-/** WebSocket close codes the core uses (4000-4999 is the application range). */
-export const CLOSE_CODES = {
-  /** The link leads back to this very node. */
-  SELF: 4001,
-  /** The peer speaks another protocol version. */
-  PROTOCOL_MISMATCH: 4002,
-  /** The dialed node did not complete the handshake in time. */
-  HANDSHAKE_TIMEOUT: 4003,
-  /** The peer sent nothing, not even a heartbeat, for too long. */
-  PEER_TIMEOUT: 4004,
-  /** A second link to a node already connected: one link per pair (docs/security.md). */
-  DUPLICATE_LINK: 4005,
-  /** This node cannot write to its disk: it leaves its peers until it can (storageFailed). */
-  STORAGE_FAILED: 4007,
-  /** The other side does not read what it is sent (over its outbound budget too long, flow-control.ts). */
-  TOO_SLOW: 4008,
-  /** The connection sent nothing within IDLE_CONNECTION_TIMEOUT_MS. */
-  IDLE: 4009,
-  /** The other side's proof did not check out: it does not hold the secret. */
-  AUTH_FAILED: 4010,
-  /** A message came before the authentication handshake. */
-  AUTH_REQUIRED: 4011,
-  /** The authentication handshake did not finish in time. */
-  AUTH_TIMEOUT: 4012,
-  /** A connection authenticated as a client sent a message of the peer protocol. */
-  FORBIDDEN: 4013,
-} as const;
 
 /** How long a dial may wait for the socket and the welcome, in milliseconds. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -291,10 +261,7 @@ export function createNode(options: NodeOptions): BbyNode {
 class Node implements BbyNode {
   readonly id: string;
   readonly epoch: string;
-  readonly #address: string;
-  readonly #timing: Timing;
-  readonly #peerExchange: boolean;
-  readonly #batchLength: number;
+  readonly #ctx: NodeContext;
   readonly #cursors = new Map<string, Cursor>();
   #nextAntiEntropyAtMs: number;
   /** The store's seq at the last tick, and when a tick last saw it move: anti-entropy waits for a pause in writes. */
@@ -307,53 +274,14 @@ class Node implements BbyNode {
   /** Every node id heard of (peers, origins, seen lists, ackers): what `acks: "all"` waits for. */
   readonly #knownNodes = new Set<string>();
   #ackRounds = 0;
-  /** The wall clock: entry timestamps and the clock-skew check only. */
-  readonly #now: () => number;
-  /** The monotonic clock: every timer. */
-  readonly #monotonic: () => number;
-  readonly #random: () => number;
   readonly #randomBytes: ((size: number) => Uint8Array) | undefined;
   readonly #secrets: readonly string[];
   /** What a client may present: its own secrets, then the mesh's. */
   readonly #clientSecrets: readonly string[];
   readonly #maxClockSkewMs: number;
-  /** Lines caused from outside (refused handshakes, errors reported to this node), rate limited. */
-  readonly #outsideLog = new LogLimiter();
-  readonly #store: Store;
-  readonly #table = new PeerTable();
   readonly #learning = new LearningBudget();
-  /** Why writes cannot be made durable now, or null while they can (storageFailed). */
-  #storageFailure: string | null = null;
-  readonly #effects: QueuedEffect[] = [];
   /** add-peer requests waiting for their dial's outcome, by address. */
   readonly #addPeerWaiters = new Map<string, { link: LinkId; id: RequestId }[]>();
-  readonly #counters = {
-    messagesSent: 0,
-    messagesReceived: 0,
-    writesAccepted: 0,
-    writesRefused: 0,
-    entriesApplied: 0,
-    duplicatesDropped: 0,
-    conflicts: 0,
-    errors: 0,
-    catchUpEntriesSent: 0,
-    catchUpEntriesReceived: 0,
-    fullTransfersSent: 0,
-    antiEntropyRounds: 0,
-    repairEntriesSent: 0,
-    peersTimedOut: 0,
-    peersLearned: 0,
-    authFailures: 0,
-    authTimeouts: 0,
-    forbiddenMessages: 0,
-    duplicateLinksClosed: 0,
-    entriesFromFuture: 0,
-    idleConnectionsClosed: 0,
-    slowLinksClosed: 0,
-    repairRequestsMerged: 0,
-    writesRefusedStorage: 0,
-    watchEventsDropped: 0,
-  };
   /** Links that sent `watch`, by id: a write costs nothing more while there are none. */
   readonly #watching = new Map<LinkId, Link>();
   #nextWatchStateAtMs = 0;
@@ -361,39 +289,44 @@ class Node implements BbyNode {
   constructor(options: NodeOptions) {
     if (typeof options.id !== 'string' || options.id === '') throw new BbyError('BAD_CONFIG', 'createNode: "id" must be a non-empty string');
     this.id = options.id;
-    this.#address = options.address ?? '';
-    this.#now = options.now;
-    this.#monotonic = options.monotonic ?? options.now;
-    this.#random = options.random;
     this.#secrets = options.secrets ?? [];
     this.#clientSecrets = [...(options.clientSecrets ?? []), ...this.#secrets];
     this.#randomBytes = options.randomBytes;
     if (this.#secrets.length > 0 && this.#randomBytes === undefined) throw new BbyError('BAD_CONFIG', 'createNode: "secrets" need "randomBytes" (a cryptographically strong source, such as crypto.randomBytes) for the nonces');
     this.#maxClockSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
-    this.#timing = { ...DEFAULT_TIMING, ...options.timing };
-    this.#peerExchange = options.peerExchange ?? true;
-    this.#batchLength = options.batchLength ?? MAX_BATCH_CHARS;
-    this.epoch = options.epoch ?? randomId(this.#random);
-    // The epoch is random (or recovered): its hash seeds the store's key hash without another draw.
-    this.#store = new Store({ hashSeed: hashKey(this.epoch, 0) });
+    this.epoch = options.epoch ?? randomId(options.random);
+    this.#ctx = new NodeContext({
+      id: this.id,
+      epoch: this.epoch,
+      address: options.address ?? '',
+      timing: { ...DEFAULT_TIMING, ...options.timing },
+      peerExchange: options.peerExchange ?? true,
+      batchLength: options.batchLength ?? MAX_BATCH_CHARS,
+      now: options.now,
+      monotonic: options.monotonic ?? options.now,
+      random: options.random,
+      // The epoch is random (or recovered): its hash seeds the store's key hash without another draw.
+      store: new Store({ hashSeed: hashKey(this.epoch, 0) }),
+      closed: (link, reason) => this.closed(link, reason),
+    });
     // Before protocol 2 a lone surrogate was accepted; the store cannot hold one (arena.ts).
     const storable = (entry: Entry) => isWellFormed(entry.key) && isWellFormed(entry.value);
     let malformed = 0;
     for (const change of options.changes ?? []) {
-      if (storable(change.entry)) this.#store.restore(change);
+      if (storable(change.entry)) this.#ctx.store.restore(change);
       else malformed++;
     }
     for (const entry of options.entries ?? []) {
-      if (storable(entry)) this.#store.merge(entry);
+      if (storable(entry)) this.#ctx.store.merge(entry);
       else malformed++;
     }
     if (malformed > 0) {
-      this.#log('warn', 'stored-entries-dropped', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`, { count: malformed });
+      this.#ctx.log('warn', 'stored-entries-dropped', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`, { count: malformed });
     }
     for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
-    const nowMs = this.#monotonic();
-    this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
-    this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
+    const nowMs = this.#ctx.nowMs();
+    this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
+    this.#nextPeerExchangeAtMs = nowMs + this.#ctx.timing.peerExchangeIntervalMs;
     for (const peer of options.peers ?? []) this.#addTarget(peer, 'config');
   }
 
@@ -402,41 +335,40 @@ class Node implements BbyNode {
   set(key: string, value: string): boolean {
     checkKey(key);
     checkValue(value);
-    if (this.#storageFailure !== null) throw this.#storageError();
+    if (this.#ctx.storageFailure !== null) throw this.#storageError();
     return this.#write(key, value, undefined);
   }
 
   /** Why a write is refused while the disk fails. */
   #storageError(): BbyError {
-    this.#counters.writesRefusedStorage++;
-    return new BbyError('STORAGE_FAILED', `the node cannot write to its data folder (${this.#storageFailure}); nothing was written; it keeps answering reads and retries the disk every few seconds`);
+    this.#ctx.counters.writesRefusedStorage++;
+    return new BbyError('STORAGE_FAILED', `the node cannot write to its data folder (${this.#ctx.storageFailure}); nothing was written; it keeps answering reads and retries the disk every few seconds`);
   }
 
   storageFailed(reason: string): void {
-    const first = this.#storageFailure === null;
-    this.#storageFailure = reason;
+    const first = this.#ctx.storageFailure === null;
+    this.#ctx.storageFailure = reason;
     if (!first) return;
-    this.#log('warn', 'storage-failed', `refusing writes and leaving the peers until the data folder can be written again (${reason}); reads are still answered`, { reason });
+    this.#ctx.log('warn', 'storage-failed', `refusing writes and leaving the peers until the data folder can be written again (${reason}); reads are still answered`, { reason });
     // Entries from peers could not be kept either, and what this node sends must never vouch for a write it lost.
-    for (const link of this.#table.peerLinkList()) {
-      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.STORAGE_FAILED, reason: 'storage failed' });
-      this.closed(link.id, 'this node cannot write to its disk');
+    for (const link of this.#ctx.table.peerLinkList()) {
+      this.#ctx.closeLink(link.id, CLOSE_CODES.STORAGE_FAILED, 'storage failed', 'this node cannot write to its disk');
     }
   }
 
   storageRecovered(): void {
-    if (this.#storageFailure === null) return;
-    this.#storageFailure = null;
-    this.#log('info', 'storage-recovered', 'the data folder can be written again: taking writes and rejoining the peers');
-    for (const target of this.#table.dueTargets(Infinity)) target.nextDialAtMs = this.#monotonic();
+    if (this.#ctx.storageFailure === null) return;
+    this.#ctx.storageFailure = null;
+    this.#ctx.log('info', 'storage-recovered', 'the data folder can be written again: taking writes and rejoining the peers');
+    for (const target of this.#ctx.table.dueTargets(Infinity)) target.nextDialAtMs = this.#ctx.nowMs();
     this.#dialDue();
   }
 
   /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
   #write(key: string, value: string, ack: string | undefined): boolean {
-    const outcome = this.#storeOwn(key, value, Math.floor(this.#now()));
+    const outcome = this.#storeOwn(key, value, Math.floor(this.#ctx.wallMs()));
     // A value already there travels again only for an acknowledgement round.
-    const travelling = typeof outcome === 'object' ? outcome : outcome && ack !== undefined ? this.#store.get(key) : undefined;
+    const travelling = typeof outcome === 'object' ? outcome : outcome && ack !== undefined ? this.#ctx.store.get(key) : undefined;
     if (travelling !== undefined) this.#forward([travelling], null, [], ack);
     return outcome !== false;
   }
@@ -448,14 +380,14 @@ class Node implements BbyNode {
    */
   #storeOwn(key: string, value: string, timestamp: number): Entry | boolean {
     const entry: Entry = { key, value, timestamp, origin: this.id };
-    const stored = this.#store.insert(entry);
+    const stored = this.#ctx.store.insert(entry);
     if (stored !== undefined) {
       if (stored === value) return true;
-      this.#counters.writesRefused++;
+      this.#ctx.counters.writesRefused++;
       return false;
     }
-    this.#counters.writesAccepted++;
-    this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
+    this.#ctx.counters.writesAccepted++;
+    this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
     if (this.#watching.size > 0) this.#watchWrite(entry, null, false);
     return entry;
   }
@@ -463,7 +395,7 @@ class Node implements BbyNode {
   /** Many writes in one request (one timestamp for all): the new entries travel together, in as few messages as fit. */
   #writeMany(entries: readonly { key: string; value: string }[]): boolean[] {
     const fresh: Entry[] = [];
-    const timestamp = Math.floor(this.#now());
+    const timestamp = Math.floor(this.#ctx.wallMs());
     const results = entries.map(({ key, value }) => {
       const outcome = this.#storeOwn(key, value, timestamp);
       if (typeof outcome !== 'object') return outcome;
@@ -475,23 +407,23 @@ class Node implements BbyNode {
   }
 
   get(key: string): string | null {
-    return this.#store.get(key)?.value ?? null;
+    return this.#ctx.store.get(key)?.value ?? null;
   }
 
   keys(): string[] {
-    return this.#store.keys();
+    return this.#ctx.store.keys();
   }
 
   entry(key: string): Entry | undefined {
-    return this.#store.get(key);
+    return this.#ctx.store.get(key);
   }
 
   entries(): IterableIterator<Entry> {
-    return this.#store.entries();
+    return this.#ctx.store.entries();
   }
 
   changes(): IterableIterator<Change> {
-    return this.#store.changesSince(0);
+    return this.#ctx.store.changesSince(0);
   }
 
   cursors(): Record<string, Cursor> {
@@ -499,19 +431,19 @@ class Node implements BbyNode {
   }
 
   peers(): PeerInfo[] {
-    return this.#table.list();
+    return this.#ctx.table.list();
   }
 
   status(): NodeStatus {
     let clients = 0;
     let pending = 0;
     let peerLinks = 0;
-    for (const { state } of this.#table.links()) {
+    for (const { state } of this.#ctx.table.links()) {
       if (state.kind === 'peer') peerLinks++;
       else if (isClientState(state)) clients++;
       else pending++;
     }
-    const peers: PeerStatus[] = this.#table
+    const peers: PeerStatus[] = this.#ctx.table
       .rows()
       .slice(0, MAX_PEERS_LISTED)
       .map(({ info, link, target }) => {
@@ -530,12 +462,12 @@ class Node implements BbyNode {
       });
     return {
       id: this.id,
-      nowMs: this.#now(),
+      nowMs: this.#ctx.wallMs(),
       epoch: this.epoch,
-      seq: this.#store.seq,
-      keys: this.#store.size,
-      storeBytes: this.#store.heldBytes,
-      storageFailure: this.#storageFailure,
+      seq: this.#ctx.store.seq,
+      keys: this.#ctx.store.size,
+      storeBytes: this.#ctx.store.heldBytes,
+      storageFailure: this.#ctx.storageFailure,
       links: { peers: peerLinks, clients, pending, watchers: this.#watching.size },
       peers,
     };
@@ -544,17 +476,17 @@ class Node implements BbyNode {
   stats(): Stats {
     return {
       id: this.id,
-      keys: this.#store.size,
-      peers: this.#table.peerLinks().size,
-      clients: this.#table.clientCount(),
-      writable: this.#storageFailure === null,
-      ...this.#counters,
+      keys: this.#ctx.store.size,
+      peers: this.#ctx.table.peerLinks().size,
+      clients: this.#ctx.table.clientCount(),
+      writable: this.#ctx.storageFailure === null,
+      ...this.#ctx.counters,
     };
   }
 
   addPeer(text: string): string {
     const address = this.#addTarget(text, 'added');
-    const target = this.#table.target(address);
+    const target = this.#ctx.table.target(address);
     if (target !== undefined && target.halted !== null && target.link === null) this.#resume(target);
     return address;
   }
@@ -566,7 +498,7 @@ class Node implements BbyNode {
       target.failures = 0;
       target.failureLogged = false;
     }
-    target.nextDialAtMs = this.#monotonic();
+    target.nextDialAtMs = this.#ctx.nowMs();
     this.#dialDue();
   }
 
@@ -579,73 +511,71 @@ class Node implements BbyNode {
   #halt(target: DialTarget, why: string): void {
     if (target.source === 'learned') {
       // Not asked for by anyone: forgotten (not learnt again for FORGOTTEN_FOR_MS) rather than kept in a learnt slot for ever.
-      this.#table.removeTarget(target.address);
-      this.#learning.forgot(target.address, this.#monotonic());
-      this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address}: ${why}`, { address: target.address, reason: why });
+      this.#ctx.table.removeTarget(target.address);
+      this.#learning.forgot(target.address, this.#ctx.nowMs());
+      this.#ctx.log('info', 'peer-forgotten', `forgot learnt peer ${target.address}: ${why}`, { address: target.address, reason: why });
       return;
     }
     target.halted = why;
     target.lastError = why;
-    this.#log('warn', 'peer-halted', `stopped dialing peer ${target.address}: ${why}; add it again (add-peer ${target.address}) once it is fixed`, { address: target.address, reason: why });
+    this.#ctx.log('warn', 'peer-halted', `stopped dialing peer ${target.address}: ${why}; add it again (add-peer ${target.address}) once it is fixed`, { address: target.address, reason: why });
     this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: why, retrying: false });
   }
 
   #addTarget(text: string, source: TargetSource): string {
     const { address } = parseAddress(text);
-    if (this.#table.target(address) === undefined && this.#table.targetTotal >= MAX_DIAL_TARGETS) {
+    if (this.#ctx.table.target(address) === undefined && this.#ctx.table.targetTotal >= MAX_DIAL_TARGETS) {
       throw new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`);
     }
-    if (this.#table.addTarget(address, source, this.#monotonic())) this.#dialDue();
+    if (this.#ctx.table.addTarget(address, source, this.#ctx.nowMs())) this.#dialDue();
     return address;
   }
 
   removePeer(text: string): boolean {
     const { address } = parseAddress(text);
-    const target = this.#table.target(address);
+    const target = this.#ctx.table.target(address);
     if (target === undefined) return false;
-    this.#table.removeTarget(address);
+    this.#ctx.table.removeTarget(address);
     if (target.link !== null) {
-      this.#effects.push({ type: 'close', link: target.link, code: 1000, reason: 'peer removed' });
-      this.closed(target.link, 'removed by a client');
+      this.#ctx.closeLink(target.link, 1000, 'peer removed', 'removed by a client');
     }
     this.#answerAddPeer(address, { address, connected: false, id: target.peerId, error: 'removed by a client', retrying: false });
-    if (target.source !== 'learned') this.#effects.push({ type: 'peer-removed', address });
-    this.#log('info', 'peer-removed', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`, { address });
+    if (target.source !== 'learned') this.#ctx.effects.push({ type: 'peer-removed', address });
+    this.#ctx.log('info', 'peer-removed', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`, { address });
     return true;
   }
 
   // --- adapter events ---------------------------------------------------
 
   tick(): void {
-    const nowMs = this.#monotonic();
+    const nowMs = this.#ctx.nowMs();
     this.#abandonStalledDials(nowMs);
     this.#closeIdleConnections(nowMs);
     this.#closeSlowLinks(nowMs);
     this.#detectSilentPeers(nowMs);
-    if (this.#store.seq !== this.#seqAtLastTick) {
-      this.#seqAtLastTick = this.#store.seq;
+    if (this.#ctx.store.seq !== this.#seqAtLastTick) {
+      this.#seqAtLastTick = this.#ctx.store.seq;
       this.#lastChangeAtMs = nowMs;
     }
     if (nowMs >= this.#nextAntiEntropyAtMs && this.#quietForAntiEntropy(nowMs)) {
-      this.#nextAntiEntropyAtMs = nowMs + this.#timing.antiEntropyIntervalMs;
+      this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
       this.#startAntiEntropy(nowMs);
     }
     this.#expireAckRounds(nowMs);
     this.#startPendingRepairs();
     this.#logCatchUps(nowMs);
     if (this.#watching.size > 0) this.#tickWatchers(nowMs);
-    if (this.#peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
-      this.#nextPeerExchangeAtMs = nowMs + this.#timing.peerExchangeIntervalMs;
-      for (const link of this.#table.peerLinks().values()) this.#sendPeerList(link);
+    if (this.#ctx.peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
+      this.#nextPeerExchangeAtMs = nowMs + this.#ctx.timing.peerExchangeIntervalMs;
+      for (const link of this.#ctx.table.peerLinks().values()) this.#sendPeerList(link);
     }
     this.#dialDue();
   }
 
   /** A dial or handshake that never ends would keep its target from being dialed again. */
   #abandonStalledDials(nowMs: number): void {
-    for (const link of this.#table.stalledDials(nowMs - HANDSHAKE_TIMEOUT_MS)) {
-      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.HANDSHAKE_TIMEOUT, reason: 'no welcome within the handshake timeout' });
-      this.closed(link.id, `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    for (const link of this.#ctx.table.stalledDials(nowMs - HANDSHAKE_TIMEOUT_MS)) {
+      this.#ctx.closeLink(link.id, CLOSE_CODES.HANDSHAKE_TIMEOUT, 'no welcome within the handshake timeout', `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
     }
   }
 
@@ -655,44 +585,33 @@ class Node implements BbyNode {
    * for nothing: it is closed.
    */
   #closeIdleConnections(nowMs: number): void {
-    for (const link of this.#table.idleInbound(nowMs - AUTH_TIMEOUT_MS)) {
+    for (const link of this.#ctx.table.idleInbound(nowMs - AUTH_TIMEOUT_MS)) {
       if (link.state.kind === 'challenged') {
-        this.#counters.authTimeouts++;
+        this.#ctx.counters.authTimeouts++;
         this.#refuse(link, null, 'AUTH_TIMEOUT', CLOSE_CODES.AUTH_TIMEOUT, `no authentication within ${AUTH_TIMEOUT_MS} ms; send "auth" in answer to "challenge" (docs/protocol.md)`);
       } else if (nowMs - link.openedAtMs > IDLE_CONNECTION_TIMEOUT_MS) {
-        this.#counters.idleConnectionsClosed++;
-        this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.IDLE, reason: `nothing received within ${IDLE_CONNECTION_TIMEOUT_MS} ms` });
-        this.closed(link.id, 'idle');
+        this.#ctx.counters.idleConnectionsClosed++;
+        this.#ctx.closeLink(link.id, CLOSE_CODES.IDLE, `nothing received within ${IDLE_CONNECTION_TIMEOUT_MS} ms`, 'idle');
       }
     }
   }
 
   /** A link over its outbound budget for too long does not read what it is sent: it is closed (flow-control.ts). */
   #closeSlowLinks(nowMs: number): void {
-    for (const link of this.#table.overBudget(nowMs - SLOW_LINK_TIMEOUT_MS)) {
-      this.#closeTooSlow(link, `over its outbound budget for ${nowMs - link.overBudgetSinceMs!} ms`);
+    for (const link of this.#ctx.table.overBudget(nowMs - SLOW_LINK_TIMEOUT_MS)) {
+      this.#ctx.closeTooSlow(link, `over its outbound budget for ${nowMs - link.overBudgetSinceMs!} ms`);
     }
-  }
-
-  #closeTooSlow(link: Link, why: string): void {
-    this.#counters.slowLinksClosed++;
-    const peerId = peerIdOf(link.state);
-    const who = peerId !== null ? `peer ${peerId}` : `a client${link.remote === null ? '' : ` at ${link.remote}`}`;
-    this.#logFromOutside(peerId ?? link.remote ?? link.id, 'link-too-slow', `closed the link to ${who}: it does not read what it is sent (${why}, ${link.unsentBytes} bytes waiting)`, { link: link.id, peer: peerId, unsentBytes: link.unsentBytes });
-    this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.TOO_SLOW, reason: 'too slow: not reading its answers' });
-    this.closed(link.id, 'too slow');
   }
 
   /** Failure detection: a peer that went silent (crashed, stopped, cut off) is marked down; quiet links get a ping. */
   #detectSilentPeers(nowMs: number): void {
-    for (const link of this.#table.peerLinkList()) {
-      if (nowMs - link.lastHeardAtMs > this.#timing.peerTimeoutMs) {
-        this.#counters.peersTimedOut++;
-        this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.PEER_TIMEOUT, reason: 'no heartbeat' });
-        this.closed(link.id, `no message for ${nowMs - link.lastHeardAtMs} ms`);
-      } else if (nowMs - link.lastSentAtMs >= this.#timing.heartbeatIntervalMs) {
+    for (const link of this.#ctx.table.peerLinkList()) {
+      if (nowMs - link.lastHeardAtMs > this.#ctx.timing.peerTimeoutMs) {
+        this.#ctx.counters.peersTimedOut++;
+        this.#ctx.closeLink(link.id, CLOSE_CODES.PEER_TIMEOUT, 'no heartbeat', `no message for ${nowMs - link.lastHeardAtMs} ms`);
+      } else if (nowMs - link.lastSentAtMs >= this.#ctx.timing.heartbeatIntervalMs) {
         // Sent after everything queued before it on this link, so its upTo covers what went before.
-        this.#send(link.id, link.claimsUpTo ? { type: 'ping', upTo: this.#store.seq } : { type: 'ping' });
+        this.#ctx.send(link.id, link.claimsUpTo ? { type: 'ping', upTo: this.#ctx.store.seq } : { type: 'ping' });
       }
     }
   }
@@ -706,21 +625,21 @@ class Node implements BbyNode {
    * writes it still runs.
    */
   #quietForAntiEntropy(nowMs: number): boolean {
-    const interval = this.#timing.antiEntropyIntervalMs;
+    const interval = this.#ctx.timing.antiEntropyIntervalMs;
     return nowMs - this.#lastChangeAtMs >= interval / 10 || nowMs - this.#nextAntiEntropyAtMs >= interval / 2;
   }
 
   /** One round per pair and period: the node with the smaller id starts it; the repair goes both ways. */
   #startAntiEntropy(nowMs: number): void {
-    const root = this.#store.digests.root();
-    for (const [peerId, link] of this.#table.peerLinks()) {
+    const root = this.#ctx.store.digests.root();
+    for (const [peerId, link] of this.#ctx.table.peerLinks()) {
       // Not while a young link's catch-up is under way (it would compare stores about to change);
       // a link whose catch-up never ended (a lost message) is compared all the same.
-      if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#timing.antiEntropyIntervalMs)) continue;
+      if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#ctx.timing.antiEntropyIntervalMs)) continue;
       // Nor while this node is still sending the peer its catch-up: the repair would resend it whole.
       if (link.stream?.kind === 'catch-up') continue;
-      this.#counters.antiEntropyRounds++;
-      this.#send(link.id, { type: 'digest', root });
+      this.#ctx.counters.antiEntropyRounds++;
+      this.#ctx.send(link.id, { type: 'digest', root });
     }
   }
 
@@ -731,30 +650,30 @@ class Node implements BbyNode {
       this.#pendingAcks.delete(ack);
       const have = pending.ackers.size + 1;
       const message = `the write is stored on ${have} of ${this.#wantedAcks(pending)} nodes after the timeout; it keeps spreading to the others`;
-      this.#send(pending.link, { type: 'error', id: pending.requestId, code: 'ACK_TIMEOUT', message, acks: have });
+      this.#ctx.send(pending.link, { type: 'error', id: pending.requestId, code: 'ACK_TIMEOUT', message, acks: have });
     }
   }
 
   accept(remote?: string): LinkId {
     const state: LinkState = this.#secrets.length > 0 ? { kind: 'challenged', nonce: newNonce(this.#randomBytes!) } : { kind: 'pending', credential: { role: 'none' } };
-    const link = this.#table.open('inbound', state, this.#monotonic(), remote ?? null);
-    if (state.kind === 'challenged') this.#send(link.id, { type: 'challenge', nodeId: this.id, nonce: state.nonce });
+    const link = this.#ctx.table.open('inbound', state, this.#ctx.nowMs(), remote ?? null);
+    if (state.kind === 'challenged') this.#ctx.send(link.id, { type: 'challenge', nodeId: this.id, nonce: state.nonce });
     return link.id;
   }
 
   opened(linkId: LinkId): void {
-    const link = this.#table.link(linkId);
+    const link = this.#ctx.table.link(linkId);
     if (link === undefined || link.direction !== 'outbound') return;
     // With a secret, hello waits for the acceptor's challenge (it goes right behind this node's proof).
     if (credentialOf(link.state)?.role === 'none') this.#sendHello(link);
   }
 
   #sendHello(link: Link): void {
-    this.#send(link.id, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+    this.#ctx.send(link.id, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
   }
 
   receive(linkId: LinkId, text: string, byteLength?: number): void {
-    const link = this.#table.link(linkId);
+    const link = this.#ctx.table.link(linkId);
     if (link === undefined) return;
     if (link.state.kind !== 'peer' && (link.paused || link.held.length > 0 || link.unsentBytes > OUTBOUND_BUDGET_BYTES)) {
       this.#hold(link, text, byteLength);
@@ -774,31 +693,31 @@ class Node implements BbyNode {
     link.heldBytes += byteLength ?? text.length;
     if (!link.paused) {
       link.paused = true;
-      this.#effects.push({ type: 'pause', link: link.id });
+      this.#ctx.effects.push({ type: 'pause', link: link.id });
     }
-    if (link.heldBytes > MAX_HELD_BYTES) this.#closeTooSlow(link, `${link.held.length} requests waiting unread`);
+    if (link.heldBytes > MAX_HELD_BYTES) this.#ctx.closeTooSlow(link, `${link.held.length} requests waiting unread`);
   }
 
   /** Answers a paused client's frames while it is under its budget, and reads its socket again once they are all answered. */
   #release(link: Link): void {
     // Taken from the front in one splice at the end: shifting one by one would cost the square of the frames held.
     let taken = 0;
-    while (taken < link.held.length && link.unsentBytes <= OUTBOUND_BUDGET_BYTES && this.#table.link(link.id) === link) {
+    while (taken < link.held.length && link.unsentBytes <= OUTBOUND_BUDGET_BYTES && this.#ctx.table.link(link.id) === link) {
       const frame = link.held[taken++]!;
       link.heldBytes -= frame.byteLength ?? frame.text.length;
       this.#process(link, frame.text, frame.byteLength);
     }
     link.held.splice(0, taken);
-    if (link.paused && link.held.length === 0 && link.unsentBytes <= OUTBOUND_RESUME_BYTES && this.#table.link(link.id) === link) {
+    if (link.paused && link.held.length === 0 && link.unsentBytes <= OUTBOUND_RESUME_BYTES && this.#ctx.table.link(link.id) === link) {
       link.paused = false;
-      this.#effects.push({ type: 'resume', link: link.id });
+      this.#ctx.effects.push({ type: 'resume', link: link.id });
     }
   }
 
   /** Acts on one frame of a link. */
   #process(link: Link, text: string, byteLength: number | undefined): void {
-    this.#counters.messagesReceived++;
-    link.lastHeardAtMs = this.#monotonic();
+    this.#ctx.counters.messagesReceived++;
+    link.lastHeardAtMs = this.#ctx.nowMs();
     const parsed = parseIncoming(text, byteLength);
     // A refused link is being closed: nothing more it sends is read.
     if (link.state.kind === 'refused') return;
@@ -808,7 +727,7 @@ class Node implements BbyNode {
     }
     const credential = link.state.credential;
     if (!parsed.ok) {
-      this.#reject(link, parsed.id, parsed.error);
+      this.#ctx.reject(link, parsed.id, parsed.error);
       return;
     }
     const message = parsed.message;
@@ -823,7 +742,7 @@ class Node implements BbyNode {
       case 'authenticated':
         // A step of a handshake already done (a frame delivered twice) changes nothing.
         if (credential.role !== 'none') return;
-        this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}", but this node has no secret: it does not authenticate connections`));
+        this.#ctx.reject(link, null, new ProtocolError('BAD_MESSAGE', `"${message.type}", but this node has no secret: it does not authenticate connections`));
         return;
       case 'reply':
       case 'error': {
@@ -831,16 +750,16 @@ class Node implements BbyNode {
         const peerId = peerIdOf(link.state);
         const who = peerId === null ? `a client${link.remote === null ? '' : ` at ${link.remote}`}` : `peer ${peerId}`;
         const what = message.type === 'reply' ? `sent a reply (id ${printable(String(message.id))}) though this node asked nothing; dropped` : `reported: ${quoted(message.message)} (${printable(message.code)})`;
-        this.#logFromOutside(peerId ?? link.remote ?? link.id, 'remote-report', `${who} ${what}`, { peer: peerId, remote: link.remote, code: message.type === 'error' ? printable(message.code) : null });
+        this.#ctx.logFromOutside(peerId ?? link.remote ?? link.id, 'remote-report', `${who} ${what}`, { peer: peerId, remote: link.remote, code: message.type === 'error' ? printable(message.code) : null });
         // The node this one dialed refused its protocol version: it will refuse every dial.
         if (message.type !== 'error' || message.code !== 'PROTOCOL_MISMATCH' || link.direction !== 'outbound' || link.state.kind === 'peer') return;
-        const target = this.#table.targetOfLink(link.id);
+        const target = this.#ctx.table.targetOfLink(link.id);
         if (target !== undefined) this.#halt(target, `the node there refused this node's protocol ${PROTOCOL_VERSION} (${printable(message.message)})`);
         return;
       }
       default:
         if (credential.role === 'client') {
-          this.#counters.forbiddenMessages++;
+          this.#ctx.counters.forbiddenMessages++;
           this.#refuse(link, null, 'FORBIDDEN', CLOSE_CODES.FORBIDDEN, `"${message.type}" is a message of the peer protocol, and this connection authenticated as a client`);
           return;
         }
@@ -849,7 +768,7 @@ class Node implements BbyNode {
           return;
         }
         if (!isPeerLink(link)) {
-          this.#reject(link, null, new ProtocolError('NOT_A_PEER', `"${message.type}" before the handshake; a peer must send "hello" first`));
+          this.#ctx.reject(link, null, new ProtocolError('NOT_A_PEER', `"${message.type}" before the handshake; a peer must send "hello" first`));
           return;
         }
         this.#receiveFromPeer(link, message);
@@ -865,7 +784,7 @@ class Node implements BbyNode {
     switch (auth.kind) {
       case 'challenged': {
         if (message?.type !== 'auth') {
-          this.#counters.authFailures++;
+          this.#ctx.counters.authFailures++;
           const id = parsed.ok ? ('id' in parsed.message && parsed.message.type !== 'error' && parsed.message.type !== 'reply' ? (parsed.message.id as RequestId) : null) : parsed.id;
           this.#refuse(link, id, 'AUTH_REQUIRED', CLOSE_CODES.AUTH_REQUIRED, 'this node requires authentication: present the secret of the mesh (the config\'s "secret" or "clientSecret"); docs/security.md');
           return;
@@ -873,13 +792,13 @@ class Node implements BbyNode {
         const transcript: AuthTranscript = { role: message.role, acceptorId: this.id, initiatorId: message.nodeId ?? '', acceptorNonce: auth.nonce, initiatorNonce: message.nonce };
         const secret = findSecret(message.role === 'peer' ? this.#secrets : this.#clientSecrets, message.proof, 'initiator', transcript);
         if (secret === undefined) {
-          this.#counters.authFailures++;
+          this.#ctx.counters.authFailures++;
           this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `wrong secret for a ${message.role}: the proof does not match any secret this node accepts`);
           return;
         }
         if (message.role === 'client') moveLink(link, { kind: 'client', credential: { role: 'client' } });
         else moveLink(link, { kind: 'pending', credential: { role: 'peer', peerId: message.nodeId ?? null } });
-        this.#send(link.id, { type: 'authenticated', proof: authProof(secret, 'acceptor', transcript) });
+        this.#ctx.send(link.id, { type: 'authenticated', proof: authProof(secret, 'acceptor', transcript) });
         return;
       }
       case 'awaiting-challenge': {
@@ -891,7 +810,7 @@ class Node implements BbyNode {
         const transcript: AuthTranscript = { role: 'peer', acceptorId: message.nodeId, initiatorId: this.id, acceptorNonce: message.nonce, initiatorNonce };
         const secret = this.#secrets[0]!;
         moveLink(link, { kind: 'awaiting-proof', acceptorId: message.nodeId, acceptorNonce: message.nonce, expectedProof: authProof(secret, 'acceptor', transcript) });
-        this.#send(link.id, { type: 'auth', role: 'peer', nodeId: this.id, nonce: initiatorNonce, proof: authProof(secret, 'initiator', transcript) });
+        this.#ctx.send(link.id, { type: 'auth', role: 'peer', nodeId: this.id, nonce: initiatorNonce, proof: authProof(secret, 'initiator', transcript) });
         this.#sendHello(link);
         return;
       }
@@ -903,8 +822,8 @@ class Node implements BbyNode {
           return;
         }
         if (!proofMatches(auth.expectedProof, message.proof)) {
-          this.#counters.authFailures++;
-          const target = this.#table.targetOfLink(link.id);
+          this.#ctx.counters.authFailures++;
+          const target = this.#ctx.table.targetOfLink(link.id);
           this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `the node at ${target?.address ?? 'this address'} (${auth.acceptorId}) could not prove it holds this mesh's secret`);
           return;
         }
@@ -916,13 +835,12 @@ class Node implements BbyNode {
 
   /** An outbound link got something else than the next step of the handshake: the dial failed. */
   #refuseOutbound(link: Link, message: IncomingMessage | undefined): void {
-    const target = this.#table.targetOfLink(link.id);
+    const target = this.#ctx.table.targetOfLink(link.id);
     const where = target?.address ?? 'a peer';
     // The acceptor explains a refusal in an error frame before it closes: say that rather than what it was not.
     const reason = message?.type === 'error' ? `${printable(message.code)}: ${printable(message.message)}` : `it sent ${message === undefined ? 'a malformed frame' : `"${message.type}"`} instead of the authentication handshake; does it run with the same secret?`;
     moveLink(link, { kind: 'refused', was: 'pending' });
-    this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.AUTH_FAILED, reason: 'authentication failed' });
-    this.closed(link.id, `authentication with ${where} failed (${reason})`);
+    this.#ctx.closeLink(link.id, CLOSE_CODES.AUTH_FAILED, 'authentication failed', `authentication with ${where} failed (${reason})`);
   }
 
   /**
@@ -932,16 +850,10 @@ class Node implements BbyNode {
    */
   #refuse(link: Link, id: RequestId | null, code: 'AUTH_REQUIRED' | 'AUTH_FAILED' | 'AUTH_TIMEOUT' | 'FORBIDDEN', closeCode: number, message: string): void {
     moveLink(link, { kind: 'refused', was: isClientState(link.state) ? 'client' : 'pending' });
-    this.#send(link.id, { type: 'error', id, code: code === 'AUTH_TIMEOUT' ? 'AUTH_REQUIRED' : code, message });
-    this.#effects.push({ type: 'close', link: link.id, code: closeCode, reason: code.toLowerCase().replace('_', ' ') });
+    this.#ctx.send(link.id, { type: 'error', id, code: code === 'AUTH_TIMEOUT' ? 'AUTH_REQUIRED' : code, message });
+    this.#ctx.askClose(link.id, closeCode, code.toLowerCase().replace('_', ' '));
     const source = link.remote ?? link.id;
-    this.#logFromOutside(source, 'connection-refused', `refused a connection ${link.direction === 'inbound' ? `from ${source}` : `to ${this.#table.targetOfLink(link.id)?.address ?? source}`}: ${code} (${message})`, { remote: source, direction: link.direction, code });
-  }
-
-  /** A warning caused from outside, at most once per source and period (log-limiter.ts). */
-  #logFromOutside(source: string, event: string, message: string, fields?: LogFields): void {
-    const { log, suppressed } = this.#outsideLog.admit(source, this.#monotonic());
-    if (log) this.#log('warn', event, suppressed > 0 ? `${message} [${suppressed} similar lines left out]` : message, suppressed > 0 ? { ...fields, suppressed } : fields);
+    this.#ctx.logFromOutside(source, 'connection-refused', `refused a connection ${link.direction === 'inbound' ? `from ${source}` : `to ${this.#ctx.table.targetOfLink(link.id)?.address ?? source}`}: ${code} (${message})`, { remote: source, direction: link.direction, code });
   }
 
   #receiveFromPeer(link: PeerLink, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
@@ -949,7 +861,7 @@ class Node implements BbyNode {
     switch (message.type) {
       case 'entries': {
         if (message.expected !== undefined) {
-          const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#monotonic(), loggedEntries: 0 });
+          const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
           progress.expected = message.expected;
           progress.entries += message.entries.length;
         }
@@ -961,14 +873,14 @@ class Node implements BbyNode {
       }
       case 'catch-up': {
         const since = message.since;
-        const usable = since !== null && since.epoch === this.epoch && since.seq <= this.#store.seq;
-        if (!usable) this.#counters.fullTransfersSent++;
+        const usable = since !== null && since.epoch === this.epoch && since.seq <= this.#ctx.store.seq;
+        if (!usable) this.#ctx.counters.fullTransfersSent++;
         // The iteration is live: changes made while it runs are sent too, by rescans of the store
         // (store.ts), and when it ends it says up to which sequence number every change went out.
-        const batches = batchChanges(this.#store.changesSince(usable ? since.seq : -Infinity), this.#batchLength);
+        const batches = batchChanges(this.#ctx.store.changesSince(usable ? since.seq : -Infinity), this.#ctx.batchLength);
         // A peer that asks again gets a new stream. A repair it cuts short goes again afterwards.
         if (link.stream?.kind === 'repair') this.#mergePendingRepair(link, link.stream.buckets!);
-        const expected = usable ? this.#store.seq - since.seq : this.#store.size;
+        const expected = usable ? this.#ctx.store.seq - since.seq : this.#ctx.store.size;
         link.stream = { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true, expected };
         this.#pump(link);
         return;
@@ -976,11 +888,11 @@ class Node implements BbyNode {
       case 'caught-up':
         link.caughtUp = true;
         this.#endCatchUpProgress(link, message.entries);
-        this.#counters.catchUpEntriesReceived += message.entries;
+        this.#ctx.counters.catchUpEntriesReceived += message.entries;
         this.#moveCursor(peerId, { epoch: message.epoch, seq: message.seq });
         // Every change here now came from this peer or was sent to it (this node answered the
         // peer's catch-up request first): say so at once, so a quick restart resends nothing.
-        if (link.claimsUpTo) this.#send(link.id, { type: 'ping', upTo: this.#store.seq });
+        if (link.claimsUpTo) this.#ctx.send(link.id, { type: 'ping', upTo: this.#ctx.store.seq });
         return;
       case 'ping':
         this.#advanceCursor(link, message.upTo);
@@ -988,13 +900,13 @@ class Node implements BbyNode {
       case 'digest':
         // During this node's catch-up to the peer the stores differ by design; the next round compares.
         if (link.stream?.kind === 'catch-up') return;
-        if (message.root !== this.#store.digests.root()) this.#send(link.id, { type: 'buckets', digests: this.#store.digests.buckets() });
+        if (message.root !== this.#ctx.store.digests.root()) this.#ctx.send(link.id, { type: 'buckets', digests: this.#ctx.store.digests.buckets() });
         return;
       case 'buckets': {
-        const buckets = differingBuckets(this.#store.digests.buckets(), message.digests);
+        const buckets = differingBuckets(this.#ctx.store.digests.buckets(), message.digests);
         if (buckets.length === 0) return;
         // Ask first: the peer then answers with what it had, not with what this node is about to send it.
-        this.#send(link.id, { type: 'bucket-request', buckets });
+        this.#ctx.send(link.id, { type: 'bucket-request', buckets });
         this.#requestRepair(link, bucketFlags(buckets));
         return;
       }
@@ -1015,7 +927,7 @@ class Node implements BbyNode {
           return;
         }
         const route = this.#ackRoutes.get(message.ack);
-        if (route !== undefined && this.#table.link(route) !== undefined) this.#send(route, message);
+        if (route !== undefined && this.#ctx.table.link(route) !== undefined) this.#ctx.send(route, message);
         return;
       }
     }
@@ -1033,21 +945,21 @@ class Node implements BbyNode {
     this.#ackRoutes.set(ack, link.id);
     if (this.#ackRoutes.size > MAX_ACK_ROUTES) this.#ackRoutes.delete(this.#ackRoutes.keys().next().value!);
     const ok = entries.every((entry) => {
-      const stored = this.#store.get(entry.key);
+      const stored = this.#ctx.store.get(entry.key);
       return stored !== undefined && compareEntries(stored, entry) === 0;
     });
-    this.#send(link.id, { type: 'ack', ack, node: this.id, ok });
+    this.#ctx.send(link.id, { type: 'ack', ack, node: this.id, ok });
   }
 
   #startAckRound(link: Link, request: Extract<Request, { type: 'set' }>): void {
     const ack = `${this.epoch}.${++this.#ackRounds}`;
-    if (!this.#write(request.key, request.value, ack)) return this.#reply(link.id, request.id, false);
+    if (!this.#write(request.key, request.value, ack)) return this.#ctx.reply(link.id, request.id, false);
     const pending: PendingAck = {
       link: link.id,
       requestId: request.id,
-      entry: this.#store.get(request.key)!,
+      entry: this.#ctx.store.get(request.key)!,
       wanted: request.acks!,
-      deadlineMs: this.#monotonic() + (request.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS),
+      deadlineMs: this.#ctx.nowMs() + (request.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS),
       ackers: new Set(),
       refusedBy: null,
     };
@@ -1061,12 +973,12 @@ class Node implements BbyNode {
 
   /** Answers a pending `set` once enough nodes hold the write, or once it lost to an older write. */
   #settleAck(ack: string, pending: PendingAck): void {
-    const stored = this.#store.get(pending.entry.key);
+    const stored = this.#ctx.store.get(pending.entry.key);
     const lost = pending.refusedBy !== null || stored === undefined || compareEntries(stored, pending.entry) !== 0;
     const have = pending.ackers.size + 1;
     if (!lost && have < this.#wantedAcks(pending)) return;
     this.#pendingAcks.delete(ack);
-    this.#send(pending.link, { type: 'reply', id: pending.requestId, result: !lost, acks: have });
+    this.#ctx.send(pending.link, { type: 'reply', id: pending.requestId, result: !lost, acks: have });
   }
 
   #know(nodeId: string): void {
@@ -1075,7 +987,7 @@ class Node implements BbyNode {
 
   /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
   #withdrawClaims(peerId: string): void {
-    for (const link of this.#table.peerLinkList()) {
+    for (const link of this.#ctx.table.peerLinkList()) {
       if (link.state.peerId !== peerId) continue;
       link.claimsUpTo = false;
       // A catch-up still going out on it may not grant the claim when it ends either.
@@ -1093,7 +1005,7 @@ class Node implements BbyNode {
 
   #moveCursor(peerId: string, cursor: Cursor): void {
     this.#cursors.set(peerId, cursor);
-    this.#effects.push({ type: 'cursor', peerId, cursor });
+    this.#ctx.effects.push({ type: 'cursor', peerId, cursor });
   }
 
   /**
@@ -1107,7 +1019,7 @@ class Node implements BbyNode {
       this.#startRepair(link, buckets);
       return;
     }
-    this.#counters.repairRequestsMerged++;
+    this.#ctx.counters.repairRequestsMerged++;
     this.#mergePendingRepair(link, buckets);
   }
 
@@ -1125,19 +1037,19 @@ class Node implements BbyNode {
    * one pass over the store per half period, not one after the other.
    */
   #mayRepair(link: Link): boolean {
-    return this.#monotonic() - link.repairStartedAtMs >= this.#timing.antiEntropyIntervalMs / 2;
+    return this.#ctx.nowMs() - link.repairStartedAtMs >= this.#ctx.timing.antiEntropyIntervalMs / 2;
   }
 
   #startRepair(link: PeerLink, buckets: readonly boolean[]): void {
-    link.repairStartedAtMs = this.#monotonic();
+    link.repairStartedAtMs = this.#ctx.nowMs();
     const share = buckets.filter(Boolean).length / BUCKET_COUNT;
-    link.stream = { kind: 'repair', batches: batchEntries(this.#store.entriesInBuckets(buckets), this.#batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(this.#store.size * share) };
+    link.stream = { kind: 'repair', batches: batchEntries(this.#ctx.store.entriesInBuckets(buckets), this.#ctx.batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(this.#ctx.store.size * share) };
     this.#pump(link);
   }
 
   /** Starts the repairs asked for meanwhile, on links whose stream ended and whose last repair is old enough. */
   #startPendingRepairs(): void {
-    for (const link of this.#table.peerLinkList()) {
+    for (const link of this.#ctx.table.peerLinkList()) {
       if (link.pendingRepair === null || link.stream !== null || !this.#mayRepair(link)) continue;
       const buckets = link.pendingRepair;
       link.pendingRepair = null;
@@ -1147,29 +1059,29 @@ class Node implements BbyNode {
 
   #sendPeerList(link: PeerLink): void {
     const recipient = link.state.address;
-    const addresses = [...this.#table.peerLinks().values()]
+    const addresses = [...this.#ctx.table.peerLinks().values()]
       .map((peer) => peer.state.address)
       .filter((address): address is string => address !== null && address !== recipient)
       .slice(0, MAX_PEER_LIST);
-    if (addresses.length > 0) this.#send(link.id, { type: 'peer-list', addresses });
+    if (addresses.length > 0) this.#ctx.send(link.id, { type: 'peer-list', addresses });
   }
 
   #learnPeers(fromPeerId: string, addresses: readonly string[]): void {
-    if (!this.#peerExchange) return;
-    const nowMs = this.#monotonic();
-    const room = Math.min(MAX_LEARNED_PEERS - this.#table.targetCount('learned'), MAX_DIAL_TARGETS - this.#table.targetTotal, this.#learning.room(nowMs));
+    if (!this.#ctx.peerExchange) return;
+    const nowMs = this.#ctx.nowMs();
+    const room = Math.min(MAX_LEARNED_PEERS - this.#ctx.table.targetCount('learned'), MAX_DIAL_TARGETS - this.#ctx.table.targetTotal, this.#learning.room(nowMs));
     const isKnown = (address: string) =>
-      address === this.#address || this.#table.target(address) !== undefined || this.#table.hasPeerAt(address) || this.#learning.wasForgotten(address, nowMs);
+      address === this.#ctx.address || this.#ctx.table.target(address) !== undefined || this.#ctx.table.hasPeerAt(address) || this.#learning.wasForgotten(address, nowMs);
     for (const address of addressesToLearn(addresses, isKnown, room)) {
-      this.#counters.peersLearned++;
+      this.#ctx.counters.peersLearned++;
       this.#learning.learnt(nowMs);
-      this.#log('info', 'peer-learnt', `learnt peer ${address} from ${fromPeerId}`, { address, from: fromPeerId });
+      this.#ctx.log('info', 'peer-learnt', `learnt peer ${address} from ${fromPeerId}`, { address, from: fromPeerId });
       this.#addTarget(address, 'learned');
     }
   }
 
   written(linkId: LinkId, bytes: number): void {
-    const link = this.#table.link(linkId);
+    const link = this.#ctx.table.link(linkId);
     if (link === undefined) return;
     link.unsentBytes = Math.max(0, link.unsentBytes - bytes);
     if (link.unsentBytes <= OUTBOUND_BUDGET_BYTES) link.overBudgetSinceMs = null;
@@ -1184,25 +1096,25 @@ class Node implements BbyNode {
    * for meanwhile, if any.
    */
   #pump(link: PeerLink): void {
-    while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#batchLength) {
+    while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
       const stream = link.stream;
       const next = stream.batches.next();
       if (next.done !== true) {
         stream.entries += next.value.length;
-        if (stream.kind === 'catch-up') this.#counters.catchUpEntriesSent += next.value.length;
-        else this.#counters.repairEntriesSent += next.value.length;
-        this.#send(link.id, stream.kind === 'catch-up' ? { type: 'entries', entries: next.value, expected: stream.expected } : { type: 'entries', entries: next.value });
+        if (stream.kind === 'catch-up') this.#ctx.counters.catchUpEntriesSent += next.value.length;
+        else this.#ctx.counters.repairEntriesSent += next.value.length;
+        this.#ctx.send(link.id, stream.kind === 'catch-up' ? { type: 'entries', entries: next.value, expected: stream.expected } : { type: 'entries', entries: next.value });
         continue;
       }
       link.stream = null;
       if (stream.kind === 'catch-up') {
         // The iteration's result: the sequence number up to which every change went out.
-        this.#send(link.id, { type: 'caught-up', epoch: this.epoch, seq: next.value as number, full: stream.full, entries: stream.entries });
+        this.#ctx.send(link.id, { type: 'caught-up', epoch: this.epoch, seq: next.value as number, full: stream.full, entries: stream.entries });
         // From here on this link may vouch for this node's changes, if they all go out on it: it
         // is the peer's fan-out link now, and loses the right when the set of links to the peer
         // changes (the fan-out link may change, and what went out on a lost link may be lost),
         // also while the catch-up was going out.
-        link.claimsUpTo = stream.mayClaim && this.#table.peerLinks().get(link.state.peerId) === link;
+        link.claimsUpTo = stream.mayClaim && this.#ctx.table.peerLinks().get(link.state.peerId) === link;
       }
       if (link.pendingRepair !== null && this.#mayRepair(link)) {
         const buckets = link.pendingRepair;
@@ -1213,38 +1125,38 @@ class Node implements BbyNode {
   }
 
   closed(linkId: LinkId, reason: string): void {
-    const link = this.#table.close(linkId);
+    const link = this.#ctx.table.close(linkId);
     if (link === undefined) return;
     this.#watching.delete(linkId);
-    const target = this.#table.targetOfLink(linkId);
+    const target = this.#ctx.table.targetOfLink(linkId);
     if (isPeerLink(link)) {
       const { peerId, address } = link.state;
-      this.#log('info', 'peer-lost', `lost peer ${peerId} at ${address ?? 'unknown address'} (${reason})`, { peer: peerId, address, reason });
+      this.#ctx.log('info', 'peer-lost', `lost peer ${peerId} at ${address ?? 'unknown address'} (${reason})`, { peer: peerId, address, reason });
       this.#withdrawClaims(peerId);
-      if (link.direction === 'inbound') this.#table.lostInbound(link, reason);
+      if (link.direction === 'inbound') this.#ctx.table.lostInbound(link, reason);
     }
     if (target === undefined) return;
     target.link = null;
     // Halted (#halt): answered and logged already, and not dialed again.
     if (target.halted !== null) return;
-    if (target.peerId !== null && this.#table.peerLink(target.peerId) !== undefined) {
+    if (target.peerId !== null && this.#ctx.table.peerLink(target.peerId) !== undefined) {
       // The node is connected through another link (one link per pair): nothing failed. Dialed again once that link is gone.
-      target.nextDialAtMs = this.#monotonic() + retryDelayMs(1, this.#random());
+      target.nextDialAtMs = this.#ctx.nowMs() + retryDelayMs(1, this.#ctx.random());
       return;
     }
     target.failures = link.state.kind === 'peer' ? 1 : target.failures + 1;
     target.lastError = reason;
-    target.nextDialAtMs = this.#monotonic() + retryDelayMs(target.failures, this.#random());
+    target.nextDialAtMs = this.#ctx.nowMs() + retryDelayMs(target.failures, this.#ctx.random());
     if (target.source === 'learned' && target.failures >= LEARNED_MAX_FAILURES) {
       // A learnt address may be stale: stop dialing it rather than forever.
-      this.#table.removeTarget(target.address);
-      this.#learning.forgot(target.address, this.#monotonic());
-      this.#log('info', 'peer-forgotten', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`, { address: target.address, failures: target.failures, reason });
+      this.#ctx.table.removeTarget(target.address);
+      this.#learning.forgot(target.address, this.#ctx.nowMs());
+      this.#ctx.log('info', 'peer-forgotten', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`, { address: target.address, failures: target.failures, reason });
       return;
     }
     if (link.state.kind !== 'peer' && !target.failureLogged) {
       target.failureLogged = true;
-      this.#log('warn', 'peer-unreachable', `cannot reach peer ${target.address} (${reason}); retrying in the background`, { address: target.address, reason });
+      this.#ctx.log('warn', 'peer-unreachable', `cannot reach peer ${target.address} (${reason}); retrying in the background`, { address: target.address, reason });
     }
     this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason, retrying: true });
   }
@@ -1255,38 +1167,39 @@ class Node implements BbyNode {
 
   takeEffects(): Effect[] {
     if (this.#watching.size > 0) this.#flushWatchers();
-    return withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength));
+    const effects = this.#ctx.effects;
+    return withText(coalesceEntries(effects.splice(0, effects.length), this.#ctx.batchLength));
   }
 
   // --- internals --------------------------------------------------------
 
   #dialDue(): void {
     // A node that cannot write leaves its peers until it can (storageFailed).
-    if (this.#storageFailure !== null) return;
-    for (const target of this.#table.dueTargets(this.#monotonic())) {
+    if (this.#ctx.storageFailure !== null) return;
+    for (const target of this.#ctx.table.dueTargets(this.#ctx.nowMs())) {
       // Waiting for the challenge from the start: it may come before the adapter reports the link open.
       const state: LinkState = this.#secrets.length > 0 ? { kind: 'awaiting-challenge' } : { kind: 'pending', credential: { role: 'none' } };
-      const link = this.#table.open('outbound', state, this.#monotonic());
+      const link = this.#ctx.table.open('outbound', state, this.#ctx.nowMs());
       target.link = link.id;
-      this.#effects.push({ type: 'dial', link: link.id, address: target.address });
+      this.#ctx.effects.push({ type: 'dial', link: link.id, address: target.address });
     }
   }
 
   #handshake(link: Link, credential: Credential, type: 'hello' | 'welcome', protocol: number, peerId: string, address: string): void {
     const expected = link.direction === 'inbound' ? 'hello' : 'welcome';
     if (type !== expected || link.state.kind === 'peer') {
-      this.#reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.state.kind === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
+      this.#ctx.reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.state.kind === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
       return;
     }
     if (credential.role === 'peer' && credential.peerId !== peerId) {
-      this.#counters.authFailures++;
+      this.#ctx.counters.authFailures++;
       this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `"${type}" names node ${peerId}, but the connection authenticated as ${credential.peerId}`);
       return;
     }
-    const target = this.#table.targetOfLink(link.id);
+    const target = this.#ctx.table.targetOfLink(link.id);
     if (protocol !== PROTOCOL_VERSION) {
-      this.#reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
-      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.PROTOCOL_MISMATCH, reason: 'protocol version mismatch' });
+      this.#ctx.reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
+      this.#ctx.askClose(link.id, CLOSE_CODES.PROTOCOL_MISMATCH, 'protocol version mismatch');
       // A dialed node answered in another version: redialing gets the same answer.
       if (target !== undefined) this.#halt(target, `node ${peerId} speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`);
       return;
@@ -1294,35 +1207,35 @@ class Node implements BbyNode {
     if (peerId === this.id) {
       // A node that dialed itself: answer, so that the dialing side sees its own id and stops.
       if (type === 'hello') {
-        this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+        this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
         return;
       }
       if (target !== undefined) {
-        this.#table.removeTarget(target.address);
-        this.#log('warn', 'peer-is-self', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`, { address: target.address });
+        this.#ctx.table.removeTarget(target.address);
+        this.#ctx.log('warn', 'peer-is-self', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`, { address: target.address });
         this.#answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself', retrying: false });
       }
-      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.SELF, reason: 'connected to itself' });
+      this.#ctx.askClose(link.id, CLOSE_CODES.SELF, 'connected to itself');
       return;
     }
     if (target !== undefined) target.peerId = peerId;
-    if (this.#storageFailure !== null) {
-      this.#reject(link, null, new BbyError('STORAGE_FAILED', `node ${this.id} cannot write to its disk now; it rejoins the mesh once it can`));
-      this.#effects.push({ type: 'close', link: link.id, code: CLOSE_CODES.STORAGE_FAILED, reason: 'storage failed' });
+    if (this.#ctx.storageFailure !== null) {
+      this.#ctx.reject(link, null, new BbyError('STORAGE_FAILED', `node ${this.id} cannot write to its disk now; it rejoins the mesh once it can`));
+      this.#ctx.askClose(link.id, CLOSE_CODES.STORAGE_FAILED, 'storage failed');
       return;
     }
-    const existing = this.#table.peerLink(peerId);
+    const existing = this.#ctx.table.peerLink(peerId);
     if (existing !== undefined && !this.#replaces(link, existing, peerId)) {
       this.#closeDuplicate(link, existing);
       return;
     }
-    moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#monotonic() });
+    moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#ctx.nowMs() });
     if (existing !== undefined) this.#closeDuplicate(existing, link);
-    this.#table.found(peerId);
+    this.#ctx.table.found(peerId);
     this.#know(peerId);
     this.#withdrawClaims(peerId);
     if (type === 'hello') {
-      this.#send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#address });
+      this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
     }
     if (target !== undefined) {
       target.failures = 0;
@@ -1330,10 +1243,10 @@ class Node implements BbyNode {
       target.failureLogged = false;
       this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     }
-    this.#log('info', 'peer-connected', `connected to peer ${peerId} at ${link.state.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.state.address, direction: link.direction });
+    this.#ctx.log('info', 'peer-connected', `connected to peer ${peerId} at ${link.state.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.state.address, direction: link.direction });
     // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
-    this.#send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
-    if (this.#peerExchange) this.#sendPeerList(link);
+    this.#ctx.send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
+    if (this.#ctx.peerExchange) this.#sendPeerList(link);
   }
 
   /**
@@ -1349,8 +1262,8 @@ class Node implements BbyNode {
    * place, whichever way it came.
    */
   #replaces(link: Link, existing: PeerLink, peerId: string): boolean {
-    const nowMs = this.#monotonic();
-    if (nowMs - existing.lastHeardAtMs > 2 * this.#timing.heartbeatIntervalMs) return true;
+    const nowMs = this.#ctx.nowMs();
+    if (nowMs - existing.lastHeardAtMs > 2 * this.#ctx.timing.heartbeatIntervalMs) return true;
     if (link.direction === existing.direction || nowMs - existing.state.sinceMs >= CROSSED_DIALS_WINDOW_MS) return false;
     // This node dialed its outbound link: that one is the dial of the smaller id when this node's id is the smaller.
     return (link.direction === 'outbound') === this.id < peerId;
@@ -1358,38 +1271,38 @@ class Node implements BbyNode {
 
   /** Closes `loser`, a second link to the node `winner` leads to. */
   #closeDuplicate(loser: Link, winner: PeerLink): void {
-    this.#counters.duplicateLinksClosed++;
+    this.#ctx.counters.duplicateLinksClosed++;
     const peerId = winner.state.peerId;
     const reason = `duplicate link: already connected to node ${peerId}`;
-    this.#log('info', 'duplicate-link', `closed a second link to ${peerId} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
-    this.#effects.push({ type: 'close', link: loser.id, code: CLOSE_CODES.DUPLICATE_LINK, reason });
-    const target = this.#table.targetOfLink(loser.id);
+    this.#ctx.log('info', 'duplicate-link', `closed a second link to ${peerId} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
+    this.#ctx.askClose(loser.id, CLOSE_CODES.DUPLICATE_LINK, reason);
+    const target = this.#ctx.table.targetOfLink(loser.id);
     if (target !== undefined) this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     this.closed(loser.id, reason);
   }
 
   #merge(link: PeerLink, entries: readonly Entry[], seen: readonly string[], ack?: string): void {
     const changed: Entry[] = [];
-    const latestMs = this.#now() + this.#maxClockSkewMs;
+    const latestMs = this.#ctx.wallMs() + this.#maxClockSkewMs;
     let fromFuture: Entry | undefined;
     for (const entry of entries) {
       if (entry.timestamp > latestMs) {
         // A clock far ahead must not decide which write is the oldest: the entry is refused here (anti-entropy offers it again later).
-        this.#counters.entriesFromFuture++;
+        this.#ctx.counters.entriesFromFuture++;
         fromFuture ??= entry;
         continue;
       }
-      const result = this.#store.merge(entry);
+      const result = this.#ctx.store.merge(entry);
       if (result.conflict) {
-        this.#counters.conflicts++;
-        const winner = this.#store.get(entry.key)!;
-        this.#log('info', 'conflict', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`, { key: entry.key, origin: winner.origin, timestamp: winner.timestamp });
+        this.#ctx.counters.conflicts++;
+        const winner = this.#ctx.store.get(entry.key)!;
+        this.#ctx.log('info', 'conflict', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`, { key: entry.key, origin: winner.origin, timestamp: winner.timestamp });
         if (this.#watching.size > 0) this.#watchWrite(winner, link.state.peerId, true);
       }
-      if (result.duplicate) this.#counters.duplicatesDropped++;
+      if (result.duplicate) this.#ctx.counters.duplicatesDropped++;
       if (result.changed) {
-        this.#counters.entriesApplied++;
-        this.#effects.push({ type: 'persist', entry, seq: this.#store.seq });
+        this.#ctx.counters.entriesApplied++;
+        this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
         changed.push(entry);
         if (this.#watching.size > 0 && !result.conflict) this.#watchWrite(entry, link.state.peerId, false);
       }
@@ -1398,11 +1311,11 @@ class Node implements BbyNode {
     if (seen.length > 0 && changed.length > 0) {
       let newestMs = -Infinity;
       for (const entry of changed) if (entry.timestamp > newestMs) newestMs = entry.timestamp;
-      link.lagMs = Math.max(0, this.#now() - newestMs);
+      link.lagMs = Math.max(0, this.#ctx.wallMs() - newestMs);
     }
     if (fromFuture !== undefined) {
-      const aheadMs = fromFuture.timestamp - this.#now();
-      this.#logFromOutside(`future:${link.state.peerId}`, 'entries-from-future', `refused entries from peer ${link.state.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`, { peer: link.state.peerId, key: fromFuture.key, aheadMs });
+      const aheadMs = fromFuture.timestamp - this.#ctx.wallMs();
+      this.#ctx.logFromOutside(`future:${link.state.peerId}`, 'entries-from-future', `refused entries from peer ${link.state.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`, { peer: link.state.peerId, key: fromFuture.key, aheadMs });
     }
     // Only what changed this store travels on: an entry is forwarded at most once per node
     // (an acknowledgement round travels whole, once per round).
@@ -1416,7 +1329,7 @@ class Node implements BbyNode {
    * message's own `seen`. In a full mesh a write thus reaches each node once.
    */
   #forward(entries: readonly Entry[], fromPeerId: string | null, seen: readonly string[], ack?: string): void {
-    const peers = this.#table.peerLinks();
+    const peers = this.#ctx.table.peerLinks();
     // A node alone (or whose peers are all down) has no one to tell: the common case of one node, at every set.
     if (peers.size === 0) return;
     const skip = new Set(seen);
@@ -1425,41 +1338,41 @@ class Node implements BbyNode {
     const targets = [...peers].filter(([peerId]) => !skip.has(peerId));
     if (targets.length === 0) return;
     const nextSeen = [...skip, ...targets.map(([peerId]) => peerId)].slice(0, MAX_SEEN);
-    const batches = [...batchEntries(entries, this.#batchLength)];
+    const batches = [...batchEntries(entries, this.#ctx.batchLength)];
     batches.forEach((batch, index) => {
       const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(ack === undefined ? {} : { ack }) };
       // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
-      const withUpTo: EntriesMessage = index === batches.length - 1 ? { ...message, upTo: this.#store.seq } : message;
-      for (const [, link] of targets) this.#send(link.id, link.claimsUpTo ? withUpTo : message);
+      const withUpTo: EntriesMessage = index === batches.length - 1 ? { ...message, upTo: this.#ctx.store.seq } : message;
+      for (const [, link] of targets) this.#ctx.send(link.id, link.claimsUpTo ? withUpTo : message);
     });
   }
 
   #handleRequest(link: Link, request: Request): void {
     switch (request.type) {
       case 'get':
-        return this.#reply(link.id, request.id, this.get(request.key));
+        return this.#ctx.reply(link.id, request.id, this.get(request.key));
       case 'set':
       case 'set-many':
       case 'add-peer':
-        if (this.#storageFailure !== null) return this.#reject(link, request.id, this.#storageError());
+        if (this.#ctx.storageFailure !== null) return this.#ctx.reject(link, request.id, this.#storageError());
         break;
     }
     switch (request.type) {
       case 'set':
         if (request.acks !== undefined) return this.#startAckRound(link, request);
         // The parser already checked the key and the value.
-        return this.#reply(link.id, request.id, this.#write(request.key, request.value, undefined));
+        return this.#ctx.reply(link.id, request.id, this.#write(request.key, request.value, undefined));
       case 'set-many':
-        return this.#reply(link.id, request.id, this.#writeMany(request.entries));
+        return this.#ctx.reply(link.id, request.id, this.#writeMany(request.entries));
       case 'keys':
         return this.#keysPage(link, request);
       case 'peers': {
         const rows = this.peers();
         const omitted = Math.max(0, rows.length - MAX_PEERS_LISTED);
-        return this.#send(link.id, { type: 'reply', id: request.id, result: rows.slice(0, MAX_PEERS_LISTED), ...(omitted > 0 ? { omitted } : {}) });
+        return this.#ctx.send(link.id, { type: 'reply', id: request.id, result: rows.slice(0, MAX_PEERS_LISTED), ...(omitted > 0 ? { omitted } : {}) });
       }
       case 'stats':
-        return this.#reply(link.id, request.id, this.stats());
+        return this.#ctx.reply(link.id, request.id, this.stats());
       case 'watch':
         return this.#watch(link, request);
       case 'add-peer':
@@ -1481,16 +1394,16 @@ class Node implements BbyNode {
       const [slotText, hash, ...rest] = request.cursor.split('.');
       start = Number(slotText);
       if (rest.length > 0 || hash === undefined || !/^[0-9]+$/.test(slotText!) || !/^[0-9a-f]{1,8}$/.test(hash)) {
-        return this.#reject(link, request.id, new ProtocolError('BAD_MESSAGE', 'bad "cursor": not one this node gave; pass the "cursor" of the previous keys reply as it is, or none to start'));
+        return this.#ctx.reject(link, request.id, new ProtocolError('BAD_MESSAGE', 'bad "cursor": not one this node gave; pass the "cursor" of the previous keys reply as it is, or none to start'));
       }
-      const previous = Number.isSafeInteger(start) && start > 0 && start <= this.#store.size ? this.#store.keysPage(start - 1, 1, Infinity).keys[0] : undefined;
+      const previous = Number.isSafeInteger(start) && start > 0 && start <= this.#ctx.store.size ? this.#ctx.store.keysPage(start - 1, 1, Infinity).keys[0] : undefined;
       if (previous === undefined || keyCheck(previous) !== hash) {
-        return this.#reject(link, request.id, new ProtocolError('STALE_CURSOR', 'this cursor is not from this run of the node (it restarted since the listing began); list again from the start'));
+        return this.#ctx.reject(link, request.id, new ProtocolError('STALE_CURSOR', 'this cursor is not from this run of the node (it restarted since the listing began); list again from the start'));
       }
     }
-    const { keys, next } = this.#store.keysPage(start, request.limit ?? Infinity, MAX_KEYS_PAGE_LENGTH);
-    const more = next < this.#store.size;
-    this.#send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
+    const { keys, next } = this.#ctx.store.keysPage(start, request.limit ?? Infinity, MAX_KEYS_PAGE_LENGTH);
+    const more = next < this.#ctx.store.size;
+    this.#ctx.send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
   }
 
   /** The normalized address of a request, or undefined once it was refused with BAD_ADDRESS. */
@@ -1499,7 +1412,7 @@ class Node implements BbyNode {
       return parseAddress(text).address;
     } catch (error) {
       if (!(error instanceof BbyError)) throw error;
-      this.#reject(link, id, error);
+      this.#ctx.reject(link, id, error);
       return undefined;
     }
   }
@@ -1507,27 +1420,27 @@ class Node implements BbyNode {
   #addPeerRequest(link: Link, id: RequestId, text: string): void {
     const address = this.#requestAddress(link, id, text);
     if (address === undefined) return;
-    const existing = this.#table.target(address);
+    const existing = this.#ctx.table.target(address);
     if (existing?.source === 'learned') {
       // Asked for by name now: keep it like any added peer (never forgotten, kept across restarts).
       existing.source = 'added';
-      this.#effects.push({ type: 'peer-added', address });
+      this.#ctx.effects.push({ type: 'peer-added', address });
     }
-    if (existing === undefined && this.#table.targetTotal >= MAX_DIAL_TARGETS) {
-      return this.#reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
+    if (existing === undefined && this.#ctx.table.targetTotal >= MAX_DIAL_TARGETS) {
+      return this.#ctx.reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
     }
     // Connected already, through its link or one the peer dialed (one link per pair): nothing to wait for.
-    const existingLink = existing?.link == null ? undefined : this.#table.link(existing.link);
-    const connected = existingLink !== undefined && isPeerLink(existingLink) ? existingLink : (this.#table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#table.peerLink(existing.peerId)));
+    const existingLink = existing?.link == null ? undefined : this.#ctx.table.link(existing.link);
+    const connected = existingLink !== undefined && isPeerLink(existingLink) ? existingLink : (this.#ctx.table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#ctx.table.peerLink(existing.peerId)));
     if (existing === undefined) {
-      this.#effects.push({ type: 'peer-added', address });
+      this.#ctx.effects.push({ type: 'peer-added', address });
       this.#addTarget(address, 'added');
-      this.#log('info', 'peer-added', `added peer ${address} at a client's request`, { address });
+      this.#ctx.log('info', 'peer-added', `added peer ${address} at a client's request`, { address });
     }
     if (connected !== undefined) {
-      const target = this.#table.target(address);
+      const target = this.#ctx.table.target(address);
       if (target !== undefined) target.peerId ??= connected.state.peerId;
-      return this.#reply(link.id, id, { address, connected: true, id: connected.state.peerId, retrying: false } satisfies AddPeerResult);
+      return this.#ctx.reply(link.id, id, { address, connected: true, id: connected.state.peerId, retrying: false } satisfies AddPeerResult);
     }
 
     const waiters = this.#addPeerWaiters.get(address) ?? [];
@@ -1542,17 +1455,17 @@ class Node implements BbyNode {
   #removePeerRequest(link: Link, id: RequestId, text: string): void {
     const address = this.#requestAddress(link, id, text);
     if (address === undefined) return;
-    const fromConfig = this.#table.target(address)?.source === 'config';
+    const fromConfig = this.#ctx.table.target(address)?.source === 'config';
     const removed = this.removePeer(address);
     const note = fromConfig ? 'it is in the config file: it comes back at the next start unless removed there' : undefined;
-    this.#reply(link.id, id, { address, removed, ...(note === undefined ? {} : { note }) } satisfies RemovePeerResult);
+    this.#ctx.reply(link.id, id, { address, removed, ...(note === undefined ? {} : { note }) } satisfies RemovePeerResult);
   }
 
   #answerAddPeer(address: string, result: AddPeerResult): void {
     const waiters = this.#addPeerWaiters.get(address);
     if (waiters === undefined) return;
     this.#addPeerWaiters.delete(address);
-    for (const waiter of waiters) if (this.#table.link(waiter.link) !== undefined) this.#reply(waiter.link, waiter.id, result);
+    for (const waiter of waiters) if (this.#ctx.table.link(waiter.link) !== undefined) this.#ctx.reply(waiter.link, waiter.id, result);
   }
 
   /** A client subscribes to the writes and, unless it says otherwise, to the mesh state (WatchRequest). */
@@ -1560,7 +1473,7 @@ class Node implements BbyNode {
     const watcher: Watcher = { requestId: request.id, valueChars: request.values ?? 0, state: request.state ?? true, pending: [], pendingChars: 0, dropped: 0, droppingSinceMs: null };
     link.watch = watcher;
     this.#watching.set(link.id, link);
-    this.#reply(link.id, request.id, { watching: true, node: this.id, stateIntervalMs: watcher.state ? WATCH_STATE_INTERVAL_MS : 0 });
+    this.#ctx.reply(link.id, request.id, { watching: true, node: this.id, stateIntervalMs: watcher.state ? WATCH_STATE_INTERVAL_MS : 0 });
     if (watcher.state) this.#sendState(link, watcher);
   }
 
@@ -1573,7 +1486,7 @@ class Node implements BbyNode {
       const chars = 64 + jsonStringLength(entry.key) + entry.origin.length + (from?.length ?? 0) + (value === undefined ? 0 : jsonStringLength(value));
       if (watcher.pendingChars + chars > MAX_WATCH_PENDING_CHARS) {
         watcher.dropped++;
-        this.#counters.watchEventsDropped++;
+        this.#ctx.counters.watchEventsDropped++;
         continue;
       }
       watcher.pendingChars += chars;
@@ -1597,7 +1510,7 @@ class Node implements BbyNode {
       const writes = watcher.pending.splice(0, watcher.pending.length);
       watcher.pendingChars = 0;
       if (!this.#mayWatch(link, watcher, writes.length)) continue;
-      this.#send(link.id, { type: 'watch-writes', id: watcher.requestId, writes, ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
+      this.#ctx.send(link.id, { type: 'watch-writes', id: watcher.requestId, writes, ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
       watcher.dropped = 0;
     }
   }
@@ -1609,14 +1522,14 @@ class Node implements BbyNode {
       return true;
     }
     watcher.dropped += count;
-    this.#counters.watchEventsDropped += count;
-    watcher.droppingSinceMs ??= this.#monotonic();
+    this.#ctx.counters.watchEventsDropped += count;
+    watcher.droppingSinceMs ??= this.#ctx.nowMs();
     return false;
   }
 
   #sendState(link: Link, watcher: Watcher): void {
     if (!this.#mayWatch(link, watcher, 1)) return;
-    this.#send(link.id, { type: 'watch-state', id: watcher.requestId, status: this.status(), stats: this.stats(), ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
+    this.#ctx.send(link.id, { type: 'watch-state', id: watcher.requestId, status: this.status(), stats: this.stats(), ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
     watcher.dropped = 0;
   }
 
@@ -1632,7 +1545,7 @@ class Node implements BbyNode {
       const watcher = link.watch!;
       if (link.unsentBytes <= WATCH_BUDGET_BYTES) watcher.droppingSinceMs = null;
       if (watcher.droppingSinceMs !== null && nowMs - watcher.droppingSinceMs > SLOW_LINK_TIMEOUT_MS) {
-        this.#closeTooSlow(link, `a watcher that read nothing for ${nowMs - watcher.droppingSinceMs} ms`);
+        this.#ctx.closeTooSlow(link, `a watcher that read nothing for ${nowMs - watcher.droppingSinceMs} ms`);
         continue;
       }
       if (due && watcher.state) this.#sendState(link, watcher);
@@ -1641,54 +1554,26 @@ class Node implements BbyNode {
 
   /** About once a second, one line per catch-up under way to this node: entries received of expected, and the rate. */
   #logCatchUps(nowMs: number): void {
-    for (const link of this.#table.peerLinkList()) {
+    for (const link of this.#ctx.table.peerLinkList()) {
       const progress = link.catchUpIn;
       if (progress === null || progress.done || nowMs - progress.loggedAtMs < CATCH_UP_LOG_INTERVAL_MS) continue;
       const rate = ((progress.entries - progress.loggedEntries) * 1000) / (nowMs - progress.loggedAtMs);
       progress.loggedAtMs = nowMs;
       progress.loggedEntries = progress.entries;
       const of = progress.expected === null ? '' : ` of about ${progress.expected} (${Math.min(100, Math.floor((100 * progress.entries) / Math.max(1, progress.expected)))} %)`;
-      this.#log('info', 'catch-up-progress', `catching up from ${link.state.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`, { peer: link.state.peerId, entries: progress.entries, expected: progress.expected, perSecond: Math.round(rate) });
+      this.#ctx.log('info', 'catch-up-progress', `catching up from ${link.state.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`, { peer: link.state.peerId, entries: progress.entries, expected: progress.expected, perSecond: Math.round(rate) });
     }
   }
 
   /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */
   #endCatchUpProgress(link: PeerLink, entries: number): void {
-    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#monotonic(), loggedEntries: 0 });
+    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
     const logged = !progress.done && progress.loggedEntries > 0;
     progress.done = true;
     progress.entries = Math.max(progress.entries, entries);
-    if (logged) this.#log('info', 'caught-up', `caught up from ${link.state.peerId}: ${progress.entries} entries received`, { peer: link.state.peerId, entries: progress.entries });
+    if (logged) this.#ctx.log('info', 'caught-up', `caught up from ${link.state.peerId}: ${progress.entries} entries received`, { peer: link.state.peerId, entries: progress.entries });
   }
 
-  #reply(link: LinkId, id: RequestId, result: unknown): void {
-    this.#send(link, { type: 'reply', id, result });
-  }
-
-  #reject(link: Link, id: RequestId | null, error: BbyError): void {
-    this.#counters.errors++;
-    this.#send(link.id, { type: 'error', id, code: error.code, message: error.message });
-  }
-
-  #send(link: LinkId, message: Message): void {
-    this.#counters.messagesSent++;
-    const bytes = frameLength(message);
-    const to = this.#table.link(link);
-    if (to !== undefined) {
-      to.lastSentAtMs = this.#monotonic();
-      to.unsentBytes += bytes;
-      if (to.unsentBytes > OUTBOUND_BUDGET_BYTES) {
-        to.overBudgetSinceMs ??= this.#monotonic();
-        // A peer is never left unread (flow-control.ts): one far behind is let go, and catches up when it is back.
-        if (to.state.kind === 'peer' && to.unsentBytes > PEER_OUTBOUND_LIMIT_BYTES) this.#closeTooSlow(to, `more than ${PEER_OUTBOUND_LIMIT_BYTES} bytes waiting`);
-      }
-    }
-    this.#effects.push({ type: 'send', link, message, bytes });
-  }
-
-  #log(level: 'info' | 'warn', event: string, message: string, fields?: LogFields): void {
-    this.#effects.push(fields === undefined ? { type: 'log', level, event, message } : { type: 'log', level, event, message, fields });
-  }
 }
 
 /** A flag per bucket, set for the given bucket indexes. */
