@@ -7,7 +7,6 @@
 export {
   CATCH_UP_LOG_INTERVAL_MS,
   CROSSED_DIALS_WINDOW_MS,
-  HANDSHAKE_TIMEOUT_MS,
   IDLE_CONNECTION_TIMEOUT_MS,
   MAX_ACK_ROUTES,
   MAX_KEYS_PAGE_LENGTH,
@@ -17,6 +16,8 @@ export {
   WATCH_BUDGET_BYTES,
   WATCH_STATE_INTERVAL_MS,
 } from './node.js';
+export { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
+export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';
 export * from './flow-control.js';
 export { Store, type MergeResult, type StoreOptions } from './store.js';
 export { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';

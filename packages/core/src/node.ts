@@ -13,18 +13,15 @@
  * before anything else of it is carried out, because a `set` reply that says
  * `true` promises the write is kept.
  */
-import { dialableAddress, parseAddress } from './address.js';
+import { dialableAddress } from './address.js';
 import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
 import { differingBuckets } from './anti-entropy.js';
-import { retryDelayMs } from './backoff.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { type DialTarget, isPeerLink, type Link, type LinkId, MAX_DIAL_TARGETS, MAX_PEERS_LISTED, type PeerLink, type TargetSource, type Watcher } from './peer-table.js';
+import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink, type Watcher } from './peer-table.js';
 import { type AuthenticatingState, type Credential, credentialOf, isAuthenticating, isClientState, type LinkState, moveLink, peerIdOf } from './link-state.js';
-import { addressesToLearn, LEARNED_MAX_FAILURES, LearningBudget, MAX_LEARNED_PEERS, MAX_PEER_LIST } from './peer-exchange.js';
 import {
-  type AddPeerResult,
   checkKey,
   checkValue,
   type Cursor,
@@ -42,7 +39,6 @@ import {
   isRequest,
   type PeerMessage,
   type ParseResult,
-  type RemovePeerResult,
   type IncomingMessage,
   type NodeStatus,
   type PeerStatus,
@@ -58,6 +54,7 @@ import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from '.
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 import { type Effect, groupEffects, type Ready } from './ready.js';
 import { CLOSE_CODES } from './close-codes.js';
+import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -186,9 +183,6 @@ function withText(effects: readonly QueuedEffect[]): Effect[] {
   return out;
 }
 
-/** How long a dial may wait for the socket and the welcome, in milliseconds. */
-export const HANDSHAKE_TIMEOUT_MS = 5_000;
-
 /**
  * Two links to one peer in opposite directions whose handshakes finished
  * within this long of each other are dials that crossed, resolved by the
@@ -267,7 +261,6 @@ class Node implements BbyNode {
   /** The store's seq at the last tick, and when a tick last saw it move: anti-entropy waits for a pause in writes. */
   #seqAtLastTick = 0;
   #lastChangeAtMs = -Infinity;
-  #nextPeerExchangeAtMs: number;
   readonly #pendingAcks = new Map<string, PendingAck>();
   /** Acknowledgement round id to the link it came from, to relay acks back. */
   readonly #ackRoutes = new Map<string, LinkId>();
@@ -279,9 +272,7 @@ class Node implements BbyNode {
   /** What a client may present: its own secrets, then the mesh's. */
   readonly #clientSecrets: readonly string[];
   readonly #maxClockSkewMs: number;
-  readonly #learning = new LearningBudget();
-  /** add-peer requests waiting for their dial's outcome, by address. */
-  readonly #addPeerWaiters = new Map<string, { link: LinkId; id: RequestId }[]>();
+  readonly #dials: Dials;
   /** Links that sent `watch`, by id: a write costs nothing more while there are none. */
   readonly #watching = new Map<LinkId, Link>();
   #nextWatchStateAtMs = 0;
@@ -326,8 +317,8 @@ class Node implements BbyNode {
     for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
     const nowMs = this.#ctx.nowMs();
     this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
-    this.#nextPeerExchangeAtMs = nowMs + this.#ctx.timing.peerExchangeIntervalMs;
-    for (const peer of options.peers ?? []) this.#addTarget(peer, 'config');
+    this.#dials = new Dials(this.#ctx, this.#secrets.length > 0);
+    for (const peer of options.peers ?? []) this.#dials.add(peer, 'config');
   }
 
   // --- client API -------------------------------------------------------
@@ -360,8 +351,7 @@ class Node implements BbyNode {
     if (this.#ctx.storageFailure === null) return;
     this.#ctx.storageFailure = null;
     this.#ctx.log('info', 'storage-recovered', 'the data folder can be written again: taking writes and rejoining the peers');
-    for (const target of this.#ctx.table.dueTargets(Infinity)) target.nextDialAtMs = this.#ctx.nowMs();
-    this.#dialDue();
+    this.#dials.redialAll();
   }
 
   /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
@@ -485,71 +475,18 @@ class Node implements BbyNode {
   }
 
   addPeer(text: string): string {
-    const address = this.#addTarget(text, 'added');
-    const target = this.#ctx.table.target(address);
-    if (target !== undefined && target.halted !== null && target.link === null) this.#resume(target);
-    return address;
-  }
-
-  /** Dials a target now (a client asked for it); a halted one (#halt) is dialed again from scratch: whatever made it fail may be fixed. */
-  #resume(target: DialTarget): void {
-    if (target.halted !== null) {
-      target.halted = null;
-      target.failures = 0;
-      target.failureLogged = false;
-    }
-    target.nextDialAtMs = this.#ctx.nowMs();
-    this.#dialDue();
-  }
-
-  /**
-   * Stops dialing `target` until a client adds it again: `why` (the node there
-   * speaks another protocol version) is not fixed by redialing. Answers the
-   * `add-peer`s waiting for it with `retrying: false`. A learnt address is
-   * forgotten instead (peer-exchange.ts).
-   */
-  #halt(target: DialTarget, why: string): void {
-    if (target.source === 'learned') {
-      // Not asked for by anyone: forgotten (not learnt again for FORGOTTEN_FOR_MS) rather than kept in a learnt slot for ever.
-      this.#ctx.table.removeTarget(target.address);
-      this.#learning.forgot(target.address, this.#ctx.nowMs());
-      this.#ctx.log('info', 'peer-forgotten', `forgot learnt peer ${target.address}: ${why}`, { address: target.address, reason: why });
-      return;
-    }
-    target.halted = why;
-    target.lastError = why;
-    this.#ctx.log('warn', 'peer-halted', `stopped dialing peer ${target.address}: ${why}; add it again (add-peer ${target.address}) once it is fixed`, { address: target.address, reason: why });
-    this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: why, retrying: false });
-  }
-
-  #addTarget(text: string, source: TargetSource): string {
-    const { address } = parseAddress(text);
-    if (this.#ctx.table.target(address) === undefined && this.#ctx.table.targetTotal >= MAX_DIAL_TARGETS) {
-      throw new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`);
-    }
-    if (this.#ctx.table.addTarget(address, source, this.#ctx.nowMs())) this.#dialDue();
-    return address;
+    return this.#dials.addPeer(text);
   }
 
   removePeer(text: string): boolean {
-    const { address } = parseAddress(text);
-    const target = this.#ctx.table.target(address);
-    if (target === undefined) return false;
-    this.#ctx.table.removeTarget(address);
-    if (target.link !== null) {
-      this.#ctx.closeLink(target.link, 1000, 'peer removed', 'removed by a client');
-    }
-    this.#answerAddPeer(address, { address, connected: false, id: target.peerId, error: 'removed by a client', retrying: false });
-    if (target.source !== 'learned') this.#ctx.effects.push({ type: 'peer-removed', address });
-    this.#ctx.log('info', 'peer-removed', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`, { address });
-    return true;
+    return this.#dials.remove(text);
   }
 
   // --- adapter events ---------------------------------------------------
 
   tick(): void {
     const nowMs = this.#ctx.nowMs();
-    this.#abandonStalledDials(nowMs);
+    this.#dials.abandonStalled(nowMs);
     this.#closeIdleConnections(nowMs);
     this.#closeSlowLinks(nowMs);
     this.#detectSilentPeers(nowMs);
@@ -565,18 +502,8 @@ class Node implements BbyNode {
     this.#startPendingRepairs();
     this.#logCatchUps(nowMs);
     if (this.#watching.size > 0) this.#tickWatchers(nowMs);
-    if (this.#ctx.peerExchange && nowMs >= this.#nextPeerExchangeAtMs) {
-      this.#nextPeerExchangeAtMs = nowMs + this.#ctx.timing.peerExchangeIntervalMs;
-      for (const link of this.#ctx.table.peerLinks().values()) this.#sendPeerList(link);
-    }
-    this.#dialDue();
-  }
-
-  /** A dial or handshake that never ends would keep its target from being dialed again. */
-  #abandonStalledDials(nowMs: number): void {
-    for (const link of this.#ctx.table.stalledDials(nowMs - HANDSHAKE_TIMEOUT_MS)) {
-      this.#ctx.closeLink(link.id, CLOSE_CODES.HANDSHAKE_TIMEOUT, 'no welcome within the handshake timeout', `no answer to hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
-    }
+    this.#dials.tickPeerExchange(nowMs);
+    this.#dials.dialDue();
   }
 
   /**
@@ -754,7 +681,7 @@ class Node implements BbyNode {
         // The node this one dialed refused its protocol version: it will refuse every dial.
         if (message.type !== 'error' || message.code !== 'PROTOCOL_MISMATCH' || link.direction !== 'outbound' || link.state.kind === 'peer') return;
         const target = this.#ctx.table.targetOfLink(link.id);
-        if (target !== undefined) this.#halt(target, `the node there refused this node's protocol ${PROTOCOL_VERSION} (${printable(message.message)})`);
+        if (target !== undefined) this.#dials.halt(target, `the node there refused this node's protocol ${PROTOCOL_VERSION} (${printable(message.message)})`);
         return;
       }
       default:
@@ -915,7 +842,7 @@ class Node implements BbyNode {
         return;
       case 'peer-list':
         link.reportedPeers = message.addresses;
-        this.#learnPeers(peerId, message.addresses);
+        this.#dials.learnPeers(peerId, message.addresses);
         return;
       case 'ack': {
         this.#know(message.node);
@@ -1057,29 +984,6 @@ class Node implements BbyNode {
     }
   }
 
-  #sendPeerList(link: PeerLink): void {
-    const recipient = link.state.address;
-    const addresses = [...this.#ctx.table.peerLinks().values()]
-      .map((peer) => peer.state.address)
-      .filter((address): address is string => address !== null && address !== recipient)
-      .slice(0, MAX_PEER_LIST);
-    if (addresses.length > 0) this.#ctx.send(link.id, { type: 'peer-list', addresses });
-  }
-
-  #learnPeers(fromPeerId: string, addresses: readonly string[]): void {
-    if (!this.#ctx.peerExchange) return;
-    const nowMs = this.#ctx.nowMs();
-    const room = Math.min(MAX_LEARNED_PEERS - this.#ctx.table.targetCount('learned'), MAX_DIAL_TARGETS - this.#ctx.table.targetTotal, this.#learning.room(nowMs));
-    const isKnown = (address: string) =>
-      address === this.#ctx.address || this.#ctx.table.target(address) !== undefined || this.#ctx.table.hasPeerAt(address) || this.#learning.wasForgotten(address, nowMs);
-    for (const address of addressesToLearn(addresses, isKnown, room)) {
-      this.#ctx.counters.peersLearned++;
-      this.#learning.learnt(nowMs);
-      this.#ctx.log('info', 'peer-learnt', `learnt peer ${address} from ${fromPeerId}`, { address, from: fromPeerId });
-      this.#addTarget(address, 'learned');
-    }
-  }
-
   written(linkId: LinkId, bytes: number): void {
     const link = this.#ctx.table.link(linkId);
     if (link === undefined) return;
@@ -1128,37 +1032,13 @@ class Node implements BbyNode {
     const link = this.#ctx.table.close(linkId);
     if (link === undefined) return;
     this.#watching.delete(linkId);
-    const target = this.#ctx.table.targetOfLink(linkId);
     if (isPeerLink(link)) {
       const { peerId, address } = link.state;
       this.#ctx.log('info', 'peer-lost', `lost peer ${peerId} at ${address ?? 'unknown address'} (${reason})`, { peer: peerId, address, reason });
       this.#withdrawClaims(peerId);
       if (link.direction === 'inbound') this.#ctx.table.lostInbound(link, reason);
     }
-    if (target === undefined) return;
-    target.link = null;
-    // Halted (#halt): answered and logged already, and not dialed again.
-    if (target.halted !== null) return;
-    if (target.peerId !== null && this.#ctx.table.peerLink(target.peerId) !== undefined) {
-      // The node is connected through another link (one link per pair): nothing failed. Dialed again once that link is gone.
-      target.nextDialAtMs = this.#ctx.nowMs() + retryDelayMs(1, this.#ctx.random());
-      return;
-    }
-    target.failures = link.state.kind === 'peer' ? 1 : target.failures + 1;
-    target.lastError = reason;
-    target.nextDialAtMs = this.#ctx.nowMs() + retryDelayMs(target.failures, this.#ctx.random());
-    if (target.source === 'learned' && target.failures >= LEARNED_MAX_FAILURES) {
-      // A learnt address may be stale: stop dialing it rather than forever.
-      this.#ctx.table.removeTarget(target.address);
-      this.#learning.forgot(target.address, this.#ctx.nowMs());
-      this.#ctx.log('info', 'peer-forgotten', `forgot learnt peer ${target.address} after ${target.failures} failed dials (${reason})`, { address: target.address, failures: target.failures, reason });
-      return;
-    }
-    if (link.state.kind !== 'peer' && !target.failureLogged) {
-      target.failureLogged = true;
-      this.#ctx.log('warn', 'peer-unreachable', `cannot reach peer ${target.address} (${reason}); retrying in the background`, { address: target.address, reason });
-    }
-    this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason, retrying: true });
+    this.#dials.linkClosed(link, reason);
   }
 
   takeReady(): Ready {
@@ -1172,18 +1052,6 @@ class Node implements BbyNode {
   }
 
   // --- internals --------------------------------------------------------
-
-  #dialDue(): void {
-    // A node that cannot write leaves its peers until it can (storageFailed).
-    if (this.#ctx.storageFailure !== null) return;
-    for (const target of this.#ctx.table.dueTargets(this.#ctx.nowMs())) {
-      // Waiting for the challenge from the start: it may come before the adapter reports the link open.
-      const state: LinkState = this.#secrets.length > 0 ? { kind: 'awaiting-challenge' } : { kind: 'pending', credential: { role: 'none' } };
-      const link = this.#ctx.table.open('outbound', state, this.#ctx.nowMs());
-      target.link = link.id;
-      this.#ctx.effects.push({ type: 'dial', link: link.id, address: target.address });
-    }
-  }
 
   #handshake(link: Link, credential: Credential, type: 'hello' | 'welcome', protocol: number, peerId: string, address: string): void {
     const expected = link.direction === 'inbound' ? 'hello' : 'welcome';
@@ -1201,7 +1069,7 @@ class Node implements BbyNode {
       this.#ctx.reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
       this.#ctx.askClose(link.id, CLOSE_CODES.PROTOCOL_MISMATCH, 'protocol version mismatch');
       // A dialed node answered in another version: redialing gets the same answer.
-      if (target !== undefined) this.#halt(target, `node ${peerId} speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`);
+      if (target !== undefined) this.#dials.halt(target, `node ${peerId} speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`);
       return;
     }
     if (peerId === this.id) {
@@ -1213,7 +1081,7 @@ class Node implements BbyNode {
       if (target !== undefined) {
         this.#ctx.table.removeTarget(target.address);
         this.#ctx.log('warn', 'peer-is-self', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`, { address: target.address });
-        this.#answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself', retrying: false });
+        this.#dials.answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself', retrying: false });
       }
       this.#ctx.askClose(link.id, CLOSE_CODES.SELF, 'connected to itself');
       return;
@@ -1237,16 +1105,11 @@ class Node implements BbyNode {
     if (type === 'hello') {
       this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
     }
-    if (target !== undefined) {
-      target.failures = 0;
-      target.lastError = null;
-      target.failureLogged = false;
-      this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
-    }
+    if (target !== undefined) this.#dials.reached(target, peerId);
     this.#ctx.log('info', 'peer-connected', `connected to peer ${peerId} at ${link.state.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.state.address, direction: link.direction });
     // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
     this.#ctx.send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
-    if (this.#ctx.peerExchange) this.#sendPeerList(link);
+    if (this.#ctx.peerExchange) this.#dials.sendPeerList(link);
   }
 
   /**
@@ -1277,7 +1140,7 @@ class Node implements BbyNode {
     this.#ctx.log('info', 'duplicate-link', `closed a second link to ${peerId} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
     this.#ctx.askClose(loser.id, CLOSE_CODES.DUPLICATE_LINK, reason);
     const target = this.#ctx.table.targetOfLink(loser.id);
-    if (target !== undefined) this.#answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
+    if (target !== undefined) this.#dials.answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
     this.closed(loser.id, reason);
   }
 
@@ -1376,9 +1239,9 @@ class Node implements BbyNode {
       case 'watch':
         return this.#watch(link, request);
       case 'add-peer':
-        return this.#addPeerRequest(link, request.id, request.address);
+        return this.#dials.addPeerRequest(link, request.id, request.address);
       case 'remove-peer':
-        return this.#removePeerRequest(link, request.id, request.address);
+        return this.#dials.removePeerRequest(link, request.id, request.address);
     }
   }
 
@@ -1404,68 +1267,6 @@ class Node implements BbyNode {
     const { keys, next } = this.#ctx.store.keysPage(start, request.limit ?? Infinity, MAX_KEYS_PAGE_LENGTH);
     const more = next < this.#ctx.store.size;
     this.#ctx.send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
-  }
-
-  /** The normalized address of a request, or undefined once it was refused with BAD_ADDRESS. */
-  #requestAddress(link: Link, id: RequestId, text: string): string | undefined {
-    try {
-      return parseAddress(text).address;
-    } catch (error) {
-      if (!(error instanceof BbyError)) throw error;
-      this.#ctx.reject(link, id, error);
-      return undefined;
-    }
-  }
-
-  #addPeerRequest(link: Link, id: RequestId, text: string): void {
-    const address = this.#requestAddress(link, id, text);
-    if (address === undefined) return;
-    const existing = this.#ctx.table.target(address);
-    if (existing?.source === 'learned') {
-      // Asked for by name now: keep it like any added peer (never forgotten, kept across restarts).
-      existing.source = 'added';
-      this.#ctx.effects.push({ type: 'peer-added', address });
-    }
-    if (existing === undefined && this.#ctx.table.targetTotal >= MAX_DIAL_TARGETS) {
-      return this.#ctx.reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
-    }
-    // Connected already, through its link or one the peer dialed (one link per pair): nothing to wait for.
-    const existingLink = existing?.link == null ? undefined : this.#ctx.table.link(existing.link);
-    const connected = existingLink !== undefined && isPeerLink(existingLink) ? existingLink : (this.#ctx.table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#ctx.table.peerLink(existing.peerId)));
-    if (existing === undefined) {
-      this.#ctx.effects.push({ type: 'peer-added', address });
-      this.#addTarget(address, 'added');
-      this.#ctx.log('info', 'peer-added', `added peer ${address} at a client's request`, { address });
-    }
-    if (connected !== undefined) {
-      const target = this.#ctx.table.target(address);
-      if (target !== undefined) target.peerId ??= connected.state.peerId;
-      return this.#ctx.reply(link.id, id, { address, connected: true, id: connected.state.peerId, retrying: false } satisfies AddPeerResult);
-    }
-
-    const waiters = this.#addPeerWaiters.get(address) ?? [];
-    waiters.push({ link: link.id, id });
-    this.#addPeerWaiters.set(address, waiters);
-    if (existing !== undefined && existing.link === null) {
-      // Asked explicitly: dial now rather than at the end of the backoff, halted (another protocol version) or not.
-      this.#resume(existing);
-    }
-  }
-
-  #removePeerRequest(link: Link, id: RequestId, text: string): void {
-    const address = this.#requestAddress(link, id, text);
-    if (address === undefined) return;
-    const fromConfig = this.#ctx.table.target(address)?.source === 'config';
-    const removed = this.removePeer(address);
-    const note = fromConfig ? 'it is in the config file: it comes back at the next start unless removed there' : undefined;
-    this.#ctx.reply(link.id, id, { address, removed, ...(note === undefined ? {} : { note }) } satisfies RemovePeerResult);
-  }
-
-  #answerAddPeer(address: string, result: AddPeerResult): void {
-    const waiters = this.#addPeerWaiters.get(address);
-    if (waiters === undefined) return;
-    this.#addPeerWaiters.delete(address);
-    for (const waiter of waiters) if (this.#ctx.table.link(waiter.link) !== undefined) this.#ctx.reply(waiter.link, waiter.id, result);
   }
 
   /** A client subscribes to the writes and, unless it says otherwise, to the mesh state (WatchRequest). */
