@@ -12,9 +12,6 @@ export {
   MAX_KEYS_PAGE_LENGTH,
   MAX_KNOWN_NODES,
   MAX_SEEN,
-  MAX_WATCH_PENDING_CHARS,
-  WATCH_BUDGET_BYTES,
-  WATCH_STATE_INTERVAL_MS,
 } from './node.js';
 export { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';
@@ -25,7 +22,8 @@ export { hashKey, KeyIndex } from './key-index.js';
 export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
-export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, isPeerLink, type DialTarget, type Link, type OutboundStream, type PeerLink, type TargetSource, type Watcher } from './peer-table.js';
+export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, isPeerLink, type DialTarget, type Link, type OutboundStream, type PeerLink, type TargetSource } from './peer-table.js';
+export { MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, type Watcher, Watchers } from './watchers.js';
 export { batchChanges, batchEntries, coalesceEntries, entryLength, jsonStringLength } from './sync.js';
 export { retryDelayMs, RETRY_BASE_MS, RETRY_CAP_MS } from './backoff.js';
 export { dialableAddress } from './address.js';

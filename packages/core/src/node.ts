@@ -19,7 +19,7 @@ import { differingBuckets } from './anti-entropy.js';
 import { compareEntries, type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
-import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink, type Watcher } from './peer-table.js';
+import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
 import { type AuthenticatingState, type Credential, credentialOf, isAuthenticating, isClientState, type LinkState, moveLink, peerIdOf } from './link-state.js';
 import {
   checkKey,
@@ -42,7 +42,6 @@ import {
   type IncomingMessage,
   type NodeStatus,
   type PeerStatus,
-  type WatchRequest,
 } from './protocol.js';
 import { type Change, Store } from './store.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
@@ -50,11 +49,12 @@ import { BUCKET_COUNT } from './digest.js';
 import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from './flow-control.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { printable, quoted } from './log-text.js';
-import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
+import { batchChanges, batchEntries, coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 import { type Effect, groupEffects, type Ready } from './ready.js';
 import { CLOSE_CODES } from './close-codes.js';
 import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
+import { Watchers } from './watchers.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
@@ -65,24 +65,6 @@ export const MAX_ACK_ROUTES = 4096;
 
 /** A node remembers at most this many node ids for `acks: "all"`. */
 export const MAX_KNOWN_NODES = 1024;
-
-/** A watcher gets the node's mesh state this often, in milliseconds. */
-export const WATCH_STATE_INTERVAL_MS = 1_000;
-
-/**
- * A watcher is sent nothing more while this much text waits for it, in bytes
- * (as characters of JSON): what it misses is counted and it is told how many.
- * Half the outbound budget, so that watching never pauses the watcher's own
- * requests; it holds at most this plus one message per watcher.
- */
-export const WATCH_BUDGET_BYTES = OUTBOUND_RESUME_BYTES;
-
-/**
- * Writes wait for the next `watch-writes` up to this many characters of JSON
- * per watcher; past it they are dropped and counted. Keeps a message far below
- * the 1 MiB frame limit (a character is at most 3 bytes) under a burst.
- */
-export const MAX_WATCH_PENDING_CHARS = 256 * 1024;
 
 /** A joining node logs the progress of a catch-up this often, in milliseconds. */
 export const CATCH_UP_LOG_INTERVAL_MS = 1_000;
@@ -273,9 +255,7 @@ class Node implements BbyNode {
   readonly #clientSecrets: readonly string[];
   readonly #maxClockSkewMs: number;
   readonly #dials: Dials;
-  /** Links that sent `watch`, by id: a write costs nothing more while there are none. */
-  readonly #watching = new Map<LinkId, Link>();
-  #nextWatchStateAtMs = 0;
+  readonly #watchers: Watchers;
 
   constructor(options: NodeOptions) {
     if (typeof options.id !== 'string' || options.id === '') throw new BbyError('BAD_CONFIG', 'createNode: "id" must be a non-empty string');
@@ -317,6 +297,7 @@ class Node implements BbyNode {
     for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
     const nowMs = this.#ctx.nowMs();
     this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
+    this.#watchers = new Watchers(this.#ctx, () => ({ status: this.status(), stats: this.stats() }));
     this.#dials = new Dials(this.#ctx, this.#secrets.length > 0);
     for (const peer of options.peers ?? []) this.#dials.add(peer, 'config');
   }
@@ -378,7 +359,7 @@ class Node implements BbyNode {
     }
     this.#ctx.counters.writesAccepted++;
     this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
-    if (this.#watching.size > 0) this.#watchWrite(entry, null, false);
+    if (this.#watchers.count > 0) this.#watchers.write(entry, null, false);
     return entry;
   }
 
@@ -458,7 +439,7 @@ class Node implements BbyNode {
       keys: this.#ctx.store.size,
       storeBytes: this.#ctx.store.heldBytes,
       storageFailure: this.#ctx.storageFailure,
-      links: { peers: peerLinks, clients, pending, watchers: this.#watching.size },
+      links: { peers: peerLinks, clients, pending, watchers: this.#watchers.count },
       peers,
     };
   }
@@ -501,7 +482,7 @@ class Node implements BbyNode {
     this.#expireAckRounds(nowMs);
     this.#startPendingRepairs();
     this.#logCatchUps(nowMs);
-    if (this.#watching.size > 0) this.#tickWatchers(nowMs);
+    if (this.#watchers.count > 0) this.#watchers.tick(nowMs);
     this.#dials.tickPeerExchange(nowMs);
     this.#dials.dialDue();
   }
@@ -1031,7 +1012,7 @@ class Node implements BbyNode {
   closed(linkId: LinkId, reason: string): void {
     const link = this.#ctx.table.close(linkId);
     if (link === undefined) return;
-    this.#watching.delete(linkId);
+    this.#watchers.forget(linkId);
     if (isPeerLink(link)) {
       const { peerId, address } = link.state;
       this.#ctx.log('info', 'peer-lost', `lost peer ${peerId} at ${address ?? 'unknown address'} (${reason})`, { peer: peerId, address, reason });
@@ -1046,7 +1027,7 @@ class Node implements BbyNode {
   }
 
   takeEffects(): Effect[] {
-    if (this.#watching.size > 0) this.#flushWatchers();
+    if (this.#watchers.count > 0) this.#watchers.flush();
     const effects = this.#ctx.effects;
     return withText(coalesceEntries(effects.splice(0, effects.length), this.#ctx.batchLength));
   }
@@ -1160,14 +1141,14 @@ class Node implements BbyNode {
         this.#ctx.counters.conflicts++;
         const winner = this.#ctx.store.get(entry.key)!;
         this.#ctx.log('info', 'conflict', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`, { key: entry.key, origin: winner.origin, timestamp: winner.timestamp });
-        if (this.#watching.size > 0) this.#watchWrite(winner, link.state.peerId, true);
+        if (this.#watchers.count > 0) this.#watchers.write(winner, link.state.peerId, true);
       }
       if (result.duplicate) this.#ctx.counters.duplicatesDropped++;
       if (result.changed) {
         this.#ctx.counters.entriesApplied++;
         this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
         changed.push(entry);
-        if (this.#watching.size > 0 && !result.conflict) this.#watchWrite(entry, link.state.peerId, false);
+        if (this.#watchers.count > 0 && !result.conflict) this.#watchers.write(entry, link.state.peerId, false);
       }
     }
     // A live forward (catch-up and repair batches carry no `seen`): how old its newest write was on arrival.
@@ -1237,7 +1218,7 @@ class Node implements BbyNode {
       case 'stats':
         return this.#ctx.reply(link.id, request.id, this.stats());
       case 'watch':
-        return this.#watch(link, request);
+        return this.#watchers.watch(link, request);
       case 'add-peer':
         return this.#dials.addPeerRequest(link, request.id, request.address);
       case 'remove-peer':
@@ -1267,90 +1248,6 @@ class Node implements BbyNode {
     const { keys, next } = this.#ctx.store.keysPage(start, request.limit ?? Infinity, MAX_KEYS_PAGE_LENGTH);
     const more = next < this.#ctx.store.size;
     this.#ctx.send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
-  }
-
-  /** A client subscribes to the writes and, unless it says otherwise, to the mesh state (WatchRequest). */
-  #watch(link: Link, request: WatchRequest): void {
-    const watcher: Watcher = { requestId: request.id, valueChars: request.values ?? 0, state: request.state ?? true, pending: [], pendingChars: 0, dropped: 0, droppingSinceMs: null };
-    link.watch = watcher;
-    this.#watching.set(link.id, link);
-    this.#ctx.reply(link.id, request.id, { watching: true, node: this.id, stateIntervalMs: watcher.state ? WATCH_STATE_INTERVAL_MS : 0 });
-    if (watcher.state) this.#sendState(link, watcher);
-  }
-
-  /** Queues a write for every watcher; it goes out with the next `takeReady` (#flushWatchers), or is counted as dropped. */
-  #watchWrite(entry: Entry, from: string | null, conflict: boolean): void {
-    for (const link of this.#watching.values()) {
-      const watcher = link.watch!;
-      const cut = entry.value.length > watcher.valueChars;
-      const value = watcher.valueChars === 0 ? undefined : cut ? entry.value.slice(0, watcher.valueChars) : entry.value;
-      const chars = 64 + jsonStringLength(entry.key) + entry.origin.length + (from?.length ?? 0) + (value === undefined ? 0 : jsonStringLength(value));
-      if (watcher.pendingChars + chars > MAX_WATCH_PENDING_CHARS) {
-        watcher.dropped++;
-        this.#ctx.counters.watchEventsDropped++;
-        continue;
-      }
-      watcher.pendingChars += chars;
-      watcher.pending.push({
-        key: entry.key,
-        origin: entry.origin,
-        timestamp: entry.timestamp,
-        from,
-        ...(value === undefined ? {} : { value }),
-        ...(cut && value !== undefined ? { cut: true } : {}),
-        ...(conflict ? { conflict: true } : {}),
-      });
-    }
-  }
-
-  /** Sends each watcher the writes queued for it, in one message, unless it is behind on reading (then they are counted as dropped). */
-  #flushWatchers(): void {
-    for (const link of this.#watching.values()) {
-      const watcher = link.watch!;
-      if (watcher.pending.length === 0) continue;
-      const writes = watcher.pending.splice(0, watcher.pending.length);
-      watcher.pendingChars = 0;
-      if (!this.#mayWatch(link, watcher, writes.length)) continue;
-      this.#ctx.send(link.id, { type: 'watch-writes', id: watcher.requestId, writes, ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
-      watcher.dropped = 0;
-    }
-  }
-
-  /** Whether a watcher has read enough to be sent more; if not, `count` events are counted as dropped. */
-  #mayWatch(link: Link, watcher: Watcher, count: number): boolean {
-    if (link.unsentBytes <= WATCH_BUDGET_BYTES) {
-      watcher.droppingSinceMs = null;
-      return true;
-    }
-    watcher.dropped += count;
-    this.#ctx.counters.watchEventsDropped += count;
-    watcher.droppingSinceMs ??= this.#ctx.nowMs();
-    return false;
-  }
-
-  #sendState(link: Link, watcher: Watcher): void {
-    if (!this.#mayWatch(link, watcher, 1)) return;
-    this.#ctx.send(link.id, { type: 'watch-state', id: watcher.requestId, status: this.status(), stats: this.stats(), ...(watcher.dropped > 0 ? { dropped: watcher.dropped } : {}) });
-    watcher.dropped = 0;
-  }
-
-  /**
-   * Every WATCH_STATE_INTERVAL_MS, the mesh state to each watcher that asked
-   * for it; a watcher that has read nothing for SLOW_LINK_TIMEOUT_MS while
-   * events were left out for it is closed (4008), as any slow link.
-   */
-  #tickWatchers(nowMs: number): void {
-    const due = nowMs >= this.#nextWatchStateAtMs;
-    if (due) this.#nextWatchStateAtMs = nowMs + WATCH_STATE_INTERVAL_MS;
-    for (const link of [...this.#watching.values()]) {
-      const watcher = link.watch!;
-      if (link.unsentBytes <= WATCH_BUDGET_BYTES) watcher.droppingSinceMs = null;
-      if (watcher.droppingSinceMs !== null && nowMs - watcher.droppingSinceMs > SLOW_LINK_TIMEOUT_MS) {
-        this.#ctx.closeTooSlow(link, `a watcher that read nothing for ${nowMs - watcher.droppingSinceMs} ms`);
-        continue;
-      }
-      if (due && watcher.state) this.#sendState(link, watcher);
-    }
   }
 
   /** About once a second, one line per catch-up under way to this node: entries received of expected, and the rate. */

@@ -9,7 +9,7 @@
  */
 import { type Entry } from './entry.js';
 import { initialLinkState, isClientState, isPendingState, type LinkState, type PeerState } from './link-state.js';
-import { type PeerInfo, type WatchWrite } from './protocol.js';
+import { type PeerInfo } from './protocol.js';
 
 /** `peers` keeps showing at most this many lost inbound peers as down. */
 export const MAX_LOST_PEERS = 64;
@@ -66,28 +66,6 @@ export interface Link {
   lagMs: number | null;
   /** The listening addresses of the peer's own peers, from its last `peer-list`. */
   reportedPeers: readonly string[];
-  /** This client's `watch` subscription, if it sent one (node.ts). */
-  watch: Watcher | null;
-}
-
-/**
- * A client's `watch` subscription: writes wait here until the node's effects
- * are next taken, then go out in one `watch-writes`, unless the watcher has
- * not read what it was sent (then they are counted in `dropped`).
- */
-export interface Watcher {
-  readonly requestId: string | number;
-  /** Characters of each value to include. */
-  readonly valueChars: number;
-  /** Whether it gets `watch-state` every second. */
-  readonly state: boolean;
-  readonly pending: WatchWrite[];
-  /** JSON characters of `pending`, about (flow-control.ts). */
-  pendingChars: number;
-  /** Writes and states left out since the last message that went out. */
-  dropped: number;
-  /** Since when it has been too far behind to be sent anything, in the clock's milliseconds; null while it reads. */
-  droppingSinceMs: number | null;
 }
 
 /** A catch-up or a repair being sent batch by batch, a few batches ahead of the socket (flow-control.ts). */
@@ -174,7 +152,6 @@ export class PeerTable {
       catchUpIn: null,
       lagMs: null,
       reportedPeers: [],
-      watch: null,
     };
     this.#links.set(link.id, link);
     return link;
