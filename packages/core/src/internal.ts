@@ -11,9 +11,9 @@ export {
   MAX_ACK_ROUTES,
   MAX_KEYS_PAGE_LENGTH,
   MAX_KNOWN_NODES,
-  MAX_SEEN,
 } from './node.js';
 export { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
+export { Broadcast, MAX_SEEN } from './broadcast.js';
 export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';
 export * from './flow-control.js';
 export { Store, type MergeResult, type StoreOptions } from './store.js';

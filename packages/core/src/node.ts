@@ -28,7 +28,6 @@ import {
   DEFAULT_ACK_TIMEOUT_MS,
   encodeMessage,
   makeJSONEncodable,
-  type EntriesMessage,
   type Message,
   type PeerInfo,
   PROTOCOL_VERSION,
@@ -55,10 +54,8 @@ import { type Effect, groupEffects, type Ready } from './ready.js';
 import { CLOSE_CODES } from './close-codes.js';
 import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 import { Watchers } from './watchers.js';
+import { Broadcast } from './broadcast.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
-
-/** A forwarded write names at most this many nodes it was already sent to. */
-export const MAX_SEEN = 64;
 
 /** A node remembers the way back for this many acknowledgement rounds (oldest forgotten first). */
 export const MAX_ACK_ROUTES = 4096;
@@ -253,7 +250,7 @@ class Node implements BbyNode {
   readonly #secrets: readonly string[];
   /** What a client may present: its own secrets, then the mesh's. */
   readonly #clientSecrets: readonly string[];
-  readonly #maxClockSkewMs: number;
+  readonly #broadcast: Broadcast;
   readonly #dials: Dials;
   readonly #watchers: Watchers;
 
@@ -264,7 +261,6 @@ class Node implements BbyNode {
     this.#clientSecrets = [...(options.clientSecrets ?? []), ...this.#secrets];
     this.#randomBytes = options.randomBytes;
     if (this.#secrets.length > 0 && this.#randomBytes === undefined) throw new BbyError('BAD_CONFIG', 'createNode: "secrets" need "randomBytes" (a cryptographically strong source, such as crypto.randomBytes) for the nonces');
-    this.#maxClockSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.epoch = options.epoch ?? randomId(options.random);
     this.#ctx = new NodeContext({
       id: this.id,
@@ -298,6 +294,7 @@ class Node implements BbyNode {
     const nowMs = this.#ctx.nowMs();
     this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
     this.#watchers = new Watchers(this.#ctx, () => ({ status: this.status(), stats: this.stats() }));
+    this.#broadcast = new Broadcast(this.#ctx, this.#watchers, options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
     this.#dials = new Dials(this.#ctx, this.#secrets.length > 0);
     for (const peer of options.peers ?? []) this.#dials.add(peer, 'config');
   }
@@ -308,7 +305,7 @@ class Node implements BbyNode {
     checkKey(key);
     checkValue(value);
     if (this.#ctx.storageFailure !== null) throw this.#storageError();
-    return this.#write(key, value, undefined);
+    return this.#broadcast.write(key, value, undefined);
   }
 
   /** Why a write is refused while the disk fails. */
@@ -333,48 +330,6 @@ class Node implements BbyNode {
     this.#ctx.storageFailure = null;
     this.#ctx.log('info', 'storage-recovered', 'the data folder can be written again: taking writes and rejoining the peers');
     this.#dials.redialAll();
-  }
-
-  /** `set` of a checked key and value, with an acknowledgement round id to attach to the broadcast, if any. */
-  #write(key: string, value: string, ack: string | undefined): boolean {
-    const outcome = this.#storeOwn(key, value, Math.floor(this.#ctx.wallMs()));
-    // A value already there travels again only for an acknowledgement round.
-    const travelling = typeof outcome === 'object' ? outcome : outcome && ack !== undefined ? this.#ctx.store.get(key) : undefined;
-    if (travelling !== undefined) this.#forward([travelling], null, [], ack);
-    return outcome !== false;
-  }
-
-  /**
-   * Write-once of a checked key and value: the new entry when it was stored
-   * (persisted, not yet sent), true when the key already held this value,
-   * false when it holds another.
-   */
-  #storeOwn(key: string, value: string, timestamp: number): Entry | boolean {
-    const entry: Entry = { key, value, timestamp, origin: this.id };
-    const stored = this.#ctx.store.insert(entry);
-    if (stored !== undefined) {
-      if (stored === value) return true;
-      this.#ctx.counters.writesRefused++;
-      return false;
-    }
-    this.#ctx.counters.writesAccepted++;
-    this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
-    if (this.#watchers.count > 0) this.#watchers.write(entry, null, false);
-    return entry;
-  }
-
-  /** Many writes in one request (one timestamp for all): the new entries travel together, in as few messages as fit. */
-  #writeMany(entries: readonly { key: string; value: string }[]): boolean[] {
-    const fresh: Entry[] = [];
-    const timestamp = Math.floor(this.#ctx.wallMs());
-    const results = entries.map(({ key, value }) => {
-      const outcome = this.#storeOwn(key, value, timestamp);
-      if (typeof outcome !== 'object') return outcome;
-      fresh.push(outcome);
-      return true;
-    });
-    if (fresh.length > 0) this.#forward(fresh, null, []);
-    return results;
   }
 
   get(key: string): string | null {
@@ -775,7 +730,7 @@ class Node implements BbyNode {
         }
         for (const nodeId of message.seen ?? []) this.#know(nodeId);
         if (message.ack !== undefined) this.#mergeForAck(link, message.entries, message.seen ?? [], message.ack);
-        else this.#merge(link, message.entries, message.seen ?? []);
+        else this.#broadcast.merge(link, message.entries, message.seen ?? []);
         this.#advanceCursor(link, message.upTo);
         return;
       }
@@ -848,7 +803,7 @@ class Node implements BbyNode {
    */
   #mergeForAck(link: PeerLink, entries: readonly Entry[], seen: readonly string[], ack: string): void {
     const firstTime = !this.#ackRoutes.has(ack) && !this.#pendingAcks.has(ack);
-    this.#merge(link, entries, seen, firstTime ? ack : undefined);
+    this.#broadcast.merge(link, entries, seen, firstTime ? ack : undefined);
     if (!firstTime) return;
     this.#ackRoutes.set(ack, link.id);
     if (this.#ackRoutes.size > MAX_ACK_ROUTES) this.#ackRoutes.delete(this.#ackRoutes.keys().next().value!);
@@ -861,7 +816,7 @@ class Node implements BbyNode {
 
   #startAckRound(link: Link, request: Extract<Request, { type: 'set' }>): void {
     const ack = `${this.epoch}.${++this.#ackRounds}`;
-    if (!this.#write(request.key, request.value, ack)) return this.#ctx.reply(link.id, request.id, false);
+    if (!this.#broadcast.write(request.key, request.value, ack)) return this.#ctx.reply(link.id, request.id, false);
     const pending: PendingAck = {
       link: link.id,
       requestId: request.id,
@@ -1125,72 +1080,6 @@ class Node implements BbyNode {
     this.closed(loser.id, reason);
   }
 
-  #merge(link: PeerLink, entries: readonly Entry[], seen: readonly string[], ack?: string): void {
-    const changed: Entry[] = [];
-    const latestMs = this.#ctx.wallMs() + this.#maxClockSkewMs;
-    let fromFuture: Entry | undefined;
-    for (const entry of entries) {
-      if (entry.timestamp > latestMs) {
-        // A clock far ahead must not decide which write is the oldest: the entry is refused here (anti-entropy offers it again later).
-        this.#ctx.counters.entriesFromFuture++;
-        fromFuture ??= entry;
-        continue;
-      }
-      const result = this.#ctx.store.merge(entry);
-      if (result.conflict) {
-        this.#ctx.counters.conflicts++;
-        const winner = this.#ctx.store.get(entry.key)!;
-        this.#ctx.log('info', 'conflict', `conflict on key ${quoted(entry.key)}: kept the oldest write (from ${winner.origin} at ${winner.timestamp})`, { key: entry.key, origin: winner.origin, timestamp: winner.timestamp });
-        if (this.#watchers.count > 0) this.#watchers.write(winner, link.state.peerId, true);
-      }
-      if (result.duplicate) this.#ctx.counters.duplicatesDropped++;
-      if (result.changed) {
-        this.#ctx.counters.entriesApplied++;
-        this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
-        changed.push(entry);
-        if (this.#watchers.count > 0 && !result.conflict) this.#watchers.write(entry, link.state.peerId, false);
-      }
-    }
-    // A live forward (catch-up and repair batches carry no `seen`): how old its newest write was on arrival.
-    if (seen.length > 0 && changed.length > 0) {
-      let newestMs = -Infinity;
-      for (const entry of changed) if (entry.timestamp > newestMs) newestMs = entry.timestamp;
-      link.lagMs = Math.max(0, this.#ctx.wallMs() - newestMs);
-    }
-    if (fromFuture !== undefined) {
-      const aheadMs = fromFuture.timestamp - this.#ctx.wallMs();
-      this.#ctx.logFromOutside(`future:${link.state.peerId}`, 'entries-from-future', `refused entries from peer ${link.state.peerId} stamped too far in the future (key ${quoted(fromFuture.key, 60)} from ${fromFuture.origin} is ${aheadMs} ms ahead of this node's clock; "maxClockSkewMs" is ${this.#maxClockSkewMs}): check the clocks of the mesh`, { peer: link.state.peerId, key: fromFuture.key, aheadMs });
-    }
-    // Only what changed this store travels on: an entry is forwarded at most once per node
-    // (an acknowledgement round travels whole, once per round).
-    if (ack !== undefined) this.#forward(entries.filter((entry) => entry.timestamp <= latestMs), link.state.peerId, seen, ack);
-    else if (changed.length > 0) this.#forward(changed, link.state.peerId, seen);
-  }
-
-  /**
-   * Sends entries to every peer that is neither their sender nor in `seen`
-   * (nodes an earlier hop already sent them to), and names those peers in the
-   * message's own `seen`. In a full mesh a write thus reaches each node once.
-   */
-  #forward(entries: readonly Entry[], fromPeerId: string | null, seen: readonly string[], ack?: string): void {
-    const peers = this.#ctx.table.peerLinks();
-    // A node alone (or whose peers are all down) has no one to tell: the common case of one node, at every set.
-    if (peers.size === 0) return;
-    const skip = new Set(seen);
-    skip.add(this.id);
-    if (fromPeerId !== null) skip.add(fromPeerId);
-    const targets = [...peers].filter(([peerId]) => !skip.has(peerId));
-    if (targets.length === 0) return;
-    const nextSeen = [...skip, ...targets.map(([peerId]) => peerId)].slice(0, MAX_SEEN);
-    const batches = [...batchEntries(entries, this.#ctx.batchLength)];
-    batches.forEach((batch, index) => {
-      const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(ack === undefined ? {} : { ack }) };
-      // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
-      const withUpTo: EntriesMessage = index === batches.length - 1 ? { ...message, upTo: this.#ctx.store.seq } : message;
-      for (const [, link] of targets) this.#ctx.send(link.id, link.claimsUpTo ? withUpTo : message);
-    });
-  }
-
   #handleRequest(link: Link, request: Request): void {
     switch (request.type) {
       case 'get':
@@ -1205,9 +1094,9 @@ class Node implements BbyNode {
       case 'set':
         if (request.acks !== undefined) return this.#startAckRound(link, request);
         // The parser already checked the key and the value.
-        return this.#ctx.reply(link.id, request.id, this.#write(request.key, request.value, undefined));
+        return this.#ctx.reply(link.id, request.id, this.#broadcast.write(request.key, request.value, undefined));
       case 'set-many':
-        return this.#ctx.reply(link.id, request.id, this.#writeMany(request.entries));
+        return this.#ctx.reply(link.id, request.id, this.#broadcast.writeMany(request.entries));
       case 'keys':
         return this.#keysPage(link, request);
       case 'peers': {
