@@ -8,12 +8,11 @@ export {
   CATCH_UP_LOG_INTERVAL_MS,
   CROSSED_DIALS_WINDOW_MS,
   IDLE_CONNECTION_TIMEOUT_MS,
-  MAX_ACK_ROUTES,
   MAX_KEYS_PAGE_LENGTH,
-  MAX_KNOWN_NODES,
 } from './node.js';
 export { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 export { Broadcast, MAX_SEEN } from './broadcast.js';
+export { AckRounds, MAX_ACK_ROUTES, MAX_KNOWN_NODES } from './ack-rounds.js';
 export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';
 export * from './flow-control.js';
 export { Store, type MergeResult, type StoreOptions } from './store.js';

@@ -16,7 +16,7 @@
 import { dialableAddress } from './address.js';
 import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
 import { differingBuckets } from './anti-entropy.js';
-import { compareEntries, type Entry } from './entry.js';
+import { type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
 import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
@@ -25,7 +25,6 @@ import {
   checkKey,
   checkValue,
   type Cursor,
-  DEFAULT_ACK_TIMEOUT_MS,
   encodeMessage,
   makeJSONEncodable,
   type Message,
@@ -55,28 +54,11 @@ import { CLOSE_CODES } from './close-codes.js';
 import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 import { Watchers } from './watchers.js';
 import { Broadcast } from './broadcast.js';
+import { AckRounds } from './ack-rounds.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
-
-/** A node remembers the way back for this many acknowledgement rounds (oldest forgotten first). */
-export const MAX_ACK_ROUTES = 4096;
-
-/** A node remembers at most this many node ids for `acks: "all"`. */
-export const MAX_KNOWN_NODES = 1024;
 
 /** A joining node logs the progress of a catch-up this often, in milliseconds. */
 export const CATCH_UP_LOG_INTERVAL_MS = 1_000;
-
-/** A `set` waiting for acknowledgements from other nodes. */
-interface PendingAck {
-  readonly link: LinkId;
-  readonly requestId: RequestId;
-  readonly entry: Entry;
-  readonly wanted: number | 'all';
-  readonly deadlineMs: number;
-  readonly ackers: Set<string>;
-  /** A node that holds another (older) entry for the key: the write lost. */
-  refusedBy: string | null;
-}
 
 /** What a node needs from its environment. */
 export interface NodeOptions {
@@ -240,12 +222,7 @@ class Node implements BbyNode {
   /** The store's seq at the last tick, and when a tick last saw it move: anti-entropy waits for a pause in writes. */
   #seqAtLastTick = 0;
   #lastChangeAtMs = -Infinity;
-  readonly #pendingAcks = new Map<string, PendingAck>();
-  /** Acknowledgement round id to the link it came from, to relay acks back. */
-  readonly #ackRoutes = new Map<string, LinkId>();
-  /** Every node id heard of (peers, origins, seen lists, ackers): what `acks: "all"` waits for. */
-  readonly #knownNodes = new Set<string>();
-  #ackRounds = 0;
+  readonly #acks: AckRounds;
   readonly #randomBytes: ((size: number) => Uint8Array) | undefined;
   readonly #secrets: readonly string[];
   /** What a client may present: its own secrets, then the mesh's. */
@@ -295,6 +272,7 @@ class Node implements BbyNode {
     this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
     this.#watchers = new Watchers(this.#ctx, () => ({ status: this.status(), stats: this.stats() }));
     this.#broadcast = new Broadcast(this.#ctx, this.#watchers, options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
+    this.#acks = new AckRounds(this.#ctx, this.#broadcast);
     this.#dials = new Dials(this.#ctx, this.#secrets.length > 0);
     for (const peer of options.peers ?? []) this.#dials.add(peer, 'config');
   }
@@ -434,7 +412,7 @@ class Node implements BbyNode {
       this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
       this.#startAntiEntropy(nowMs);
     }
-    this.#expireAckRounds(nowMs);
+    this.#acks.expire(nowMs);
     this.#startPendingRepairs();
     this.#logCatchUps(nowMs);
     if (this.#watchers.count > 0) this.#watchers.tick(nowMs);
@@ -503,17 +481,6 @@ class Node implements BbyNode {
       if (link.stream?.kind === 'catch-up') continue;
       this.#ctx.counters.antiEntropyRounds++;
       this.#ctx.send(link.id, { type: 'digest', root });
-    }
-  }
-
-  /** A `set` with `acks` whose time is up is answered with the count it reached. */
-  #expireAckRounds(nowMs: number): void {
-    for (const [ack, pending] of this.#pendingAcks) {
-      if (nowMs < pending.deadlineMs) continue;
-      this.#pendingAcks.delete(ack);
-      const have = pending.ackers.size + 1;
-      const message = `the write is stored on ${have} of ${this.#wantedAcks(pending)} nodes after the timeout; it keeps spreading to the others`;
-      this.#ctx.send(pending.link, { type: 'error', id: pending.requestId, code: 'ACK_TIMEOUT', message, acks: have });
     }
   }
 
@@ -728,8 +695,8 @@ class Node implements BbyNode {
           progress.expected = message.expected;
           progress.entries += message.entries.length;
         }
-        for (const nodeId of message.seen ?? []) this.#know(nodeId);
-        if (message.ack !== undefined) this.#mergeForAck(link, message.entries, message.seen ?? [], message.ack);
+        for (const nodeId of message.seen ?? []) this.#acks.know(nodeId);
+        if (message.ack !== undefined) this.#acks.merge(link, message.entries, message.seen ?? [], message.ack);
         else this.#broadcast.merge(link, message.entries, message.seen ?? []);
         this.#advanceCursor(link, message.upTo);
         return;
@@ -780,72 +747,10 @@ class Node implements BbyNode {
         link.reportedPeers = message.addresses;
         this.#dials.learnPeers(peerId, message.addresses);
         return;
-      case 'ack': {
-        this.#know(message.node);
-        const pending = this.#pendingAcks.get(message.ack);
-        if (pending !== undefined) {
-          if (message.ok) pending.ackers.add(message.node);
-          else pending.refusedBy ??= message.node;
-          this.#settleAck(message.ack, pending);
-          return;
-        }
-        const route = this.#ackRoutes.get(message.ack);
-        if (route !== undefined && this.#ctx.table.link(route) !== undefined) this.#ctx.send(route, message);
+      case 'ack':
+        this.#acks.receive(message);
         return;
-      }
     }
-  }
-
-  /**
-   * An acknowledgement round: merge as usual, then, the first time this round
-   * is seen, pass the entries on (changed or not, so that nodes that already
-   * had them answer too) and answer along the way back.
-   */
-  #mergeForAck(link: PeerLink, entries: readonly Entry[], seen: readonly string[], ack: string): void {
-    const firstTime = !this.#ackRoutes.has(ack) && !this.#pendingAcks.has(ack);
-    this.#broadcast.merge(link, entries, seen, firstTime ? ack : undefined);
-    if (!firstTime) return;
-    this.#ackRoutes.set(ack, link.id);
-    if (this.#ackRoutes.size > MAX_ACK_ROUTES) this.#ackRoutes.delete(this.#ackRoutes.keys().next().value!);
-    const ok = entries.every((entry) => {
-      const stored = this.#ctx.store.get(entry.key);
-      return stored !== undefined && compareEntries(stored, entry) === 0;
-    });
-    this.#ctx.send(link.id, { type: 'ack', ack, node: this.id, ok });
-  }
-
-  #startAckRound(link: Link, request: Extract<Request, { type: 'set' }>): void {
-    const ack = `${this.epoch}.${++this.#ackRounds}`;
-    if (!this.#broadcast.write(request.key, request.value, ack)) return this.#ctx.reply(link.id, request.id, false);
-    const pending: PendingAck = {
-      link: link.id,
-      requestId: request.id,
-      entry: this.#ctx.store.get(request.key)!,
-      wanted: request.acks!,
-      deadlineMs: this.#ctx.nowMs() + (request.timeoutMs ?? DEFAULT_ACK_TIMEOUT_MS),
-      ackers: new Set(),
-      refusedBy: null,
-    };
-    this.#pendingAcks.set(ack, pending);
-    this.#settleAck(ack, pending);
-  }
-
-  #wantedAcks(pending: PendingAck): number {
-    return pending.wanted === 'all' ? this.#knownNodes.size + 1 : pending.wanted;
-  }
-
-  /** Answers a pending `set` once enough nodes hold the write, or once it lost to an older write. */
-  #settleAck(ack: string, pending: PendingAck): void {
-    const stored = this.#ctx.store.get(pending.entry.key);
-    const lost = pending.refusedBy !== null || stored === undefined || compareEntries(stored, pending.entry) !== 0;
-    const have = pending.ackers.size + 1;
-    if (!lost && have < this.#wantedAcks(pending)) return;
-    this.#pendingAcks.delete(ack);
-    this.#ctx.send(pending.link, { type: 'reply', id: pending.requestId, result: !lost, acks: have });
-  }
-
-  #know(nodeId: string): void {
-    if (nodeId !== this.id && this.#knownNodes.size < MAX_KNOWN_NODES) this.#knownNodes.add(nodeId);
   }
 
   /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
@@ -1036,7 +941,7 @@ class Node implements BbyNode {
     moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#ctx.nowMs() });
     if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#ctx.table.found(peerId);
-    this.#know(peerId);
+    this.#acks.know(peerId);
     this.#withdrawClaims(peerId);
     if (type === 'hello') {
       this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
@@ -1092,7 +997,7 @@ class Node implements BbyNode {
     }
     switch (request.type) {
       case 'set':
-        if (request.acks !== undefined) return this.#startAckRound(link, request);
+        if (request.acks !== undefined) return this.#acks.start(link, request);
         // The parser already checked the key and the value.
         return this.#ctx.reply(link.id, request.id, this.#broadcast.write(request.key, request.value, undefined));
       case 'set-many':
