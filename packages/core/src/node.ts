@@ -44,7 +44,7 @@ import {
 import { type Change, Store } from './store.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
 import { BUCKET_COUNT } from './digest.js';
-import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from './flow-control.js';
+import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, STREAM_WINDOW_BATCHES } from './flow-control.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { printable, quoted } from './log-text.js';
 import { batchChanges, batchEntries, coalesceEntries } from './sync.js';
@@ -55,6 +55,7 @@ import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 import { Watchers } from './watchers.js';
 import { Broadcast } from './broadcast.js';
 import { AckRounds } from './ack-rounds.js';
+import { closeSlowLinks, detectSilentPeers } from './failure-detector.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
 
 /** A joining node logs the progress of a catch-up this often, in milliseconds. */
@@ -402,8 +403,8 @@ class Node implements BbyNode {
     const nowMs = this.#ctx.nowMs();
     this.#dials.abandonStalled(nowMs);
     this.#closeIdleConnections(nowMs);
-    this.#closeSlowLinks(nowMs);
-    this.#detectSilentPeers(nowMs);
+    closeSlowLinks(this.#ctx, nowMs);
+    detectSilentPeers(this.#ctx, nowMs);
     if (this.#ctx.store.seq !== this.#seqAtLastTick) {
       this.#seqAtLastTick = this.#ctx.store.seq;
       this.#lastChangeAtMs = nowMs;
@@ -433,26 +434,6 @@ class Node implements BbyNode {
       } else if (nowMs - link.openedAtMs > IDLE_CONNECTION_TIMEOUT_MS) {
         this.#ctx.counters.idleConnectionsClosed++;
         this.#ctx.closeLink(link.id, CLOSE_CODES.IDLE, `nothing received within ${IDLE_CONNECTION_TIMEOUT_MS} ms`, 'idle');
-      }
-    }
-  }
-
-  /** A link over its outbound budget for too long does not read what it is sent: it is closed (flow-control.ts). */
-  #closeSlowLinks(nowMs: number): void {
-    for (const link of this.#ctx.table.overBudget(nowMs - SLOW_LINK_TIMEOUT_MS)) {
-      this.#ctx.closeTooSlow(link, `over its outbound budget for ${nowMs - link.overBudgetSinceMs!} ms`);
-    }
-  }
-
-  /** Failure detection: a peer that went silent (crashed, stopped, cut off) is marked down; quiet links get a ping. */
-  #detectSilentPeers(nowMs: number): void {
-    for (const link of this.#ctx.table.peerLinkList()) {
-      if (nowMs - link.lastHeardAtMs > this.#ctx.timing.peerTimeoutMs) {
-        this.#ctx.counters.peersTimedOut++;
-        this.#ctx.closeLink(link.id, CLOSE_CODES.PEER_TIMEOUT, 'no heartbeat', `no message for ${nowMs - link.lastHeardAtMs} ms`);
-      } else if (nowMs - link.lastSentAtMs >= this.#ctx.timing.heartbeatIntervalMs) {
-        // Sent after everything queued before it on this link, so its upTo covers what went before.
-        this.#ctx.send(link.id, link.claimsUpTo ? { type: 'ping', upTo: this.#ctx.store.seq } : { type: 'ping' });
       }
     }
   }
