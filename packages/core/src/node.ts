@@ -15,7 +15,6 @@
  */
 import { dialableAddress } from './address.js';
 import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
-import { differingBuckets } from './anti-entropy.js';
 import { type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
@@ -43,11 +42,10 @@ import {
 } from './protocol.js';
 import { type Change, Store } from './store.js';
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
-import { BUCKET_COUNT } from './digest.js';
-import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES, STREAM_WINDOW_BATCHES } from './flow-control.js';
+import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES } from './flow-control.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { printable, quoted } from './log-text.js';
-import { batchChanges, batchEntries, coalesceEntries } from './sync.js';
+import { coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 import { type Effect, groupEffects, type Ready } from './ready.js';
 import { CLOSE_CODES } from './close-codes.js';
@@ -55,11 +53,11 @@ import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 import { Watchers } from './watchers.js';
 import { Broadcast } from './broadcast.js';
 import { AckRounds } from './ack-rounds.js';
+import { AntiEntropy } from './anti-entropy.js';
+import { CatchUp } from './catch-up.js';
+import { type OutboundStream, OutboundStreams } from './outbound-stream.js';
 import { closeSlowLinks, detectSilentPeers } from './failure-detector.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
-
-/** A joining node logs the progress of a catch-up this often, in milliseconds. */
-export const CATCH_UP_LOG_INTERVAL_MS = 1_000;
 
 /** What a node needs from its environment. */
 export interface NodeOptions {
@@ -218,11 +216,9 @@ class Node implements BbyNode {
   readonly id: string;
   readonly epoch: string;
   readonly #ctx: NodeContext;
-  readonly #cursors = new Map<string, Cursor>();
-  #nextAntiEntropyAtMs: number;
-  /** The store's seq at the last tick, and when a tick last saw it move: anti-entropy waits for a pause in writes. */
-  #seqAtLastTick = 0;
-  #lastChangeAtMs = -Infinity;
+  readonly #streams: OutboundStreams;
+  readonly #catchUp: CatchUp;
+  readonly #antiEntropy: AntiEntropy;
   readonly #acks: AckRounds;
   readonly #randomBytes: ((size: number) => Uint8Array) | undefined;
   readonly #secrets: readonly string[];
@@ -268,9 +264,9 @@ class Node implements BbyNode {
     if (malformed > 0) {
       this.#ctx.log('warn', 'stored-entries-dropped', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`, { count: malformed });
     }
-    for (const [peerId, cursor] of Object.entries(options.cursors ?? {})) this.#cursors.set(peerId, cursor);
-    const nowMs = this.#ctx.nowMs();
-    this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
+    this.#streams = new OutboundStreams(this.#ctx, (link, stream, result) => this.#streamEnded(link, stream, result));
+    this.#catchUp = new CatchUp(this.#ctx, this.#streams, options.cursors ?? {});
+    this.#antiEntropy = new AntiEntropy(this.#ctx, this.#streams);
     this.#watchers = new Watchers(this.#ctx, () => ({ status: this.status(), stats: this.stats() }));
     this.#broadcast = new Broadcast(this.#ctx, this.#watchers, options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
     this.#acks = new AckRounds(this.#ctx, this.#broadcast);
@@ -329,10 +325,6 @@ class Node implements BbyNode {
 
   changes(): IterableIterator<Change> {
     return this.#ctx.store.changesSince(0);
-  }
-
-  cursors(): Record<string, Cursor> {
-    return Object.fromEntries(this.#cursors);
   }
 
   peers(): PeerInfo[] {
@@ -405,17 +397,10 @@ class Node implements BbyNode {
     this.#closeIdleConnections(nowMs);
     closeSlowLinks(this.#ctx, nowMs);
     detectSilentPeers(this.#ctx, nowMs);
-    if (this.#ctx.store.seq !== this.#seqAtLastTick) {
-      this.#seqAtLastTick = this.#ctx.store.seq;
-      this.#lastChangeAtMs = nowMs;
-    }
-    if (nowMs >= this.#nextAntiEntropyAtMs && this.#quietForAntiEntropy(nowMs)) {
-      this.#nextAntiEntropyAtMs = nowMs + this.#ctx.timing.antiEntropyIntervalMs;
-      this.#startAntiEntropy(nowMs);
-    }
+    this.#antiEntropy.tick(nowMs);
     this.#acks.expire(nowMs);
-    this.#startPendingRepairs();
-    this.#logCatchUps(nowMs);
+    this.#antiEntropy.startPendingRepairs();
+    this.#catchUp.logProgress(nowMs);
     if (this.#watchers.count > 0) this.#watchers.tick(nowMs);
     this.#dials.tickPeerExchange(nowMs);
     this.#dials.dialDue();
@@ -435,33 +420,6 @@ class Node implements BbyNode {
         this.#ctx.counters.idleConnectionsClosed++;
         this.#ctx.closeLink(link.id, CLOSE_CODES.IDLE, `nothing received within ${IDLE_CONNECTION_TIMEOUT_MS} ms`, 'idle');
       }
-    }
-  }
-
-  /**
-   * Whether a due anti-entropy round may start: once the store has not
-   * changed for a tenth of the period, or once the round is half a period
-   * late. Writes still being forwarded make whole buckets differ, and a
-   * repair then sends those buckets both ways (a burst of duplicates), so a
-   * round waits for a pause in writes, but no longer than that: under steady
-   * writes it still runs.
-   */
-  #quietForAntiEntropy(nowMs: number): boolean {
-    const interval = this.#ctx.timing.antiEntropyIntervalMs;
-    return nowMs - this.#lastChangeAtMs >= interval / 10 || nowMs - this.#nextAntiEntropyAtMs >= interval / 2;
-  }
-
-  /** One round per pair and period: the node with the smaller id starts it; the repair goes both ways. */
-  #startAntiEntropy(nowMs: number): void {
-    const root = this.#ctx.store.digests.root();
-    for (const [peerId, link] of this.#ctx.table.peerLinks()) {
-      // Not while a young link's catch-up is under way (it would compare stores about to change);
-      // a link whose catch-up never ended (a lost message) is compared all the same.
-      if (peerId < this.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#ctx.timing.antiEntropyIntervalMs)) continue;
-      // Nor while this node is still sending the peer its catch-up: the repair would resend it whole.
-      if (link.stream?.kind === 'catch-up') continue;
-      this.#ctx.counters.antiEntropyRounds++;
-      this.#ctx.send(link.id, { type: 'digest', root });
     }
   }
 
@@ -668,141 +626,42 @@ class Node implements BbyNode {
   }
 
   #receiveFromPeer(link: PeerLink, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
-    const peerId = link.state.peerId;
     switch (message.type) {
       case 'entries': {
-        if (message.expected !== undefined) {
-          const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
-          progress.expected = message.expected;
-          progress.entries += message.entries.length;
-        }
+        this.#catchUp.received(link, message);
         for (const nodeId of message.seen ?? []) this.#acks.know(nodeId);
         if (message.ack !== undefined) this.#acks.merge(link, message.entries, message.seen ?? [], message.ack);
         else this.#broadcast.merge(link, message.entries, message.seen ?? []);
-        this.#advanceCursor(link, message.upTo);
+        this.#catchUp.advanceCursor(link, message.upTo);
         return;
       }
-      case 'catch-up': {
-        const since = message.since;
-        const usable = since !== null && since.epoch === this.epoch && since.seq <= this.#ctx.store.seq;
-        if (!usable) this.#ctx.counters.fullTransfersSent++;
-        // The iteration is live: changes made while it runs are sent too, by rescans of the store
-        // (store.ts), and when it ends it says up to which sequence number every change went out.
-        const batches = batchChanges(this.#ctx.store.changesSince(usable ? since.seq : -Infinity), this.#ctx.batchLength);
-        // A peer that asks again gets a new stream. A repair it cuts short goes again afterwards.
-        if (link.stream?.kind === 'repair') this.#mergePendingRepair(link, link.stream.buckets!);
-        const expected = usable ? this.#ctx.store.seq - since.seq : this.#ctx.store.size;
-        link.stream = { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true, expected };
-        this.#pump(link);
+      case 'catch-up':
+        // A peer that asks again gets a new stream.
+        if (link.stream !== null) this.#antiEntropy.cutShort(link, link.stream);
+        this.#catchUp.answer(link, message);
         return;
-      }
       case 'caught-up':
-        link.caughtUp = true;
-        this.#endCatchUpProgress(link, message.entries);
-        this.#ctx.counters.catchUpEntriesReceived += message.entries;
-        this.#moveCursor(peerId, { epoch: message.epoch, seq: message.seq });
-        // Every change here now came from this peer or was sent to it (this node answered the
-        // peer's catch-up request first): say so at once, so a quick restart resends nothing.
-        if (link.claimsUpTo) this.#ctx.send(link.id, { type: 'ping', upTo: this.#ctx.store.seq });
+        this.#catchUp.caughtUp(link, message);
         return;
       case 'ping':
-        this.#advanceCursor(link, message.upTo);
+        this.#catchUp.advanceCursor(link, message.upTo);
         return;
       case 'digest':
-        // During this node's catch-up to the peer the stores differ by design; the next round compares.
-        if (link.stream?.kind === 'catch-up') return;
-        if (message.root !== this.#ctx.store.digests.root()) this.#ctx.send(link.id, { type: 'buckets', digests: this.#ctx.store.digests.buckets() });
+        this.#antiEntropy.digest(link, message);
         return;
-      case 'buckets': {
-        const buckets = differingBuckets(this.#ctx.store.digests.buckets(), message.digests);
-        if (buckets.length === 0) return;
-        // Ask first: the peer then answers with what it had, not with what this node is about to send it.
-        this.#ctx.send(link.id, { type: 'bucket-request', buckets });
-        this.#requestRepair(link, bucketFlags(buckets));
+      case 'buckets':
+        this.#antiEntropy.buckets(link, message);
         return;
-      }
       case 'bucket-request':
-        this.#requestRepair(link, bucketFlags(message.buckets));
+        this.#antiEntropy.bucketRequest(link, message);
         return;
       case 'peer-list':
         link.reportedPeers = message.addresses;
-        this.#dials.learnPeers(peerId, message.addresses);
+        this.#dials.learnPeers(link.state.peerId, message.addresses);
         return;
       case 'ack':
         this.#acks.receive(message);
         return;
-    }
-  }
-
-  /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
-  #withdrawClaims(peerId: string): void {
-    for (const link of this.#ctx.table.peerLinkList()) {
-      if (link.state.peerId !== peerId) continue;
-      link.claimsUpTo = false;
-      // A catch-up still going out on it may not grant the claim when it ends either.
-      if (link.stream !== null) link.stream.mayClaim = false;
-    }
-  }
-
-  /** Moves this node's cursor into the peer's feed to `upTo`, once the link's catch-up is done. */
-  #advanceCursor(link: PeerLink, upTo: number | undefined): void {
-    const cursor = this.#cursors.get(link.state.peerId);
-    if (link.caughtUp && upTo !== undefined && cursor !== undefined && upTo > cursor.seq) {
-      this.#moveCursor(link.state.peerId, { epoch: cursor.epoch, seq: upTo });
-    }
-  }
-
-  #moveCursor(peerId: string, cursor: Cursor): void {
-    this.#cursors.set(peerId, cursor);
-    this.#ctx.effects.push({ type: 'cursor', peerId, cursor });
-  }
-
-  /**
-   * Sends a peer this node's entries of some buckets, as a stream: at most one
-   * per link at a time, the buckets of requests that come meanwhile merged
-   * into the next one, so that no number of requests queues more than one
-   * pass over the store, and no more than one pass per half period starts.
-   */
-  #requestRepair(link: PeerLink, buckets: readonly boolean[]): void {
-    if (link.stream === null && link.pendingRepair === null && this.#mayRepair(link)) {
-      this.#startRepair(link, buckets);
-      return;
-    }
-    this.#ctx.counters.repairRequestsMerged++;
-    this.#mergePendingRepair(link, buckets);
-  }
-
-  /** Adds buckets to the repair a link will get next. */
-  #mergePendingRepair(link: Link, buckets: readonly boolean[]): void {
-    const pending = (link.pendingRepair ??= new Array<boolean>(BUCKET_COUNT).fill(false));
-    buckets.forEach((wanted, bucket) => {
-      if (wanted) pending[bucket] = true;
-    });
-  }
-
-  /**
-   * A repair starts at most once per half anti-entropy period on a link: an
-   * honest peer asks once per round, and a peer that asks without end gets
-   * one pass over the store per half period, not one after the other.
-   */
-  #mayRepair(link: Link): boolean {
-    return this.#ctx.nowMs() - link.repairStartedAtMs >= this.#ctx.timing.antiEntropyIntervalMs / 2;
-  }
-
-  #startRepair(link: PeerLink, buckets: readonly boolean[]): void {
-    link.repairStartedAtMs = this.#ctx.nowMs();
-    const share = buckets.filter(Boolean).length / BUCKET_COUNT;
-    link.stream = { kind: 'repair', batches: batchEntries(this.#ctx.store.entriesInBuckets(buckets), this.#ctx.batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(this.#ctx.store.size * share) };
-    this.#pump(link);
-  }
-
-  /** Starts the repairs asked for meanwhile, on links whose stream ended and whose last repair is old enough. */
-  #startPendingRepairs(): void {
-    for (const link of this.#ctx.table.peerLinkList()) {
-      if (link.pendingRepair === null || link.stream !== null || !this.#mayRepair(link)) continue;
-      const buckets = link.pendingRepair;
-      link.pendingRepair = null;
-      this.#startRepair(link, buckets);
     }
   }
 
@@ -812,42 +671,7 @@ class Node implements BbyNode {
     link.unsentBytes = Math.max(0, link.unsentBytes - bytes);
     if (link.unsentBytes <= OUTBOUND_BUDGET_BYTES) link.overBudgetSinceMs = null;
     if (link.paused) this.#release(link);
-    if (link.stream !== null && isPeerLink(link)) this.#pump(link);
-  }
-
-  /**
-   * Sends a link's stream batch by batch while less than STREAM_WINDOW_BATCHES
-   * batches' worth wait on it, so that a node holding millions of keys never queues them all
-   * at once; ends a catch-up with `caught-up`, then starts the repair asked
-   * for meanwhile, if any.
-   */
-  #pump(link: PeerLink): void {
-    while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
-      const stream = link.stream;
-      const next = stream.batches.next();
-      if (next.done !== true) {
-        stream.entries += next.value.length;
-        if (stream.kind === 'catch-up') this.#ctx.counters.catchUpEntriesSent += next.value.length;
-        else this.#ctx.counters.repairEntriesSent += next.value.length;
-        this.#ctx.send(link.id, stream.kind === 'catch-up' ? { type: 'entries', entries: next.value, expected: stream.expected } : { type: 'entries', entries: next.value });
-        continue;
-      }
-      link.stream = null;
-      if (stream.kind === 'catch-up') {
-        // The iteration's result: the sequence number up to which every change went out.
-        this.#ctx.send(link.id, { type: 'caught-up', epoch: this.epoch, seq: next.value as number, full: stream.full, entries: stream.entries });
-        // From here on this link may vouch for this node's changes, if they all go out on it: it
-        // is the peer's fan-out link now, and loses the right when the set of links to the peer
-        // changes (the fan-out link may change, and what went out on a lost link may be lost),
-        // also while the catch-up was going out.
-        link.claimsUpTo = stream.mayClaim && this.#ctx.table.peerLinks().get(link.state.peerId) === link;
-      }
-      if (link.pendingRepair !== null && this.#mayRepair(link)) {
-        const buckets = link.pendingRepair;
-        link.pendingRepair = null;
-        this.#startRepair(link, buckets);
-      }
-    }
+    if (link.stream !== null && isPeerLink(link)) this.#streams.pump(link);
   }
 
   closed(linkId: LinkId, reason: string): void {
@@ -857,10 +681,20 @@ class Node implements BbyNode {
     if (isPeerLink(link)) {
       const { peerId, address } = link.state;
       this.#ctx.log('info', 'peer-lost', `lost peer ${peerId} at ${address ?? 'unknown address'} (${reason})`, { peer: peerId, address, reason });
-      this.#withdrawClaims(peerId);
+      this.#catchUp.withdrawClaims(peerId);
       if (link.direction === 'inbound') this.#ctx.table.lostInbound(link, reason);
     }
     this.#dials.linkClosed(link, reason);
+  }
+
+  cursors(): Record<string, Cursor> {
+    return this.#catchUp.cursors();
+  }
+
+  /** A stream to a peer went out whole: a catch-up says so; then the repair asked for meanwhile, if any, starts. */
+  #streamEnded(link: PeerLink, stream: OutboundStream, result: number | void): void {
+    if (stream.kind === 'catch-up') this.#catchUp.sent(link, stream, result as number);
+    this.#antiEntropy.next(link);
   }
 
   takeReady(): Ready {
@@ -923,14 +757,14 @@ class Node implements BbyNode {
     if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#ctx.table.found(peerId);
     this.#acks.know(peerId);
-    this.#withdrawClaims(peerId);
+    this.#catchUp.withdrawClaims(peerId);
     if (type === 'hello') {
       this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
     }
     if (target !== undefined) this.#dials.reached(target, peerId);
     this.#ctx.log('info', 'peer-connected', `connected to peer ${peerId} at ${link.state.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.state.address, direction: link.direction });
     // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
-    this.#ctx.send(link.id, { type: 'catch-up', since: this.#cursors.get(peerId) ?? null });
+    this.#catchUp.ask(link);
     if (this.#ctx.peerExchange) this.#dials.sendPeerList(link);
   }
 
@@ -1025,35 +859,6 @@ class Node implements BbyNode {
     this.#ctx.send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
   }
 
-  /** About once a second, one line per catch-up under way to this node: entries received of expected, and the rate. */
-  #logCatchUps(nowMs: number): void {
-    for (const link of this.#ctx.table.peerLinkList()) {
-      const progress = link.catchUpIn;
-      if (progress === null || progress.done || nowMs - progress.loggedAtMs < CATCH_UP_LOG_INTERVAL_MS) continue;
-      const rate = ((progress.entries - progress.loggedEntries) * 1000) / (nowMs - progress.loggedAtMs);
-      progress.loggedAtMs = nowMs;
-      progress.loggedEntries = progress.entries;
-      const of = progress.expected === null ? '' : ` of about ${progress.expected} (${Math.min(100, Math.floor((100 * progress.entries) / Math.max(1, progress.expected)))} %)`;
-      this.#ctx.log('info', 'catch-up-progress', `catching up from ${link.state.peerId}: ${progress.entries} entries received${of}, ${Math.round(rate)}/s`, { peer: link.state.peerId, entries: progress.entries, expected: progress.expected, perSecond: Math.round(rate) });
-    }
-  }
-
-  /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */
-  #endCatchUpProgress(link: PeerLink, entries: number): void {
-    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
-    const logged = !progress.done && progress.loggedEntries > 0;
-    progress.done = true;
-    progress.entries = Math.max(progress.entries, entries);
-    if (logged) this.#ctx.log('info', 'caught-up', `caught up from ${link.state.peerId}: ${progress.entries} entries received`, { peer: link.state.peerId, entries: progress.entries });
-  }
-
-}
-
-/** A flag per bucket, set for the given bucket indexes. */
-function bucketFlags(buckets: readonly number[]): boolean[] {
-  const flags = new Array<boolean>(BUCKET_COUNT).fill(false);
-  for (const bucket of buckets) flags[bucket] = true;
-  return flags;
 }
 
 /** A 12-character id from the injected random source. */

@@ -7,8 +7,8 @@
  * Two nodes are joined by one link at most: when each dials the other, node.ts
  * keeps the dial of the smaller id and closes the other, on both sides.
  */
-import { type Entry } from './entry.js';
 import { initialLinkState, isClientState, isPendingState, type LinkState, type PeerState } from './link-state.js';
+import { type OutboundStream } from './outbound-stream.js';
 import { type PeerInfo } from './protocol.js';
 
 /** `peers` keeps showing at most this many lost inbound peers as down. */
@@ -66,23 +66,6 @@ export interface Link {
   lagMs: number | null;
   /** The listening addresses of the peer's own peers, from its last `peer-list`. */
   reportedPeers: readonly string[];
-}
-
-/** A catch-up or a repair being sent batch by batch, a few batches ahead of the socket (flow-control.ts). */
-export interface OutboundStream {
-  readonly kind: 'catch-up' | 'repair';
-  /** The batches still to send; a catch-up's iteration ends with the sequence number up to which every change went out. */
-  readonly batches: Iterator<Entry[], number | void>;
-  /** For a catch-up: true when it is the whole store (the peer's cursor was unusable). */
-  readonly full: boolean;
-  /** For a repair: the buckets it sends (a flag per bucket), to go again if a catch-up cuts it short. */
-  readonly buckets: readonly boolean[] | null;
-  /** Entries sent so far. */
-  entries: number;
-  /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
-  mayClaim: boolean;
-  /** For progress: entries the stream had to send when it began (a live catch-up may send more). */
-  readonly expected: number;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
