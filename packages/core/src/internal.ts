@@ -5,11 +5,10 @@
  * (index.ts); test/public-surface.test.ts pins both lists.
  */
 export {
-  CROSSED_DIALS_WINDOW_MS,
-  IDLE_CONNECTION_TIMEOUT_MS,
   MAX_KEYS_PAGE_LENGTH,
 } from './node.js';
 export { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
+export { CROSSED_DIALS_WINDOW_MS, Handshake, IDLE_CONNECTION_TIMEOUT_MS, type HandshakeHooks, type HandshakeSecrets } from './handshake.js';
 export { Broadcast, MAX_SEEN } from './broadcast.js';
 export { AckRounds, MAX_ACK_ROUTES, MAX_KNOWN_NODES } from './ack-rounds.js';
 export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';

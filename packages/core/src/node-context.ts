@@ -158,10 +158,15 @@ export class NodeContext {
     this.effects.push({ type: 'close', link, code, reason });
   }
 
-  /** Asks the adapter to close a link and forgets it at once; `why` is the reason for logs and `peers`. */
+  /** Forgets a link at once, as if the adapter had reported it closed (BbyNode.closed); `why` is the reason for logs and `peers`. */
+  forget(link: LinkId, why: string): void {
+    this.#closed(link, why);
+  }
+
+  /** Asks the adapter to close a link and forgets it at once. */
   closeLink(link: LinkId, code: number, reason: string, why: string): void {
     this.askClose(link, code, reason);
-    this.#closed(link, why);
+    this.forget(link, why);
   }
 
   /** Closes a link that does not read what it is sent (flow-control.ts). */

@@ -13,13 +13,11 @@
  * before anything else of it is carried out, because a `set` reply that says
  * `true` promises the write is kept.
  */
-import { dialableAddress } from './address.js';
-import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
 import { type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
 import { hashKey } from './key-index.js';
 import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
-import { type AuthenticatingState, type Credential, credentialOf, isAuthenticating, isClientState, type LinkState, moveLink, peerIdOf } from './link-state.js';
+import { isAuthenticating, isClientState, moveLink, peerIdOf } from './link-state.js';
 import {
   checkKey,
   checkValue,
@@ -31,12 +29,9 @@ import {
   PROTOCOL_VERSION,
   parseIncoming,
   type Request,
-  type RequestId,
   type Stats,
   isRequest,
   type PeerMessage,
-  type ParseResult,
-  type IncomingMessage,
   type NodeStatus,
   type PeerStatus,
 } from './protocol.js';
@@ -49,10 +44,11 @@ import { coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 import { type Effect, groupEffects, type Ready } from './ready.js';
 import { CLOSE_CODES } from './close-codes.js';
-import { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
+import { Dials } from './dials.js';
 import { Watchers } from './watchers.js';
 import { Broadcast } from './broadcast.js';
 import { AckRounds } from './ack-rounds.js';
+import { Handshake } from './handshake.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { CatchUp } from './catch-up.js';
 import { type OutboundStream, OutboundStreams } from './outbound-stream.js';
@@ -118,9 +114,6 @@ export interface NodeOptions {
   readonly maxClockSkewMs?: number;
 }
 
-/** An inbound connection that sends nothing (no request, no hello) for this long is closed, in milliseconds. */
-export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;
-
 /** Encodes the messages of queued effects, each message once (a broadcast shares one message between links). */
 function withText(effects: readonly QueuedEffect[]): Effect[] {
   const out: Effect[] = new Array(effects.length);
@@ -142,14 +135,6 @@ function withText(effects: readonly QueuedEffect[]): Effect[] {
   }
   return out;
 }
-
-/**
- * Two links to one peer in opposite directions whose handshakes finished
- * within this long of each other are dials that crossed, resolved by the
- * rule of the smaller id; a later one is a second link to a live peer,
- * refused. As long as a dial may take, in milliseconds.
- */
-export const CROSSED_DIALS_WINDOW_MS = HANDSHAKE_TIMEOUT_MS;
 
 /** A node of the mesh; see the file header for the event/effect contract. */
 export interface BbyNode {
@@ -220,10 +205,7 @@ class Node implements BbyNode {
   readonly #catchUp: CatchUp;
   readonly #antiEntropy: AntiEntropy;
   readonly #acks: AckRounds;
-  readonly #randomBytes: ((size: number) => Uint8Array) | undefined;
-  readonly #secrets: readonly string[];
-  /** What a client may present: its own secrets, then the mesh's. */
-  readonly #clientSecrets: readonly string[];
+  readonly #handshake: Handshake;
   readonly #broadcast: Broadcast;
   readonly #dials: Dials;
   readonly #watchers: Watchers;
@@ -231,10 +213,8 @@ class Node implements BbyNode {
   constructor(options: NodeOptions) {
     if (typeof options.id !== 'string' || options.id === '') throw new BbyError('BAD_CONFIG', 'createNode: "id" must be a non-empty string');
     this.id = options.id;
-    this.#secrets = options.secrets ?? [];
-    this.#clientSecrets = [...(options.clientSecrets ?? []), ...this.#secrets];
-    this.#randomBytes = options.randomBytes;
-    if (this.#secrets.length > 0 && this.#randomBytes === undefined) throw new BbyError('BAD_CONFIG', 'createNode: "secrets" need "randomBytes" (a cryptographically strong source, such as crypto.randomBytes) for the nonces');
+    const secrets = options.secrets ?? [];
+    if (secrets.length > 0 && options.randomBytes === undefined) throw new BbyError('BAD_CONFIG', 'createNode: "secrets" need "randomBytes" (a cryptographically strong source, such as crypto.randomBytes) for the nonces');
     this.epoch = options.epoch ?? randomId(options.random);
     this.#ctx = new NodeContext({
       id: this.id,
@@ -270,7 +250,17 @@ class Node implements BbyNode {
     this.#watchers = new Watchers(this.#ctx, () => ({ status: this.status(), stats: this.stats() }));
     this.#broadcast = new Broadcast(this.#ctx, this.#watchers, options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
     this.#acks = new AckRounds(this.#ctx, this.#broadcast);
-    this.#dials = new Dials(this.#ctx, this.#secrets.length > 0);
+    this.#dials = new Dials(this.#ctx, secrets.length > 0);
+    this.#handshake = new Handshake(this.#ctx, { secrets, clientSecrets: [...(options.clientSecrets ?? []), ...secrets], randomBytes: options.randomBytes }, this.#dials, {
+      joined: (link) => {
+        this.#acks.know(link.state.peerId);
+        this.#catchUp.withdrawClaims(link.state.peerId);
+      },
+      connected: (link) => {
+        this.#catchUp.ask(link);
+        if (this.#ctx.peerExchange) this.#dials.sendPeerList(link);
+      },
+    });
     for (const peer of options.peers ?? []) this.#dials.add(peer, 'config');
   }
 
@@ -391,10 +381,18 @@ class Node implements BbyNode {
 
   // --- adapter events ---------------------------------------------------
 
+  accept(remote?: string): LinkId {
+    return this.#handshake.accept(remote);
+  }
+
+  opened(link: LinkId): void {
+    this.#handshake.opened(link);
+  }
+
   tick(): void {
     const nowMs = this.#ctx.nowMs();
     this.#dials.abandonStalled(nowMs);
-    this.#closeIdleConnections(nowMs);
+    this.#handshake.closeIdle(nowMs);
     closeSlowLinks(this.#ctx, nowMs);
     detectSilentPeers(this.#ctx, nowMs);
     this.#antiEntropy.tick(nowMs);
@@ -404,41 +402,6 @@ class Node implements BbyNode {
     if (this.#watchers.count > 0) this.#watchers.tick(nowMs);
     this.#dials.tickPeerExchange(nowMs);
     this.#dials.dialDue();
-  }
-
-  /**
-   * An inbound connection that did not authenticate within AUTH_TIMEOUT_MS,
-   * or sent nothing at all within IDLE_CONNECTION_TIMEOUT_MS, holds a socket
-   * for nothing: it is closed.
-   */
-  #closeIdleConnections(nowMs: number): void {
-    for (const link of this.#ctx.table.idleInbound(nowMs - AUTH_TIMEOUT_MS)) {
-      if (link.state.kind === 'challenged') {
-        this.#ctx.counters.authTimeouts++;
-        this.#refuse(link, null, 'AUTH_TIMEOUT', CLOSE_CODES.AUTH_TIMEOUT, `no authentication within ${AUTH_TIMEOUT_MS} ms; send "auth" in answer to "challenge" (docs/protocol.md)`);
-      } else if (nowMs - link.openedAtMs > IDLE_CONNECTION_TIMEOUT_MS) {
-        this.#ctx.counters.idleConnectionsClosed++;
-        this.#ctx.closeLink(link.id, CLOSE_CODES.IDLE, `nothing received within ${IDLE_CONNECTION_TIMEOUT_MS} ms`, 'idle');
-      }
-    }
-  }
-
-  accept(remote?: string): LinkId {
-    const state: LinkState = this.#secrets.length > 0 ? { kind: 'challenged', nonce: newNonce(this.#randomBytes!) } : { kind: 'pending', credential: { role: 'none' } };
-    const link = this.#ctx.table.open('inbound', state, this.#ctx.nowMs(), remote ?? null);
-    if (state.kind === 'challenged') this.#ctx.send(link.id, { type: 'challenge', nodeId: this.id, nonce: state.nonce });
-    return link.id;
-  }
-
-  opened(linkId: LinkId): void {
-    const link = this.#ctx.table.link(linkId);
-    if (link === undefined || link.direction !== 'outbound') return;
-    // With a secret, hello waits for the acceptor's challenge (it goes right behind this node's proof).
-    if (credentialOf(link.state)?.role === 'none') this.#sendHello(link);
-  }
-
-  #sendHello(link: Link): void {
-    this.#ctx.send(link.id, { type: 'hello', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
   }
 
   receive(linkId: LinkId, text: string, byteLength?: number): void {
@@ -491,7 +454,7 @@ class Node implements BbyNode {
     // A refused link is being closed: nothing more it sends is read.
     if (link.state.kind === 'refused') return;
     if (isAuthenticating(link.state)) {
-      this.#authenticate(link, link.state, parsed);
+      this.#handshake.authenticate(link, link.state, parsed);
       return;
     }
     const credential = link.state.credential;
@@ -529,11 +492,11 @@ class Node implements BbyNode {
       default:
         if (credential.role === 'client') {
           this.#ctx.counters.forbiddenMessages++;
-          this.#refuse(link, null, 'FORBIDDEN', CLOSE_CODES.FORBIDDEN, `"${message.type}" is a message of the peer protocol, and this connection authenticated as a client`);
+          this.#handshake.refuse(link, null, 'FORBIDDEN', CLOSE_CODES.FORBIDDEN, `"${message.type}" is a message of the peer protocol, and this connection authenticated as a client`);
           return;
         }
         if (message.type === 'hello' || message.type === 'welcome') {
-          this.#handshake(link, credential, message.type, message.protocol, message.nodeId, message.address);
+          this.#handshake.greeted(link, credential, message.type, message.protocol, message.nodeId, message.address);
           return;
         }
         if (!isPeerLink(link)) {
@@ -542,87 +505,6 @@ class Node implements BbyNode {
         }
         this.#receiveFromPeer(link, message);
     }
-  }
-
-  /**
-   * One step of the authentication handshake (auth.ts) on a link that has
-   * not finished it: nothing but the expected message is acted on.
-   */
-  #authenticate(link: Link, auth: AuthenticatingState, parsed: ParseResult): void {
-    const message = parsed.ok ? parsed.message : undefined;
-    switch (auth.kind) {
-      case 'challenged': {
-        if (message?.type !== 'auth') {
-          this.#ctx.counters.authFailures++;
-          const id = parsed.ok ? ('id' in parsed.message && parsed.message.type !== 'error' && parsed.message.type !== 'reply' ? (parsed.message.id as RequestId) : null) : parsed.id;
-          this.#refuse(link, id, 'AUTH_REQUIRED', CLOSE_CODES.AUTH_REQUIRED, 'this node requires authentication: present the secret of the mesh (the config\'s "secret" or "clientSecret"); docs/security.md');
-          return;
-        }
-        const transcript: AuthTranscript = { role: message.role, acceptorId: this.id, initiatorId: message.nodeId ?? '', acceptorNonce: auth.nonce, initiatorNonce: message.nonce };
-        const secret = findSecret(message.role === 'peer' ? this.#secrets : this.#clientSecrets, message.proof, 'initiator', transcript);
-        if (secret === undefined) {
-          this.#ctx.counters.authFailures++;
-          this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `wrong secret for a ${message.role}: the proof does not match any secret this node accepts`);
-          return;
-        }
-        if (message.role === 'client') moveLink(link, { kind: 'client', credential: { role: 'client' } });
-        else moveLink(link, { kind: 'pending', credential: { role: 'peer', peerId: message.nodeId ?? null } });
-        this.#ctx.send(link.id, { type: 'authenticated', proof: authProof(secret, 'acceptor', transcript) });
-        return;
-      }
-      case 'awaiting-challenge': {
-        if (message?.type !== 'challenge') {
-          this.#refuseOutbound(link, message);
-          return;
-        }
-        const initiatorNonce = newNonce(this.#randomBytes!);
-        const transcript: AuthTranscript = { role: 'peer', acceptorId: message.nodeId, initiatorId: this.id, acceptorNonce: message.nonce, initiatorNonce };
-        const secret = this.#secrets[0]!;
-        moveLink(link, { kind: 'awaiting-proof', acceptorId: message.nodeId, acceptorNonce: message.nonce, expectedProof: authProof(secret, 'acceptor', transcript) });
-        this.#ctx.send(link.id, { type: 'auth', role: 'peer', nodeId: this.id, nonce: initiatorNonce, proof: authProof(secret, 'initiator', transcript) });
-        this.#sendHello(link);
-        return;
-      }
-      case 'awaiting-proof': {
-        // The same challenge again (a frame delivered twice) changes nothing.
-        if (message?.type === 'challenge' && message.nonce === auth.acceptorNonce) return;
-        if (message?.type !== 'authenticated') {
-          this.#refuseOutbound(link, message);
-          return;
-        }
-        if (!proofMatches(auth.expectedProof, message.proof)) {
-          this.#ctx.counters.authFailures++;
-          const target = this.#ctx.table.targetOfLink(link.id);
-          this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `the node at ${target?.address ?? 'this address'} (${auth.acceptorId}) could not prove it holds this mesh's secret`);
-          return;
-        }
-        moveLink(link, { kind: 'pending', credential: { role: 'peer', peerId: auth.acceptorId } });
-        return;
-      }
-    }
-  }
-
-  /** An outbound link got something else than the next step of the handshake: the dial failed. */
-  #refuseOutbound(link: Link, message: IncomingMessage | undefined): void {
-    const target = this.#ctx.table.targetOfLink(link.id);
-    const where = target?.address ?? 'a peer';
-    // The acceptor explains a refusal in an error frame before it closes: say that rather than what it was not.
-    const reason = message?.type === 'error' ? `${printable(message.code)}: ${printable(message.message)}` : `it sent ${message === undefined ? 'a malformed frame' : `"${message.type}"`} instead of the authentication handshake; does it run with the same secret?`;
-    moveLink(link, { kind: 'refused', was: 'pending' });
-    this.#ctx.closeLink(link.id, CLOSE_CODES.AUTH_FAILED, 'authentication failed', `authentication with ${where} failed (${reason})`);
-  }
-
-  /**
-   * Refuses a link for good: an error frame that says why (with the request id
-   * when there is one, so a client can print it), a close with `code`, and a
-   * rate-limited log line naming where it came from.
-   */
-  #refuse(link: Link, id: RequestId | null, code: 'AUTH_REQUIRED' | 'AUTH_FAILED' | 'AUTH_TIMEOUT' | 'FORBIDDEN', closeCode: number, message: string): void {
-    moveLink(link, { kind: 'refused', was: isClientState(link.state) ? 'client' : 'pending' });
-    this.#ctx.send(link.id, { type: 'error', id, code: code === 'AUTH_TIMEOUT' ? 'AUTH_REQUIRED' : code, message });
-    this.#ctx.askClose(link.id, closeCode, code.toLowerCase().replace('_', ' '));
-    const source = link.remote ?? link.id;
-    this.#ctx.logFromOutside(source, 'connection-refused', `refused a connection ${link.direction === 'inbound' ? `from ${source}` : `to ${this.#ctx.table.targetOfLink(link.id)?.address ?? source}`}: ${code} (${message})`, { remote: source, direction: link.direction, code });
   }
 
   #receiveFromPeer(link: PeerLink, message: Exclude<PeerMessage, { type: 'hello' | 'welcome' }>): void {
@@ -708,97 +590,6 @@ class Node implements BbyNode {
   }
 
   // --- internals --------------------------------------------------------
-
-  #handshake(link: Link, credential: Credential, type: 'hello' | 'welcome', protocol: number, peerId: string, address: string): void {
-    const expected = link.direction === 'inbound' ? 'hello' : 'welcome';
-    if (type !== expected || link.state.kind === 'peer') {
-      this.#ctx.reject(link, null, new ProtocolError('BAD_MESSAGE', `unexpected "${type}" on an ${link.direction} link that ${link.state.kind === 'peer' ? 'already did its handshake' : `expects "${expected}"`}`));
-      return;
-    }
-    if (credential.role === 'peer' && credential.peerId !== peerId) {
-      this.#ctx.counters.authFailures++;
-      this.#refuse(link, null, 'AUTH_FAILED', CLOSE_CODES.AUTH_FAILED, `"${type}" names node ${peerId}, but the connection authenticated as ${credential.peerId}`);
-      return;
-    }
-    const target = this.#ctx.table.targetOfLink(link.id);
-    if (protocol !== PROTOCOL_VERSION) {
-      this.#ctx.reject(link, null, new ProtocolError('PROTOCOL_MISMATCH', `peer speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`));
-      this.#ctx.askClose(link.id, CLOSE_CODES.PROTOCOL_MISMATCH, 'protocol version mismatch');
-      // A dialed node answered in another version: redialing gets the same answer.
-      if (target !== undefined) this.#dials.halt(target, `node ${peerId} speaks protocol ${protocol}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both`);
-      return;
-    }
-    if (peerId === this.id) {
-      // A node that dialed itself: answer, so that the dialing side sees its own id and stops.
-      if (type === 'hello') {
-        this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
-        return;
-      }
-      if (target !== undefined) {
-        this.#ctx.table.removeTarget(target.address);
-        this.#ctx.log('warn', 'peer-is-self', `peer address ${target.address} is this node itself; not dialing it again (remove it from "peers")`, { address: target.address });
-        this.#dials.answerAddPeer(target.address, { address: target.address, connected: false, id: this.id, error: 'that address is this node itself', retrying: false });
-      }
-      this.#ctx.askClose(link.id, CLOSE_CODES.SELF, 'connected to itself');
-      return;
-    }
-    if (target !== undefined) target.peerId = peerId;
-    if (this.#ctx.storageFailure !== null) {
-      this.#ctx.reject(link, null, new BbyError('STORAGE_FAILED', `node ${this.id} cannot write to its disk now; it rejoins the mesh once it can`));
-      this.#ctx.askClose(link.id, CLOSE_CODES.STORAGE_FAILED, 'storage failed');
-      return;
-    }
-    const existing = this.#ctx.table.peerLink(peerId);
-    if (existing !== undefined && !this.#replaces(link, existing, peerId)) {
-      this.#closeDuplicate(link, existing);
-      return;
-    }
-    moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#ctx.nowMs() });
-    if (existing !== undefined) this.#closeDuplicate(existing, link);
-    this.#ctx.table.found(peerId);
-    this.#acks.know(peerId);
-    this.#catchUp.withdrawClaims(peerId);
-    if (type === 'hello') {
-      this.#ctx.send(link.id, { type: 'welcome', protocol: PROTOCOL_VERSION, nodeId: this.id, address: this.#ctx.address });
-    }
-    if (target !== undefined) this.#dials.reached(target, peerId);
-    this.#ctx.log('info', 'peer-connected', `connected to peer ${peerId} at ${link.state.address ?? 'unknown address'} (${link.direction})`, { peer: peerId, address: link.state.address, direction: link.direction });
-    // Catch-up: ask for what changed since this node's cursor into the peer's feed (everything without one).
-    this.#catchUp.ask(link);
-    if (this.#ctx.peerExchange) this.#dials.sendPeerList(link);
-  }
-
-  /**
-   * Whether a new link to a connected peer replaces its `existing` one (one
-   * link per pair). An existing link that looks dead (nothing heard on it for
-   * two heartbeat periods, where a live peer pings every period) is replaced:
-   * the peer restarted, or its network came back. Two dials that crossed
-   * (the existing link is in the other direction and became a peer link less
-   * than CROSSED_DIALS_WINDOW_MS ago) keep the dial of the smaller id, on both
-   * nodes, whatever the order their handshakes finished in. Any other second
-   * link is refused, and its dialer retries until the old link is gone: a
-   * connection claiming the id of a live peer (an impostor) never takes its
-   * place, whichever way it came.
-   */
-  #replaces(link: Link, existing: PeerLink, peerId: string): boolean {
-    const nowMs = this.#ctx.nowMs();
-    if (nowMs - existing.lastHeardAtMs > 2 * this.#ctx.timing.heartbeatIntervalMs) return true;
-    if (link.direction === existing.direction || nowMs - existing.state.sinceMs >= CROSSED_DIALS_WINDOW_MS) return false;
-    // This node dialed its outbound link: that one is the dial of the smaller id when this node's id is the smaller.
-    return (link.direction === 'outbound') === this.id < peerId;
-  }
-
-  /** Closes `loser`, a second link to the node `winner` leads to. */
-  #closeDuplicate(loser: Link, winner: PeerLink): void {
-    this.#ctx.counters.duplicateLinksClosed++;
-    const peerId = winner.state.peerId;
-    const reason = `duplicate link: already connected to node ${peerId}`;
-    this.#ctx.log('info', 'duplicate-link', `closed a second link to ${peerId} (${loser.direction}); one link per pair is kept (${winner.direction})`, { peer: peerId, closed: loser.direction, kept: winner.direction });
-    this.#ctx.askClose(loser.id, CLOSE_CODES.DUPLICATE_LINK, reason);
-    const target = this.#ctx.table.targetOfLink(loser.id);
-    if (target !== undefined) this.#dials.answerAddPeer(target.address, { address: target.address, connected: true, id: peerId, retrying: false });
-    this.closed(loser.id, reason);
-  }
 
   #handleRequest(link: Link, request: Request): void {
     switch (request.type) {
