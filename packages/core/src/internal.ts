@@ -4,10 +4,8 @@
  * public API: any release may change it. An embedder needs only `@bby/core`
  * (index.ts); test/public-surface.test.ts pins both lists.
  */
-export {
-  MAX_KEYS_PAGE_LENGTH,
-} from './node.js';
 export { Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
+export { ClientRequests, MAX_KEYS_PAGE_LENGTH, type RequestHandlers } from './client-requests.js';
 export { CROSSED_DIALS_WINDOW_MS, Handshake, IDLE_CONNECTION_TIMEOUT_MS, type HandshakeHooks, type HandshakeSecrets } from './handshake.js';
 export { Broadcast, MAX_SEEN } from './broadcast.js';
 export { AckRounds, MAX_ACK_ROUTES, MAX_KNOWN_NODES } from './ack-rounds.js';

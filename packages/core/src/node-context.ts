@@ -153,6 +153,12 @@ export class NodeContext {
     this.send(link.id, { type: 'error', id, code: error.code, message: error.message });
   }
 
+  /** Why a write is refused while the disk fails (and counts it). */
+  storageError(): BbyError {
+    this.counters.writesRefusedStorage++;
+    return new BbyError('STORAGE_FAILED', `the node cannot write to its data folder (${this.storageFailure}); nothing was written; it keeps answering reads and retries the disk every few seconds`);
+  }
+
   /** Asks the adapter to close a link, which stays in the table until it reports it closed. */
   askClose(link: LinkId, code: number, reason: string): void {
     this.effects.push({ type: 'close', link, code, reason });

@@ -28,7 +28,6 @@ import {
   type PeerInfo,
   PROTOCOL_VERSION,
   parseIncoming,
-  type Request,
   type Stats,
   isRequest,
   type PeerMessage,
@@ -49,6 +48,7 @@ import { Watchers } from './watchers.js';
 import { Broadcast } from './broadcast.js';
 import { AckRounds } from './ack-rounds.js';
 import { Handshake } from './handshake.js';
+import { ClientRequests } from './client-requests.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { CatchUp } from './catch-up.js';
 import { type OutboundStream, OutboundStreams } from './outbound-stream.js';
@@ -206,6 +206,7 @@ class Node implements BbyNode {
   readonly #antiEntropy: AntiEntropy;
   readonly #acks: AckRounds;
   readonly #handshake: Handshake;
+  readonly #requests: ClientRequests;
   readonly #broadcast: Broadcast;
   readonly #dials: Dials;
   readonly #watchers: Watchers;
@@ -251,6 +252,7 @@ class Node implements BbyNode {
     this.#broadcast = new Broadcast(this.#ctx, this.#watchers, options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS);
     this.#acks = new AckRounds(this.#ctx, this.#broadcast);
     this.#dials = new Dials(this.#ctx, secrets.length > 0);
+    this.#requests = new ClientRequests(this.#ctx, { broadcast: this.#broadcast, acks: this.#acks, watchers: this.#watchers, dials: this.#dials }, () => this.stats());
     this.#handshake = new Handshake(this.#ctx, { secrets, clientSecrets: [...(options.clientSecrets ?? []), ...secrets], randomBytes: options.randomBytes }, this.#dials, {
       joined: (link) => {
         this.#acks.know(link.state.peerId);
@@ -269,14 +271,8 @@ class Node implements BbyNode {
   set(key: string, value: string): boolean {
     checkKey(key);
     checkValue(value);
-    if (this.#ctx.storageFailure !== null) throw this.#storageError();
+    if (this.#ctx.storageFailure !== null) throw this.#ctx.storageError();
     return this.#broadcast.write(key, value, undefined);
-  }
-
-  /** Why a write is refused while the disk fails. */
-  #storageError(): BbyError {
-    this.#ctx.counters.writesRefusedStorage++;
-    return new BbyError('STORAGE_FAILED', `the node cannot write to its data folder (${this.#ctx.storageFailure}); nothing was written; it keeps answering reads and retries the disk every few seconds`);
   }
 
   storageFailed(reason: string): void {
@@ -465,7 +461,7 @@ class Node implements BbyNode {
     const message = parsed.message;
     if (isRequest(message)) {
       if (link.state.kind === 'pending') moveLink(link, { kind: 'client', credential });
-      this.#handleRequest(link, message);
+      this.#requests.handle(link, message);
       return;
     }
     switch (message.type) {
@@ -591,65 +587,6 @@ class Node implements BbyNode {
 
   // --- internals --------------------------------------------------------
 
-  #handleRequest(link: Link, request: Request): void {
-    switch (request.type) {
-      case 'get':
-        return this.#ctx.reply(link.id, request.id, this.get(request.key));
-      case 'set':
-      case 'set-many':
-      case 'add-peer':
-        if (this.#ctx.storageFailure !== null) return this.#ctx.reject(link, request.id, this.#storageError());
-        break;
-    }
-    switch (request.type) {
-      case 'set':
-        if (request.acks !== undefined) return this.#acks.start(link, request);
-        // The parser already checked the key and the value.
-        return this.#ctx.reply(link.id, request.id, this.#broadcast.write(request.key, request.value, undefined));
-      case 'set-many':
-        return this.#ctx.reply(link.id, request.id, this.#broadcast.writeMany(request.entries));
-      case 'keys':
-        return this.#keysPage(link, request);
-      case 'peers': {
-        const rows = this.peers();
-        const omitted = Math.max(0, rows.length - MAX_PEERS_LISTED);
-        return this.#ctx.send(link.id, { type: 'reply', id: request.id, result: rows.slice(0, MAX_PEERS_LISTED), ...(omitted > 0 ? { omitted } : {}) });
-      }
-      case 'stats':
-        return this.#ctx.reply(link.id, request.id, this.stats());
-      case 'watch':
-        return this.#watchers.watch(link, request);
-      case 'add-peer':
-        return this.#dials.addPeerRequest(link, request.id, request.address);
-      case 'remove-peer':
-        return this.#dials.removePeerRequest(link, request.id, request.address);
-    }
-  }
-
-  /**
-   * A page of keys in slot order. The cursor is the next slot and a hash of
-   * the key before it: slots are never freed, so a listing sees every key
-   * stored before it began, but they are numbered anew at each start, and the
-   * hash tells a cursor from an earlier run.
-   */
-  #keysPage(link: Link, request: Extract<Request, { type: 'keys' }>): void {
-    let start = 0;
-    if (request.cursor !== undefined) {
-      const [slotText, hash, ...rest] = request.cursor.split('.');
-      start = Number(slotText);
-      if (rest.length > 0 || hash === undefined || !/^[0-9]+$/.test(slotText!) || !/^[0-9a-f]{1,8}$/.test(hash)) {
-        return this.#ctx.reject(link, request.id, new ProtocolError('BAD_MESSAGE', 'bad "cursor": not one this node gave; pass the "cursor" of the previous keys reply as it is, or none to start'));
-      }
-      const previous = Number.isSafeInteger(start) && start > 0 && start <= this.#ctx.store.size ? this.#ctx.store.keysPage(start - 1, 1, Infinity).keys[0] : undefined;
-      if (previous === undefined || keyCheck(previous) !== hash) {
-        return this.#ctx.reject(link, request.id, new ProtocolError('STALE_CURSOR', 'this cursor is not from this run of the node (it restarted since the listing began); list again from the start'));
-      }
-    }
-    const { keys, next } = this.#ctx.store.keysPage(start, request.limit ?? Infinity, MAX_KEYS_PAGE_LENGTH);
-    const more = next < this.#ctx.store.size;
-    this.#ctx.send(link.id, { type: 'reply', id: request.id, result: keys, ...(more ? { cursor: `${next}.${keyCheck(keys.at(-1)!)}` } : {}) });
-  }
-
 }
 
 /** A 12-character id from the injected random source. */
@@ -659,11 +596,3 @@ function randomId(random: () => number): string {
   for (let i = 0; i < 12; i++) id += alphabet[Math.floor(random() * alphabet.length)];
   return id;
 }
-
-/** The part of a `keys` cursor that ties it to the key before its slot. */
-function keyCheck(key: string): string {
-  return (hashKey(key, 0) >>> 0).toString(16);
-}
-
-/** A `keys` reply holds at most about this many characters of keys, to stay far below the message limit. */
-export const MAX_KEYS_PAGE_LENGTH = MAX_BATCH_CHARS;
