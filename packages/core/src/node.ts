@@ -5,6 +5,13 @@
  * that an adapter takes as one typed batch with `takeReady()` and carries out
  * (ready.ts says in what order; durability.ts decides when).
  *
+ * This file is the dispatcher: it parses a frame, checks what the link's
+ * state allows (link-state.ts), and hands the event to the concern that owns
+ * it, one file each: handshake.ts, client-requests.ts, broadcast.ts,
+ * ack-rounds.ts, catch-up.ts, anti-entropy.ts (both stream through
+ * outbound-stream.ts), failure-detector.ts, watchers.ts, dials.ts. They share
+ * one NodeContext (node-context.ts), which queues every effect in order.
+ *
  * House rules, as in etcd's raft: no sockets, no timers, no disk, no
  * reading the clock, no random numbers of its own here; time and randomness come from the
  * options, so many nodes can run in one test process, deterministically.
@@ -13,47 +20,47 @@
  * before anything else of it is carried out, because a `set` reply that says
  * `true` promises the write is kept.
  */
+import { AckRounds } from './ack-rounds.js';
+import { AntiEntropy } from './anti-entropy.js';
+import { Broadcast } from './broadcast.js';
+import { CatchUp } from './catch-up.js';
+import { ClientRequests } from './client-requests.js';
+import { CLOSE_CODES } from './close-codes.js';
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
+import { Dials } from './dials.js';
 import { type Entry } from './entry.js';
 import { BbyError, ProtocolError } from './errors.js';
+import { closeSlowLinks, detectSilentPeers } from './failure-detector.js';
+import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES } from './flow-control.js';
+import { Handshake } from './handshake.js';
 import { hashKey } from './key-index.js';
-import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
+import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { isAuthenticating, isClientState, moveLink, peerIdOf } from './link-state.js';
+import { printable, quoted } from './log-text.js';
+import { NodeContext, type QueuedEffect } from './node-context.js';
+import { type OutboundStream, OutboundStreams } from './outbound-stream.js';
+import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
 import {
   checkKey,
   checkValue,
   type Cursor,
   encodeMessage,
+  isRequest,
   makeJSONEncodable,
   type Message,
-  type PeerInfo,
-  PROTOCOL_VERSION,
-  parseIncoming,
-  type Stats,
-  isRequest,
-  type PeerMessage,
   type NodeStatus,
+  type PeerInfo,
+  type PeerMessage,
   type PeerStatus,
+  parseIncoming,
+  PROTOCOL_VERSION,
+  type Stats,
 } from './protocol.js';
+import { type Effect, groupEffects, type Ready } from './ready.js';
 import { type Change, Store } from './store.js';
-import { DEFAULT_MAX_CLOCK_SKEW_MS } from './config.js';
-import { MAX_HELD_BYTES, OUTBOUND_BUDGET_BYTES, OUTBOUND_RESUME_BYTES } from './flow-control.js';
-import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
-import { printable, quoted } from './log-text.js';
 import { coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
-import { type Effect, groupEffects, type Ready } from './ready.js';
-import { CLOSE_CODES } from './close-codes.js';
-import { Dials } from './dials.js';
 import { Watchers } from './watchers.js';
-import { Broadcast } from './broadcast.js';
-import { AckRounds } from './ack-rounds.js';
-import { Handshake } from './handshake.js';
-import { ClientRequests } from './client-requests.js';
-import { AntiEntropy } from './anti-entropy.js';
-import { CatchUp } from './catch-up.js';
-import { type OutboundStream, OutboundStreams } from './outbound-stream.js';
-import { closeSlowLinks, detectSilentPeers } from './failure-detector.js';
-import { NodeContext, type QueuedEffect } from './node-context.js';
 
 /** What a node needs from its environment. */
 export interface NodeOptions {
@@ -313,6 +320,10 @@ class Node implements BbyNode {
     return this.#ctx.store.changesSince(0);
   }
 
+  cursors(): Record<string, Cursor> {
+    return this.#catchUp.cursors();
+  }
+
   peers(): PeerInfo[] {
     return this.#ctx.table.list();
   }
@@ -565,10 +576,6 @@ class Node implements BbyNode {
     this.#dials.linkClosed(link, reason);
   }
 
-  cursors(): Record<string, Cursor> {
-    return this.#catchUp.cursors();
-  }
-
   /** A stream to a peer went out whole: a catch-up says so; then the repair asked for meanwhile, if any, starts. */
   #streamEnded(link: PeerLink, stream: OutboundStream, result: number | void): void {
     if (stream.kind === 'catch-up') this.#catchUp.sent(link, stream, result as number);
@@ -584,8 +591,6 @@ class Node implements BbyNode {
     const effects = this.#ctx.effects;
     return withText(coalesceEntries(effects.splice(0, effects.length), this.#ctx.batchLength));
   }
-
-  // --- internals --------------------------------------------------------
 
 }
 
