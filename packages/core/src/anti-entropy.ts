@@ -85,7 +85,7 @@ export class AntiEntropy {
 
   /** A catch-up takes the place of the stream under way: a repair it cuts short goes again afterwards. */
   cutShort(link: PeerLink, stream: OutboundStream): void {
-    if (stream.kind === 'repair') this.#mergePendingRepair(link, stream.buckets!);
+    if (stream.kind === 'repair') this.#mergePendingRepair(link, stream.buckets);
   }
 
   /** A link's stream ended: the repair asked for meanwhile starts, if the last one is old enough. */
@@ -165,6 +165,6 @@ export class AntiEntropy {
     link.repairStartedAtMs = this.#ctx.nowMs();
     const store = this.#ctx.store;
     const share = buckets.filter(Boolean).length / BUCKET_COUNT;
-    this.#streams.start(link, { kind: 'repair', batches: batchEntries(store.entriesInBuckets(buckets), this.#ctx.batchLength), full: false, buckets, entries: 0, mayClaim: false, expected: Math.round(store.size * share) });
+    this.#streams.start(link, { kind: 'repair', batches: batchEntries(store.entriesInBuckets(buckets), this.#ctx.batchLength), buckets, entries: 0, expected: Math.round(store.size * share) });
   }
 }

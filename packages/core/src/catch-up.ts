@@ -9,7 +9,7 @@
  * `cursor` effects, to be saved once the entries before them are durable.
  */
 import { type NodeContext } from './node-context.js';
-import { type OutboundStream, type OutboundStreams } from './outbound-stream.js';
+import { type CatchUpStream, type OutboundStreams } from './outbound-stream.js';
 import { type PeerLink } from './peer-table.js';
 import { type CatchUpMessage, type CaughtUpMessage, type Cursor, type EntriesMessage } from './protocol.js';
 import { batchChanges } from './sync.js';
@@ -50,11 +50,11 @@ export class CatchUp {
     // (store.ts), and when it ends it says up to which sequence number every change went out.
     const batches = batchChanges(store.changesSince(usable ? since.seq : -Infinity), this.#ctx.batchLength);
     const expected = usable ? store.seq - since.seq : store.size;
-    this.#streams.start(link, { kind: 'catch-up', batches, full: !usable, buckets: null, entries: 0, mayClaim: true, expected });
+    this.#streams.start(link, { kind: 'catch-up', batches, full: !usable, entries: 0, mayClaim: true, expected });
   }
 
   /** This node's catch-up to the peer went out whole (`seq`: up to where every change did): `caught-up` ends it. */
-  sent(link: PeerLink, stream: OutboundStream, seq: number): void {
+  sent(link: PeerLink, stream: CatchUpStream, seq: number): void {
     this.#ctx.send(link.id, { type: 'caught-up', epoch: this.#ctx.epoch, seq, full: stream.full, entries: stream.entries });
     // From here on this link may vouch for this node's changes, if they all go out on it: it
     // is the peer's fan-out link now, and loses the right when the set of links to the peer
@@ -96,7 +96,7 @@ export class CatchUp {
       if (link.state.peerId !== peerId) continue;
       link.claimsUpTo = false;
       // A catch-up still going out on it may not grant the claim when it ends either.
-      if (link.stream !== null) link.stream.mayClaim = false;
+      if (link.stream?.kind === 'catch-up') link.stream.mayClaim = false;
     }
   }
 

@@ -17,7 +17,7 @@ export { hashKey, KeyIndex } from './key-index.js';
 export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
 export { AntiEntropy, differingBuckets, entriesInBuckets } from './anti-entropy.js';
 export { CATCH_UP_LOG_INTERVAL_MS, CatchUp } from './catch-up.js';
-export { OutboundStreams, type OutboundStream, type StreamEnded } from './outbound-stream.js';
+export { OutboundStreams, type CatchUpStream, type OutboundStream, type RepairStream, type StreamHooks } from './outbound-stream.js';
 export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
 export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, isPeerLink, type DialTarget, type Link, type PeerLink, type TargetSource } from './peer-table.js';
 export { MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, type Watcher, Watchers } from './watchers.js';

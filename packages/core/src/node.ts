@@ -38,7 +38,7 @@ import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { isAuthenticating, isClientState, moveLink, peerIdOf } from './link-state.js';
 import { printable, quoted } from './log-text.js';
 import { NodeContext, type QueuedEffect } from './node-context.js';
-import { type OutboundStream, OutboundStreams } from './outbound-stream.js';
+import { OutboundStreams } from './outbound-stream.js';
 import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
 import {
   checkKey,
@@ -252,7 +252,10 @@ class Node implements BbyNode {
     if (malformed > 0) {
       this.#ctx.log('warn', 'stored-entries-dropped', `left out ${malformed} stored entries whose key or value is not well-formed Unicode (a lone surrogate, accepted before protocol 2); the next compaction drops them from the data folder`, { count: malformed });
     }
-    this.#streams = new OutboundStreams(this.#ctx, (link, stream, result) => this.#streamEnded(link, stream, result));
+    this.#streams = new OutboundStreams(this.#ctx, {
+      caughtUp: (link, stream, seq) => this.#catchUp.sent(link, stream, seq),
+      ended: (link) => this.#antiEntropy.next(link),
+    });
     this.#catchUp = new CatchUp(this.#ctx, this.#streams, options.cursors ?? {});
     this.#antiEntropy = new AntiEntropy(this.#ctx, this.#streams);
     this.#watchers = new Watchers(this.#ctx, () => ({ status: this.status(), stats: this.stats() }));
@@ -574,12 +577,6 @@ class Node implements BbyNode {
       if (link.direction === 'inbound') this.#ctx.table.lostInbound(link, reason);
     }
     this.#dials.linkClosed(link, reason);
-  }
-
-  /** A stream to a peer went out whole: a catch-up says so; then the repair asked for meanwhile, if any, starts. */
-  #streamEnded(link: PeerLink, stream: OutboundStream, result: number | void): void {
-    if (stream.kind === 'catch-up') this.#catchUp.sent(link, stream, result as number);
-    this.#antiEntropy.next(link);
   }
 
   takeReady(): Ready {

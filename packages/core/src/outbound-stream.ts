@@ -1,44 +1,65 @@
 /**
- * The stream a node sends a peer on one link, batch by batch: a catch-up
- * (catch-up.ts) or a repair (anti-entropy.ts), one at a time per link. A
- * batch goes out only while less than STREAM_WINDOW_BATCHES batches' worth
- * waits unwritten on the link (flow-control.ts), so that a node holding
- * millions of keys never queues them all at once; the adapter's `written`
- * events pump the next ones.
+ * The one stream a node sends a peer on a link: a catch-up (catch-up.ts) or
+ * a repair (anti-entropy.ts), one at a time per link, both flow-controlled
+ * the same way. A batch goes out only while less than STREAM_WINDOW_BATCHES
+ * batches' worth waits unwritten on the link (flow-control.ts), so that a
+ * node holding millions of keys never queues them all at once; the
+ * adapter's `written` events pump the next ones. On the wire both are
+ * `entries` messages (a catch-up's say how many entries it expects), and a
+ * catch-up ends with `caught-up`.
  */
 import { type Entry } from './entry.js';
 import { STREAM_WINDOW_BATCHES } from './flow-control.js';
 import { type NodeContext } from './node-context.js';
 import { type PeerLink } from './peer-table.js';
+import { type EntriesMessage } from './protocol.js';
 
-/** A catch-up or a repair being sent batch by batch, a few batches ahead of the socket (flow-control.ts). */
-export interface OutboundStream {
-  readonly kind: 'catch-up' | 'repair';
-  /** The batches still to send; a catch-up's iteration ends with the sequence number up to which every change went out. */
-  readonly batches: Iterator<Entry[], number | void>;
-  /** For a catch-up: true when it is the whole store (the peer's cursor was unusable). */
-  readonly full: boolean;
-  /** For a repair: the buckets it sends (a flag per bucket), to go again if a catch-up cuts it short. */
-  readonly buckets: readonly boolean[] | null;
+/** What every stream keeps, for progress (`status`). */
+interface StreamProgress {
   /** Entries sent so far. */
   entries: number;
-  /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
-  mayClaim: boolean;
-  /** For progress: entries the stream had to send when it began (a live catch-up may send more). */
+  /** Entries the stream had to send when it began (a live catch-up may send more). */
   readonly expected: number;
 }
 
-/** What happens when a stream has sent its last batch: `result` is what its iteration returned. */
-export type StreamEnded = (link: PeerLink, stream: OutboundStream, result: number | void) => void;
+/** A catch-up: the changes since the peer's cursor, or the whole store. */
+export interface CatchUpStream extends StreamProgress {
+  readonly kind: 'catch-up';
+  /** The batches still to send; the iteration ends with the sequence number up to which every change went out. */
+  readonly batches: Iterator<Entry[], number>;
+  /** True when it is the whole store (the peer's cursor was unusable). */
+  readonly full: boolean;
+  /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
+  mayClaim: boolean;
+}
+
+/** A repair: this node's entries of the buckets that differ (anti-entropy). */
+export interface RepairStream extends StreamProgress {
+  readonly kind: 'repair';
+  readonly batches: Iterator<Entry[], void>;
+  /** The buckets it sends (a flag per bucket), to go again if a catch-up cuts it short. */
+  readonly buckets: readonly boolean[];
+}
+
+/** A stream being sent batch by batch, a few batches ahead of the socket. */
+export type OutboundStream = CatchUpStream | RepairStream;
+
+/** What happens as streams end (node.ts wires them to catch-up.ts and anti-entropy.ts). */
+export interface StreamHooks {
+  /** A catch-up went out whole: every change up to `seq` with it. */
+  caughtUp(link: PeerLink, stream: CatchUpStream, seq: number): void;
+  /** A stream of either kind ended (after `caughtUp` for a catch-up): the link may start the next. */
+  ended(link: PeerLink): void;
+}
 
 /** Sends the streams of one node's links; see the file header. */
 export class OutboundStreams {
   readonly #ctx: NodeContext;
-  readonly #ended: StreamEnded;
+  readonly #hooks: StreamHooks;
 
-  constructor(ctx: NodeContext, ended: StreamEnded) {
+  constructor(ctx: NodeContext, hooks: StreamHooks) {
     this.#ctx = ctx;
-    this.#ended = ended;
+    this.#hooks = hooks;
   }
 
   /** Starts a stream on a link, in place of the one under way if any, and sends its first batches. */
@@ -47,20 +68,33 @@ export class OutboundStreams {
     this.pump(link);
   }
 
-  /** Sends a link's stream while its window has room; when the stream ends, says so (the `ended` hook may start the next). */
+  /** Sends a link's stream while its window has room; when the stream ends, says so (a hook may start the next). */
   pump(link: PeerLink): void {
     while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
       const stream = link.stream;
-      const next = stream.batches.next();
-      if (next.done !== true) {
-        stream.entries += next.value.length;
-        if (stream.kind === 'catch-up') this.#ctx.counters.catchUpEntriesSent += next.value.length;
-        else this.#ctx.counters.repairEntriesSent += next.value.length;
-        this.#ctx.send(link.id, stream.kind === 'catch-up' ? { type: 'entries', entries: next.value, expected: stream.expected } : { type: 'entries', entries: next.value });
-        continue;
+      if (stream.kind === 'catch-up') {
+        const end = this.#sendNext(link, stream, stream.batches);
+        if (end === undefined) continue;
+        link.stream = null;
+        this.#hooks.caughtUp(link, stream, end.result);
+      } else {
+        if (this.#sendNext(link, stream, stream.batches) === undefined) continue;
+        link.stream = null;
       }
-      link.stream = null;
-      this.#ended(link, stream, next.value);
+      this.#hooks.ended(link);
     }
+  }
+
+  /** Sends the next batch of a stream (its `batches`); once it has none left, returns what the iteration returned. */
+  #sendNext<Result>(link: PeerLink, stream: OutboundStream, batches: Iterator<Entry[], Result>): { readonly result: Result } | undefined {
+    const next = batches.next();
+    if (next.done === true) return { result: next.value };
+    const entries = next.value;
+    stream.entries += entries.length;
+    const message: EntriesMessage = stream.kind === 'catch-up' ? { type: 'entries', entries, expected: stream.expected } : { type: 'entries', entries };
+    if (stream.kind === 'catch-up') this.#ctx.counters.catchUpEntriesSent += entries.length;
+    else this.#ctx.counters.repairEntriesSent += entries.length;
+    this.#ctx.send(link.id, message);
+    return undefined;
   }
 }
