@@ -157,12 +157,17 @@ export class Persistence {
   }
 
   /**
-   * Loads a data folder from `options.fs` without the checks of the path
-   * and the LOCK that `open` makes on the real disk: for a simulator that
-   * runs the node over its own in-memory file system. Throws DataDirError
-   * as `open` does.
+   * Creates (if needed) and loads a data folder in `options.fs` without the
+   * checks of the path and the LOCK that `open` makes on the real disk: for
+   * a simulator that runs the node over its own in-memory file system.
+   * Throws DataDirError as `open` does.
    */
-  static recover(options: RecoverOptions): Promise<Persistence> {
+  static async recover(options: RecoverOptions): Promise<Persistence> {
+    try {
+      await options.fs.mkdir(options.dir);
+    } catch (error) {
+      throw startFailure(`cannot create the data folder ${options.dir}`, options.source, error);
+    }
     return Persistence.#load(options, async () => undefined);
   }
 
