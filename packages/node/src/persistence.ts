@@ -71,7 +71,7 @@ export interface RecoverOptions {
   readonly repair?: boolean | undefined;
   /** What errors name as the config (its path). */
   readonly source: string;
-  /** Runs the retries of failed node.json writes; `realScheduler` by default. */
+  /** Runs every timer of the disk side (node.json retries, the storage's background fsync, the DiskPipeline's); `realScheduler` by default. */
   readonly scheduler?: Scheduler | undefined;
 }
 
@@ -173,6 +173,7 @@ export class Persistence {
 
   static async #load(options: RecoverOptions, release: () => Promise<void>): Promise<Persistence> {
     const { dir, fs, source } = options;
+    const scheduler = options.scheduler ?? realScheduler;
     let storage: Storage | null = null;
     try {
       let meta: NodeMeta | null;
@@ -187,7 +188,7 @@ export class Persistence {
       }
       let recovery;
       try {
-        ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false }));
+        ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false, scheduler }));
       } catch (error) {
         if (error instanceof CorruptionError) throw new DataDirError(`${error.message} (config ${source})`);
         if (error instanceof StorageFailure) throw startFailure(`cannot ${error.doing} in the data folder ${dir}`, source, error.cause);
@@ -217,7 +218,7 @@ export class Persistence {
         cursors,
         notes: recovery.notes,
       };
-      return new Persistence(recovered, dir, storage, keepsCursors, release, next, fs, options.scheduler ?? realScheduler);
+      return new Persistence(recovered, dir, storage, keepsCursors, release, next, fs, scheduler);
     } catch (error) {
       await storage?.close();
       throw error;

@@ -6,40 +6,9 @@ import { expect } from 'chai';
 import { type BbyNode, createNode, type Ready } from '@bby/core';
 import { DISK_RETRY_INTERVAL_MS, DiskPipeline } from '../src/disk-pipeline.js';
 import { Persistence } from '../src/persistence.js';
-import { type Scheduler } from '../src/scheduler.js';
+import { ManualScheduler } from './support/manual-scheduler.js';
 import { MemoryFileSystem } from './support/memory-fs.js';
 import { waitFor } from './support/wait.js';
-
-/** A scheduler whose time moves only when a test says so. */
-class ManualScheduler implements Scheduler {
-  nowMs = 0;
-  readonly #timers: { atMs: number; run: () => void; cancelled: boolean }[] = [];
-
-  after(delayMs: number, run: () => void): () => void {
-    const timer = { atMs: this.nowMs + delayMs, run, cancelled: false };
-    this.#timers.push(timer);
-    return () => {
-      timer.cancelled = true;
-    };
-  }
-
-  /** Moves time on by `ms`, running what falls due, in time order. */
-  advance(ms: number): void {
-    const untilMs = this.nowMs + ms;
-    for (;;) {
-      const due = this.#timers.filter((timer) => !timer.cancelled && timer.atMs <= untilMs).sort((a, b) => a.atMs - b.atMs)[0];
-      if (due === undefined) break;
-      due.cancelled = true;
-      this.nowMs = due.atMs;
-      due.run();
-    }
-    this.nowMs = untilMs;
-  }
-
-  get pending(): number {
-    return this.#timers.filter((timer) => !timer.cancelled).length;
-  }
-}
 
 const DIR = '/sim/a';
 
