@@ -40,6 +40,9 @@ export class DataDirError extends Error {
   }
 }
 
+/** Characters of a node id or epoch made at start (nanoid's alphabet: about 71 bits). */
+const ID_LENGTH = 12;
+
 /** How long after a failed node.json write the next attempt is made, in milliseconds (a full disk is not freed in less). */
 export const META_RETRY_INTERVAL_MS = 5_000;
 
@@ -71,6 +74,8 @@ export interface RecoverOptions {
   readonly repair?: boolean | undefined;
   /** What errors name as the config (its path). */
   readonly source: string;
+  /** Makes a new node id or change-feed epoch; 12 random characters (nanoid) by default, a seeded source in a simulator. */
+  readonly newId?: (() => string) | undefined;
   /** Runs every timer of the disk side (node.json retries, the storage's background fsync, the DiskPipeline's); `realScheduler` by default. */
   readonly scheduler?: Scheduler | undefined;
 }
@@ -126,7 +131,7 @@ export class Persistence {
     const fs = options.fs ?? nodeFileSystem;
     const scheduler = options.scheduler ?? realScheduler;
     if (config.dataDir === undefined) {
-      const recovered: Recovered = { id: config.id ?? nanoid(12), epoch: nanoid(12), addedPeers: [], changes: [], cursors: {}, notes: [] };
+      const recovered: Recovered = { id: config.id ?? nanoid(ID_LENGTH), epoch: nanoid(ID_LENGTH), addedPeers: [], changes: [], cursors: {}, notes: [] };
       return new Persistence(recovered, null, null, false, async () => undefined, null, fs, scheduler);
     }
     const dir = resolve(dirname(source), config.dataDir);
@@ -197,8 +202,9 @@ export class Persistence {
       const changes = recovery.entries.map(({ seq, ...entry }) => ({ entry, seq: seq ?? 0 }));
       const sequenced = changes.every((change) => change.seq > 0);
       const { keepEpoch, keepsCursors } = epochRule({ fsyncAlways: options.fsync === 'always', repaired: recovery.repaired, sequenced, hadEpoch: meta?.epoch !== undefined });
-      const id = options.id ?? meta?.id ?? nanoid(12);
-      const epoch = keepEpoch ? meta!.epoch! : nanoid(12);
+      const newId = options.newId ?? (() => nanoid(ID_LENGTH));
+      const id = options.id ?? meta?.id ?? newId();
+      const epoch = keepEpoch ? meta!.epoch! : newId();
       const cursors = keepsCursors ? (meta?.cursors ?? {}) : {};
       const next: NodeMeta = { id, peers: meta?.peers ?? [], epoch, cursors };
       if (meta === null || meta.epoch !== epoch || !keepsCursors) {

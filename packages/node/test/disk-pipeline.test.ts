@@ -19,9 +19,10 @@ describe('DiskPipeline', () => {
   let disk: DiskPipeline;
   let released: Ready[];
   let lines: string[];
+  let ids: number;
 
   const open = async () => {
-    const persistence = await Persistence.recover({ dir: DIR, fs, fsync: 'always', id: 'a', source: 'sim', scheduler });
+    const persistence = await Persistence.recover({ dir: DIR, fs, fsync: 'always', id: 'a', source: 'sim', scheduler, newId: () => `sim-${++ids}` });
     core = createNode({ id: 'a', now: () => 1_700_000_000_000 + scheduler.nowMs, random: () => 0.5, epoch: persistence.recovered.epoch, changes: persistence.recovered.changes });
     disk = new DiskPipeline(core, persistence, { hooks: { release: (ready) => released.push(ready), reading: () => undefined, wake: () => undefined, log: (_level, line) => lines.push(line) } });
     return persistence;
@@ -32,7 +33,8 @@ describe('DiskPipeline', () => {
     scheduler = new ManualScheduler();
     released = [];
     lines = [];
-    await open();
+    ids = 0;
+    expect((await open()).recovered.epoch, 'a new epoch from the injected source').to.equal('sim-1');
   });
 
   it('releases a batch once its changes are on the disk, and they are there after a restart', async () => {
@@ -45,6 +47,7 @@ describe('DiskPipeline', () => {
     expect(await disk.close()).to.deep.equal([]);
     const again = await open();
     expect(again.recovered.changes.map(({ entry }) => entry.key)).to.deep.equal(['k']);
+    expect(again.recovered.epoch, 'kept: fsync "always", nothing repaired (epochRule)').to.equal('sim-1');
     await disk.close();
   });
 
