@@ -40,7 +40,7 @@ export class DataDirError extends Error {
   }
 }
 
-/** Characters of a node id or epoch made at start (nanoid's alphabet: about 71 bits). */
+/** Characters of a node id or epoch made at start (nanoid's 64-letter alphabet: 72 random bits). */
 const ID_LENGTH = 12;
 
 /** How long after a failed node.json write the next attempt is made, in milliseconds (a full disk is not freed in less). */
