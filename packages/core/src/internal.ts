@@ -17,6 +17,8 @@ export { CATCH_UP_LOG_INTERVAL_MS } from './catch-up.js';
 export { MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, type Watcher } from './watchers.js';
 // What they are built from.
 export * from './flow-control.js';
+export { EMPTY_READY, groupEffects, readyEffects } from './ready.js';
+export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, CURSOR_SAVE_INTERVAL_MS, estimateBytes, RECORD_OVERHEAD_BYTES, unkept } from './durability.js';
 export { Store, type MergeResult, type StoreOptions } from './store.js';
 export { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
 export { hashKey, KeyIndex } from './key-index.js';

@@ -195,8 +195,6 @@ export interface BbyNode {
   closed(link: LinkId, reason: string): void;
   /** Takes what the node asks for since the last take, as one batch (ready.ts: carry out its `persist` first, then the rest in `READY_ORDER`). */
   takeReady(): Ready;
-  /** Takes the queued effects as one flat list, oldest first (kept until every caller moves to `takeReady`). */
-  takeEffects(): Effect[];
 }
 
 /** Creates a node; it queues dials to its configured peers at once, and retries them on `tick()`. */
@@ -580,15 +578,10 @@ class Node implements BbyNode {
   }
 
   takeReady(): Ready {
-    return groupEffects(this.takeEffects());
-  }
-
-  takeEffects(): Effect[] {
     if (this.#watchers.count > 0) this.#watchers.flush();
     const effects = this.#ctx.effects;
-    return withText(coalesceEntries(effects.splice(0, effects.length), this.#ctx.batchLength));
+    return groupEffects(withText(coalesceEntries(effects.splice(0, effects.length), this.#ctx.batchLength)));
   }
-
 }
 
 /** A 12-character id from the injected random source. */
