@@ -13,9 +13,8 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
 import { type Stats } from '@bby/core';
-import { WebSocket } from './ws.js';
-import { BbyClient, NodeError, parseResponse, type RequestBody } from './client.js';
-import { ConnectionError, type ConnectionTarget, openConnection, printable, UnreachableError } from './connection.js';
+import { BbyClient, ConnectionError, type ConnectionTarget, NodeError, openConnection, parseResponse, printable, type RequestBody, UnreachableError } from '@bby/client';
+import type { WebSocket } from 'ws';
 import { ImportInputError, readBatches } from './import-input.js';
 import { progressLine } from './progress.js';
 
@@ -102,7 +101,7 @@ export class Pipeline {
   /** Opens a connection (connection.ts); rejects with UnreachableError or ConnectionError. */
   static async connect(target: ConnectionTarget | string, options: { inFlight: number; timeoutMs: number }): Promise<Pipeline> {
     const url = typeof target === 'string' ? target : target.url;
-    return new Pipeline(url, await openConnection(target, options.timeoutMs), options.inFlight, options.timeoutMs);
+    return new Pipeline(url, (await openConnection(target, options.timeoutMs)).webSocket, options.inFlight, options.timeoutMs);
   }
 
   /**
@@ -159,7 +158,7 @@ export class Pipeline {
 
   close(): void {
     clearInterval(this.#timer);
-    if (this.#socket.readyState === WebSocket.OPEN || this.#socket.readyState === WebSocket.CONNECTING) this.#socket.close(1000, 'done');
+    if (this.#socket.readyState === this.#socket.OPEN || this.#socket.readyState === this.#socket.CONNECTING) this.#socket.close(1000, 'done');
   }
 
   #onMessage(text: string): void {

@@ -10,13 +10,10 @@
  * answer on stdout stays as it is for scripts.
  */
 import { BbyError, ConfigError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
-// The config reader alone: the package's index would load the whole server, which costs every command about 0.1 s.
-import { readConfigFile } from '@bby/node/config-file';
-import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody } from './client.js';
+import { BbyClient, ConnectionError, type ConnectionTarget, connectionTarget, DEFAULT_TIMEOUT_MS, NodeError, printable, readConfigFile, type RequestBody, UnreachableError } from '@bby/client';
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS } from './commands.js';
 import { runHealth, runWatch } from './monitor.js';
-import { ConnectionError, type ConnectionTarget, connectionTarget, printable, UnreachableError } from './connection.js';
 
 /** The first line of the usage text, also printed after a usage error. */
 const SYNOPSIS = 'usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]';

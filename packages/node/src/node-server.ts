@@ -9,7 +9,7 @@ import { type IncomingMessage } from 'node:http';
 import { type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { describeSocketError } from './describe-error.js';
+import { describeSocketError } from '@bby/client';
 import { httpRoutes, type RouteSource } from './http-routes.js';
 import { type MetricsSnapshot, NodeMetrics, type RefusalReason, TIMED_REQUEST_TYPES } from './metrics.js';
 import { createLogSink, type LogSink } from './log-sink.js';
