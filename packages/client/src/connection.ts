@@ -18,9 +18,9 @@
  * (the config and the node disagree, or the node is busy) or an
  * UnreachableError (nothing answered).
  */
-import { randomBytes } from 'node:crypto';
-import { AUTH_HEADER, AUTH_HEADER_VALUE, authProof, connectAddress, MAX_MESSAGE_BYTES, newNonce, parseIncoming, printable as printableText, proofMatches, type AuthTranscript, type NodeConfig } from '@bby/core';
 import { type Socket } from 'node:net';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, connectAddress, MAX_MESSAGE_BYTES, parseIncoming, printable as printableText, type NodeConfig } from '@bby/core';
+import { ClientHandshake } from './client-handshake.js';
 import { type ClientTlsOptions, clientTlsOptions, urlScheme } from './client-tls.js';
 import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from './describe-error.js';
 import { WebSocket } from './ws.js';
@@ -121,7 +121,7 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
     const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, ...tls });
     let settled = false;
     let authScheme: string | undefined;
-    let transcript: AuthTranscript | undefined;
+    const handshake = secret === undefined ? undefined : new ClientHandshake(secret, peerId === undefined ? 'client' : 'peer', peerId);
     let transport: Socket | undefined;
 
     const timer = setTimeout(() => fail(new UnreachableError(url, `no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -183,16 +183,13 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
         if (message.code === 'AUTH_REQUIRED') return fail(secretRequired());
         return fail(refused('refused', `the node at ${url} refused the connection: ${printable(message.message)} (${printable(message.code)})`));
       }
-      if (secret === undefined || authScheme === undefined) return;
-      if (message.type === 'challenge' && transcript === undefined) {
-        const nonce = newNonce(randomBytes);
-        const role = peerId === undefined ? 'client' : 'peer';
-        transcript = { role, acceptorId: message.nodeId, initiatorId: peerId ?? '', acceptorNonce: message.nonce, initiatorNonce: nonce };
-        socket.send(JSON.stringify({ type: 'auth', role, ...(peerId === undefined ? {} : { nodeId: peerId }), nonce, proof: authProof(secret, 'initiator', transcript) }));
+      if (handshake === undefined || authScheme === undefined) return;
+      if (message.type === 'challenge' && !handshake.answered) {
+        socket.send(handshake.answer(message));
         return;
       }
-      if (message.type === 'authenticated' && transcript !== undefined) {
-        if (proofMatches(authProof(secret, 'acceptor', transcript), message.proof)) succeed();
+      if (message.type === 'authenticated' && handshake.answered) {
+        if (handshake.verify(message)) succeed();
         else fail(refused('node-not-proven', `the node at ${url} did not prove it holds the secret of ${configPath}: it may not be the node you meant; check "host", "port" and "advertise" in ${configPath}`));
         return;
       }
