@@ -76,87 +76,115 @@ export interface ImportOptions {
  * NodeError when the node fails.
  */
 export async function importFile(options: ImportOptions): Promise<ImportSummary> {
-  const { file, reporter = {} } = options;
-  const fromStdin = file === '-';
-  const name = fromStdin ? 'standard input' : file;
-  let input: Readable;
-  let size = 0;
-  if (fromStdin) input = options.stdin ?? process.stdin;
-  else {
-    try {
-      const info = await stat(file);
-      if (info.isDirectory()) throw new ImportInputError(`${file} is a folder; give a file of JSON lines or a JSON object`);
-      size = info.size;
-    } catch (error) {
-      if (error instanceof ImportInputError) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new ImportInputError(code === 'ENOENT' ? `${file}: no such file` : `cannot read ${file}: ${code ?? (error as Error).message}`);
-    }
-    input = createReadStream(file);
-  }
-  const readError = new Promise<never>((_, reject) => {
-    input.once('error', (error: NodeJS.ErrnoException) => reject(new ImportInputError(`cannot read ${name}: ${error.code ?? error.message}`)));
-  });
-  readError.catch(() => undefined);
-
+  const { reporter = {} } = options;
+  const input = await openImportInput(options.file, options.stdin);
   const pipeline = await Pipeline.connect(options.target, { inFlight: options.inFlight ?? IMPORT_BATCHES_IN_FLIGHT, timeoutMs: options.timeoutMs });
-  const started = Date.now();
-  let trues = 0;
-  let refused = 0;
-  let progressTimer: NodeJS.Timeout | undefined;
-  const showProgress = reporter.progress;
-  if (showProgress !== undefined) {
-    progressTimer = setInterval(() => {
-      const read = size > 0 ? (input as ReadStream).bytesRead / size : undefined;
-      showProgress(progressLine(trues + refused, Date.now() - started, read));
-    }, PROGRESS_INTERVAL_MS);
-    progressTimer.unref();
-  }
+  const tally: ImportTally = { trues: 0, refused: 0 };
+  const stopProgress = reporter.progress === undefined ? undefined : showImportProgress(reporter.progress, input, tally);
   try {
     const before = (await pipeline.call({ type: 'stats' })) as Stats;
-    const summarize = async (): Promise<ImportSummary> => {
-      await pipeline.drain();
-      const after = (await pipeline.call({ type: 'stats' })) as Stats;
-      // A `true` does not say whether the key was new: the node's counter does (other writers at the same time count too).
-      const stored = Math.max(0, Math.min(trues, after.writesAccepted - before.writesAccepted));
-      return { stored, identical: trues - stored, refused };
-    };
     try {
-      const batches = readBatches(input, name);
-      for (;;) {
-        const next = await Promise.race([batches.next(), readError]);
-        if (next.done) break;
-        const batch = next.value;
-        const wait = pipeline.requestFrame(
-          (id) => batch.frame(id),
-          (results) => {
-            (results as boolean[]).forEach((result, index) => {
-              if (result === true) trues++;
-              else {
-                refused++;
-                reporter.refused?.(batch.keyAt(index), batch.lineAt(index));
-              }
-            });
-          },
-        );
-        if (wait !== undefined) await wait;
-      }
+      await sendBatches(pipeline, input, tally, reporter);
     } catch (error) {
       if (!(error instanceof ImportInputError)) throw error;
-      let summary: ImportSummary;
-      try {
-        summary = await summarize();
-      } catch {
+      const summary = await summarizeImport(pipeline, before, tally).catch(() => {
         throw error;
-      }
+      });
       throw new ImportStoppedError(error.message, summary);
     }
-    return await summarize();
+    return await summarizeImport(pipeline, before, tally);
   } finally {
-    clearInterval(progressTimer);
+    stopProgress?.();
     pipeline.close();
-    if (!fromStdin) input.destroy();
+    input.close();
   }
+}
+
+/** The file (or standard input) an import reads, opened before connecting. */
+interface ImportInput {
+  readonly stream: Readable;
+  /** The file's name in messages: its path, or "standard input". */
+  readonly name: string;
+  /** The file's size in bytes, for the part read shown by the progress line; 0 for standard input. */
+  readonly size: number;
+  /** Rejects with ImportInputError when reading fails. */
+  readonly readError: Promise<never>;
+  /** Closes the file (standard input stays open). */
+  close(): void;
+}
+
+/** Opens the input of an import: `-` for standard input, else a file that must exist and not be a folder (ImportInputError). */
+async function openImportInput(file: string, stdin: Readable | undefined): Promise<ImportInput> {
+  if (file === '-') return importInput(stdin ?? process.stdin, 'standard input', 0, () => undefined);
+  let size: number;
+  try {
+    const info = await stat(file);
+    if (info.isDirectory()) throw new ImportInputError(`${file} is a folder; give a file of JSON lines or a JSON object`);
+    size = info.size;
+  } catch (error) {
+    if (error instanceof ImportInputError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ImportInputError(code === 'ENOENT' ? `${file}: no such file` : `cannot read ${file}: ${code ?? (error as Error).message}`);
+  }
+  const stream = createReadStream(file);
+  return importInput(stream, file, size, () => stream.destroy());
+}
+
+function importInput(stream: Readable, name: string, size: number, close: () => void): ImportInput {
+  const readError = new Promise<never>((_, reject) => {
+    stream.once('error', (error: NodeJS.ErrnoException) => reject(new ImportInputError(`cannot read ${name}: ${error.code ?? error.message}`)));
+  });
+  readError.catch(() => undefined);
+  return { stream, name, size, readError, close };
+}
+
+/** The answers of an import so far: `set`s answered true, and refused. */
+interface ImportTally {
+  trues: number;
+  refused: number;
+}
+
+/** Shows a progress line every PROGRESS_INTERVAL_MS (with the part of the file read, when its size is known); returns what stops it. */
+function showImportProgress(show: (text: string) => void, input: ImportInput, tally: ImportTally): () => void {
+  const started = Date.now();
+  const timer = setInterval(() => {
+    const read = input.size > 0 ? (input.stream as ReadStream).bytesRead / input.size : undefined;
+    show(progressLine(tally.trues + tally.refused, Date.now() - started, read));
+  }, PROGRESS_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** Sends the input's entries in set-many batches, counting the answers into `tally`; throws ImportInputError at an invalid entry or when reading fails. */
+async function sendBatches(pipeline: Pipeline, input: ImportInput, tally: ImportTally, reporter: BulkReporter): Promise<void> {
+  const batches = readBatches(input.stream, input.name);
+  for (;;) {
+    const next = await Promise.race([batches.next(), input.readError]);
+    if (next.done) return;
+    const batch = next.value;
+    const wait = pipeline.requestFrame(
+      (id) => batch.frame(id),
+      (results) => {
+        (results as boolean[]).forEach((result, index) => {
+          if (result === true) tally.trues++;
+          else {
+            tally.refused++;
+            reporter.refused?.(batch.keyAt(index), batch.lineAt(index));
+          }
+        });
+      },
+    );
+    if (wait !== undefined) await wait;
+  }
+}
+
+/** Waits for every answer, then tells new keys from identical ones by the node's count of accepted writes since `before`. */
+async function summarizeImport(pipeline: Pipeline, before: Stats, tally: ImportTally): Promise<ImportSummary> {
+  await pipeline.drain();
+  const after = (await pipeline.call({ type: 'stats' })) as Stats;
+  // A `true` does not say whether the key was new: the node's counter does (other writers at the same time count too).
+  const stored = Math.max(0, Math.min(tally.trues, after.writesAccepted - before.writesAccepted));
+  return { stored, identical: tally.trues - stored, refused: tally.refused };
 }
 
 // --- export -------------------------------------------------------------------
