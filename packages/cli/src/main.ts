@@ -59,7 +59,13 @@ missing secret, the node has no secret but the config has one, TLS on one
 side only, certificate not trusted); 3 set --acks was not acknowledged by
 enough nodes in time.`;
 
-class UsageError extends Error {}
+/** The command line is wrong; the message says how (main prints it with where the usage is). */
+class UsageError extends BbyError {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('BAD_USAGE', message);
+  }
+}
 
 interface Invocation {
   readonly json: boolean;
