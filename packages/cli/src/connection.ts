@@ -63,7 +63,7 @@ export type ConnectionFailure =
   | 'busy'
   | 'refused';
 
-/** Failures that a retry may cure (the node is busy, or starting): bby exits 1 for them, 2 for the others. */
+/** Failures that a retry may cure (the node is busy, or starting): NODE_BUSY (bby exits 1), the others CONNECTION_REFUSED (2). */
 const TRANSIENT: ReadonlySet<ConnectionFailure> = new Set(['busy', 'auth-timeout']);
 
 /** The node answered, but this config cannot talk to it (NODE_BUSY: or not now). The message is one line that names the fix. */
@@ -75,11 +75,6 @@ export class ConnectionError extends BbyError {
     message: string,
   ) {
     super(TRANSIENT.has(failure) ? 'NODE_BUSY' : 'CONNECTION_REFUSED', message);
-  }
-
-  /** bby's exit code: 1 when trying again later may work, 2 when the config or the node must change. */
-  get exitCode(): 1 | 2 {
-    return TRANSIENT.has(this.failure) ? 1 : 2;
   }
 }
 
