@@ -66,7 +66,7 @@ export type ConnectionFailure =
 /** Failures that a retry may cure (the node is busy, or starting): NODE_BUSY (bby exits 1), the others CONNECTION_REFUSED (2). */
 const TRANSIENT: ReadonlySet<ConnectionFailure> = new Set(['busy', 'auth-timeout']);
 
-/** The node answered, but this config cannot talk to it (NODE_BUSY: or not now). The message is one line that names the fix. */
+/** The node answered, but this config cannot talk to it (CONNECTION_REFUSED), or not now (NODE_BUSY). The message is one line that names the fix. */
 export class ConnectionError extends BbyError {
   override name = 'ConnectionError';
   constructor(
