@@ -42,7 +42,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** The codes of errors raised in `bby-node`, `bby` or an embedder's process and never sent on the wire. */
 export const LOCAL_ERROR_CODES = {
   BAD_CONFIG: { meaning: 'a config file cannot be used', fix: 'fix the field the message names' },
-  BAD_USAGE: { meaning: "bby's command line is wrong", fix: 'see bby --help' },
+  BAD_USAGE: { meaning: 'the command line of bby or bby-node is wrong', fix: 'see bby --help (or bby-node --help)' },
   BAD_INPUT: { meaning: 'the file given to bby import cannot be read or holds an invalid entry', fix: 'fix the line the message names and import again' },
   NODE_UNREACHABLE: { meaning: 'the node cannot be reached, or the connection was lost before the answer', fix: 'start the node, or check its address; then try again' },
   NODE_BUSY: { meaning: 'the node refused the connection for now (starting, too many connections) or did not answer the handshake in time', fix: 'try again in a moment' },
