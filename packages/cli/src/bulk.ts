@@ -13,7 +13,8 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
 import { type Stats } from '@bby/core';
-import { BbyClient, ConnectionError, type ConnectionTarget, NodeError, Pipeline, printable, UnreachableError } from '@bby/client';
+import { BbyClient, type ConnectionTarget, Pipeline } from '@bby/client';
+import { exitCodeFor, reportFailure } from './exit-code.js';
 import { ImportInputError, readBatches } from './import-input.js';
 import { progressLine } from './progress.js';
 
@@ -314,27 +315,11 @@ export async function runBulkCommand(name: 'import' | 'export', args: readonly s
         const before = stored + identical + refused > 0 ? 'the entries before it were sent (importing again is safe: keys already stored count as identical)' : 'nothing was sent';
         output.err(`bby: ${error.message}\nbby: stopped there; ${before}\n`);
         printSummary(error.summary);
-        return 2;
-      }
-      if (error instanceof ImportInputError) {
-        output.err(`bby: ${error.message}\n`);
-        return 2;
+        return exitCodeFor(error.code);
       }
       throw error;
     }
   } catch (error) {
-    if (error instanceof UnreachableError) {
-      output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${invocation.configPath}\n`);
-      return 1;
-    }
-    if (error instanceof ConnectionError) {
-      output.err(`bby: ${error.message}\n`);
-      return error.exitCode;
-    }
-    if (error instanceof NodeError) {
-      output.err(`bby: the node refused the request: ${printable(error.message)} (${printable(error.code)})\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, invocation.configPath, output);
   }
 }

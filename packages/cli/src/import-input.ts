@@ -17,8 +17,11 @@ import { BbyError, checkKey, checkValue, MAX_KEY_BYTES, MAX_VALUE_BYTES } from '
 import { type BatchLimits, IMPORT_BATCH, SetManyBatch } from './set-many-batch.js';
 
 /** The input file cannot be read or holds an invalid entry; the message names the file and the line. */
-export class ImportInputError extends Error {
+export class ImportInputError extends BbyError {
   override name = 'ImportInputError';
+  constructor(message: string) {
+    super('BAD_INPUT', message);
+  }
 }
 
 /** One entry of the input. */

@@ -3,17 +3,18 @@
  * Exit codes: 0 when the node answered, 1 when it could not be reached, did
  * not answer in time or is busy, 2 for usage, config and request errors and
  * for a connection the config cannot make (secret, TLS), 3 for `set --acks`
- * not acknowledged in time.
+ * not acknowledged in time: decided from the error's code in exit-code.ts.
  *
  * Warnings about the config's files (a secret file other users can read) go
  * to stderr as `bby: warning: ...` and do not change the exit code: the
  * answer on stdout stays as it is for scripts.
  */
-import { BbyError, ConfigError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
-import { BbyClient, ConnectionError, type ConnectionTarget, connectionTarget, DEFAULT_TIMEOUT_MS, NodeError, printable, readConfigFile, type RequestBody, UnreachableError } from '@bby/client';
+import { BbyError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
+import { BbyClient, type ConnectionTarget, connectionTarget, DEFAULT_TIMEOUT_MS, readConfigFile, type RequestBody } from '@bby/client';
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, type BulkCommand, type Command, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS, type MonitorCommand } from './commands.js';
 import { runHealth, runWatch } from './monitor.js';
+import { exitCodeFor, reportFailure } from './exit-code.js';
 
 /** The first line of the usage text, also printed after a usage error. */
 const SYNOPSIS = 'usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]';
@@ -56,7 +57,13 @@ missing secret, the node has no secret but the config has one, TLS on one
 side only, certificate not trusted); 3 set --acks was not acknowledged by
 enough nodes in time.`;
 
-class UsageError extends Error {}
+/** The command line is wrong; the message says how (main prints it with where the usage is). */
+class UsageError extends BbyError {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('BAD_USAGE', message);
+  }
+}
 
 interface Invocation {
   readonly json: boolean;
@@ -282,7 +289,7 @@ export async function main(argv: readonly string[], output: Output = processOutp
   // One line: what is wrong, and where the usage is.
   const usageError = (message: string) => {
     output.err(`bby: ${message} (bby --help says more)\n`);
-    return 2;
+    return exitCodeFor('BAD_USAGE');
   };
   let invocation: Invocation;
   try {
@@ -301,22 +308,14 @@ export async function main(argv: readonly string[], output: Output = processOutp
   try {
     body = command?.request(args);
   } catch (error) {
-    if (error instanceof BbyError) {
-      output.err(`bby: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, configPath, output);
   }
   let target: ConnectionTarget;
   try {
     const config = await readConfigFile(configPath, { onWarning: (message) => output.err(`bby: warning: ${message}\n`) });
     target = await connectionTarget(config, configPath);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      output.err(`bby: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, configPath, output);
   }
   if (monitor?.name === 'health') return runHealth(target, { json: invocation.json, timeoutMs: invocation.timeoutMs, configPath }, output);
   if (bulk !== undefined) return runBulkCommand(bulk.name, args, { target, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
@@ -328,23 +327,7 @@ export async function main(argv: readonly string[], output: Output = processOutp
     printAnswer(await ask(client, command!, body!, invocation), command!, invocation.json, output);
     return 0;
   } catch (error) {
-    if (error instanceof UnreachableError) {
-      output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${configPath}\n`);
-      return 1;
-    }
-    if (error instanceof ConnectionError) {
-      output.err(`bby: ${error.message}\n`);
-      return error.exitCode;
-    }
-    if (error instanceof NodeError && error.code === 'ACK_TIMEOUT') {
-      output.err(`bby: not acknowledged by enough nodes in time: ${error.message}\n`);
-      return 3;
-    }
-    if (error instanceof NodeError) {
-      output.err(`bby: the node refused the request: ${printable(error.message)} (${printable(error.code)})\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, configPath, output);
   } finally {
     client?.close();
   }

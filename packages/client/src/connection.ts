@@ -19,7 +19,7 @@
  * UnreachableError (nothing answered).
  */
 import { type Socket } from 'node:net';
-import { AUTH_HEADER, AUTH_HEADER_VALUE, connectAddress, MAX_MESSAGE_BYTES, parseIncoming, printable as printableText, type NodeConfig } from '@bby/core';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, BbyError, connectAddress, MAX_MESSAGE_BYTES, parseIncoming, printable as printableText, type NodeConfig } from '@bby/core';
 import { ClientHandshake } from './client-handshake.js';
 import { type ClientTlsOptions, clientTlsOptions, urlScheme } from './client-tls.js';
 import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from './describe-error.js';
@@ -40,13 +40,13 @@ export interface ConnectionTarget {
 }
 
 /** The node could not be reached, or the connection was lost before the answer. bby exits 1. */
-export class UnreachableError extends Error {
+export class UnreachableError extends BbyError {
   override name = 'UnreachableError';
   constructor(
     readonly url: string,
     readonly reason: string,
   ) {
-    super(`cannot reach the node at ${url} (${reason})`);
+    super('NODE_UNREACHABLE', `cannot reach the node at ${url} (${reason})`);
   }
 }
 
@@ -66,23 +66,18 @@ export type ConnectionFailure =
   | 'busy'
   | 'refused';
 
-/** Failures that a retry may cure (the node is busy, or starting): bby exits 1 for them, 2 for the others. */
+/** Failures that a retry may cure (the node is busy, or starting): NODE_BUSY (bby exits 1), the others CONNECTION_REFUSED (2). */
 const TRANSIENT: ReadonlySet<ConnectionFailure> = new Set(['busy', 'auth-timeout']);
 
-/** The node answered, but this config cannot talk to it (or not now). The message is one line that names the fix. */
-export class ConnectionError extends Error {
+/** The node answered, but this config cannot talk to it (CONNECTION_REFUSED), or not now (NODE_BUSY). The message is one line that names the fix. */
+export class ConnectionError extends BbyError {
   override name = 'ConnectionError';
   constructor(
     readonly failure: ConnectionFailure,
     readonly url: string,
     message: string,
   ) {
-    super(message);
-  }
-
-  /** bby's exit code: 1 when trying again later may work, 2 when the config or the node must change. */
-  get exitCode(): 1 | 2 {
-    return TRANSIENT.has(this.failure) ? 1 : 2;
+    super(TRANSIENT.has(failure) ? 'NODE_BUSY' : 'CONNECTION_REFUSED', message);
   }
 }
 

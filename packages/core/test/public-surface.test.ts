@@ -36,7 +36,7 @@ const PUBLIC_NAMES = [
   'exposureWarnings', 'FSYNC_POLICIES', 'FsyncPolicy', 'MAKE_SECRET_HINT', 'MAX_SECRET_LENGTH', 'NodeConfig', 'parseConfig', 'parseSecretFile', 'TlsConfig',
   'formatAddress', 'isLoopbackHost', 'isValidPort', 'isWildcardHost', 'parseAddress', 'PeerAddress',
   // Errors.
-  'BbyError', 'ConfigError', 'ErrorCode', 'ProtocolError',
+  'BbyError', 'ConfigError', 'ERROR_CODES', 'ErrorCode', 'ErrorCodeInfo', 'LOCAL_ERROR_CODES', 'LocalErrorCode', 'ProtocolError',
   // Authentication, for a client's or an adapter's side of the handshake.
   'AUTH_HEADER', 'AUTH_HEADER_VALUE', 'AUTH_NONCE_BYTES', 'AUTH_TIMEOUT_MS', 'authProof', 'AuthRole', 'AuthSide', 'AuthTranscript', 'findSecret',
   'MIN_SECRET_LENGTH', 'newNonce', 'proofMatches',

@@ -16,7 +16,7 @@
  * is synced before a newer log takes the appends; an append is acknowledged
  * (`append` resolves) only after it is synced under fsync "always".
  */
-import { type FsyncPolicy } from '@bby/core';
+import { BbyError, type FsyncPolicy } from '@bby/core';
 import { describeDiskError, isDiskError } from './disk-error.js';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
 import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC, type StoredEntry } from './record.js';
@@ -37,7 +37,7 @@ export interface StorageOptions {
 }
 
 /** The folder holds damaged data; the message names the file, the offset and the way out. */
-export class CorruptionError extends Error {
+export class CorruptionError extends BbyError {
   override name = 'CorruptionError';
   constructor(
     readonly file: string,
@@ -45,6 +45,7 @@ export class CorruptionError extends Error {
     reason: string,
   ) {
     super(
+      'DATA_DAMAGED',
       `${file} is damaged at byte ${offset} (${reason}); refusing to start so that nothing is lost. ` +
         'Run bby-node again with --repair to keep every intact record (the damaged file is kept aside as *.damaged), ' +
         'or move the data folder away to resync from the peers',
