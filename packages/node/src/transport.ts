@@ -11,7 +11,7 @@
  *    (the adapter's /health, /metrics and page, http-routes.ts): 426;
  *  - a plain-HTTP request to a TLS node: 426 with `Upgrade: TLS/1.3`
  *    (RFC 2817), so that the other side can say "this node speaks TLS"
- *    rather than "connection reset" (describe-error.ts);
+ *    rather than "connection reset" (describe-error.ts of @bby/client);
  *  - silence: a connection that has not sent its request headers within
  *    HEADERS_TIMEOUT_MS (after the TLS handshake, itself bounded by
  *    TLS_HANDSHAKE_TIMEOUT_MS) is closed.
