@@ -9,8 +9,8 @@
  * `entries`.
  */
 import { parseAddress } from './address.js';
-import { type AuthRole, isNonce, isProof } from './auth.js';
-import { BUCKET_COUNT } from './digest.js';
+import { AUTH_NONCE_BYTES, AUTH_PROOF_HEX_DIGITS, type AuthRole, isNonce, isProof } from './auth.js';
+import { BUCKET_COUNT, DIGEST_HEX_DIGITS } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
 import { MAX_PEER_LIST } from './peer-exchange.js';
@@ -422,7 +422,7 @@ function fail(id: RequestId | null, code: ProtocolError['code'], message: string
 }
 
 function isRequestId(value: unknown): value is RequestId {
-  return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= 64);
+  return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= MAX_REQUEST_ID_LENGTH);
 }
 
 function bad(message: string): ProtocolError {
@@ -431,8 +431,17 @@ function bad(message: string): ProtocolError {
 
 /** The message's type for an error about it: never String() of what the sender chose (an object with its own toString would throw). */
 function nameOf(m: Record<string, unknown>): string {
-  return typeof m.type === 'string' ? m.type.slice(0, 40) : 'message';
+  return typeof m.type === 'string' ? m.type.slice(0, MAX_QUOTED_TYPE_LENGTH) : 'message';
 }
+
+/** Longest request id a node takes as a string, in characters (a number is any finite one): the id is sent back with the answer. */
+export const MAX_REQUEST_ID_LENGTH = 64;
+
+/** Longest `keys` cursor a node takes, in characters: the ones it gives (`SLOT.HASH`) are about 20. */
+export const MAX_KEYS_CURSOR_LENGTH = 64;
+
+/** Characters of a sender's message type an error quotes back: longer than every known type. */
+const MAX_QUOTED_TYPE_LENGTH = 40;
 
 /** Longest change-feed epoch a node takes (its own are 12 characters): a peer's is kept as a cursor and sent back. */
 export const MAX_EPOCH_LENGTH = 64;
@@ -498,12 +507,12 @@ function shortString(m: Record<string, unknown>, field: string, maxLength: numbe
 }
 
 function checkNonce(m: Record<string, unknown>): string {
-  if (!isNonce(m.nonce)) throw bad(`"${nameOf(m)}" needs "nonce" as 32 lowercase hex digits`);
+  if (!isNonce(m.nonce)) throw bad(`"${nameOf(m)}" needs "nonce" as ${AUTH_NONCE_BYTES * 2} lowercase hex digits`);
   return m.nonce;
 }
 
 function checkProof(m: Record<string, unknown>): string {
-  if (!isProof(m.proof)) throw bad(`"${nameOf(m)}" needs "proof" as 64 lowercase hex digits`);
+  if (!isProof(m.proof)) throw bad(`"${nameOf(m)}" needs "proof" as ${AUTH_PROOF_HEX_DIGITS} lowercase hex digits`);
   return m.proof;
 }
 
@@ -528,7 +537,7 @@ function sequenceNumber(m: Record<string, unknown>, field: string): number {
 }
 
 function digestString(text: string): string {
-  if (!/^[0-9a-f]{16}$/.test(text)) throw bad('a digest is 16 lowercase hex digits');
+  if (text.length !== DIGEST_HEX_DIGITS || !/^[0-9a-f]+$/.test(text)) throw bad(`a digest is ${DIGEST_HEX_DIGITS} lowercase hex digits`);
   return text;
 }
 
@@ -644,7 +653,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       const id = requireId(m);
       // Pages used to follow a key in sorted order; an old client would loop on the first page if "after" were ignored.
       if (m.after !== undefined) throw bad('"keys" pages with "cursor" (from the previous reply), not "after"; update the client');
-      if (m.cursor !== undefined && (typeof m.cursor !== 'string' || m.cursor.length > 64)) throw bad('"keys" needs "cursor" as the string of the previous reply');
+      if (m.cursor !== undefined && (typeof m.cursor !== 'string' || m.cursor.length > MAX_KEYS_CURSOR_LENGTH)) throw bad('"keys" needs "cursor" as the string of the previous reply');
       if (m.limit !== undefined && !(Number.isInteger(m.limit) && (m.limit as number) >= 1)) throw bad('"keys" needs "limit" as a positive integer');
       return {
         type: 'keys',
@@ -718,7 +727,7 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     case 'digest':
       return { type: 'digest', root: digestString(requireString(m, 'root')) };
     case 'buckets': {
-      const digests = stringList(m, 'digests', 16);
+      const digests = stringList(m, 'digests', DIGEST_HEX_DIGITS);
       if (digests.length !== BUCKET_COUNT) throw bad(`"buckets" needs ${BUCKET_COUNT} digests`);
       return { type: 'buckets', digests: digests.map(digestString) };
     }
@@ -756,6 +765,6 @@ function validate(m: Record<string, unknown>): IncomingMessage {
     default:
       // No "type", or not a string: a missing or mistyped field, as anywhere else.
       if (typeof m.type !== 'string') throw bad('a message needs "type" as a string, such as "get"');
-      throw new ProtocolError('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`);
+      throw new ProtocolError('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(m.type.slice(0, MAX_QUOTED_TYPE_LENGTH))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`);
   }
 }
