@@ -297,7 +297,7 @@ function checkSecret(secret: string, where: string): string {
     throw new ConfigError(`${where} is ${secret.length} characters; a secret needs at least ${MIN_SECRET_LENGTH} (a short one can be guessed from one recorded handshake); ${MAKE_SECRET_HINT}`);
   }
   if (secret.length > MAX_SECRET_LENGTH) throw new ConfigError(`${where} is ${secret.length} characters; a secret may have at most ${MAX_SECRET_LENGTH}; ${MAKE_SECRET_HINT}`);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find control characters in a secret.
   if (/[\u0000-\u001f\u007f]/.test(secret)) throw new ConfigError(`${where} holds a control character or line break; use printable characters only; ${MAKE_SECRET_HINT}`);
   if (secret.trim() !== secret) throw new ConfigError(`${where} starts or ends with a space; remove it (a secret file trims lines, so the same secret would differ there)`);
   return secret;
