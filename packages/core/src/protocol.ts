@@ -148,7 +148,7 @@ export interface CaughtUpMessage { readonly type: 'caught-up'; readonly epoch: s
 export interface PingMessage { readonly type: 'ping'; readonly upTo?: number }
 /** Anti-entropy, step 1: the digest of the sender's whole store. */
 export interface DigestMessage { readonly type: 'digest'; readonly root: string }
-/** Anti-entropy, step 2: the digests of the sender's 256 buckets, when the roots differ. */
+/** Anti-entropy, step 2: the digests of the sender's BUCKET_COUNT buckets, when the roots differ. */
 export interface BucketsMessage { readonly type: 'buckets'; readonly digests: readonly string[] }
 /** Anti-entropy, step 3: asks for the sender's entries of these buckets. */
 export interface BucketRequestMessage { readonly type: 'bucket-request'; readonly buckets: readonly number[] }
@@ -496,7 +496,7 @@ export function checkValue(value: string): void {
   if (value.length * 6 + 2 <= MAX_VALUE_BYTES) return;
   const bytes = utf8ByteLength(JSON.stringify(value));
   if (bytes > MAX_VALUE_BYTES) {
-    throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (256 KiB)`);
+    throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (${MAX_VALUE_BYTES / 1024} KiB)`);
   }
 }
 
@@ -545,7 +545,7 @@ function isNodeId(value: unknown): value is string {
   return typeof value === 'string' && value.length <= MAX_NODE_ID_LENGTH && NODE_ID_PATTERN.test(value);
 }
 
-/** A node id field: 1 to 64 of A-Z a-z 0-9 _ - (as in config files), so that ids never need escaping in a frame. */
+/** A node id field: 1 to MAX_NODE_ID_LENGTH of A-Z a-z 0-9 _ - (as in config files), so that ids never need escaping in a frame. */
 function checkNodeId(m: Record<string, unknown>, field: string): string {
   const nodeId = m[field];
   if (!isNodeId(nodeId)) throw bad(`"${field}" must be a node id: 1 to ${MAX_NODE_ID_LENGTH} of A-Z a-z 0-9 _ -`);
