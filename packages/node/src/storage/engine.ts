@@ -186,7 +186,7 @@ export class Storage {
     const { snapshots, logs } = await scanFolder(at);
     const snapshotGeneration = snapshots.at(-1) ?? 0;
     const replayed = logs.filter((g) => g >= snapshotGeneration);
-    const recovered: Recovered = { entries: [], notes: [], damaged: false };
+    const recovered: Recovered = { entries: [], notes: [], repaired: false };
     let snapshotBytes = snapshots.length > 0 ? await loadFile(at, generationName('snapshot', snapshotGeneration), SNAPSHOT_MAGIC, false, recovered) : 0;
     let logBytes = 0;
     for (const generation of replayed) {
@@ -196,7 +196,7 @@ export class Storage {
 
     let generation = Math.max(snapshotGeneration, replayed.at(-1) ?? 0);
     let log: AppendFile;
-    if (recovered.damaged) {
+    if (recovered.repaired) {
       generation += 1;
       ({ log, snapshotBytes } = await rewriteRepaired(at, generation, recovered.entries));
       logBytes = LOG_MAGIC.length;
@@ -209,7 +209,7 @@ export class Storage {
       log = await fs.openAppend(pathIn(dir, generationName('log', generation)));
     }
     const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes);
-    return { storage, recovery: { entries: recovered.entries, notes: recovered.notes, repaired: recovered.damaged } };
+    return { storage, recovery: recovered };
   }
 
   /** Bytes in the current log file. */
@@ -605,13 +605,8 @@ interface Opening {
   readonly step: (doing: string) => void;
 }
 
-/** What recovery has read so far. */
-interface Recovered {
-  readonly entries: StoredEntry[];
-  readonly notes: string[];
-  /** A damaged file was salvaged: everything must be rewritten. */
-  damaged: boolean;
-}
+/** The Recovery being made, as the files are read. */
+type Recovered = { -readonly [K in keyof Recovery]: Recovery[K] };
 
 /** Creates the folder if need be, removes temporary files, and lists the generations of its snapshots and logs, oldest first. */
 async function scanFolder(at: Opening): Promise<{ snapshots: number[]; logs: number[] }> {
@@ -669,7 +664,7 @@ async function salvageFile(at: Opening, name: string, data: Uint8Array, magic: B
   const path = pathIn(at.dir, name);
   const salvaged = salvageRecords(data, magic);
   appendAll(recovered.entries, salvaged.entries);
-  recovered.damaged = true;
+  recovered.repaired = true;
   at.step(`set ${name} aside`);
   await at.fs.rename(path, `${path}.damaged`);
   const lost = salvaged.damaged.map((d) => `${d.bytes} bytes at ${d.offset}`).join(', ');
