@@ -9,7 +9,7 @@
  * to stderr as `bby: warning: ...` and do not change the exit code: the
  * answer on stdout stays as it is for scripts.
  */
-import { BbyError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
+import { BbyError, MAX_ACK_TIMEOUT_MS, MAX_ACKS } from '@bby/core';
 import { BbyClient, type ConnectionTarget, connectionTarget, DEFAULT_TIMEOUT_MS, readConfigFile, type RequestBody } from '@bby/client';
 import { runBulkCommand } from './bulk.js';
 import { BULK_COMMANDS, type BulkCommand, type Command, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS, type MonitorCommand } from './commands.js';
@@ -132,10 +132,10 @@ function parseCommandLine(argv: readonly string[]): Invocation {
     } else if (arg === '--acks' || arg.startsWith('--acks=')) {
       const { text, next } = optionValue(argv, i);
       i = next;
-      if (text === undefined) throw new UsageError('--acks needs a value: a number of nodes from 1 to 1024, or all (as in --acks 2)');
+      if (text === undefined) throw new UsageError(`--acks needs a value: a number of nodes from 1 to ${MAX_ACKS}, or all (as in --acks 2)`);
       acks = text === 'all' ? 'all' : Number(text);
-      if (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= 1024)) {
-        throw new UsageError(`--acks needs a number of nodes from 1 to 1024, or "all", got ${JSON.stringify(text)}`);
+      if (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= MAX_ACKS)) {
+        throw new UsageError(`--acks needs a number of nodes from 1 to ${MAX_ACKS}, or "all", got ${JSON.stringify(text)}`);
       }
     } else if (arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
     else {
