@@ -213,7 +213,7 @@ export async function exportAll(options: ExportOptions): Promise<number> {
   const pipeline = await Pipeline.connect(options.target, { inFlight: options.inFlight ?? EXPORT_IN_FLIGHT, timeoutMs: options.timeoutMs });
   let chunk = '';
   let written = 0;
-  let pendingWrite: void | Promise<void> = undefined;
+  let pendingWrite: void | Promise<void> | undefined;
   const started = Date.now();
   try {
     const showProgress = options.reporter?.progress;
