@@ -1,6 +1,7 @@
 /**
  * @bby/core: the sans-I/O heart of bby. Create a node with `createNode`, feed
- * it events, carry out the effects it returns from `takeEffects()`.
+ * it events, carry out the batches it hands over with `takeReady()` (ready.ts),
+ * through the durability policy when it has a disk (durability.ts).
  *
  * @example
  * import { createNode } from '@bby/core';
@@ -17,7 +18,9 @@
  * packages of this repository and their tests; they may change in any
  * release. test/public-surface.test.ts pins the list below.
  */
-export { createNode, CLOSE_CODES, type BbyNode, type Effect, type LogFields, type NodeOptions, type SendEffect } from './node.js';
+export { createNode, CLOSE_CODES, type BbyNode, type NodeOptions } from './node.js';
+export { carryOut, isEmptyReady, READY_ORDER, type CloseEffect, type CursorEffect, type DialEffect, type Effect, type LogEffect, type LogFields, type PauseEffect, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect } from './ready.js';
+export { type BatchId, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision } from './durability.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export { type Change } from './store.js';

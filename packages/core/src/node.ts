@@ -2,15 +2,16 @@
  * A bby node without I/O: it reacts to events (a frame from a link, a link
  * opening or closing, a client call, a tick) and queues effects (frames to
  * send, entries to persist, addresses to dial, links to close, lines to log)
- * that an adapter drains with `takeEffects()` and carries out.
+ * that an adapter takes as one typed batch with `takeReady()` and carries out
+ * (ready.ts says in what order; durability.ts decides when).
  *
  * House rules, as in etcd's raft: no sockets, no timers, no disk, no
  * reading the clock, no random numbers of its own here; time and randomness come from the
  * options, so many nodes can run in one test process, deterministically.
  *
- * Ordering duty of the adapter: within one batch of effects, `persist`
- * effects must be durable before any `send` of the same batch is written,
- * because a `set` reply that says `true` promises the write is kept.
+ * Ordering duty of the adapter (ready.ts): a batch's `persist` is durable
+ * before anything else of it is carried out, because a `set` reply that says
+ * `true` promises the write is kept.
  */
 import { dialableAddress, parseAddress } from './address.js';
 import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, proofMatches } from './auth.js';
@@ -55,6 +56,7 @@ import { LogLimiter } from './log-limiter.js';
 import { printable, quoted } from './log-text.js';
 import { batchChanges, batchEntries, coalesceEntries, jsonStringLength } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
+import { type Effect, groupEffects, type LogFields, type Ready, type SendEffect } from './ready.js';
 
 /** A forwarded write names at most this many nodes it was already sent to. */
 export const MAX_SEEN = 64;
@@ -159,53 +161,6 @@ export interface NodeOptions {
 
 /** An inbound connection that sends nothing (no request, no hello) for this long is closed, in milliseconds. */
 export const IDLE_CONNECTION_TIMEOUT_MS = 10_000;
-
-/** Something the adapter must do; drained with `takeEffects()`. */
-export type Effect =
-  /**
-   * Send a frame: write `text` to the link's socket as one text frame.
-   * `text` is `message` encoded by the node (`encodeMessage`: JSON, with
-   * entries as tuples); `message` is there to look inside (its type, its id),
-   * and `JSON.stringify(message)` gives the same text. `bytes` is the core's
-   * estimate of the frame's size: once the frames of a link are written out,
-   * report their `bytes` with `written(link, sum)` (flow-control.ts); frames
-   * on a link that closed need no report.
-   */
-  | SendEffect
-  /** Stop reading this link's socket (its client is over its outbound budget) until `resume`. */
-  | { readonly type: 'pause'; readonly link: LinkId }
-  /** Read this link's socket again. */
-  | { readonly type: 'resume'; readonly link: LinkId }
-  /** Store this change durably; `seq` is its local sequence number, to recover with `changes`. */
-  | { readonly type: 'persist'; readonly entry: Entry; readonly seq: number }
-  /** This node's cursor into a peer's change feed moved: keep it with the node's state (a stale one is safe). */
-  | { readonly type: 'cursor'; readonly peerId: string; readonly cursor: Cursor }
-  /** Open a connection to `address` (host:port; ws:// or wss:// as the adapter's transport says), then report `opened` or `closed`. */
-  | { readonly type: 'dial'; readonly link: LinkId; readonly address: string }
-  | { readonly type: 'close'; readonly link: LinkId; readonly code: number; readonly reason: string }
-  /** A client added a peer at run time: keep its address with the node's state. */
-  | { readonly type: 'peer-added'; readonly address: string }
-  /** A client removed a peer: forget its address in the node's state. */
-  | { readonly type: 'peer-removed'; readonly address: string }
-  /**
-   * A log line: `message` for people (text from outside already escaped),
-   * `event` a stable kebab-case name of what happened, `fields` its facts
-   * (ids, addresses, counts; strings as they came: escape them when printing).
-   */
-  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly event: string; readonly message: string; readonly fields?: LogFields };
-
-/** The facts of a log effect, by name. */
-export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
-
-/** The `send` effect; see `Effect`. */
-export interface SendEffect {
-  readonly type: 'send';
-  readonly link: LinkId;
-  /** The frame to write, `encodeMessage(message)`. */
-  readonly text: string;
-  readonly message: Message;
-  readonly bytes: number;
-}
 
 /** An effect as the node queues it: a `send` gets its `text` as it is taken (after `coalesceEntries` merged what it could). */
 type QueuedEffect = Exclude<Effect, SendEffect> | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly bytes: number };
@@ -321,8 +276,8 @@ export interface BbyNode {
   storageRecovered(): void;
   /** A link closed or a dial failed; `reason` says why, for logs and `peers`. */
   closed(link: LinkId, reason: string): void;
-  /** Takes the queued effects, oldest first. */
-  takeEffects(): Effect[];
+  /** Takes what the node asks for since the last take, as one batch (ready.ts: carry out its `persist` first, then the rest in `READY_ORDER`). */
+  takeReady(): Ready;
 }
 
 /** Creates a node; it queues dials to its configured peers at once, and retries them on `tick()`. */
@@ -1291,9 +1246,9 @@ class Node implements BbyNode {
     this.#answerAddPeer(target.address, { address: target.address, connected: false, id: target.peerId, error: reason, retrying: true });
   }
 
-  takeEffects(): Effect[] {
+  takeReady(): Ready {
     if (this.#watching.size > 0) this.#flushWatchers();
-    return withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength));
+    return groupEffects(withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength)));
   }
 
   // --- internals --------------------------------------------------------
@@ -1605,7 +1560,7 @@ class Node implements BbyNode {
     if (watcher.state) this.#sendState(link, watcher);
   }
 
-  /** Queues a write for every watcher; it goes out with the next `takeEffects` (#flushWatchers), or is counted as dropped. */
+  /** Queues a write for every watcher; it goes out with the next `takeReady` (#flushWatchers), or is counted as dropped. */
   #watchWrite(entry: Entry, from: string | null, conflict: boolean): void {
     for (const link of this.#watching.values()) {
       const watcher = link.watch!;
