@@ -8,8 +8,7 @@
  * not acknowledged by enough nodes in time.
  */
 import { BbyError, type ErrorCode, type LocalErrorCode } from '@bby/core';
-import { NodeError } from './client.js';
-import { printable, UnreachableError } from './connection.js';
+import { NodeError, printable, UnreachableError } from '@bby/client';
 
 /** An exit code of `bby` for a failure. */
 export type FailureExitCode = 1 | 2 | 3;

@@ -10,13 +10,10 @@
  * answer on stdout stays as it is for scripts.
  */
 import { BbyError, MAX_ACK_TIMEOUT_MS, MAX_ACKS } from '@bby/core';
-// The config reader alone: the package's index would load the whole server, which costs every command about 0.1 s.
-import { readConfigFile } from '@bby/node/config-file';
-import { BbyClient, DEFAULT_TIMEOUT_MS, type RequestBody } from './client.js';
+import { BbyClient, type ConnectionTarget, connectionTarget, DEFAULT_TIMEOUT_MS, readConfigFile, type RequestBody } from '@bby/client';
 import { runBulkCommand } from './bulk.js';
-import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS } from './commands.js';
+import { BULK_COMMANDS, type BulkCommand, type Command, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS, type MonitorCommand } from './commands.js';
 import { runHealth, runWatch } from './monitor.js';
-import { type ConnectionTarget, connectionTarget } from './connection.js';
 import { exitCodeFor, reportFailure } from './exit-code.js';
 
 /** The first line of the usage text, also printed after a usage error. */
@@ -224,6 +221,69 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** The command a command line names, with its config and arguments. */
+interface ChosenCommand {
+  readonly configPath: string;
+  readonly args: readonly string[];
+  /** One of the three is set: a request and its answer, import or export, or watch and health. */
+  readonly command: Command | undefined;
+  readonly bulk: BulkCommand | undefined;
+  readonly monitor: MonitorCommand | undefined;
+}
+
+/** The command of `invocation` with its arguments checked, or the usage error to print (unknown command, wrong number of arguments). */
+function chooseCommand(invocation: Invocation): ChosenCommand | string {
+  const [configPath, name, ...args] = invocation.positionals;
+  if (configPath === undefined) return 'the config file is missing';
+  if (name === undefined) return 'the command is missing';
+  const bulk = findBulkCommand(name);
+  const command = findCommand(name);
+  const monitor = findMonitorCommand(name);
+  const spec = bulk ?? command ?? monitor;
+  if (spec === undefined) return `unknown command ${JSON.stringify(name)}; the commands are ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}`;
+  if (args.length !== spec.args.length) {
+    const usage = [spec.name, ...spec.args].join(' ');
+    const options = invocation.optionsAfterCommand;
+    const hint =
+      args.length < spec.args.length && options.length > 0
+        ? `; ${options.join(' ')} ${options.length === 1 ? 'was' : 'were'} read as ${options.length === 1 ? 'an option' : 'options'}: to pass ${options.length === 1 ? 'it' : 'them'} as a value, put -- before the arguments`
+        : spec.name === 'set' && args.length > 2
+          ? '; quote a value that has spaces'
+          : '';
+    return `${spec.name} takes ${spec.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`;
+  }
+  return { configPath, args, command, bulk, monitor };
+}
+
+/** A command's answer: its result, and the rows the node left out of it (`peers`). */
+interface Answer {
+  readonly result: unknown;
+  readonly omitted?: number | undefined;
+}
+
+/** Sends the request of `command` (every page of them for `keys`; with `acks` for `set --acks`) and resolves with the answer. */
+async function ask(client: BbyClient, command: Command, body: RequestBody, invocation: Invocation): Promise<Answer> {
+  if (command.name === 'keys') return { result: await client.allKeys() };
+  if (invocation.acks !== undefined) {
+    // The node gives up a little before this client does, so that its count arrives.
+    const timeoutMs = Math.max(1, Math.min(invocation.timeoutMs - 250, MAX_ACK_TIMEOUT_MS));
+    return { result: (await client.requestReply({ ...body, acks: invocation.acks, timeoutMs } as RequestBody, invocation.timeoutMs + 1000)).result };
+  }
+  const reply = await client.requestReply(body);
+  return { result: reply.result, omitted: reply.omitted };
+}
+
+/** Prints an answer on stdout: as the command formats it, or as one JSON value with `--json`. */
+function printAnswer({ result, omitted }: Answer, command: Command, json: boolean, output: Output): void {
+  if (!json) {
+    output.out(command.format(result, omitted));
+    return;
+  }
+  output.out(`${JSON.stringify(result)}\n`);
+  // stdout stays one JSON value; the count of rows left out goes beside it.
+  if (omitted !== undefined && omitted > 0) output.err(`bby: ... and ${omitted} more (left out of the answer to fit one message)\n`);
+}
+
 /** Runs the CLI and resolves to its exit code. */
 export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
   // One line: what is wrong, and where the usage is.
@@ -241,25 +301,9 @@ export async function main(argv: readonly string[], output: Output = processOutp
     output.out(`${USAGE}\n`);
     return 0;
   }
-  const [configPath, name, ...args] = invocation.positionals;
-  if (configPath === undefined) return usageError('the config file is missing');
-  if (name === undefined) return usageError('the command is missing');
-  const bulk = findBulkCommand(name);
-  const command = findCommand(name);
-  const monitor = findMonitorCommand(name);
-  const spec = bulk ?? command ?? monitor;
-  if (spec === undefined) return usageError(`unknown command ${JSON.stringify(name)}; the commands are ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}`);
-  if (args.length !== spec.args.length) {
-    const usage = [spec.name, ...spec.args].join(' ');
-    const options = invocation.optionsAfterCommand;
-    const hint =
-      args.length < spec.args.length && options.length > 0
-        ? `; ${options.join(' ')} ${options.length === 1 ? 'was' : 'were'} read as ${options.length === 1 ? 'an option' : 'options'}: to pass ${options.length === 1 ? 'it' : 'them'} as a value, put -- before the arguments`
-        : spec.name === 'set' && args.length > 2
-          ? '; quote a value that has spaces'
-          : '';
-    return usageError(`${spec.name} takes ${spec.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`);
-  }
+  const chosen = chooseCommand(invocation);
+  if (typeof chosen === 'string') return usageError(chosen);
+  const { configPath, args, bulk, command, monitor } = chosen;
   let body;
   try {
     body = command?.request(args);
@@ -280,23 +324,7 @@ export async function main(argv: readonly string[], output: Output = processOutp
   try {
     if (monitor?.name === 'watch') return await runWatch(target, { json: invocation.json, timeoutMs: invocation.timeoutMs }, output, output.stopped ?? interrupted());
     client = await BbyClient.connect(target, invocation.timeoutMs);
-    let result: unknown;
-    let omitted: number | undefined;
-    if (command!.name === 'keys') result = await client.allKeys();
-    else if (invocation.acks !== undefined) {
-      // The node gives up a little before this client does, so that its count arrives.
-      const timeoutMs = Math.max(1, Math.min(invocation.timeoutMs - 250, MAX_ACK_TIMEOUT_MS));
-      result = (await client.requestReply({ ...body!, acks: invocation.acks, timeoutMs } as RequestBody, invocation.timeoutMs + 1000)).result;
-    } else {
-      const reply = await client.requestReply(body!);
-      result = reply.result;
-      omitted = reply.omitted;
-    }
-    if (invocation.json) {
-      output.out(`${JSON.stringify(result)}\n`);
-      // stdout stays one JSON value; the count of rows left out goes beside it.
-      if (omitted !== undefined && omitted > 0) output.err(`bby: ... and ${omitted} more (left out of the answer to fit one message)\n`);
-    } else output.out(command!.format(result, omitted));
+    printAnswer(await ask(client, command!, body!, invocation), command!, invocation.json, output);
     return 0;
   } catch (error) {
     return reportFailure(error, configPath, output);

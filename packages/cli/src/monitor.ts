@@ -10,8 +10,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { printable, type WatchStateMessage, type WatchWrite, type WatchWritesMessage } from '@bby/core';
-import { BbyClient } from './client.js';
-import { type ConnectionTarget } from './connection.js';
+import { BbyClient, type ConnectionTarget } from '@bby/client';
 import { exitCodeFor } from './exit-code.js';
 
 /** Characters of each value `bby watch` shows; the rest is cut (the line says so with `...`). */

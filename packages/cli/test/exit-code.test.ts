@@ -1,7 +1,6 @@
 import { BbyError, ConfigError, ERROR_CODES, LOCAL_ERROR_CODES } from '@bby/core';
 import { expect } from 'chai';
-import { NodeError } from '../src/client.js';
-import { ConnectionError, UnreachableError } from '../src/connection.js';
+import { ConnectionError, NodeError, UnreachableError } from '@bby/client';
 import { exitCodeFor, reportFailure } from '../src/exit-code.js';
 import { ImportInputError } from '../src/import-input.js';
 

@@ -7,7 +7,7 @@
  * the kernel: a disk that does not answer).
  */
 import { BbyError, checkExposure, ConfigError, exposureWarnings } from '@bby/core';
-import { readConfigFile } from './config-file.js';
+import { readConfigFile } from '@bby/client';
 import { createLogSink, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type LogSink } from './log-sink.js';
 import { type RunningNode, StartError, startNode } from './node-server.js';
 import { StartError as TransportStartError } from './start-error.js';
