@@ -287,7 +287,7 @@ async function observer(url) {
   await Promise.race([welcomed, sleep(10_000).then(() => Promise.reject(new Error(`no welcome from ${url}`)))]);
   // A peer that stays silent for 4 s is closed by the node (failure detection): keep talking.
   const heartbeat = setInterval(() => conn.send('{"type":"ping"}'), 1_000);
-  conn.ws.once('close', () => clearInterval(heartbeat));
+  conn.onClose(() => clearInterval(heartbeat));
   return conn;
 }
 

@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BbyClient } from '../packages/cli/dist/src/client.js';
+import { BbyClient } from '@bby/client';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nodeBin = join(root, 'packages', 'node', 'bin', 'bby-node.js');

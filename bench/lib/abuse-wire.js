@@ -112,7 +112,7 @@ export function openSocket(url, { role, nodeId = 'evil', secret, paused = false,
         return mistake('a frame that is not JSON during the handshake');
       }
       if (message.type === 'error') return fail(`error ${message.code}`);
-      if (message.type === 'challenge' && handshake !== undefined && handshake.transcript === undefined) {
+      if (message.type === 'challenge' && handshake !== undefined && !handshake.answered) {
         ws.send(handshake.answer(message));
         // The protocol lets hello follow auth at once; the node acts on it once the proof checked out.
         if (role === 'peer') ws.send(MESSAGES.hello(nodeId));

@@ -1,13 +1,13 @@
-// The load generator's client: a raw `ws` connection speaking the bby client
-// protocol, lean enough not to be the bottleneck. Requests are built as text;
-// replies are checked by their first characters (both bby and the bare server
-// answer `{"type":"reply",...`), so the client does the same work whatever
-// server it talks to.
-import WebSocket from 'ws';
-import { ClientHandshake } from './handshake.js';
+// The load generator's client: @bby/client's BbyClient (built by `tsc -b`,
+// which npm run bench runs first), the same client as `bby`'s. The load
+// itself goes as frames built as text (`send`, `sendMany` corked into one
+// write), whose replies reach `onText` unparsed and are checked by their
+// first characters (both bby and the bare server answer
+// `{"type":"reply",...`), so the client does the same work whatever server
+// it talks to; control requests (`call`) are numbered by the client and
+// matched by id.
+import { BbyClient, NodeError } from '@bby/client';
 import { securityOf } from './procs.js';
-
-const MAX_PAYLOAD = 1024 * 1024 * 1024;
 
 export class Conn {
   /**
@@ -16,94 +16,60 @@ export class Conn {
    * `peerId`), over wss:// with the run's CA for 'tls'; the handshake is per
    * connection, outside what the workloads time.
    */
-  static open(url, timeoutMs = 10_000, { peerId } = {}) {
+  static async open(url, timeoutMs = 10_000, { peerId } = {}) {
     const security = securityOf(url);
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_PAYLOAD, handshakeTimeout: timeoutMs, ...(security?.ca === undefined ? {} : { ca: security.ca }) });
-      ws.once('error', (error) => reject(new Error(`cannot connect to ${url}: ${error.message}`)));
-      if (security === undefined) {
-        ws.once('open', () => resolve(new Conn(url, ws)));
-        return;
-      }
-      const handshake = new ClientHandshake(security.secret, peerId === undefined ? 'client' : 'peer', peerId);
-      const onMessage = (data) => {
-        const message = JSON.parse(data.toString('utf8'));
-        if (message.type === 'challenge') ws.send(handshake.answer(message));
-        else if (message.type === 'authenticated' && handshake.verify(message)) {
-          ws.off('message', onMessage);
-          resolve(new Conn(url, ws));
-        } else reject(new Error(`authentication with ${url} failed: ${data.toString('utf8').slice(0, 200)}`));
-      };
-      ws.on('message', onMessage);
-    });
+    const target = {
+      url,
+      ...(security === undefined ? {} : { secret: security.secret }),
+      ...(security?.ca === undefined ? {} : { tls: { ca: security.ca, rejectUnauthorized: true } }),
+      ...(peerId === undefined ? {} : { peerId }),
+    };
+    try {
+      return new Conn(url, await BbyClient.connect(target, timeoutMs));
+    } catch (error) {
+      throw new Error(`cannot connect to ${url}: ${error.message}`);
+    }
   }
 
-  constructor(url, ws) {
+  constructor(url, client) {
     this.url = url;
-    this.ws = ws;
-    /** Called with the text of every frame that is not the answer to a `call`. */
-    this.onText = undefined;
-    this.calls = new Map();
-    this.nextCallId = 1;
+    this.client = client;
     this.closed = false;
-    ws.on('error', () => undefined);
-    ws.on('close', () => {
-      this.closed = true;
-      for (const { reject } of this.calls.values()) reject(new Error(`connection to ${url} closed`));
-      this.calls.clear();
-    });
-    ws.on('message', (data) => {
-      const text = data.toString('utf8');
-      if (this.calls.size > 0 && text.includes('"id":"c')) {
-        const reply = JSON.parse(text);
-        const call = this.calls.get(reply.id);
-        if (call !== undefined) {
-          this.calls.delete(reply.id);
-          if (reply.type === 'reply') call.resolve(reply.result);
-          else call.reject(new Error(`${reply.code}: ${reply.message}`));
-          return;
-        }
-      }
-      this.onText?.(text);
-    });
+    client.onClose(() => (this.closed = true));
   }
 
+  /** Gets the text of every frame that is not the answer to a `call` (undefined: none). */
+  set onText(listener) {
+    this.client.onFrame(listener);
+  }
+
+  /** Calls `listener(code)` once the connection closes. */
+  onClose(listener) {
+    this.client.onClose((_reason, code) => listener(code));
+  }
+
+  /** Sends a frame; numbered by the caller, answered to `onText`. */
   send(text) {
-    this.ws.send(text);
+    this.client.send(text);
   }
 
   /** Sends several frames in one write. */
   sendMany(texts) {
-    const raw = this.ws._socket;
-    raw?.cork();
-    for (const text of texts) this.ws.send(text);
-    raw?.uncork();
+    this.client.cork();
+    for (const text of texts) this.client.send(text);
   }
 
-  /** A control request (stats, keys, peers) with a string id; resolves with its result. */
-  call(body, timeoutMs = 30_000) {
-    const id = `c${this.nextCallId++}`;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.calls.delete(id);
-        reject(new Error(`no answer to ${body.type} from ${this.url} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.calls.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.ws.send(JSON.stringify({ ...body, id }));
-    });
+  /** A control request (stats, keys, peers), never while frames of `send` are in flight; resolves with its result. */
+  async call(body, timeoutMs = 30_000) {
+    try {
+      return (await this.client.requestReply(body, timeoutMs)).result;
+    } catch (error) {
+      throw error instanceof NodeError ? new Error(`${error.code}: ${error.message}`) : new Error(`${body.type} to ${this.url}: ${error.message}`);
+    }
   }
 
   close() {
-    if (!this.closed) this.ws.close(1000, 'done');
+    this.client.close();
     this.closed = true;
   }
 }
@@ -255,7 +221,7 @@ export class Watcher {
     /** Events the node left out for this watcher (the `dropped` field of its messages). */
     this.dropped = 0;
     this.closedByNode = false;
-    conn.ws.on('close', (code) => {
+    conn.onClose((code) => {
       if (!this.closing) this.closedByNode = code;
     });
   }

@@ -13,9 +13,8 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type Readable } from 'node:stream';
 import { type Stats } from '@bby/core';
-import { WebSocket } from './ws.js';
-import { BbyClient, NodeError, parseResponse, type RequestBody } from './client.js';
-import { ConnectionError, type ConnectionTarget, openConnection, printable, UnreachableError } from './connection.js';
+import { BbyClient, type ConnectionTarget, Pipeline } from '@bby/client';
+import { exitCodeFor, reportFailure } from './exit-code.js';
 import { ImportInputError, readBatches } from './import-input.js';
 import { progressLine } from './progress.js';
 
@@ -56,145 +55,6 @@ export interface BulkReporter {
   refused?(key: string, line: number | null): void;
 }
 
-// --- a pipelined connection -------------------------------------------------
-
-interface Slot {
-  readonly onResult: (result: unknown) => void;
-}
-
-/**
- * One WebSocket carrying many requests at once. `request` resolves when there
- * is room for another request; the first failure (an error answer, a lost
- * connection, no answer in time) is thrown by the next `request` or `drain`.
- */
-export class Pipeline {
-  readonly #socket: WebSocket;
-  readonly #pending = new Map<number, Slot>();
-  readonly #timer: NodeJS.Timeout;
-  #nextId = 1;
-  #failure: Error | undefined;
-  #lastAnswerAt = Date.now();
-  #room: (() => void) | undefined;
-  #drained: (() => void) | undefined;
-  #corked = false;
-
-  private constructor(
-    readonly url: string,
-    socket: WebSocket,
-    readonly inFlight: number,
-    readonly timeoutMs: number,
-  ) {
-    this.#socket = socket;
-    socket.on('message', (data) => this.#onMessage(String(data)));
-    socket.on('close', (code, reason) => {
-      const why = reason.length > 0 ? reason.toString() : code === 1009 ? 'message too large' : 'connection closed';
-      this.#fail(new UnreachableError(url, `the node closed the connection: ${why}`));
-    });
-    // One timer for the connection rather than one per request.
-    this.#timer = setInterval(() => {
-      if (this.#pending.size > 0 && Date.now() - this.#lastAnswerAt > timeoutMs) {
-        this.#fail(new UnreachableError(url, `no answer within ${timeoutMs} ms`));
-      }
-    }, Math.min(1_000, timeoutMs));
-    this.#timer.unref();
-  }
-
-  /** Opens a connection (connection.ts); rejects with UnreachableError or ConnectionError. */
-  static async connect(target: ConnectionTarget | string, options: { inFlight: number; timeoutMs: number }): Promise<Pipeline> {
-    const url = typeof target === 'string' ? target : target.url;
-    return new Pipeline(url, await openConnection(target, options.timeoutMs), options.inFlight, options.timeoutMs);
-  }
-
-  /**
-   * Sends a request; `onResult` gets its result, in the order of the
-   * requests. Returns undefined when another request may be sent at once,
-   * else a promise that resolves when one may. Throws the first failure.
-   */
-  request(body: RequestBody, onResult: (result: unknown) => void): Promise<void> | undefined {
-    return this.requestFrame((id) => JSON.stringify({ ...body, id }), onResult);
-  }
-
-  /** As `request`, for a request written by `write(id)` as JSON text or its UTF-8 bytes. */
-  requestFrame(write: (id: number) => string | Buffer, onResult: (result: unknown) => void): Promise<void> | undefined {
-    if (this.#failure !== undefined) throw this.#failure;
-    const id = this.#nextId++;
-    if (this.#pending.size === 0) this.#lastAnswerAt = Date.now();
-    this.#pending.set(id, { onResult });
-    this.#cork();
-    this.#socket.send(write(id), { binary: false });
-    if (this.#pending.size < this.inFlight) return undefined;
-    return new Promise<void>((resolve) => (this.#room = resolve)).then(() => {
-      if (this.#failure !== undefined) throw this.#failure;
-    });
-  }
-
-  /** Sends one request and waits for its result. */
-  async call(body: RequestBody): Promise<unknown> {
-    let result: unknown;
-    await this.request(body, (r) => (result = r));
-    await this.drain();
-    return result;
-  }
-
-  /**
-   * Requests sent in one go leave in one write rather than one system call
-   * each: the socket is corked until the current burst of work is done.
-   */
-  #cork(): void {
-    const raw = (this.#socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (this.#corked || raw === undefined) return;
-    this.#corked = true;
-    raw.cork();
-    setImmediate(() => {
-      this.#corked = false;
-      raw.uncork();
-    });
-  }
-
-  /** Waits until every request is answered. */
-  async drain(): Promise<void> {
-    if (this.#pending.size > 0 && this.#failure === undefined) await new Promise<void>((resolve) => (this.#drained = resolve));
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  close(): void {
-    clearInterval(this.#timer);
-    if (this.#socket.readyState === WebSocket.OPEN || this.#socket.readyState === WebSocket.CONNECTING) this.#socket.close(1000, 'done');
-  }
-
-  #onMessage(text: string): void {
-    const message = parseResponse(text);
-    if (message === null) return;
-    const slot = this.#pending.get(message.id);
-    if (slot === undefined) return;
-    this.#pending.delete(message.id);
-    this.#lastAnswerAt = Date.now();
-    if (message.type === 'reply') slot.onResult(message.result);
-    else this.#fail(new NodeError(message.code, message.message));
-    this.#wake();
-  }
-
-  #fail(error: Error): void {
-    this.#failure ??= error;
-    this.#pending.clear();
-    clearInterval(this.#timer);
-    this.#wake();
-  }
-
-  #wake(): void {
-    if (this.#room !== undefined && (this.#pending.size < this.inFlight || this.#failure !== undefined)) {
-      const room = this.#room;
-      this.#room = undefined;
-      room();
-    }
-    if (this.#drained !== undefined && (this.#pending.size === 0 || this.#failure !== undefined)) {
-      const drained = this.#drained;
-      this.#drained = undefined;
-      drained();
-    }
-  }
-}
-
 // --- import -------------------------------------------------------------------
 
 /** Options of `importFile`. */
@@ -217,87 +77,115 @@ export interface ImportOptions {
  * NodeError when the node fails.
  */
 export async function importFile(options: ImportOptions): Promise<ImportSummary> {
-  const { file, reporter = {} } = options;
-  const fromStdin = file === '-';
-  const name = fromStdin ? 'standard input' : file;
-  let input: Readable;
-  let size = 0;
-  if (fromStdin) input = options.stdin ?? process.stdin;
-  else {
-    try {
-      const info = await stat(file);
-      if (info.isDirectory()) throw new ImportInputError(`${file} is a folder; give a file of JSON lines or a JSON object`);
-      size = info.size;
-    } catch (error) {
-      if (error instanceof ImportInputError) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new ImportInputError(code === 'ENOENT' ? `${file}: no such file` : `cannot read ${file}: ${code ?? (error as Error).message}`);
-    }
-    input = createReadStream(file);
-  }
-  const readError = new Promise<never>((_, reject) => {
-    input.once('error', (error: NodeJS.ErrnoException) => reject(new ImportInputError(`cannot read ${name}: ${error.code ?? error.message}`)));
-  });
-  readError.catch(() => undefined);
-
+  const { reporter = {} } = options;
+  const input = await openImportInput(options.file, options.stdin);
   const pipeline = await Pipeline.connect(options.target, { inFlight: options.inFlight ?? IMPORT_BATCHES_IN_FLIGHT, timeoutMs: options.timeoutMs });
-  const started = Date.now();
-  let trues = 0;
-  let refused = 0;
-  let progressTimer: NodeJS.Timeout | undefined;
-  const showProgress = reporter.progress;
-  if (showProgress !== undefined) {
-    progressTimer = setInterval(() => {
-      const read = size > 0 ? (input as ReadStream).bytesRead / size : undefined;
-      showProgress(progressLine(trues + refused, Date.now() - started, read));
-    }, PROGRESS_INTERVAL_MS);
-    progressTimer.unref();
-  }
+  const tally: ImportTally = { trues: 0, refused: 0 };
+  const stopProgress = reporter.progress === undefined ? undefined : showImportProgress(reporter.progress, input, tally);
   try {
     const before = (await pipeline.call({ type: 'stats' })) as Stats;
-    const summarize = async (): Promise<ImportSummary> => {
-      await pipeline.drain();
-      const after = (await pipeline.call({ type: 'stats' })) as Stats;
-      // A `true` does not say whether the key was new: the node's counter does (other writers at the same time count too).
-      const stored = Math.max(0, Math.min(trues, after.writesAccepted - before.writesAccepted));
-      return { stored, identical: trues - stored, refused };
-    };
     try {
-      const batches = readBatches(input, name);
-      for (;;) {
-        const next = await Promise.race([batches.next(), readError]);
-        if (next.done) break;
-        const batch = next.value;
-        const wait = pipeline.requestFrame(
-          (id) => batch.frame(id),
-          (results) => {
-            (results as boolean[]).forEach((result, index) => {
-              if (result === true) trues++;
-              else {
-                refused++;
-                reporter.refused?.(batch.keyAt(index), batch.lineAt(index));
-              }
-            });
-          },
-        );
-        if (wait !== undefined) await wait;
-      }
+      await sendBatches(pipeline, input, tally, reporter);
     } catch (error) {
       if (!(error instanceof ImportInputError)) throw error;
-      let summary: ImportSummary;
-      try {
-        summary = await summarize();
-      } catch {
+      const summary = await summarizeImport(pipeline, before, tally).catch(() => {
         throw error;
-      }
+      });
       throw new ImportStoppedError(error.message, summary);
     }
-    return await summarize();
+    return await summarizeImport(pipeline, before, tally);
   } finally {
-    clearInterval(progressTimer);
+    stopProgress?.();
     pipeline.close();
-    if (!fromStdin) input.destroy();
+    input.close();
   }
+}
+
+/** The file (or standard input) an import reads, opened before connecting. */
+interface ImportInput {
+  readonly stream: Readable;
+  /** The file's name in messages: its path, or "standard input". */
+  readonly name: string;
+  /** The file's size in bytes, for the part read shown by the progress line; 0 for standard input. */
+  readonly size: number;
+  /** Rejects with ImportInputError when reading fails. */
+  readonly readError: Promise<never>;
+  /** Closes the file (standard input stays open). */
+  close(): void;
+}
+
+/** Opens the input of an import: `-` for standard input, else a file that must exist and not be a folder (ImportInputError). */
+async function openImportInput(file: string, stdin: Readable | undefined): Promise<ImportInput> {
+  if (file === '-') return importInput(stdin ?? process.stdin, 'standard input', 0, () => undefined);
+  let size: number;
+  try {
+    const info = await stat(file);
+    if (info.isDirectory()) throw new ImportInputError(`${file} is a folder; give a file of JSON lines or a JSON object`);
+    size = info.size;
+  } catch (error) {
+    if (error instanceof ImportInputError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ImportInputError(code === 'ENOENT' ? `${file}: no such file` : `cannot read ${file}: ${code ?? (error as Error).message}`);
+  }
+  const stream = createReadStream(file);
+  return importInput(stream, file, size, () => stream.destroy());
+}
+
+function importInput(stream: Readable, name: string, size: number, close: () => void): ImportInput {
+  const readError = new Promise<never>((_, reject) => {
+    stream.once('error', (error: NodeJS.ErrnoException) => reject(new ImportInputError(`cannot read ${name}: ${error.code ?? error.message}`)));
+  });
+  readError.catch(() => undefined);
+  return { stream, name, size, readError, close };
+}
+
+/** The answers of an import so far: `set`s answered true, and refused. */
+interface ImportTally {
+  trues: number;
+  refused: number;
+}
+
+/** Shows a progress line every PROGRESS_INTERVAL_MS (with the part of the file read, when its size is known); returns what stops it. */
+function showImportProgress(show: (text: string) => void, input: ImportInput, tally: ImportTally): () => void {
+  const started = Date.now();
+  const timer = setInterval(() => {
+    const read = input.size > 0 ? (input.stream as ReadStream).bytesRead / input.size : undefined;
+    show(progressLine(tally.trues + tally.refused, Date.now() - started, read));
+  }, PROGRESS_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** Sends the input's entries in set-many batches, counting the answers into `tally`; throws ImportInputError at an invalid entry or when reading fails. */
+async function sendBatches(pipeline: Pipeline, input: ImportInput, tally: ImportTally, reporter: BulkReporter): Promise<void> {
+  const batches = readBatches(input.stream, input.name);
+  for (;;) {
+    const next = await Promise.race([batches.next(), input.readError]);
+    if (next.done) return;
+    const batch = next.value;
+    const wait = pipeline.requestFrame(
+      (id) => batch.frame(id),
+      (results) => {
+        (results as boolean[]).forEach((result, index) => {
+          if (result === true) tally.trues++;
+          else {
+            tally.refused++;
+            reporter.refused?.(batch.keyAt(index), batch.lineAt(index));
+          }
+        });
+      },
+    );
+    if (wait !== undefined) await wait;
+  }
+}
+
+/** Waits for every answer, then tells new keys from identical ones by the node's count of accepted writes since `before`. */
+async function summarizeImport(pipeline: Pipeline, before: Stats, tally: ImportTally): Promise<ImportSummary> {
+  await pipeline.drain();
+  const after = (await pipeline.call({ type: 'stats' })) as Stats;
+  // A `true` does not say whether the key was new: the node's counter does (other writers at the same time count too).
+  const stored = Math.max(0, Math.min(tally.trues, after.writesAccepted - before.writesAccepted));
+  return { stored, identical: tally.trues - stored, refused: tally.refused };
 }
 
 // --- export -------------------------------------------------------------------
@@ -325,7 +213,7 @@ export async function exportAll(options: ExportOptions): Promise<number> {
   const pipeline = await Pipeline.connect(options.target, { inFlight: options.inFlight ?? EXPORT_IN_FLIGHT, timeoutMs: options.timeoutMs });
   let chunk = '';
   let written = 0;
-  let pendingWrite: void | Promise<void> = undefined;
+  let pendingWrite: void | Promise<void> | undefined;
   const started = Date.now();
   try {
     const showProgress = options.reporter?.progress;
@@ -427,27 +315,11 @@ export async function runBulkCommand(name: 'import' | 'export', args: readonly s
         const before = stored + identical + refused > 0 ? 'the entries before it were sent (importing again is safe: keys already stored count as identical)' : 'nothing was sent';
         output.err(`bby: ${error.message}\nbby: stopped there; ${before}\n`);
         printSummary(error.summary);
-        return 2;
-      }
-      if (error instanceof ImportInputError) {
-        output.err(`bby: ${error.message}\n`);
-        return 2;
+        return exitCodeFor(error.code);
       }
       throw error;
     }
   } catch (error) {
-    if (error instanceof UnreachableError) {
-      output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${invocation.configPath}\n`);
-      return 1;
-    }
-    if (error instanceof ConnectionError) {
-      output.err(`bby: ${error.message}\n`);
-      return error.exitCode;
-    }
-    if (error instanceof NodeError) {
-      output.err(`bby: the node refused the request: ${printable(error.message)} (${printable(error.code)})\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, invocation.configPath, output);
   }
 }

@@ -3,7 +3,7 @@
  * sends, and how each answer is printed.
  */
 import { checkKey, checkValue, parseAddress, type AddPeerResult, type PeerInfo, type RemovePeerResult } from '@bby/core';
-import { type RequestBody } from './client.js';
+import { type RequestBody } from '@bby/client';
 
 /** One command of the CLI. */
 export interface Command {

@@ -17,8 +17,11 @@ import { BbyError, checkKey, checkValue, MAX_KEY_BYTES, MAX_VALUE_BYTES } from '
 import { type BatchLimits, IMPORT_BATCH, SetManyBatch } from './set-many-batch.js';
 
 /** The input file cannot be read or holds an invalid entry; the message names the file and the line. */
-export class ImportInputError extends Error {
+export class ImportInputError extends BbyError {
   override name = 'ImportInputError';
+  constructor(message: string) {
+    super('BAD_INPUT', message);
+  }
 }
 
 /** One entry of the input. */
@@ -140,140 +143,193 @@ export function isPlainEntry(bytes: Buffer, start: number, end: number): boolean
  * entry, after yielding the batch of the entries before it.
  */
 export async function* readBatches(input: Readable, name: string, limits: BatchLimits = IMPORT_BATCH): AsyncGenerator<SetManyBatch> {
-  // Set inside the line handlers below (the cast keeps TypeScript from narrowing it to 'unknown' here).
-  let mode = 'unknown' as 'unknown' | 'lines' | 'object';
-  const objectText: string[] = [];
-  // The first non-blank line, when it is a JSON object on its own: a JSON lines file with a mistake in it, or a one-line object.
-  let firstObject: { text: string; line: number } | undefined;
-  let lineNumber = 0;
-  let batch = new SetManyBatch(limits);
-  // Batches filled up and not yielded yet. An entry that does not fit closes the batch and starts the
-  // next; one larger than a whole batch (a value may take up to 256 KiB) gets a batch of its own size.
-  const full: SetManyBatch[] = [];
-  const nextBatch = (entryBytes: number): SetManyBatch => {
-    batch.settle();
-    if (batch.count > 0) full.push(batch);
-    batch = new SetManyBatch(entryBytes > limits.bytes ? { bytes: entryBytes, entries: limits.entries } : limits);
-    return batch;
-  };
-  const addBytes = (bytes: Buffer, start: number, end: number, line: number): void => {
-    if (!batch.addBytes(bytes, start, end, line)) nextBatch(end - start).addBytes(bytes, start, end, line);
-  };
-  const addEntry = ({ key, value }: InputEntry, line: number | null): void => {
-    const text = JSON.stringify({ key, value });
-    if (!batch.addText(text, line)) nextBatch(Buffer.byteLength(text)).addText(text, line);
-  };
-
-  /** Handles the line `bytes[start, end)` (without its line end); `utf8` says the bytes are known to be valid UTF-8. */
-  const takeLine = (bytes: Buffer, start: number, end: number, utf8: boolean): void => {
-    lineNumber++;
-    const line = lineNumber;
-    if (mode !== 'object' && utf8 && isPlainEntry(bytes, start, end)) {
-      mode = 'lines';
-      addBytes(bytes, start, end, line);
-      return;
-    }
-    if (!utf8 && !isUtf8(bytes.subarray(start, end))) {
-      throw new ImportInputError(`${name} line ${line}: not valid UTF-8; save the file as UTF-8`);
-    }
-    const text = bytes.toString('utf8', start, end);
-    if (mode === 'object') {
-      objectText.push(text);
-      return;
-    }
-    if (text.trim() === '') {
-      if (mode === 'unknown') objectText.push(text);
-      return;
-    }
-    if (mode === 'unknown') {
-      let first: unknown;
-      try {
-        first = JSON.parse(text);
-      } catch {
-        first = undefined;
-      }
-      const isObject = typeof first === 'object' && first !== null && !Array.isArray(first);
-      if (isObject && 'key' in (first as object)) mode = 'lines';
-      else {
-        if (isObject) firstObject = { text, line };
-        mode = 'object';
-        objectText.push(text);
-        return;
-      }
-    }
-    addEntry(parseJsonLine(text, name, line), line);
-  };
-
-  // A UTF-8 byte order mark (some editors write one) is skipped at the start of the input, as JSON parsers may.
-  let atStart = true;
-  const firstByte = (bytes: Buffer): number => {
-    if (!atStart) return 0;
-    atStart = false;
-    return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  };
-
-  /** Handles every line of `bytes[0, end)`, where `end` is just after a line end. */
-  const takeLines = (bytes: Buffer, end: number): void => {
-    const utf8 = isUtf8(bytes.subarray(0, end));
-    for (let start = firstByte(bytes); start < end; ) {
-      const newline = bytes.indexOf(NEWLINE, start);
-      const lineEnd = newline > start && bytes[newline - 1] === RETURN ? newline - 1 : newline;
-      takeLine(bytes, start, lineEnd, utf8);
-      start = newline + 1;
-    }
-    // The next read brings a new buffer: copy what this one still holds for the batch.
-    batch.settle();
-  };
-
-  // Bytes read after the last line end, in pieces (a long line is joined once, not at every read).
-  let partial: Buffer[] = [];
-  const flushFull = function* (): Generator<SetManyBatch> {
-    for (const done of full) yield done;
-    full.length = 0;
-  };
+  const packer = new InputPacker(name, limits);
   try {
-    for await (const chunk of input as AsyncIterable<Buffer | string>) {
-      const piece = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      const lastNewline = piece.lastIndexOf(NEWLINE);
-      if (lastNewline === -1) {
-        partial.push(piece);
-        continue;
-      }
-      const bytes = partial.length === 0 ? piece : Buffer.concat([...partial, piece]);
-      const end = bytes.length - (piece.length - lastNewline - 1);
-      partial = end < bytes.length ? [bytes.subarray(end)] : [];
-      takeLines(bytes, end);
-      yield* flushFull();
-    }
-    if (partial.length > 0) {
-      const bytes = Buffer.concat(partial);
-      const end = bytes.length > 0 && bytes[bytes.length - 1] === RETURN ? bytes.length - 1 : bytes.length;
-      const start = Math.min(firstByte(bytes), end);
-      takeLine(bytes, start, end, isUtf8(bytes.subarray(start, end)));
+    for await (const run of lineRuns(input)) {
+      if (run.last) packer.takeLastLine(run.bytes);
+      else packer.takeLines(run.bytes, run.end);
+      yield* packer.takeFull();
     }
   } catch (error) {
     // The entries before the invalid one are sent first.
-    yield* flushFull();
-    if (batch.count > 0) yield batch;
+    yield* packer.takeFull();
+    yield* packer.takeOpen();
     throw error;
   }
-  yield* flushFull();
-  if (mode !== 'object') {
-    if (batch.count > 0) yield batch;
-    return;
+  yield* packer.finish();
+}
+
+/** Bytes of input that end just after a line end (`bytes[0, end)`), or the bytes after the last line end (`last`). */
+type LineRun = { readonly bytes: Buffer; readonly end: number; readonly last: false } | { readonly bytes: Buffer; readonly last: true };
+
+/** The input cut after its last line end at each read; what follows the input's last line end comes at the end, as one run. */
+async function* lineRuns(input: Readable): AsyncGenerator<LineRun> {
+  // Bytes read after the last line end, in pieces (a long line is joined once, not at every read).
+  let partial: Buffer[] = [];
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const piece = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const lastNewline = piece.lastIndexOf(NEWLINE);
+    if (lastNewline === -1) {
+      partial.push(piece);
+      continue;
+    }
+    const bytes = partial.length === 0 ? piece : Buffer.concat([...partial, piece]);
+    const end = bytes.length - (piece.length - lastNewline - 1);
+    partial = end < bytes.length ? [bytes.subarray(end)] : [];
+    yield { bytes, end, last: false };
   }
-  let entries: InputEntry[];
-  try {
-    entries = parseJsonObject(objectText.join('\n'), name);
-  } catch (error) {
-    // Several objects, one per line, without "key" in the first: report it as JSON lines.
-    const rest = objectText.slice(firstObject === undefined ? 0 : firstObject.line).join('').trim();
-    if (firstObject !== undefined && rest !== '') parseJsonLine(firstObject.text, name, firstObject.line);
-    throw error;
+  if (partial.length > 0) yield { bytes: Buffer.concat(partial), last: true };
+}
+
+/**
+ * Packs the lines of one input into batches: lines go in (`takeLines`, then
+ * `takeLastLine`), full batches come out (`takeFull`), and `finish` yields the
+ * rest. Until the first non-blank line it does not know whether the input is
+ * JSON lines or one JSON object; an object is gathered whole and parsed at
+ * `finish`.
+ */
+class InputPacker {
+  readonly #name: string;
+  readonly #limits: BatchLimits;
+  #mode: 'unknown' | 'lines' | 'object' = 'unknown';
+  readonly #objectText: string[] = [];
+  // The first non-blank line, when it is a JSON object on its own: a JSON lines file with a mistake in it, or a one-line object.
+  #firstObject: { text: string; line: number } | undefined;
+  #lineNumber = 0;
+  // A UTF-8 byte order mark (some editors write one) is skipped at the start of the input, as JSON parsers may.
+  #atStart = true;
+  #batch: SetManyBatch;
+  // Batches filled up and not yielded yet. An entry that does not fit closes the batch and starts the
+  // next; one larger than a whole batch (a value may take up to 256 KiB) gets a batch of its own size.
+  readonly #full: SetManyBatch[] = [];
+
+  constructor(name: string, limits: BatchLimits) {
+    this.#name = name;
+    this.#limits = limits;
+    this.#batch = new SetManyBatch(limits);
   }
-  for (const entry of entries) {
-    addEntry(entry, null);
-    yield* flushFull();
+
+  /** Handles every line of `bytes[0, end)`, where `end` is just after a line end. */
+  takeLines(bytes: Buffer, end: number): void {
+    const utf8 = isUtf8(bytes.subarray(0, end));
+    for (let start = this.#firstByte(bytes); start < end; ) {
+      const newline = bytes.indexOf(NEWLINE, start);
+      const lineEnd = newline > start && bytes[newline - 1] === RETURN ? newline - 1 : newline;
+      this.#takeLine(bytes, start, lineEnd, utf8);
+      start = newline + 1;
+    }
+    // The next read brings a new buffer: copy what this one still holds for the batch.
+    this.#batch.settle();
   }
-  if (batch.count > 0) yield batch;
+
+  /** Handles the input's last line, which has no line end. */
+  takeLastLine(bytes: Buffer): void {
+    const end = bytes.length > 0 && bytes[bytes.length - 1] === RETURN ? bytes.length - 1 : bytes.length;
+    const start = Math.min(this.#firstByte(bytes), end);
+    this.#takeLine(bytes, start, end, isUtf8(bytes.subarray(start, end)));
+  }
+
+  /** The batches filled up since the last call. */
+  *takeFull(): Generator<SetManyBatch> {
+    for (const done of this.#full) yield done;
+    this.#full.length = 0;
+  }
+
+  /** The batch being filled, unless it is empty. */
+  *takeOpen(): Generator<SetManyBatch> {
+    if (this.#batch.count > 0) yield this.#batch;
+  }
+
+  /** Once every line is in: the full batches, the entries of a JSON object input, and the last batch. */
+  *finish(): Generator<SetManyBatch> {
+    yield* this.takeFull();
+    if (this.#mode === 'object') {
+      for (const entry of this.#parseObject()) {
+        this.#addEntry(entry, null);
+        yield* this.takeFull();
+      }
+    }
+    yield* this.takeOpen();
+  }
+
+  /** The input, gathered whole, as one JSON object of key to value. */
+  #parseObject(): InputEntry[] {
+    try {
+      return parseJsonObject(this.#objectText.join('\n'), this.#name);
+    } catch (error) {
+      // Several objects, one per line, without "key" in the first: report it as JSON lines.
+      const first = this.#firstObject;
+      const rest = this.#objectText.slice(first === undefined ? 0 : first.line).join('').trim();
+      if (first !== undefined && rest !== '') parseJsonLine(first.text, this.#name, first.line);
+      throw error;
+    }
+  }
+
+  /** Bytes to skip at the start of `bytes`: a byte order mark at the start of the input. */
+  #firstByte(bytes: Buffer): number {
+    if (!this.#atStart) return 0;
+    this.#atStart = false;
+    return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  }
+
+  /** Handles the line `bytes[start, end)` (without its line end); `utf8` says the bytes are known to be valid UTF-8. */
+  #takeLine(bytes: Buffer, start: number, end: number, utf8: boolean): void {
+    this.#lineNumber++;
+    const line = this.#lineNumber;
+    if (this.#mode !== 'object' && utf8 && isPlainEntry(bytes, start, end)) {
+      this.#mode = 'lines';
+      this.#addBytes(bytes, start, end, line);
+      return;
+    }
+    if (!utf8 && !isUtf8(bytes.subarray(start, end))) {
+      throw new ImportInputError(`${this.#name} line ${line}: not valid UTF-8; save the file as UTF-8`);
+    }
+    const text = bytes.toString('utf8', start, end);
+    if (this.#mode === 'object') {
+      this.#objectText.push(text);
+      return;
+    }
+    if (text.trim() === '') {
+      if (this.#mode === 'unknown') this.#objectText.push(text);
+      return;
+    }
+    if (this.#mode === 'unknown' && !this.#decideMode(text, line)) return;
+    this.#addEntry(parseJsonLine(text, this.#name, line), line);
+  }
+
+  /** Decides from the first non-blank line whether the input is JSON lines (true: the line is an entry) or one JSON object (false: the line is part of it). */
+  #decideMode(text: string, line: number): boolean {
+    let first: unknown;
+    try {
+      first = JSON.parse(text);
+    } catch {
+      first = undefined;
+    }
+    const isObject = typeof first === 'object' && first !== null && !Array.isArray(first);
+    if (isObject && 'key' in (first as object)) {
+      this.#mode = 'lines';
+      return true;
+    }
+    if (isObject) this.#firstObject = { text, line };
+    this.#mode = 'object';
+    this.#objectText.push(text);
+    return false;
+  }
+
+  #addBytes(bytes: Buffer, start: number, end: number, line: number): void {
+    if (!this.#batch.addBytes(bytes, start, end, line)) this.#nextBatch(end - start).addBytes(bytes, start, end, line);
+  }
+
+  #addEntry({ key, value }: InputEntry, line: number | null): void {
+    const text = JSON.stringify({ key, value });
+    if (!this.#batch.addText(text, line)) this.#nextBatch(Buffer.byteLength(text)).addText(text, line);
+  }
+
+  /** Closes the batch being filled and starts the next, large enough for an entry of `entryBytes`. */
+  #nextBatch(entryBytes: number): SetManyBatch {
+    this.#batch.settle();
+    if (this.#batch.count > 0) this.#full.push(this.#batch);
+    this.#batch = new SetManyBatch(entryBytes > this.#limits.bytes ? { bytes: entryBytes, entries: this.#limits.entries } : this.#limits);
+    return this.#batch;
+  }
 }

@@ -1,5 +1,4 @@
-/** @bby/cli: the `bby` command and a small client library for a bby node. */
-export { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, parseResponse, type RequestBody } from './client.js';
-export { ConnectionError, connectionTarget, openConnection, printable, UnreachableError, type ConnectionFailure, type ConnectionTarget } from './connection.js';
+/** @bby/cli: the `bby` command. Its client of a bby node is @bby/client, re-exported here for the programs that took it from this package. */
+export { BbyClient, ConnectionError, connectionTarget, DEFAULT_TIMEOUT_MS, NodeError, openConnection, parseResponse, printable, UnreachableError, type ConnectionFailure, type ConnectionTarget, type RequestBody } from '@bby/client';
 export { COMMANDS, findCommand, type Command } from './commands.js';
 export { main, USAGE, type Output } from './main.js';

@@ -3,20 +3,18 @@
  * Exit codes: 0 when the node answered, 1 when it could not be reached, did
  * not answer in time or is busy, 2 for usage, config and request errors and
  * for a connection the config cannot make (secret, TLS), 3 for `set --acks`
- * not acknowledged in time.
+ * not acknowledged in time: decided from the error's code in exit-code.ts.
  *
  * Warnings about the config's files (a secret file other users can read) go
  * to stderr as `bby: warning: ...` and do not change the exit code: the
  * answer on stdout stays as it is for scripts.
  */
-import { BbyError, ConfigError, MAX_ACK_TIMEOUT_MS } from '@bby/core';
-// The config reader alone: the package's index would load the whole server, which costs every command about 0.1 s.
-import { readConfigFile } from '@bby/node/config-file';
-import { BbyClient, DEFAULT_TIMEOUT_MS, NodeError, type RequestBody } from './client.js';
+import { BbyError, MAX_ACK_TIMEOUT_MS, MAX_ACKS } from '@bby/core';
+import { BbyClient, type ConnectionTarget, connectionTarget, DEFAULT_TIMEOUT_MS, readConfigFile, type RequestBody } from '@bby/client';
 import { runBulkCommand } from './bulk.js';
-import { BULK_COMMANDS, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS } from './commands.js';
+import { BULK_COMMANDS, type BulkCommand, type Command, COMMANDS, findBulkCommand, findCommand, findMonitorCommand, MONITOR_COMMANDS, type MonitorCommand } from './commands.js';
 import { runHealth, runWatch } from './monitor.js';
-import { ConnectionError, type ConnectionTarget, connectionTarget, printable, UnreachableError } from './connection.js';
+import { exitCodeFor, reportFailure } from './exit-code.js';
 
 /** The first line of the usage text, also printed after a usage error. */
 const SYNOPSIS = 'usage: bby [--json] [--timeout MS] [--acks N|all] <configFile> <command> [args...]';
@@ -59,7 +57,13 @@ missing secret, the node has no secret but the config has one, TLS on one
 side only, certificate not trusted); 3 set --acks was not acknowledged by
 enough nodes in time.`;
 
-class UsageError extends Error {}
+/** The command line is wrong; the message says how (main prints it with where the usage is). */
+class UsageError extends BbyError {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('BAD_USAGE', message);
+  }
+}
 
 interface Invocation {
   readonly json: boolean;
@@ -128,10 +132,10 @@ function parseCommandLine(argv: readonly string[]): Invocation {
     } else if (arg === '--acks' || arg.startsWith('--acks=')) {
       const { text, next } = optionValue(argv, i);
       i = next;
-      if (text === undefined) throw new UsageError('--acks needs a value: a number of nodes from 1 to 1024, or all (as in --acks 2)');
+      if (text === undefined) throw new UsageError(`--acks needs a value: a number of nodes from 1 to ${MAX_ACKS}, or all (as in --acks 2)`);
       acks = text === 'all' ? 'all' : Number(text);
-      if (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= 1024)) {
-        throw new UsageError(`--acks needs a number of nodes from 1 to 1024, or "all", got ${JSON.stringify(text)}`);
+      if (acks !== 'all' && !(Number.isInteger(acks) && acks >= 1 && acks <= MAX_ACKS)) {
+        throw new UsageError(`--acks needs a number of nodes from 1 to ${MAX_ACKS}, or "all", got ${JSON.stringify(text)}`);
       }
     } else if (arg.startsWith('--')) throw new UsageError(`unknown option ${arg}`);
     else {
@@ -217,12 +221,75 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** The command a command line names, with its config and arguments. */
+interface ChosenCommand {
+  readonly configPath: string;
+  readonly args: readonly string[];
+  /** One of the three is set: a request and its answer, import or export, or watch and health. */
+  readonly command: Command | undefined;
+  readonly bulk: BulkCommand | undefined;
+  readonly monitor: MonitorCommand | undefined;
+}
+
+/** The command of `invocation` with its arguments checked, or the usage error to print (unknown command, wrong number of arguments). */
+function chooseCommand(invocation: Invocation): ChosenCommand | string {
+  const [configPath, name, ...args] = invocation.positionals;
+  if (configPath === undefined) return 'the config file is missing';
+  if (name === undefined) return 'the command is missing';
+  const bulk = findBulkCommand(name);
+  const command = findCommand(name);
+  const monitor = findMonitorCommand(name);
+  const spec = bulk ?? command ?? monitor;
+  if (spec === undefined) return `unknown command ${JSON.stringify(name)}; the commands are ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}`;
+  if (args.length !== spec.args.length) {
+    const usage = [spec.name, ...spec.args].join(' ');
+    const options = invocation.optionsAfterCommand;
+    const hint =
+      args.length < spec.args.length && options.length > 0
+        ? `; ${options.join(' ')} ${options.length === 1 ? 'was' : 'were'} read as ${options.length === 1 ? 'an option' : 'options'}: to pass ${options.length === 1 ? 'it' : 'them'} as a value, put -- before the arguments`
+        : spec.name === 'set' && args.length > 2
+          ? '; quote a value that has spaces'
+          : '';
+    return `${spec.name} takes ${spec.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`;
+  }
+  return { configPath, args, command, bulk, monitor };
+}
+
+/** A command's answer: its result, and the rows the node left out of it (`peers`). */
+interface Answer {
+  readonly result: unknown;
+  readonly omitted?: number | undefined;
+}
+
+/** Sends the request of `command` (every page of them for `keys`; with `acks` for `set --acks`) and resolves with the answer. */
+async function ask(client: BbyClient, command: Command, body: RequestBody, invocation: Invocation): Promise<Answer> {
+  if (command.name === 'keys') return { result: await client.allKeys() };
+  if (invocation.acks !== undefined) {
+    // The node gives up a little before this client does, so that its count arrives.
+    const timeoutMs = Math.max(1, Math.min(invocation.timeoutMs - 250, MAX_ACK_TIMEOUT_MS));
+    return { result: (await client.requestReply({ ...body, acks: invocation.acks, timeoutMs } as RequestBody, invocation.timeoutMs + 1000)).result };
+  }
+  const reply = await client.requestReply(body);
+  return { result: reply.result, omitted: reply.omitted };
+}
+
+/** Prints an answer on stdout: as the command formats it, or as one JSON value with `--json`. */
+function printAnswer({ result, omitted }: Answer, command: Command, json: boolean, output: Output): void {
+  if (!json) {
+    output.out(command.format(result, omitted));
+    return;
+  }
+  output.out(`${JSON.stringify(result)}\n`);
+  // stdout stays one JSON value; the count of rows left out goes beside it.
+  if (omitted !== undefined && omitted > 0) output.err(`bby: ... and ${omitted} more (left out of the answer to fit one message)\n`);
+}
+
 /** Runs the CLI and resolves to its exit code. */
 export async function main(argv: readonly string[], output: Output = processOutput): Promise<number> {
   // One line: what is wrong, and where the usage is.
   const usageError = (message: string) => {
     output.err(`bby: ${message} (bby --help says more)\n`);
-    return 2;
+    return exitCodeFor('BAD_USAGE');
   };
   let invocation: Invocation;
   try {
@@ -234,45 +301,21 @@ export async function main(argv: readonly string[], output: Output = processOutp
     output.out(`${USAGE}\n`);
     return 0;
   }
-  const [configPath, name, ...args] = invocation.positionals;
-  if (configPath === undefined) return usageError('the config file is missing');
-  if (name === undefined) return usageError('the command is missing');
-  const bulk = findBulkCommand(name);
-  const command = findCommand(name);
-  const monitor = findMonitorCommand(name);
-  const spec = bulk ?? command ?? monitor;
-  if (spec === undefined) return usageError(`unknown command ${JSON.stringify(name)}; the commands are ${[...COMMANDS, ...BULK_COMMANDS, ...MONITOR_COMMANDS].map((c) => c.name).join(', ')}`);
-  if (args.length !== spec.args.length) {
-    const usage = [spec.name, ...spec.args].join(' ');
-    const options = invocation.optionsAfterCommand;
-    const hint =
-      args.length < spec.args.length && options.length > 0
-        ? `; ${options.join(' ')} ${options.length === 1 ? 'was' : 'were'} read as ${options.length === 1 ? 'an option' : 'options'}: to pass ${options.length === 1 ? 'it' : 'them'} as a value, put -- before the arguments`
-        : spec.name === 'set' && args.length > 2
-          ? '; quote a value that has spaces'
-          : '';
-    return usageError(`${spec.name} takes ${spec.args.length} argument(s), got ${args.length}: bby ${configPath} ${usage}${hint}`);
-  }
+  const chosen = chooseCommand(invocation);
+  if (typeof chosen === 'string') return usageError(chosen);
+  const { configPath, args, bulk, command, monitor } = chosen;
   let body;
   try {
     body = command?.request(args);
   } catch (error) {
-    if (error instanceof BbyError) {
-      output.err(`bby: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, configPath, output);
   }
   let target: ConnectionTarget;
   try {
     const config = await readConfigFile(configPath, { onWarning: (message) => output.err(`bby: warning: ${message}\n`) });
     target = await connectionTarget(config, configPath);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      output.err(`bby: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, configPath, output);
   }
   if (monitor?.name === 'health') return runHealth(target, { json: invocation.json, timeoutMs: invocation.timeoutMs, configPath }, output);
   if (bulk !== undefined) return runBulkCommand(bulk.name, args, { target, configPath, json: invocation.json, timeoutMs: invocation.timeoutMs }, output);
@@ -281,42 +324,10 @@ export async function main(argv: readonly string[], output: Output = processOutp
   try {
     if (monitor?.name === 'watch') return await runWatch(target, { json: invocation.json, timeoutMs: invocation.timeoutMs }, output, output.stopped ?? interrupted());
     client = await BbyClient.connect(target, invocation.timeoutMs);
-    let result: unknown;
-    let omitted: number | undefined;
-    if (command!.name === 'keys') result = await client.allKeys();
-    else if (invocation.acks !== undefined) {
-      // The node gives up a little before this client does, so that its count arrives.
-      const timeoutMs = Math.max(1, Math.min(invocation.timeoutMs - 250, MAX_ACK_TIMEOUT_MS));
-      result = (await client.requestReply({ ...body!, acks: invocation.acks, timeoutMs } as RequestBody, invocation.timeoutMs + 1000)).result;
-    } else {
-      const reply = await client.requestReply(body!);
-      result = reply.result;
-      omitted = reply.omitted;
-    }
-    if (invocation.json) {
-      output.out(`${JSON.stringify(result)}\n`);
-      // stdout stays one JSON value; the count of rows left out goes beside it.
-      if (omitted !== undefined && omitted > 0) output.err(`bby: ... and ${omitted} more (left out of the answer to fit one message)\n`);
-    } else output.out(command!.format(result, omitted));
+    printAnswer(await ask(client, command!, body!, invocation), command!, invocation.json, output);
     return 0;
   } catch (error) {
-    if (error instanceof UnreachableError) {
-      output.err(`bby: ${error.message}; is the node started? Start it with: bby-node ${configPath}\n`);
-      return 1;
-    }
-    if (error instanceof ConnectionError) {
-      output.err(`bby: ${error.message}\n`);
-      return error.exitCode;
-    }
-    if (error instanceof NodeError && error.code === 'ACK_TIMEOUT') {
-      output.err(`bby: not acknowledged by enough nodes in time: ${error.message}\n`);
-      return 3;
-    }
-    if (error instanceof NodeError) {
-      output.err(`bby: the node refused the request: ${printable(error.message)} (${printable(error.code)})\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, configPath, output);
   } finally {
     client?.close();
   }

@@ -10,8 +10,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { printable, type WatchStateMessage, type WatchWrite, type WatchWritesMessage } from '@bby/core';
-import { BbyClient } from './client.js';
-import { type ConnectionTarget } from './connection.js';
+import { BbyClient, type ConnectionTarget } from '@bby/client';
+import { exitCodeFor } from './exit-code.js';
 
 /** Characters of each value `bby watch` shows; the rest is cut (the line says so with `...`). */
 export const WATCH_VALUE_CHARS = 64;
@@ -63,7 +63,7 @@ export async function runWatch(target: ConnectionTarget, options: { json: boolea
   client.close();
   if (outcome === 'stopped') return 0;
   output.err(`bby: the node closed the connection (${printable(outcome)})\n`);
-  return 1;
+  return exitCodeFor('NODE_UNREACHABLE');
 }
 
 /** The answer of `GET /health`, as bby-node sends it (http-routes.ts). */
@@ -95,7 +95,7 @@ export async function runHealth(target: ConnectionTarget, options: { json: boole
     answer = await httpGet(target, '/health', options.timeoutMs);
   } catch (error) {
     output.err(`bby: cannot reach the node at ${target.url} (${printable((error as Error).message)}); is the node started? Start it with: bby-node ${options.configPath}\n`);
-    return 1;
+    return exitCodeFor('NODE_UNREACHABLE');
   }
   let health: { ready?: unknown; reasons?: unknown; store?: { keys?: unknown }; peers?: { up?: unknown; down?: unknown; connecting?: unknown }; catchUps?: { inProgress?: unknown; entries?: unknown; expected?: unknown }; node?: unknown };
   try {

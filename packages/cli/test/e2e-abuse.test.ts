@@ -7,7 +7,7 @@
  * timeout, and memory is read from /proc.
  */
 import { readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
 import { MAX_DIAL_TARGETS } from '@bby/core/internal';
@@ -22,8 +22,11 @@ async function rssMb(node: NodeHandle): Promise<number> {
 }
 
 /** A raw WebSocket to a node, open; the frames it receives are counted (the first 10,000 kept, cut short). */
-async function rawSocket(node: NodeHandle): Promise<{ socket: WebSocket; received: string[]; count: () => number; closed: Promise<number> }> {
+async function rawSocket(node: NodeHandle): Promise<{ socket: WebSocket; tcp: () => Socket; received: string[]; count: () => number; closed: Promise<number> }> {
   const socket = new WebSocket(`ws://${node.address}`, { perMessageDeflate: false, maxPayload: 2 * 1024 * 1024 });
+  // The TCP socket under the WebSocket, from the upgrade's response (public, unlike ws's _socket), to stop and start reading it.
+  let tcp: Socket | undefined;
+  socket.once('upgrade', (response) => (tcp = response.socket as Socket));
   const received: string[] = [];
   let count = 0;
   socket.on('message', (data) => {
@@ -36,11 +39,9 @@ async function rawSocket(node: NodeHandle): Promise<{ socket: WebSocket; receive
     socket.once('open', () => resolve());
     socket.once('error', reject);
   });
-  return { socket, received, count: () => count, closed };
+  return { socket, tcp: () => tcp!, received, count: () => count, closed };
 }
 
-/** The raw TCP socket under a ws client, to stop and start reading it. */
-const tcpOf = (socket: WebSocket) => (socket as unknown as { _socket: import('node:net').Socket })._socket;
 
 /** Polls a well-behaved client's get until `done` says stop; returns how many answers it got. All must come back. */
 async function wellBehaved(node: NodeHandle, done: () => boolean): Promise<number> {
@@ -62,8 +63,8 @@ describe('e2e: bounded under abuse', function () {
     await node.query({ type: 'set', key: 'big', value: big });
     await node.query({ type: 'set', key: 'small', value: 's' });
     const before = await rssMb(node);
-    const { socket, count } = await rawSocket(node);
-    tcpOf(socket).pause();
+    const { socket, tcp, count } = await rawSocket(node);
+    tcp().pause();
     // 400 answers of 256 KiB: 100 MB that an unbounded node would hold in its send buffers.
     const requests = 400;
     for (let id = 1; id <= requests; id++) socket.send(JSON.stringify({ type: 'get', id, key: 'big' }));
@@ -76,7 +77,7 @@ describe('e2e: bounded under abuse', function () {
     log(`RSS ${before.toFixed(0)} MB before, ${peak.toFixed(0)} MB at most while the reader did not read (${requests} answers of 256 KiB asked)`);
     expect(peak - before).to.be.below(60);
     expect(stats.slowLinksClosed).to.equal(0);
-    tcpOf(socket).resume();
+    tcp().resume();
     await waitFor(() => count() >= requests, { what: `the slow reader to receive its ${requests} answers`, timeoutMs: 30_000 });
     expect(socket.readyState).to.equal(WebSocket.OPEN);
     socket.close();
@@ -91,9 +92,9 @@ describe('e2e: bounded under abuse', function () {
       await node.query({ type: 'set-many', entries: Array.from({ length: 10 }, (_, i) => ({ key: `k-${batch}-${i}`, value })) });
     }
     const before = await rssMb(node);
-    const { socket, count } = await rawSocket(node);
+    const { socket, tcp, count } = await rawSocket(node);
     socket.send(JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'flooder', address: '127.0.0.1:1' }));
-    tcpOf(socket).pause();
+    tcp().pause();
     const all = Array.from({ length: 256 }, (_, i) => i);
     // Ten whole-store repairs asked at once: 400 MB queued by a node that does not stream them.
     for (let i = 0; i < 10; i++) socket.send(JSON.stringify({ type: 'bucket-request', buckets: all }));
@@ -106,7 +107,7 @@ describe('e2e: bounded under abuse', function () {
     log(`RSS ${before.toFixed(0)} MB before, ${peak.toFixed(0)} MB at most with 10 whole-store repairs asked of a 40 MB store; ${stats.repairRequestsMerged} requests merged`);
     expect(peak - before).to.be.below(60);
     expect(stats.repairRequestsMerged).to.be.greaterThan(0);
-    tcpOf(socket).resume();
+    tcp().resume();
     await waitFor(() => count() > 2, { what: 'the flooder to receive its repair', timeoutMs: 20_000 });
     socket.terminate();
   });

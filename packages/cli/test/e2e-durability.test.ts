@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { UnreachableError } from '../src/client.js';
+import { UnreachableError } from '@bby/client';
 import {
   connectClient,
   restartNode,

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { BBY_NODE_BIN, inBatches, runNodeToExit, runToExit, spawnNode, startNode, TrackedProcess, useCleanup, waitFor, writeConfig } from './support/processes.js';
+import { BBY_NODE_BIN, inBatches, runNodeToExit, runToExit, spawnNode, startNode, type TrackedProcess, useCleanup, waitFor, writeConfig } from './support/processes.js';
 
 const run = promisify(execFile);
 const log = (line: string) => console.log(`      ${line}`);

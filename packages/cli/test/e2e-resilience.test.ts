@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
-import { type BbyClient } from '../src/client.js';
+import { type BbyClient } from '@bby/client';
 import {
   connectClient,
   continueStopped,

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { expect } from 'chai';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '@bby/core';
 import { ImportInputError, isPlainEntry, readBatches } from '../src/import-input.js';
-import { type BatchLimits, SetManyBatch } from '../src/set-many-batch.js';
+import { type BatchLimits, type SetManyBatch } from '../src/set-many-batch.js';
 
 interface Sent {
   key: string;

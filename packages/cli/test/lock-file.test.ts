@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './support/processes.js';
 
-const WORKSPACES = ['packages/core', 'packages/node', 'packages/cli'];
+/** The root's workspaces: each one's package.json takes part in the lock. */
+const WORKSPACES = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
 
 describe('package-lock.json', function () {
   this.timeout(60_000);

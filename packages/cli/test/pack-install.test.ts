@@ -1,5 +1,5 @@
 /**
- * The packages as a user gets them: `npm pack` of the three workspaces, then
+ * The packages as a user gets them: `npm pack` of the four workspaces, then
  * `npm install --prefer-offline` of the tarballs into an empty project, where
  * - TypeScript consumers of @bby/core type-check under every module
  *   resolution a project may use (node10, node16, nodenext for CommonJS,
@@ -26,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { freePort, REPO_ROOT, waitFor } from './support/processes.js';
 
 const TSC = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-const WORKSPACES = ['packages/core', 'packages/node', 'packages/cli'];
+const WORKSPACES = ['packages/core', 'packages/client', 'packages/node', 'packages/cli'];
 /** npm pack (with prepack's incremental build) and npm install each take a few seconds; a cold machine, more. */
 const NPM_TIMEOUT_MS = 60_000;
 
@@ -117,7 +117,7 @@ describe('npm pack and install', function () {
   });
 
   it('packs each workspace with a README, engines and what it needs, and no tests', () => {
-    expect(packed.map((p) => p.name)).to.deep.equal(['@bby/core', '@bby/node', '@bby/cli']);
+    expect(packed.map((p) => p.name)).to.deep.equal(['@bby/core', '@bby/client', '@bby/node', '@bby/cli']);
     for (const { name, files } of packed) {
       const paths = new Set(files.map((f) => f.path));
       expect(paths, name).to.include.keys('README.md', 'LICENSE', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts');

@@ -80,7 +80,10 @@ export function isNonce(value: unknown): value is string {
   return typeof value === 'string' && value.length === AUTH_NONCE_BYTES * 2 && /^[0-9a-f]+$/.test(value);
 }
 
-/** True for a proof as sent on the wire: 64 lowercase hex digits. */
+/** Length of a proof on the wire, in lowercase hex digits: an HMAC-SHA256. */
+export const AUTH_PROOF_HEX_DIGITS = 64;
+
+/** True for a proof as sent on the wire: AUTH_PROOF_HEX_DIGITS lowercase hex digits. */
 export function isProof(value: unknown): value is string {
-  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);
+  return typeof value === 'string' && value.length === AUTH_PROOF_HEX_DIGITS && /^[0-9a-f]+$/.test(value);
 }

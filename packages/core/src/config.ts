@@ -119,6 +119,24 @@ function shown(value: unknown): string {
 
 /** Parses and validates the text of a config file; `source` names the file in errors. */
 export function parseConfig(text: string, source: string): NodeConfig {
+  const object = parseConfigObject(text, source);
+  // The parts check their fields in the order of CONFIG_FIELDS: the error is that of the first bad field.
+  return {
+    ...parseListen(object, source),
+    peers: parsePeers(object.peers, source),
+    ...parseStorage(object, source),
+    ...parseReplication(object, source),
+    ...parseSecrets(object, source),
+    ...parseExposure(object, source),
+    ...parseLimits(object, source),
+  };
+}
+
+/** A config file's object, its fields known but not yet checked. */
+type ConfigObject = Readonly<Record<string, unknown>>;
+
+/** The text as a JSON object holding only fields of CONFIG_FIELDS. */
+function parseConfigObject(text: string, source: string): ConfigObject {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -136,12 +154,22 @@ export function parseConfig(text: string, source: string): NodeConfig {
       throw new ConfigError(`${source}: unknown field ${shown(field)}; the fields are ${CONFIG_FIELDS.join(', ')}`);
     }
   }
-  const { port, host = DEFAULT_HOST, peers = [], id, dataDir, fsync = 'always', antiEntropyIntervalMs, peerExchange = true } = object;
+  return object;
+}
+
+/** "port" and "host": where the node listens. */
+function parseListen(object: ConfigObject, source: string): Pick<NodeConfig, 'port' | 'host'> {
+  const { port, host = DEFAULT_HOST } = object;
   if (port === undefined) throw new ConfigError(`${source}: "port" is missing; add for example "port": 7001`);
   if (!isValidPort(port)) throw new ConfigError(`${source}: "port" must be an integer from 1 to 65535, got ${shown(port)}`);
   if (typeof host !== 'string' || host === '' || !/^[A-Za-z0-9.:-]+$/.test(host)) {
     throw new ConfigError(`${source}: "host" must be a host name or IP address such as "127.0.0.1", got ${shown(host)}`);
   }
+  return { port, host };
+}
+
+/** "peers": the addresses to dial at start, normalized, each once. */
+function parsePeers(peers: unknown = [], source: string): string[] {
   if (!Array.isArray(peers)) throw new ConfigError(`${source}: "peers" must be a list such as ["127.0.0.1:7002"], got ${shown(peers)}`);
   const normalized: string[] = [];
   peers.forEach((peer, index) => {
@@ -153,6 +181,12 @@ export function parseConfig(text: string, source: string): NodeConfig {
       throw new ConfigError(`${source}: "peers"[${index}]: ${(error as Error).message}`);
     }
   });
+  return normalized;
+}
+
+/** "id", "dataDir" and "fsync": who the node is, and where and how it keeps its data. */
+function parseStorage(object: ConfigObject, source: string): Pick<NodeConfig, 'id' | 'dataDir' | 'fsync'> {
+  const { id, dataDir, fsync = 'always' } = object;
   if (id !== undefined && (typeof id !== 'string' || id.length > MAX_NODE_ID_LENGTH || !NODE_ID_PATTERN.test(id))) {
     throw new ConfigError(`${source}: "id" must be 1 to ${MAX_NODE_ID_LENGTH} letters, digits, "_" or "-", got ${shown(id)}; or leave it out to get a generated id`);
   }
@@ -162,42 +196,58 @@ export function parseConfig(text: string, source: string): NodeConfig {
   if (!FSYNC_POLICIES.includes(fsync as FsyncPolicy)) {
     throw new ConfigError(`${source}: "fsync" must be one of ${FSYNC_POLICIES.map((p) => JSON.stringify(p)).join(', ')}, got ${shown(fsync)}`);
   }
-  if (antiEntropyIntervalMs !== undefined && !isIntegerIn(antiEntropyIntervalMs, 100, 3_600_000)) {
-    throw new ConfigError(`${source}: "antiEntropyIntervalMs" must be an integer from 100 to 3600000 (milliseconds), got ${shown(antiEntropyIntervalMs)}`);
-  }
-  if (typeof peerExchange !== 'boolean') throw new ConfigError(`${source}: "peerExchange" must be true or false, got ${shown(peerExchange)}`);
+  return { ...(id === undefined ? {} : { id }), ...(dataDir === undefined ? {} : { dataDir }), fsync: fsync as FsyncPolicy };
+}
 
+/** "antiEntropyIntervalMs" and "peerExchange": how the node keeps in step with the mesh. */
+function parseReplication(object: ConfigObject, source: string): Pick<NodeConfig, 'antiEntropyIntervalMs' | 'peerExchange'> {
+  const { antiEntropyIntervalMs, peerExchange = true } = object;
+  const interval = antiEntropyIntervalMs === undefined ? undefined : parseInteger(antiEntropyIntervalMs, 'antiEntropyIntervalMs', source);
+  if (typeof peerExchange !== 'boolean') throw new ConfigError(`${source}: "peerExchange" must be true or false, got ${shown(peerExchange)}`);
+  return { ...(interval === undefined ? {} : { antiEntropyIntervalMs: interval }), peerExchange };
+}
+
+/** "secret", "secretFile", "clientSecret" and "clientSecretFile": what members and clients must prove. */
+function parseSecrets(object: ConfigObject, source: string): Pick<NodeConfig, 'secrets' | 'clientSecrets' | 'secretFile' | 'clientSecretFile'> {
   const secrets = parseSecretField(object, 'secret', 'secretFile', source);
   const clientSecrets = parseSecretField(object, 'clientSecret', 'clientSecretFile', source);
-  const { insecure = false, tls, advertise, maxClockSkewMs = DEFAULT_MAX_CLOCK_SKEW_MS, maxConnections = DEFAULT_MAX_CONNECTIONS } = object;
-  if (typeof insecure !== 'boolean') throw new ConfigError(`${source}: "insecure" must be true or false, got ${shown(insecure)}`);
-  const tlsConfig = tls === undefined ? undefined : parseTls(tls, source);
-  const advertised = advertise === undefined ? undefined : parseAdvertise(advertise, source);
-  if (!isIntegerIn(maxClockSkewMs, 1_000, 86_400_000)) {
-    throw new ConfigError(`${source}: "maxClockSkewMs" must be an integer from 1000 to 86400000 (milliseconds), got ${shown(maxClockSkewMs)}; the default is ${DEFAULT_MAX_CLOCK_SKEW_MS}`);
-  }
-  if (!isIntegerIn(maxConnections, 1, 100_000)) {
-    throw new ConfigError(`${source}: "maxConnections" must be an integer from 1 to 100000, got ${shown(maxConnections)}; the default is ${DEFAULT_MAX_CONNECTIONS}`);
-  }
   return {
-    port,
-    fsync: fsync as FsyncPolicy,
-    peerExchange,
-    ...(antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: antiEntropyIntervalMs as number }),
-    host,
-    peers: normalized,
-    ...(id === undefined ? {} : { id }),
-    ...(dataDir === undefined ? {} : { dataDir }),
     secrets: secrets.secrets,
     clientSecrets: clientSecrets.secrets,
     ...(secrets.file === undefined ? {} : { secretFile: secrets.file }),
     ...(clientSecrets.file === undefined ? {} : { clientSecretFile: clientSecrets.file }),
-    insecure,
-    ...(tlsConfig === undefined ? {} : { tls: tlsConfig }),
-    ...(advertised === undefined ? {} : { advertise: advertised }),
-    maxClockSkewMs: maxClockSkewMs as number,
-    maxConnections: maxConnections as number,
   };
+}
+
+/** "insecure", "tls" and "advertise": how the node faces the network. */
+function parseExposure(object: ConfigObject, source: string): Pick<NodeConfig, 'insecure' | 'tls' | 'advertise'> {
+  const { insecure = false, tls, advertise } = object;
+  if (typeof insecure !== 'boolean') throw new ConfigError(`${source}: "insecure" must be true or false, got ${shown(insecure)}`);
+  const tlsConfig = tls === undefined ? undefined : parseTls(tls, source);
+  const advertised = advertise === undefined ? undefined : parseAdvertise(advertise, source);
+  return { insecure, ...(tlsConfig === undefined ? {} : { tls: tlsConfig }), ...(advertised === undefined ? {} : { advertise: advertised }) };
+}
+
+/** "maxClockSkewMs" and "maxConnections": what the node accepts at most. */
+function parseLimits(object: ConfigObject, source: string): Pick<NodeConfig, 'maxClockSkewMs' | 'maxConnections'> {
+  const { maxClockSkewMs = DEFAULT_MAX_CLOCK_SKEW_MS, maxConnections = DEFAULT_MAX_CONNECTIONS } = object;
+  return { maxClockSkewMs: parseInteger(maxClockSkewMs, 'maxClockSkewMs', source), maxConnections: parseInteger(maxConnections, 'maxConnections', source) };
+}
+
+/** The integer fields: their bounds (inclusive), the unit their errors name, and the default their errors name, if any. */
+const INTEGER_FIELDS = {
+  antiEntropyIntervalMs: { min: 100, max: 3_600_000, unit: 'milliseconds' },
+  maxClockSkewMs: { min: 1_000, max: 86_400_000, unit: 'milliseconds', fallback: DEFAULT_MAX_CLOCK_SKEW_MS },
+  maxConnections: { min: 1, max: 100_000, fallback: DEFAULT_MAX_CONNECTIONS },
+} as const satisfies Record<string, { min: number; max: number; unit?: string; fallback?: number }>;
+
+/** Checks an integer field against its bounds in INTEGER_FIELDS. */
+function parseInteger(value: unknown, field: keyof typeof INTEGER_FIELDS, source: string): number {
+  const bounds: { min: number; max: number; unit?: string; fallback?: number } = INTEGER_FIELDS[field];
+  if (isIntegerIn(value, bounds.min, bounds.max)) return value;
+  const unit = bounds.unit === undefined ? '' : ` (${bounds.unit})`;
+  const fallback = bounds.fallback === undefined ? '' : `; the default is ${bounds.fallback}`;
+  throw new ConfigError(`${source}: ${JSON.stringify(field)} must be an integer from ${bounds.min} to ${bounds.max}${unit}, got ${shown(value)}${fallback}`);
 }
 
 function isIntegerIn(value: unknown, min: number, max: number): value is number {
@@ -247,7 +297,7 @@ function checkSecret(secret: string, where: string): string {
     throw new ConfigError(`${where} is ${secret.length} characters; a secret needs at least ${MIN_SECRET_LENGTH} (a short one can be guessed from one recorded handshake); ${MAKE_SECRET_HINT}`);
   }
   if (secret.length > MAX_SECRET_LENGTH) throw new ConfigError(`${where} is ${secret.length} characters; a secret may have at most ${MAX_SECRET_LENGTH}; ${MAKE_SECRET_HINT}`);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find control characters in a secret.
   if (/[\u0000-\u001f\u007f]/.test(secret)) throw new ConfigError(`${where} holds a control character or line break; use printable characters only; ${MAKE_SECRET_HINT}`);
   if (secret.trim() !== secret) throw new ConfigError(`${where} starts or ends with a space; remove it (a secret file trims lines, so the same secret would differ there)`);
   return secret;

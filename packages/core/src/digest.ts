@@ -12,6 +12,9 @@ import { type Entry } from './entry.js';
 /** Number of buckets keys are spread over. */
 export const BUCKET_COUNT = 256;
 
+/** Length of a digest (a bucket's or the root), in lowercase hex digits: 64 bits. */
+export const DIGEST_HEX_DIGITS = 16;
+
 const FNV_PRIME = 0x01000193;
 /** FNV-1a's 32-bit offset basis: the start of bucketOf's hash, of the key index's, and of the entry hash's high half. */
 export const FNV_OFFSET_BASIS = 0x811c9dc5;
@@ -123,7 +126,7 @@ export class Digests {
     this.#words[bucket * 2 + 1] = this.#words[bucket * 2 + 1]! ^ hashLow;
   }
 
-  /** One bucket's digest as 16 hex digits. */
+  /** One bucket's digest, as DIGEST_HEX_DIGITS hex digits. */
   bucket(index: number): string {
     return hex(this.#words[index * 2]!, this.#words[index * 2 + 1]!);
   }
@@ -133,7 +136,7 @@ export class Digests {
     return Array.from({ length: BUCKET_COUNT }, (_, index) => this.bucket(index));
   }
 
-  /** The digest of the whole store: XOR of the buckets, as 16 hex digits. */
+  /** The digest of the whole store: XOR of the buckets, as DIGEST_HEX_DIGITS hex digits. */
   root(): string {
     let high = 0;
     let low = 0;
@@ -146,5 +149,5 @@ export class Digests {
 }
 
 function hex(high: number, low: number): string {
-  return high.toString(16).padStart(8, '0') + low.toString(16).padStart(8, '0');
+  return high.toString(16).padStart(DIGEST_HEX_DIGITS / 2, '0') + low.toString(16).padStart(DIGEST_HEX_DIGITS / 2, '0');
 }

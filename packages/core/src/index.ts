@@ -62,7 +62,7 @@ export {
   type NodeConfig,
   type TlsConfig,
 } from './config.js';
-export { BbyError, ConfigError, ProtocolError, type ErrorCode } from './errors.js';
+export { BbyError, ConfigError, ERROR_CODES, LOCAL_ERROR_CODES, ProtocolError, type ErrorCode, type ErrorCodeInfo, type LocalErrorCode } from './errors.js';
 export { MAX_BATCH_CHARS, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_ID_LENGTH, MAX_VALUE_BYTES, NODE_ID_PATTERN } from './limits.js';
 export {
   checkKey,
@@ -76,7 +76,9 @@ export {
   MAX_EPOCH_LENGTH,
   MAX_ERROR_CODE_LENGTH,
   MAX_ERROR_MESSAGE_LENGTH,
+  MAX_KEYS_CURSOR_LENGTH,
   MAX_LIST_ITEMS,
+  MAX_REQUEST_ID_LENGTH,
   MAX_SET_MANY_ENTRIES,
   MAX_WATCH_VALUE_CHARS,
   parseIncoming,

@@ -22,7 +22,7 @@ export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, CURSOR_SAVE_INTERVAL_MS, est
 export { Store, type MergeResult, type StoreOptions } from './store.js';
 export { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
 export { hashKey, KeyIndex } from './key-index.js';
-export { BUCKET_COUNT, bucketOf, Digests, entryHash } from './digest.js';
+export { BUCKET_COUNT, bucketOf, DIGEST_HEX_DIGITS, Digests, entryHash } from './digest.js';
 export { differingBuckets, entriesInBuckets } from './anti-entropy.js';
 export { addressesToLearn, FORGOTTEN_FOR_MS, LEARNED_MAX_FAILURES, LearningBudget, MAX_FORGOTTEN, MAX_LEARNED_PEERS, MAX_LEARNED_PER_LIST, MAX_LEARNED_PER_MINUTE, MAX_PEER_LIST } from './peer-exchange.js';
 export { MAX_DIAL_TARGETS, MAX_LOST_PEERS, MAX_PEERS_LISTED, PeerTable, isPeerLink, type DialTarget, type Link, type PeerLink, type TargetSource } from './peer-table.js';

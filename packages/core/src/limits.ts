@@ -24,8 +24,8 @@ export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
 /**
  * A sync or forward message carries entries of at most this many characters
  * (`entryLength`). A character takes at most 6 bytes in JSON (`\u0000`), so
- * 6 times this, plus the rest of the message (a `seen` list of 64 ids), stays
- * under MAX_MESSAGE_BYTES whatever the text.
+ * 6 times this, plus the rest of the message (a `seen` list of MAX_SEEN
+ * ids), stays under MAX_MESSAGE_BYTES whatever the text.
  */
 export const MAX_BATCH_CHARS = 168 * 1024;
 

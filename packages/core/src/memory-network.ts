@@ -21,7 +21,7 @@
 import { parseAddress } from './address.js';
 import { createNode, type BbyNode, type NodeOptions } from './node.js';
 import { carryOut, type Effect, isEmptyReady, type ReadyHandlers } from './ready.js';
-import type { LinkId } from './peer-table.js';
+import { type LinkId } from './peer-table.js';
 
 /** Options of `createMemoryNetwork`. */
 export interface MemoryNetworkOptions {

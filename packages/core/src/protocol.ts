@@ -9,8 +9,8 @@
  * `entries`.
  */
 import { parseAddress } from './address.js';
-import { type AuthRole, isNonce, isProof } from './auth.js';
-import { BUCKET_COUNT } from './digest.js';
+import { AUTH_NONCE_BYTES, AUTH_PROOF_HEX_DIGITS, type AuthRole, isNonce, isProof } from './auth.js';
+import { BUCKET_COUNT, DIGEST_HEX_DIGITS } from './digest.js';
 import { type Entry } from './entry.js';
 import { ProtocolError } from './errors.js';
 import { MAX_PEER_LIST } from './peer-exchange.js';
@@ -148,7 +148,7 @@ export interface CaughtUpMessage { readonly type: 'caught-up'; readonly epoch: s
 export interface PingMessage { readonly type: 'ping'; readonly upTo?: number }
 /** Anti-entropy, step 1: the digest of the sender's whole store. */
 export interface DigestMessage { readonly type: 'digest'; readonly root: string }
-/** Anti-entropy, step 2: the digests of the sender's 256 buckets, when the roots differ. */
+/** Anti-entropy, step 2: the digests of the sender's BUCKET_COUNT buckets, when the roots differ. */
 export interface BucketsMessage { readonly type: 'buckets'; readonly digests: readonly string[] }
 /** Anti-entropy, step 3: asks for the sender's entries of these buckets. */
 export interface BucketRequestMessage { readonly type: 'bucket-request'; readonly buckets: readonly number[] }
@@ -422,7 +422,7 @@ function fail(id: RequestId | null, code: ProtocolError['code'], message: string
 }
 
 function isRequestId(value: unknown): value is RequestId {
-  return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= 64);
+  return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.length <= MAX_REQUEST_ID_LENGTH);
 }
 
 function bad(message: string): ProtocolError {
@@ -431,8 +431,17 @@ function bad(message: string): ProtocolError {
 
 /** The message's type for an error about it: never String() of what the sender chose (an object with its own toString would throw). */
 function nameOf(m: Record<string, unknown>): string {
-  return typeof m.type === 'string' ? m.type.slice(0, 40) : 'message';
+  return typeof m.type === 'string' ? m.type.slice(0, MAX_QUOTED_TYPE_LENGTH) : 'message';
 }
+
+/** Longest request id a node takes as a string, in characters (a number is any finite one): the id is sent back with the answer. */
+export const MAX_REQUEST_ID_LENGTH = 64;
+
+/** Longest `keys` cursor a node takes, in characters: the ones it gives (`SLOT.HASH`) are about 20. */
+export const MAX_KEYS_CURSOR_LENGTH = 64;
+
+/** Characters of a sender's message type an error quotes back: longer than every known type. */
+const MAX_QUOTED_TYPE_LENGTH = 40;
 
 /** Longest change-feed epoch a node takes (its own are 12 characters): a peer's is kept as a cursor and sent back. */
 export const MAX_EPOCH_LENGTH = 64;
@@ -487,7 +496,7 @@ export function checkValue(value: string): void {
   if (value.length * 6 + 2 <= MAX_VALUE_BYTES) return;
   const bytes = utf8ByteLength(JSON.stringify(value));
   if (bytes > MAX_VALUE_BYTES) {
-    throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (256 KiB)`);
+    throw new ProtocolError('VALUE_TOO_LARGE', `the value is ${bytes} bytes as JSON; the limit is ${MAX_VALUE_BYTES} bytes (${MAX_VALUE_BYTES / 1024} KiB)`);
   }
 }
 
@@ -498,12 +507,12 @@ function shortString(m: Record<string, unknown>, field: string, maxLength: numbe
 }
 
 function checkNonce(m: Record<string, unknown>): string {
-  if (!isNonce(m.nonce)) throw bad(`"${nameOf(m)}" needs "nonce" as 32 lowercase hex digits`);
+  if (!isNonce(m.nonce)) throw bad(`"${nameOf(m)}" needs "nonce" as ${AUTH_NONCE_BYTES * 2} lowercase hex digits`);
   return m.nonce;
 }
 
 function checkProof(m: Record<string, unknown>): string {
-  if (!isProof(m.proof)) throw bad(`"${nameOf(m)}" needs "proof" as 64 lowercase hex digits`);
+  if (!isProof(m.proof)) throw bad(`"${nameOf(m)}" needs "proof" as ${AUTH_PROOF_HEX_DIGITS} lowercase hex digits`);
   return m.proof;
 }
 
@@ -528,7 +537,7 @@ function sequenceNumber(m: Record<string, unknown>, field: string): number {
 }
 
 function digestString(text: string): string {
-  if (!/^[0-9a-f]{16}$/.test(text)) throw bad('a digest is 16 lowercase hex digits');
+  if (text.length !== DIGEST_HEX_DIGITS || !/^[0-9a-f]+$/.test(text)) throw bad(`a digest is ${DIGEST_HEX_DIGITS} lowercase hex digits`);
   return text;
 }
 
@@ -536,7 +545,7 @@ function isNodeId(value: unknown): value is string {
   return typeof value === 'string' && value.length <= MAX_NODE_ID_LENGTH && NODE_ID_PATTERN.test(value);
 }
 
-/** A node id field: 1 to 64 of A-Z a-z 0-9 _ - (as in config files), so that ids never need escaping in a frame. */
+/** A node id field: 1 to MAX_NODE_ID_LENGTH of A-Z a-z 0-9 _ - (as in config files), so that ids never need escaping in a frame. */
 function checkNodeId(m: Record<string, unknown>, field: string): string {
   const nodeId = m[field];
   if (!isNodeId(nodeId)) throw bad(`"${field}" must be a node id: 1 to ${MAX_NODE_ID_LENGTH} of A-Z a-z 0-9 _ -`);
@@ -594,122 +603,41 @@ export function makeJSONEncodable(message: Message): void {
   }
 }
 
+/** Checks a parsed frame by its type: one line per type, the longer checks in the functions below. */
 function validate(m: Record<string, unknown>): IncomingMessage {
   switch (m.type) {
-    case 'get': {
-      const id = requireId(m);
-      const key = requireString(m, 'key');
-      checkKey(key);
-      return { type: 'get', id, key };
-    }
-    case 'set': {
-      const id = requireId(m);
-      const key = requireString(m, 'key');
-      const value = requireString(m, 'value');
-      checkKey(key);
-      checkValue(value);
-      if (m.acks !== undefined && m.acks !== 'all' && !(Number.isInteger(m.acks) && (m.acks as number) >= 1 && (m.acks as number) <= MAX_ACKS)) {
-        throw bad(`"acks" must be a number of nodes from 1 to ${MAX_ACKS}, or "all"`);
-      }
-      if (m.timeoutMs !== undefined && !(Number.isInteger(m.timeoutMs) && (m.timeoutMs as number) >= 1 && (m.timeoutMs as number) <= MAX_ACK_TIMEOUT_MS)) {
-        throw bad(`"timeoutMs" must be a whole number of milliseconds from 1 to ${MAX_ACK_TIMEOUT_MS}`);
-      }
-      return {
-        type: 'set',
-        id,
-        key,
-        value,
-        ...(m.acks === undefined ? {} : { acks: m.acks as number | 'all' }),
-        ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs as number }),
-      };
-    }
-    case 'set-many': {
-      const id = requireId(m);
-      if (!Array.isArray(m.entries) || m.entries.length > MAX_SET_MANY_ENTRIES) {
-        throw bad(`"set-many" needs "entries" as a list of at most ${MAX_SET_MANY_ENTRIES} {key, value} objects`);
-      }
-      // The parsed objects are checked and passed on as they are (only `key` and `value` are read): no copy per entry.
-      const entries = m.entries as { key: string; value: string }[];
-      for (let index = 0; index < entries.length; index++) {
-        const e = entries[index] as Record<string, unknown> | null;
-        if (typeof e !== 'object' || e === null || typeof e.key !== 'string' || typeof e.value !== 'string') {
-          throw bad(`"set-many" entries[${index}] needs "key" and "value" as strings`);
-        }
-        checkKey(e.key);
-        checkValue(e.value);
-      }
-      return { type: 'set-many', id, entries };
-    }
-    case 'keys': {
-      const id = requireId(m);
-      // Pages used to follow a key in sorted order; an old client would loop on the first page if "after" were ignored.
-      if (m.after !== undefined) throw bad('"keys" pages with "cursor" (from the previous reply), not "after"; update the client');
-      if (m.cursor !== undefined && (typeof m.cursor !== 'string' || m.cursor.length > 64)) throw bad('"keys" needs "cursor" as the string of the previous reply');
-      if (m.limit !== undefined && !(Number.isInteger(m.limit) && (m.limit as number) >= 1)) throw bad('"keys" needs "limit" as a positive integer');
-      return {
-        type: 'keys',
-        id,
-        ...(m.cursor === undefined ? {} : { cursor: m.cursor as string }),
-        ...(m.limit === undefined ? {} : { limit: m.limit as number }),
-      };
-    }
+    case 'get':
+      return validateGet(m);
+    case 'set':
+      return validateSet(m);
+    case 'set-many':
+      return validateSetMany(m);
+    case 'keys':
+      return validateKeys(m);
     case 'peers':
     case 'stats':
       return { type: m.type, id: requireId(m) };
-    case 'watch': {
-      const id = requireId(m);
-      if (m.values !== undefined && !(Number.isInteger(m.values) && (m.values as number) >= 0 && (m.values as number) <= MAX_WATCH_VALUE_CHARS)) {
-        throw bad(`"watch" needs "values" as a number of characters from 0 to ${MAX_WATCH_VALUE_CHARS}`);
-      }
-      if (m.state !== undefined && typeof m.state !== 'boolean') throw bad('"watch" needs "state" as a boolean');
-      return { type: 'watch', id, ...(m.values === undefined ? {} : { values: m.values as number }), ...(m.state === undefined ? {} : { state: m.state }) };
-    }
+    case 'watch':
+      return validateWatch(m);
     case 'add-peer':
     case 'remove-peer':
       return { type: m.type, id: requireId(m), address: shortString(m, 'address', MAX_ADDRESS_LENGTH) };
     case 'challenge':
       return { type: 'challenge', nodeId: checkNodeId(m, 'nodeId'), nonce: checkNonce(m) };
-    case 'auth': {
-      if (m.role !== 'peer' && m.role !== 'client') throw bad('"auth" needs "role" as "peer" or "client"');
-      const nodeId = m.role === 'peer' ? checkNodeId(m, 'nodeId') : undefined;
-      return { type: 'auth', role: m.role, ...(nodeId === undefined ? {} : { nodeId }), nonce: checkNonce(m), proof: checkProof(m) };
-    }
+    case 'auth':
+      return validateAuth(m);
     case 'authenticated':
       return { type: 'authenticated', proof: checkProof(m) };
     case 'hello':
-    case 'welcome': {
+    case 'welcome':
       if (typeof m.protocol !== 'number') throw bad(`"${m.type}" needs "protocol" as a number`);
       return { type: m.type, protocol: m.protocol, nodeId: checkNodeId(m, 'nodeId'), address: shortString(m, 'address', MAX_ADDRESS_LENGTH) };
-    }
-    case 'entries': {
-      if (!Array.isArray(m.entries)) throw bad('"entries" needs "entries" as an array');
-      const entries = m.entries.map(validateEntry);
-      const seen = m.seen === undefined ? undefined : nodeIdList(m, 'seen');
-      const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
-      const expected = m.expected === undefined ? undefined : sequenceNumber(m, 'expected');
-      if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > MAX_ACK_ID_LENGTH)) throw bad('"entries" needs "ack" as a short string');
-      return {
-        type: 'entries',
-        entries,
-        ...(seen === undefined ? {} : { seen }),
-        ...(upTo === undefined ? {} : { upTo }),
-        ...(expected === undefined ? {} : { expected }),
-        ...(m.ack === undefined ? {} : { ack: m.ack as string }),
-      };
-    }
-    case 'ack': {
-      if (typeof m.ok !== 'boolean') throw bad('"ack" needs "ok" as a boolean');
-      const ack = requireString(m, 'ack');
-      if (ack.length > MAX_ACK_ID_LENGTH) throw bad('"ack" needs "ack" as a short string');
-      return { type: 'ack', ack, node: checkNodeId(m, 'node'), ok: m.ok };
-    }
-    case 'catch-up': {
-      if (m.since === null || m.since === undefined) return { type: 'catch-up', since: null };
-      if (typeof m.since !== 'object' || Array.isArray(m.since)) throw bad('"catch-up" needs "since" as {epoch, seq} or null');
-      // Named for the errors: the sender's own fields of "since" say nothing trustworthy.
-      const since = { epoch: (m.since as Record<string, unknown>).epoch, seq: (m.since as Record<string, unknown>).seq, type: 'catch-up' };
-      return { type: 'catch-up', since: { epoch: shortString(since, 'epoch', MAX_EPOCH_LENGTH), seq: sequenceNumber(since, 'seq') } };
-    }
+    case 'entries':
+      return validateEntries(m);
+    case 'ack':
+      return validateAck(m);
+    case 'catch-up':
+      return validateCatchUp(m);
     case 'caught-up':
       if (typeof m.full !== 'boolean') throw bad('"caught-up" needs "full" as a boolean');
       return { type: 'caught-up', epoch: shortString(m, 'epoch', MAX_EPOCH_LENGTH), seq: sequenceNumber(m, 'seq'), full: m.full, entries: sequenceNumber(m, 'entries') };
@@ -717,29 +645,12 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       return m.upTo === undefined ? { type: 'ping' } : { type: 'ping', upTo: sequenceNumber(m, 'upTo') };
     case 'digest':
       return { type: 'digest', root: digestString(requireString(m, 'root')) };
-    case 'buckets': {
-      const digests = stringList(m, 'digests', 16);
-      if (digests.length !== BUCKET_COUNT) throw bad(`"buckets" needs ${BUCKET_COUNT} digests`);
-      return { type: 'buckets', digests: digests.map(digestString) };
-    }
-    case 'bucket-request': {
-      if (!Array.isArray(m.buckets) || m.buckets.length > BUCKET_COUNT || !m.buckets.every((b) => Number.isInteger(b) && b >= 0 && b < BUCKET_COUNT)) {
-        throw bad(`"bucket-request" needs "buckets" as a list of integers from 0 to ${BUCKET_COUNT - 1}`);
-      }
-      return { type: 'bucket-request', buckets: m.buckets as number[] };
-    }
-    case 'peer-list': {
-      const addresses = stringList(m, 'addresses', MAX_ADDRESS_LENGTH);
-      if (addresses.length > MAX_PEER_LIST) throw bad(`"peer-list" carries at most ${MAX_PEER_LIST} addresses, not ${addresses.length}`);
-      addresses.forEach((address, index) => {
-        try {
-          parseAddress(address);
-        } catch {
-          throw bad(`"peer-list" addresses[${index}] is not a host:port address`);
-        }
-      });
-      return { type: 'peer-list', addresses };
-    }
+    case 'buckets':
+      return validateBuckets(m);
+    case 'bucket-request':
+      return validateBucketRequest(m);
+    case 'peer-list':
+      return validatePeerList(m);
     case 'reply':
       return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: m.result };
     case 'watch-writes':
@@ -747,15 +658,154 @@ function validate(m: Record<string, unknown>): IncomingMessage {
       // What a node sends a watcher: a node that receives one only drops it (answers are never answered).
       return { type: 'reply', id: isRequestId(m.id) ? m.id : 0, result: `a "${m.type}" message` };
     case 'error':
-      return {
-        type: 'error',
-        id: isRequestId(m.id) ? m.id : null,
-        code: typeof m.code === 'string' ? m.code.slice(0, MAX_ERROR_CODE_LENGTH) : 'UNKNOWN',
-        message: typeof m.message === 'string' ? m.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '',
-      };
+      return validateError(m);
     default:
       // No "type", or not a string: a missing or mistyped field, as anywhere else.
       if (typeof m.type !== 'string') throw bad('a message needs "type" as a string, such as "get"');
-      throw new ProtocolError('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(m.type.slice(0, 40))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`);
+      throw new ProtocolError('UNKNOWN_TYPE', `unknown message type ${JSON.stringify(m.type.slice(0, MAX_QUOTED_TYPE_LENGTH))}; known types are ${[...REQUEST_TYPES, ...PEER_TYPES, ...AUTH_TYPES].join(', ')}`);
   }
+}
+
+function validateGet(m: Record<string, unknown>): GetRequest {
+  const id = requireId(m);
+  const key = requireString(m, 'key');
+  checkKey(key);
+  return { type: 'get', id, key };
+}
+
+function validateSet(m: Record<string, unknown>): SetRequest {
+  const id = requireId(m);
+  const key = requireString(m, 'key');
+  const value = requireString(m, 'value');
+  checkKey(key);
+  checkValue(value);
+  if (m.acks !== undefined && m.acks !== 'all' && !(Number.isInteger(m.acks) && (m.acks as number) >= 1 && (m.acks as number) <= MAX_ACKS)) {
+    throw bad(`"acks" must be a number of nodes from 1 to ${MAX_ACKS}, or "all"`);
+  }
+  if (m.timeoutMs !== undefined && !(Number.isInteger(m.timeoutMs) && (m.timeoutMs as number) >= 1 && (m.timeoutMs as number) <= MAX_ACK_TIMEOUT_MS)) {
+    throw bad(`"timeoutMs" must be a whole number of milliseconds from 1 to ${MAX_ACK_TIMEOUT_MS}`);
+  }
+  return {
+    type: 'set',
+    id,
+    key,
+    value,
+    ...(m.acks === undefined ? {} : { acks: m.acks as number | 'all' }),
+    ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs as number }),
+  };
+}
+
+function validateSetMany(m: Record<string, unknown>): SetManyRequest {
+  const id = requireId(m);
+  if (!Array.isArray(m.entries) || m.entries.length > MAX_SET_MANY_ENTRIES) {
+    throw bad(`"set-many" needs "entries" as a list of at most ${MAX_SET_MANY_ENTRIES} {key, value} objects`);
+  }
+  // The parsed objects are checked and passed on as they are (only `key` and `value` are read): no copy per entry.
+  const entries = m.entries as { key: string; value: string }[];
+  for (let index = 0; index < entries.length; index++) {
+    const e = entries[index] as Record<string, unknown> | null;
+    if (typeof e !== 'object' || e === null || typeof e.key !== 'string' || typeof e.value !== 'string') {
+      throw bad(`"set-many" entries[${index}] needs "key" and "value" as strings`);
+    }
+    checkKey(e.key);
+    checkValue(e.value);
+  }
+  return { type: 'set-many', id, entries };
+}
+
+function validateKeys(m: Record<string, unknown>): KeysRequest {
+  const id = requireId(m);
+  // Pages used to follow a key in sorted order; an old client would loop on the first page if "after" were ignored.
+  if (m.after !== undefined) throw bad('"keys" pages with "cursor" (from the previous reply), not "after"; update the client');
+  if (m.cursor !== undefined && (typeof m.cursor !== 'string' || m.cursor.length > MAX_KEYS_CURSOR_LENGTH)) throw bad('"keys" needs "cursor" as the string of the previous reply');
+  if (m.limit !== undefined && !(Number.isInteger(m.limit) && (m.limit as number) >= 1)) throw bad('"keys" needs "limit" as a positive integer');
+  return {
+    type: 'keys',
+    id,
+    ...(m.cursor === undefined ? {} : { cursor: m.cursor as string }),
+    ...(m.limit === undefined ? {} : { limit: m.limit as number }),
+  };
+}
+
+function validateWatch(m: Record<string, unknown>): WatchRequest {
+  const id = requireId(m);
+  if (m.values !== undefined && !(Number.isInteger(m.values) && (m.values as number) >= 0 && (m.values as number) <= MAX_WATCH_VALUE_CHARS)) {
+    throw bad(`"watch" needs "values" as a number of characters from 0 to ${MAX_WATCH_VALUE_CHARS}`);
+  }
+  if (m.state !== undefined && typeof m.state !== 'boolean') throw bad('"watch" needs "state" as a boolean');
+  return { type: 'watch', id, ...(m.values === undefined ? {} : { values: m.values as number }), ...(m.state === undefined ? {} : { state: m.state }) };
+}
+
+function validateAuth(m: Record<string, unknown>): AuthMessage {
+  if (m.role !== 'peer' && m.role !== 'client') throw bad('"auth" needs "role" as "peer" or "client"');
+  const nodeId = m.role === 'peer' ? checkNodeId(m, 'nodeId') : undefined;
+  return { type: 'auth', role: m.role, ...(nodeId === undefined ? {} : { nodeId }), nonce: checkNonce(m), proof: checkProof(m) };
+}
+
+function validateEntries(m: Record<string, unknown>): EntriesMessage {
+  if (!Array.isArray(m.entries)) throw bad('"entries" needs "entries" as an array');
+  const entries = m.entries.map(validateEntry);
+  const seen = m.seen === undefined ? undefined : nodeIdList(m, 'seen');
+  const upTo = m.upTo === undefined ? undefined : sequenceNumber(m, 'upTo');
+  const expected = m.expected === undefined ? undefined : sequenceNumber(m, 'expected');
+  if (m.ack !== undefined && (typeof m.ack !== 'string' || m.ack.length > MAX_ACK_ID_LENGTH)) throw bad('"entries" needs "ack" as a short string');
+  return {
+    type: 'entries',
+    entries,
+    ...(seen === undefined ? {} : { seen }),
+    ...(upTo === undefined ? {} : { upTo }),
+    ...(expected === undefined ? {} : { expected }),
+    ...(m.ack === undefined ? {} : { ack: m.ack as string }),
+  };
+}
+
+function validateAck(m: Record<string, unknown>): AckMessage {
+  if (typeof m.ok !== 'boolean') throw bad('"ack" needs "ok" as a boolean');
+  const ack = requireString(m, 'ack');
+  if (ack.length > MAX_ACK_ID_LENGTH) throw bad('"ack" needs "ack" as a short string');
+  return { type: 'ack', ack, node: checkNodeId(m, 'node'), ok: m.ok };
+}
+
+function validateCatchUp(m: Record<string, unknown>): CatchUpMessage {
+  if (m.since === null || m.since === undefined) return { type: 'catch-up', since: null };
+  if (typeof m.since !== 'object' || Array.isArray(m.since)) throw bad('"catch-up" needs "since" as {epoch, seq} or null');
+  // Named for the errors: the sender's own fields of "since" say nothing trustworthy.
+  const since = { epoch: (m.since as Record<string, unknown>).epoch, seq: (m.since as Record<string, unknown>).seq, type: 'catch-up' };
+  return { type: 'catch-up', since: { epoch: shortString(since, 'epoch', MAX_EPOCH_LENGTH), seq: sequenceNumber(since, 'seq') } };
+}
+
+function validateBuckets(m: Record<string, unknown>): BucketsMessage {
+  const digests = stringList(m, 'digests', DIGEST_HEX_DIGITS);
+  if (digests.length !== BUCKET_COUNT) throw bad(`"buckets" needs ${BUCKET_COUNT} digests`);
+  return { type: 'buckets', digests: digests.map(digestString) };
+}
+
+function validateBucketRequest(m: Record<string, unknown>): BucketRequestMessage {
+  if (!Array.isArray(m.buckets) || m.buckets.length > BUCKET_COUNT || !m.buckets.every((b) => Number.isInteger(b) && b >= 0 && b < BUCKET_COUNT)) {
+    throw bad(`"bucket-request" needs "buckets" as a list of integers from 0 to ${BUCKET_COUNT - 1}`);
+  }
+  return { type: 'bucket-request', buckets: m.buckets as number[] };
+}
+
+function validatePeerList(m: Record<string, unknown>): PeerListMessage {
+  const addresses = stringList(m, 'addresses', MAX_ADDRESS_LENGTH);
+  if (addresses.length > MAX_PEER_LIST) throw bad(`"peer-list" carries at most ${MAX_PEER_LIST} addresses, not ${addresses.length}`);
+  addresses.forEach((address, index) => {
+    try {
+      parseAddress(address);
+    } catch {
+      throw bad(`"peer-list" addresses[${index}] is not a host:port address`);
+    }
+  });
+  return { type: 'peer-list', addresses };
+}
+
+/** An `error` frame is kept, cut short, whatever it holds: it is logged, never answered. */
+function validateError(m: Record<string, unknown>): ErrorMessage {
+  return {
+    type: 'error',
+    id: isRequestId(m.id) ? m.id : null,
+    code: typeof m.code === 'string' ? m.code.slice(0, MAX_ERROR_CODE_LENGTH) : 'UNKNOWN',
+    message: typeof m.message === 'string' ? m.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '',
+  };
 }

@@ -20,10 +20,10 @@
  * Adding a field to `Ready` fails to compile until `READY_ORDER` names it
  * and every `ReadyHandlers` table carries it out.
  */
-import type { Entry } from './entry.js';
-import type { LinkId } from './peer-table.js';
+import { type Entry } from './entry.js';
+import { type LinkId } from './peer-table.js';
 import { type Cursor, type Message } from './protocol.js';
-import type { Change } from './store.js';
+import { type Change } from './store.js';
 
 /** The facts of a log line, by name. */
 export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;

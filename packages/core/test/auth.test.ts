@@ -5,8 +5,8 @@
  */
 import { expect } from 'chai';
 import { authProof, type AuthTranscript, CLOSE_CODES, findSecret, type Message, newNonce, proofMatches } from '../src/index.js';
-import { CROSSED_DIALS_WINDOW_MS } from '../src/internal.js';
-import { Client, Cluster, randomBytesFrom, mulberry32, resultOf } from './support/cluster.js';
+import { CROSSED_DIALS_WINDOW_MS, DIGEST_HEX_DIGITS } from '../src/internal.js';
+import { type Client, Cluster, randomBytesFrom, mulberry32, resultOf } from './support/cluster.js';
 
 const SECRET = 'correct horse battery staple';
 const OTHER = 'an entirely different secret';
@@ -159,7 +159,7 @@ describe('auth: a node with a secret', () => {
       { type: 'entries', entries: [['victim', 'PWNED', 0, 'evil']] },
       { type: 'catch-up', since: null },
       { type: 'bucket-request', buckets: [0, 1, 2] },
-      { type: 'digest', root: '0'.repeat(16) },
+      { type: 'digest', root: '0'.repeat(DIGEST_HEX_DIGITS) },
       { type: 'peer-list', addresses: ['10.9.9.9:1'] },
     ]) {
       const { cluster, node } = securedNode();

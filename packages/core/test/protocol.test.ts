@@ -4,6 +4,7 @@ import {
   type ErrorMessage,
   MAX_KEY_BYTES,
   MAX_MESSAGE_BYTES,
+  MAX_REQUEST_ID_LENGTH,
   MAX_VALUE_BYTES,
   parseIncoming,
   PROTOCOL_VERSION,
@@ -110,7 +111,7 @@ describe('protocol parsing', () => {
     const cases: [unknown, string][] = [
       [{ type: 'get', key: 'k' }, '"id"'],
       [{ type: 'get', id: { n: 1 }, key: 'k' }, '"id"'],
-      [{ type: 'get', id: 'x'.repeat(65), key: 'k' }, '"id"'],
+      [{ type: 'get', id: 'x'.repeat(MAX_REQUEST_ID_LENGTH + 1), key: 'k' }, '"id"'],
       [{ type: 'get', id: 1 }, '"key"'],
       [{ type: 'set', id: 1, key: 'k' }, '"value"'],
       [{ type: 'set', id: 1, key: 'k', value: 5 }, '"value"'],

@@ -40,7 +40,7 @@ const PUBLIC_NAMES = [
   'exposureWarnings', 'FSYNC_POLICIES', 'FsyncPolicy', 'MAKE_SECRET_HINT', 'MAX_SECRET_LENGTH', 'NodeConfig', 'parseConfig', 'parseSecretFile', 'TlsConfig',
   'formatAddress', 'isLoopbackHost', 'isValidPort', 'isWildcardHost', 'parseAddress', 'PeerAddress',
   // Errors.
-  'BbyError', 'ConfigError', 'ErrorCode', 'ProtocolError',
+  'BbyError', 'ConfigError', 'ERROR_CODES', 'ErrorCode', 'ErrorCodeInfo', 'LOCAL_ERROR_CODES', 'LocalErrorCode', 'ProtocolError',
   // Authentication, for a client's or an adapter's side of the handshake.
   'AUTH_HEADER', 'AUTH_HEADER_VALUE', 'AUTH_NONCE_BYTES', 'AUTH_TIMEOUT_MS', 'authProof', 'AuthRole', 'AuthSide', 'AuthTranscript', 'findSecret',
   'MIN_SECRET_LENGTH', 'newNonce', 'proofMatches',
@@ -53,8 +53,8 @@ const PUBLIC_NAMES = [
   'WatchStateMessage', 'WatchWrite', 'WatchWritesMessage', 'WelcomeMessage',
   'checkKey', 'checkValue', 'encodeMessage', 'parseIncoming', 'PROTOCOL_VERSION',
   'DEFAULT_ACK_TIMEOUT_MS', 'MAX_ACK_ID_LENGTH', 'MAX_ACK_TIMEOUT_MS', 'MAX_ACKS', 'MAX_ADDRESS_LENGTH', 'MAX_BATCH_CHARS', 'MAX_EPOCH_LENGTH',
-  'MAX_ERROR_CODE_LENGTH', 'MAX_ERROR_MESSAGE_LENGTH', 'MAX_KEY_BYTES', 'MAX_LIST_ITEMS', 'MAX_MESSAGE_BYTES', 'MAX_NODE_ID_LENGTH',
-  'MAX_SET_MANY_ENTRIES', 'MAX_VALUE_BYTES', 'MAX_WATCH_VALUE_CHARS', 'NODE_ID_PATTERN',
+  'MAX_ERROR_CODE_LENGTH', 'MAX_ERROR_MESSAGE_LENGTH', 'MAX_KEY_BYTES', 'MAX_KEYS_CURSOR_LENGTH', 'MAX_LIST_ITEMS', 'MAX_MESSAGE_BYTES', 'MAX_NODE_ID_LENGTH',
+  'MAX_REQUEST_ID_LENGTH', 'MAX_SET_MANY_ENTRIES', 'MAX_VALUE_BYTES', 'MAX_WATCH_VALUE_CHARS', 'NODE_ID_PATTERN',
   // Log text.
   'printable', 'quoted',
 ];

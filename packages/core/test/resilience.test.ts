@@ -10,6 +10,7 @@ import {
 } from '../src/index.js';
 import {
   BUCKET_COUNT,
+  DIGEST_HEX_DIGITS,
   LEARNED_MAX_FAILURES,
   MAX_PEER_LIST,
   readyEffects,
@@ -164,14 +165,14 @@ describe('anti-entropy', () => {
     const a = cluster.addNode('a');
     a.set('only-on-a', 'v');
     const peer = fakePeer(cluster);
-    const buckets = peer.exchange(JSON.stringify({ type: 'digest', root: '0'.repeat(16) }));
+    const buckets = peer.exchange(JSON.stringify({ type: 'digest', root: '0'.repeat(DIGEST_HEX_DIGITS) }));
     const answer = buckets.find((m) => m.type === 'buckets');
     if (answer?.type !== 'buckets') throw new Error('expected buckets');
     expect(answer.digests).to.have.length(BUCKET_COUNT);
-    const nonEmpty = answer.digests.flatMap((d, i) => (d === '0'.repeat(16) ? [] : [i]));
+    const nonEmpty = answer.digests.flatMap((d, i) => (d === '0'.repeat(DIGEST_HEX_DIGITS) ? [] : [i]));
     expect(nonEmpty).to.have.length(1);
 
-    const repair = peer.exchange(JSON.stringify({ type: 'buckets', digests: Array(BUCKET_COUNT).fill('0'.repeat(16)) }));
+    const repair = peer.exchange(JSON.stringify({ type: 'buckets', digests: Array(BUCKET_COUNT).fill('0'.repeat(DIGEST_HEX_DIGITS)) }));
     expect(repair[0]).to.deep.equal({ type: 'bucket-request', buckets: nonEmpty });
     expect(entriesIn(repair).map((e) => e.key)).to.deep.equal(['only-on-a']);
     // With one non-empty bucket, a's root is that bucket's digest: equal roots get no answer.

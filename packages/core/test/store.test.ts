@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { type Change, compareEntries, type Entry } from '../src/index.js';
-import { bucketOf, Digests, entryHash, type MergeResult, Store } from '../src/internal.js';
+import { bucketOf, DIGEST_HEX_DIGITS, Digests, entryHash, type MergeResult, Store } from '../src/internal.js';
 import { mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp: number, origin = 'a'): Entry => ({ key, value, timestamp, origin });
@@ -72,7 +72,7 @@ describe('store', () => {
       const key = `${i}-${random().toString(36)}${i % 7 === 0 ? 'é😀' : ''}`;
       const digests = new Digests();
       digests.toggle(entry(key, `v${i}`, 1000 + i, i % 2 === 0 ? 'a' : 'node-1'));
-      const changed = digests.buckets().flatMap((digest, bucket) => (digest === '0'.repeat(16) ? [] : [bucket]));
+      const changed = digests.buckets().flatMap((digest, bucket) => (digest === '0'.repeat(DIGEST_HEX_DIGITS) ? [] : [bucket]));
       expect(changed, key).to.deep.equal([bucketOf(key)]);
     }
   });

@@ -1,6 +1,7 @@
 /** @bby/node: runs a bby core on real sockets. */
-export { readConfigFile, MAX_SECRET_FILE_BYTES, type ReadConfigOptions } from './config-file.js';
-export { describeSocketError, describeTlsError, CERTIFICATE_NOT_TRUSTED, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from './describe-error.js';
+// The config reader and the error wording live in @bby/client (bby needs them without the server); re-exported for embedders of the node.
+export { readConfigFile, MAX_SECRET_FILE_BYTES, type ReadConfigOptions } from '@bby/client';
+export { describeSocketError, describeTlsError, CERTIFICATE_NOT_TRUSTED, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from '@bby/client';
 export {
   clientTlsOptions,
   CONNECTION_MARGIN,

@@ -6,8 +6,8 @@
  * a file operation is still pending (the only way out of a thread stuck in
  * the kernel: a disk that does not answer).
  */
-import { checkExposure, ConfigError, exposureWarnings } from '@bby/core';
-import { readConfigFile } from './config-file.js';
+import { BbyError, checkExposure, ConfigError, exposureWarnings } from '@bby/core';
+import { readConfigFile } from '@bby/client';
 import { createLogSink, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type LogSink } from './log-sink.js';
 import { type RunningNode, StartError, startNode } from './node-server.js';
 import { StartError as TransportStartError } from './start-error.js';
@@ -50,7 +50,7 @@ export const STOP_DEADLINE_MS = 5_000;
 /** Where to report an internal error. */
 const REPORT_TO = 'please report it (an issue of the bby repository) with the command, the config and the output of BBY_DEBUG=1';
 
-/** The command line: the config file and the options. Throws an Error whose message is the usage problem. */
+/** What bby-node was asked to run: the config file and the options. */
 interface CommandLine {
   readonly configPath: string | undefined;
   readonly repair: boolean;
@@ -63,12 +63,12 @@ interface CommandLine {
 function choice<T extends string>(argv: readonly string[], i: { at: number }, name: string, choices: readonly T[]): T {
   const arg = argv[i.at]!;
   const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i.at];
-  if (value === undefined) throw new Error(`${name} needs a value: ${choices.join(' or ')}`);
-  if (!(choices as readonly string[]).includes(value)) throw new Error(`${name} is ${choices.join(' or ')}, not ${JSON.stringify(value)}`);
+  if (value === undefined) throw new BbyError('BAD_USAGE', `${name} needs a value: ${choices.join(' or ')}`);
+  if (!(choices as readonly string[]).includes(value)) throw new BbyError('BAD_USAGE', `${name} is ${choices.join(' or ')}, not ${JSON.stringify(value)}`);
   return value as T;
 }
 
-/** The command line: the config file and the options. Throws an Error whose message is the usage problem. */
+/** The command line: the config file and the options. Throws a BbyError (BAD_USAGE) whose message is the usage problem. */
 function parseCommandLine(argv: readonly string[]): CommandLine {
   let repair = false;
   let help = false;
@@ -85,11 +85,11 @@ function parseCommandLine(argv: readonly string[]): CommandLine {
     else if (arg === '-h' || arg === '--help') help = true;
     else if (arg === '--log-level' || arg.startsWith('--log-level=')) logLevel = choice(argv, i, '--log-level', LOG_LEVELS);
     else if (arg === '--log-format' || arg.startsWith('--log-format=')) logFormat = choice(argv, i, '--log-format', LOG_FORMATS);
-    else if (arg.startsWith('-') && arg !== '-') throw new Error(`unknown option ${JSON.stringify(arg)}`);
+    else if (arg.startsWith('-') && arg !== '-') throw new BbyError('BAD_USAGE', `unknown option ${JSON.stringify(arg)}`);
     else positionals.push(arg);
   }
   if (help) return { configPath: undefined, repair, help, logLevel, logFormat };
-  if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'the config file is missing' : `expected one config file, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+  if (positionals.length !== 1) throw new BbyError('BAD_USAGE', positionals.length === 0 ? 'the config file is missing' : `expected one config file, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
   return { configPath: positionals[0]!, repair, help, logLevel, logFormat };
 }
 

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { type IncomingMessage } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { describeSocketError } from './describe-error.js';
+import { describeSocketError } from '@bby/client';
 import { DiskPipeline } from './disk-pipeline.js';
 import { httpRoutes, type RouteSource } from './http-routes.js';
 import { type MetricsSnapshot, NodeMetrics, type RefusalReason, TIMED_REQUEST_TYPES } from './metrics.js';

@@ -11,21 +11,24 @@
  *    (the adapter's /health, /metrics and page, http-routes.ts): 426;
  *  - a plain-HTTP request to a TLS node: 426 with `Upgrade: TLS/1.3`
  *    (RFC 2817), so that the other side can say "this node speaks TLS"
- *    rather than "connection reset" (describe-error.ts);
+ *    rather than "connection reset" (describe-error.ts of @bby/client);
  *  - silence: a connection that has not sent its request headers within
  *    HEADERS_TIMEOUT_MS (after the TLS handshake, itself bounded by
  *    TLS_HANDSHAKE_TIMEOUT_MS) is closed.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import { announcedAddress, formatAddress, parseAddress, type NodeConfig } from '@bby/core';
+import { announcedAddress, ConfigError, formatAddress, parseAddress, type NodeConfig } from '@bby/core';
+import * as bbyClient from '@bby/client';
+import { checkCertificatePem, type ClientTlsOptions, tlsFileError, urlScheme } from '@bby/client';
 import { StartError } from './start-error.js';
+
+export { type ClientTlsOptions, type UrlScheme, urlScheme } from '@bby/client';
 
 /** How long a connection may take to send its HTTP upgrade request's headers, in milliseconds (issue 12: "HTTP headers within 5 s"). */
 export const HEADERS_TIMEOUT_MS = 5_000;
@@ -49,19 +52,8 @@ export const CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
  */
 export const CONNECTION_MARGIN = 64;
 
-/** `ws` or `wss`: the scheme a node with this config listens with and dials with. */
-export type UrlScheme = 'ws' | 'wss';
-
 /** A node's HTTP server: plain, or TLS when the config has "tls". */
 export type HttpServer = http.Server | https.Server;
-
-/** The TLS options a client or a dialing node gives `new WebSocket(url, options)`; empty without "tls". */
-export interface ClientTlsOptions {
-  /** The authority the other side's certificate must be signed by; the system's authorities when absent. */
-  readonly ca?: Buffer;
-  /** Always true: a certificate that does not check out, or names another host, fails the connection. */
-  readonly rejectUnauthorized?: true;
-}
 
 /** Options of `createHttpServer`. */
 export interface CreateServerOptions {
@@ -71,35 +63,28 @@ export interface CreateServerOptions {
   readonly onRequest?: (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
 }
 
-/** The scheme a node with this config listens with and dials with: `wss` with "tls" (a cert to listen with), else `ws`. */
-export function urlScheme(config: NodeConfig): UrlScheme {
-  return config.tls === undefined ? 'ws' : 'wss';
-}
-
 /** The URL a node with this config dials `address` (`host:port`, or a URL whose scheme is ignored) at. */
 export function dialUrl(config: NodeConfig, address: string): string {
   return `${urlScheme(config)}://${parseAddress(address).address}`;
 }
 
 /**
- * TLS options for every connection this config dials (a node's peers, `bby`'s
- * node). Node's TLS, through ws, checks the certificate against `ca` and
- * against the dialed host: an IP address must be in the certificate's IP
- * subjectAltNames, a name in its DNS names. Reads the "ca" file (synchronous,
- * small): call once and reuse the result for every dial. Throws StartError
- * naming the field and the fix when "ca" cannot be read or is not PEM.
+ * The TLS options of a node's dials: @bby/client's `clientTlsOptions`, with a
+ * "ca" it cannot use a StartError (bby-node exits 1), as for the other TLS
+ * files. Call once and reuse the result for every dial.
  */
 export function clientTlsOptions(config: NodeConfig, source = 'the config'): ClientTlsOptions {
-  if (config.tls === undefined) return {};
-  if (config.tls.ca === undefined) return { rejectUnauthorized: true };
-  let ca: Buffer;
+  return asStartError(() => bbyClient.clientTlsOptions(config, source));
+}
+
+/** Runs a check of @bby/client and makes its ConfigError a StartError: a node that cannot use its TLS files does not start. */
+function asStartError<T>(check: () => T): T {
   try {
-    ca = readFileSync(config.tls.ca);
+    return check();
   } catch (error) {
-    throw new StartError(fileError('ca', config.tls.ca, source, error as NodeJS.ErrnoException));
+    if (error instanceof ConfigError) throw new StartError(error.message);
+    throw error;
   }
-  checkCertificatePem('ca', config.tls.ca, source, ca);
-  return { ca, rejectUnauthorized: true };
 }
 
 /**
@@ -207,12 +192,12 @@ async function loadServerTls(config: NodeConfig, source: string, warn: (message:
     try {
       return await readFile(file);
     } catch (error) {
-      throw new StartError(fileError(field, file, source, error as NodeJS.ErrnoException));
+      throw new StartError(tlsFileError(field, file, source, error as NodeJS.ErrnoException));
     }
   };
   const [cert, key, ca] = await Promise.all([read('cert', tls.cert), read('key', tls.key), tls.ca === undefined ? undefined : read('ca', tls.ca)]);
-  const certificate = checkCertificatePem('cert', tls.cert, source, cert);
-  const authority = ca === undefined ? undefined : checkCertificatePem('ca', tls.ca!, source, ca);
+  const certificate = asStartError(() => checkCertificatePem('cert', tls.cert!, source, cert));
+  const authority = ca === undefined ? undefined : asStartError(() => checkCertificatePem('ca', tls.ca!, source, ca));
   const text = key.toString('latin1');
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(text)) {
     throw new StartError(`${source}: "tls"."key" ${tls.key} is encrypted with a passphrase, which bby-node cannot ask for; decrypt it: openssl pkey -in ${tls.key} -out ${tls.key}.plain (then chmod 600 it)`);
@@ -247,26 +232,6 @@ async function loadServerTls(config: NodeConfig, source: string, warn: (message:
     }
   }
   return { cert, key, ...(ca === undefined ? {} : { ca }) };
-}
-
-/** Checks that a cert or ca file holds a PEM certificate; returns the first one. */
-function checkCertificatePem(field: 'cert' | 'ca', file: string, source: string, pem: Buffer): X509Certificate {
-  if (!pem.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
-    throw new StartError(`${source}: "tls".${JSON.stringify(field)} ${file} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----"); give the ${field === 'ca' ? 'ca.pem' : 'NAME.pem'} file made by scripts/make-certs.sh`);
-  }
-  try {
-    return new X509Certificate(pem);
-  } catch (error) {
-    throw new StartError(`${source}: "tls".${JSON.stringify(field)} ${file} holds a damaged certificate (${(error as Error).message}); make it again with scripts/make-certs.sh`);
-  }
-}
-
-function fileError(field: 'cert' | 'key' | 'ca', file: string, source: string, error: NodeJS.ErrnoException): string {
-  const where = `${source}: "tls".${JSON.stringify(field)} ${file}`;
-  if (error.code === 'ENOENT') return `${where}: no such file (paths are relative to the config file); make the files with scripts/make-certs.sh (docs/security.md)`;
-  if (error.code === 'EACCES') return `${where}: permission denied; make it readable by the user running bby${field === 'key' ? ' (and nobody else: chmod 600)' : ''}`;
-  if (error.code === 'EISDIR') return `${where} is a folder; give the path of a PEM file`;
-  return `${where}: cannot read it (${error.code ?? error.message})`;
 }
 
 export { StartError } from './start-error.js';

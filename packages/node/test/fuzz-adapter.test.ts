@@ -32,7 +32,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { CLOSE_CODES, parseAddress, parseConfig, parseIncoming } from '@bby/core';
 import { WebSocket } from 'ws';
-import type { Frame } from '../../core/test/support/frames.js';
+import { type Frame } from '../../core/test/support/frames.js';
 import { type RunningNode, startNode } from '../src/index.js';
 import { errorCodes, frames, fuzz } from './support/core-fuzz.js';
 import { freePort, waitFor } from './support/wait.js';

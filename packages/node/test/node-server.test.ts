@@ -15,8 +15,11 @@ import { freePort, waitFor } from './support/wait.js';
 
 
 /** A raw client: sends requests, collects every answer. */
-async function connect(port: number): Promise<{ socket: WebSocket; ask: (request: object) => Promise<ResponseMessage> }> {
+/** A raw client; `tcp` is the socket under it, from the upgrade's response (public, unlike ws's _socket). */
+async function connect(port: number): Promise<{ socket: WebSocket; tcp: Socket; ask: (request: object) => Promise<ResponseMessage> }> {
   const socket = new WebSocket(`ws://127.0.0.1:${port}`);
+  let tcp: Socket | undefined;
+  socket.once('upgrade', (response) => (tcp = response.socket as Socket));
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
   let next = 1;
   const ask = (request: object) =>
@@ -34,7 +37,7 @@ async function connect(port: number): Promise<{ socket: WebSocket; ask: (request
       socket.on('message', onMessage);
       socket.send(JSON.stringify({ ...request, id }));
     });
-  return { socket, ask };
+  return { socket, tcp: tcp!, ask };
 }
 
 
@@ -257,7 +260,7 @@ describe('bby-node adapter: corking', function () {
     await waitFor(() => joiner.core.status().peers.some((peer) => peer.state === 'connected'), 'the joiner to connect', 10_000);
     // Five requests leave the client in one write, so that the holder reads them at once and answers in one batch.
     const client = await connect(holderPort);
-    const raw = (client.socket as unknown as { _socket: Socket })._socket;
+    const raw = client.tcp;
     raw.cork();
     const answers = Promise.all([1, 2, 3, 4, 5].map((i) => client.ask({ type: 'get', key: `k${i}` })));
     process.nextTick(() => raw.uncork());

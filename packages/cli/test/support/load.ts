@@ -3,7 +3,7 @@
  * seeded PRNG for reproducible fault timing.
  */
 import { seededRandom } from '@bby/core';
-import { type BbyClient } from '../../src/client.js';
+import { type BbyClient } from '@bby/client';
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same sequence. */
 export const mulberry32 = seededRandom;

@@ -16,10 +16,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import { BbyClient, type RequestBody } from '../../src/client.js';
-import { type ConnectionTarget, connectionTarget } from '../../src/connection.js';
+import { BbyClient, type ConnectionTarget, connectionTarget, readConfigFile, type RequestBody } from '@bby/client';
 import { type PeerInfo, type Stats } from '@bby/core';
-import { readConfigFile } from '@bby/node/config-file';
 
 // --- paths -----------------------------------------------------------------
 

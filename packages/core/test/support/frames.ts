@@ -12,6 +12,8 @@
  * behind a placeholder.
  */
 import fc from 'fast-check';
+import { MAX_ACK_ID_LENGTH, MAX_ACKS, MAX_ADDRESS_LENGTH, MAX_KEY_BYTES, MAX_KEYS_CURSOR_LENGTH, MAX_NODE_ID_LENGTH, MAX_REQUEST_ID_LENGTH } from '../../src/index.js';
+import { BUCKET_COUNT, DIGEST_HEX_DIGITS, MAX_PEER_LIST } from '../../src/internal.js';
 
 /** A JSON value as a frame holds it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -63,7 +65,7 @@ const nodeIdArb = fc.oneof(fc.constantFrom('p1', 'p2', 'p3', FUZZ_NODE_ID, 'x'.r
 export const BIG_KEY = 'big';
 const keyArb = fc.oneof({ weight: 3, arbitrary: fc.constantFrom('k', 'MonChamp', 'a', 'b', '😀', 'ключ', 'k'.repeat(1024), BIG_KEY) }, fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }));
 const valueArb = fc.oneof(fc.constantFrom('', 'v', '42', 'x'.repeat(4096), '\u0001'.repeat(64)), fc.string({ unit: 'binary', maxLength: 24 }));
-const idArb: fc.Arbitrary<Json> = fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ maxLength: 64 }));
+const idArb: fc.Arbitrary<Json> = fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ maxLength: MAX_REQUEST_ID_LENGTH }));
 const portArb = fc.integer({ min: 1, max: 65535 });
 const addressArb = fc.oneof(
   fc.constantFrom('127.0.0.1:7002', '10.0.0.2:7000', '[::1]:7003', 'ws://peer.test:7004', FUZZ_ADDRESS, 'p1.test:1', 'p2.test:1'),
@@ -86,8 +88,8 @@ const seqArb = fc.oneof(fc.nat({ max: 1000 }), fc.constant(Number.MAX_SAFE_INTEG
 const hexArb = (digits: number) =>
   fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: digits / 8, maxLength: digits / 8 }).map((words) => words.map((word) => word.toString(16).padStart(8, '0')).join(''));
 const entryTupleArb = fc.tuple(keyArb, valueArb, timestampArb, nodeIdArb);
-const ackIdArb = fc.oneof(fc.constantFrom(`${FUZZ_EPOCH}.1`, `${FUZZ_EPOCH}.2`, 'other.1'), fc.string({ maxLength: 128 }));
-const cursorArb = fc.oneof(fc.tuple(fc.nat({ max: 64 }), hexArb(8)).map(([slot, hash]) => `${slot}.${hash}`), fc.string({ maxLength: 64 }));
+const ackIdArb = fc.oneof(fc.constantFrom(`${FUZZ_EPOCH}.1`, `${FUZZ_EPOCH}.2`, 'other.1'), fc.string({ maxLength: MAX_ACK_ID_LENGTH }));
+const cursorArb = fc.oneof(fc.tuple(fc.nat({ max: 64 }), hexArb(8)).map(([slot, hash]) => `${slot}.${hash}`), fc.string({ maxLength: MAX_KEYS_CURSOR_LENGTH }));
 
 /** The codes an error frame may carry (any string reaches the node; these are the real ones). */
 const errorCodeArb = fc.oneof(fc.constantFrom('BAD_JSON', 'BAD_MESSAGE', 'AUTH_FAILED', 'PROTOCOL_MISMATCH', 'STORAGE_FAILED'), fc.string({ maxLength: 70 }));
@@ -104,7 +106,7 @@ const type = <T extends string>(name: T) => fc.constant(name);
 export const requestArbs: Record<string, fc.Arbitrary<Json>> = {
   get: message({ type: type('get'), id: idArb, key: keyArb }, ['type', 'id', 'key']),
   set: message(
-    { type: type('set'), id: idArb, key: keyArb, value: valueArb, acks: fc.oneof(fc.integer({ min: 1, max: 1024 }), fc.constant('all')), timeoutMs: fc.integer({ min: 1, max: 60_000 }) },
+    { type: type('set'), id: idArb, key: keyArb, value: valueArb, acks: fc.oneof(fc.integer({ min: 1, max: MAX_ACKS }), fc.constant('all')), timeoutMs: fc.integer({ min: 1, max: 60_000 }) },
     ['type', 'id', 'key', 'value'],
   ),
   'set-many': message({ type: type('set-many'), id: idArb, entries: fc.array(fc.record({ key: keyArb, value: valueArb }), { maxLength: 12 }) }, ['type', 'id', 'entries']),
@@ -126,12 +128,12 @@ export const peerArbs: Record<string, fc.Arbitrary<Json>> = {
   'catch-up': message({ type: type('catch-up'), since: fc.option(fc.record({ epoch: fc.oneof(fc.constant(FUZZ_EPOCH), fc.string({ maxLength: 12 })), seq: seqArb })) }, ['type', 'since']),
   'caught-up': message({ type: type('caught-up'), epoch: fc.string({ maxLength: 12 }), seq: seqArb, full: fc.boolean(), entries: seqArb }, ['type', 'epoch', 'seq', 'full', 'entries']),
   ping: message({ type: type('ping'), upTo: seqArb }, ['type']),
-  digest: message({ type: type('digest'), root: hexArb(16) }, ['type', 'root']),
-  buckets: message({ type: type('buckets'), digests: fc.array(fc.oneof(fc.constant('0'.repeat(16)), hexArb(16)), { minLength: 256, maxLength: 256 }) }, ['type', 'digests']),
-  'bucket-request': message({ type: type('bucket-request'), buckets: fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 256 }) }, ['type', 'buckets']),
+  digest: message({ type: type('digest'), root: hexArb(DIGEST_HEX_DIGITS) }, ['type', 'root']),
+  buckets: message({ type: type('buckets'), digests: fc.array(fc.oneof(fc.constant('0'.repeat(DIGEST_HEX_DIGITS)), hexArb(DIGEST_HEX_DIGITS)), { minLength: BUCKET_COUNT, maxLength: BUCKET_COUNT }) }, ['type', 'digests']),
+  'bucket-request': message({ type: type('bucket-request'), buckets: fc.uniqueArray(fc.integer({ min: 0, max: BUCKET_COUNT - 1 }), { maxLength: BUCKET_COUNT }) }, ['type', 'buckets']),
   ack: message({ type: type('ack'), ack: ackIdArb, node: nodeIdArb, ok: fc.boolean() }, ['type', 'ack', 'node', 'ok']),
-  // At most MAX_PEER_LIST (32) host:port addresses: a longer list or a bad address is BAD_MESSAGE.
-  'peer-list': message({ type: type('peer-list'), addresses: fc.array(peerListAddressArb, { maxLength: 32 }) }, ['type', 'addresses']),
+  // At most MAX_PEER_LIST host:port addresses: a longer list or a bad address is BAD_MESSAGE.
+  'peer-list': message({ type: type('peer-list'), addresses: fc.array(peerListAddressArb, { maxLength: MAX_PEER_LIST }) }, ['type', 'addresses']),
 };
 
 /** The authentication handshake (auth.ts); a random proof never checks out, which is the point. */
@@ -167,7 +169,7 @@ const SPECIAL_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valu
 /** Own keys of an object that shadow what JavaScript calls on it (String() calls toString, then valueOf). */
 const HOSTILE_KEYS = ['toString', 'valueOf', 'toJSON', 'constructor', '__proto__'];
 /** Lengths just under and over the limits of node ids, ids, acks, addresses and keys; and of values (rarer: they cost). */
-const LENGTHS = [64, 65, 128, 129, 300, 301, 1024, 1025, 4096];
+const LENGTHS = [MAX_NODE_ID_LENGTH, MAX_ACK_ID_LENGTH, MAX_ADDRESS_LENGTH, MAX_KEY_BYTES].flatMap((limit) => [limit, limit + 1]).concat(4096);
 const LONG_LENGTHS = [43_690, 262_142, 262_145];
 
 const jsonValueArb = fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>;

@@ -16,7 +16,7 @@
  * is synced before a newer log takes the appends; an append is acknowledged
  * (`append` resolves) only after it is synced under fsync "always".
  */
-import { type FsyncPolicy } from '@bby/core';
+import { BbyError, type FsyncPolicy } from '@bby/core';
 import { describeDiskError, isDiskError } from './disk-error.js';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
 import { realScheduler, type Scheduler } from '../scheduler.js';
@@ -43,7 +43,7 @@ export interface StorageOptions {
 export const BACKGROUND_SYNC_INTERVAL_MS = 1_000;
 
 /** The folder holds damaged data; the message names the file, the offset and the way out. */
-export class CorruptionError extends Error {
+export class CorruptionError extends BbyError {
   override name = 'CorruptionError';
   constructor(
     readonly file: string,
@@ -51,6 +51,7 @@ export class CorruptionError extends Error {
     reason: string,
   ) {
     super(
+      'DATA_DAMAGED',
       `${file} is damaged at byte ${offset} (${reason}); refusing to start so that nothing is lost. ` +
         'Run bby-node again with --repair to keep every intact record (the damaged file is kept aside as *.damaged), ' +
         'or move the data folder away to resync from the peers',
@@ -197,86 +198,24 @@ export class Storage {
 
   static async #open(options: StorageOptions, fs: FileSystem, step: (doing: string) => void): Promise<{ storage: Storage; recovery: Recovery }> {
     const dir = options.dir;
-    const notes: string[] = [];
-    await fs.mkdir(dir);
-    step('list the files');
-    const names = await fs.list(dir);
-    step('remove temporary files');
-    for (const name of names.filter((n) => n.endsWith('.tmp'))) await fs.remove(pathIn(dir, name));
-    const generations = (pattern: RegExp) => names.flatMap((n) => (pattern.exec(n) ? [Number(pattern.exec(n)![1])] : [])).sort((a, b) => a - b);
-    const snapshots = generations(SNAPSHOT_FILE);
-    const logs = generations(LOG_FILE);
+    const at: Opening = { fs, dir, repair: options.repair ?? false, step };
+    const { snapshots, logs } = await scanFolder(at);
     const snapshotGeneration = snapshots.at(-1) ?? 0;
-    const entries: StoredEntry[] = [];
-    let damaged = false;
-    let snapshotBytes = 0;
-
-    const load = async (name: string, magic: Buffer, last: boolean): Promise<number> => {
-      const path = pathIn(dir, name);
-      step(`read ${name}`);
-      const data = (await fs.read(path)) ?? new Uint8Array();
-      const result = readRecords(data, magic);
-      if (result.status === 'ok') {
-        appendAll(entries, result.entries);
-        return data.length;
-      }
-      if (result.status === 'torn' && last) {
-        appendAll(entries, result.entries);
-        step(`cut the unreadable tail of ${name}`);
-        const file = await fs.openAppend(path);
-        try {
-          await file.truncate(result.validBytes);
-          await file.sync();
-        } finally {
-          await file.close().catch(() => undefined);
-        }
-        notes.push(tornTailNote(name, result.tornBytes));
-        return result.validBytes;
-      }
-      const offset = result.status === 'corrupt' ? result.offset : result.validBytes;
-      const reason = result.status === 'corrupt' ? result.reason : 'the file ends inside a record, but a newer file exists';
-      if (!options.repair) throw new CorruptionError(path, offset, reason);
-      const salvaged = salvageRecords(data, magic);
-      appendAll(entries, salvaged.entries);
-      damaged = true;
-      step(`set ${name} aside`);
-      await fs.rename(path, `${path}.damaged`);
-      const lost = salvaged.damaged.map((d) => `${d.bytes} bytes at ${d.offset}`).join(', ');
-      notes.push(`repaired ${name}: kept ${salvaged.entries.length} intact records, skipped ${lost}; the original is kept as ${name}.damaged`);
-      return 0;
-    };
-
-    if (snapshots.length > 0) snapshotBytes = await load(generationName('snapshot', snapshotGeneration), SNAPSHOT_MAGIC, false);
     const replayed = logs.filter((g) => g >= snapshotGeneration);
+    const recovered: Recovered = { entries: [], notes: [], repaired: false };
+    let snapshotBytes = snapshots.length > 0 ? await loadFile(at, generationName('snapshot', snapshotGeneration), SNAPSHOT_MAGIC, false, recovered) : 0;
     let logBytes = 0;
     for (const generation of replayed) {
-      logBytes = await load(generationName('log', generation), LOG_MAGIC, generation === replayed.at(-1));
+      logBytes = await loadFile(at, generationName('log', generation), LOG_MAGIC, generation === replayed.at(-1), recovered);
     }
-    // Leftovers of a compaction that crashed before its clean-up.
-    step('remove the files of an interrupted compaction');
-    for (const g of snapshots.filter((g) => g < snapshotGeneration)) await fs.remove(pathIn(dir, generationName('snapshot', g)));
-    for (const g of logs.filter((g) => g < snapshotGeneration)) await fs.remove(pathIn(dir, generationName('log', g)));
+    await removeInterruptedCompaction(at, snapshotGeneration, snapshots, logs);
 
     let generation = Math.max(snapshotGeneration, replayed.at(-1) ?? 0);
     let log: AppendFile;
-    if (damaged) {
-      // Rewrite everything that survived into a fresh snapshot and log.
+    if (recovered.repaired) {
       generation += 1;
-      step(`write ${generationName('snapshot', generation)} (repair)`);
-      snapshotBytes = await writeSnapshot(fs, dir, generation, entries);
-      step(`create ${generationName('log', generation)}`);
-      log = await createLog(fs, dir, generation);
+      ({ log, snapshotBytes } = await rewriteRepaired(at, generation, recovered.entries));
       logBytes = LOG_MAGIC.length;
-      step('remove the repaired files');
-      try {
-        for (const name of (await fs.list(dir)).filter((n) => (LOG_FILE.test(n) || SNAPSHOT_FILE.test(n)) && !n.includes(String(generation).padStart(8, '0')))) {
-          await fs.remove(pathIn(dir, name));
-        }
-        await fs.syncDir(dir);
-      } catch (error) {
-        await log.close().catch(() => undefined);
-        throw error;
-      }
     } else if (replayed.length === 0 || logBytes === 0) {
       step(`create ${generationName('log', generation)}`);
       log = await createLog(fs, dir, generation);
@@ -286,7 +225,7 @@ export class Storage {
       log = await fs.openAppend(pathIn(dir, generationName('log', generation)));
     }
     const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes, options.scheduler ?? realScheduler);
-    return { storage, recovery: { entries, notes, repaired: damaged } };
+    return { storage, recovery: recovered };
   }
 
   /** Bytes in the current log file. */
@@ -671,6 +610,108 @@ export function tornTailNote(name: string, tornBytes: number): string {
     'A crash during a write leaves such a tail, and that write was never acknowledged; ' +
     'but if the file was cut short instead (copied while the node ran, or truncated), acknowledged writes may be among them, and only the peers can send them back'
   );
+}
+
+/** What each step of `Storage.open` works with. */
+interface Opening {
+  readonly fs: FileSystem;
+  readonly dir: string;
+  /** Salvage damaged files instead of refusing to start. */
+  readonly repair: boolean;
+  /** Names the step about to run, for the StorageFailure should it fail. */
+  readonly step: (doing: string) => void;
+}
+
+/** The Recovery being made, as the files are read. */
+type Recovered = { -readonly [K in keyof Recovery]: Recovery[K] };
+
+/** Creates the folder if need be, removes temporary files, and lists the generations of its snapshots and logs, oldest first. */
+async function scanFolder(at: Opening): Promise<{ snapshots: number[]; logs: number[] }> {
+  await at.fs.mkdir(at.dir);
+  at.step('list the files');
+  const names = await at.fs.list(at.dir);
+  at.step('remove temporary files');
+  for (const name of names.filter((n) => n.endsWith('.tmp'))) await at.fs.remove(pathIn(at.dir, name));
+  const generations = (pattern: RegExp) => names.flatMap((n) => (pattern.exec(n) ? [Number(pattern.exec(n)![1])] : [])).sort((a, b) => a - b);
+  return { snapshots: generations(SNAPSHOT_FILE), logs: generations(LOG_FILE) };
+}
+
+/**
+ * Reads the snapshot or log `name` into `recovered`; returns the bytes of it
+ * that stay (0 when it was set aside). A torn tail of the newest log (`newest`)
+ * is cut off; any other damage throws CorruptionError, or is salvaged under
+ * `repair`.
+ */
+async function loadFile(at: Opening, name: string, magic: Buffer, newest: boolean, recovered: Recovered): Promise<number> {
+  const path = pathIn(at.dir, name);
+  at.step(`read ${name}`);
+  const data = (await at.fs.read(path)) ?? new Uint8Array();
+  const result = readRecords(data, magic);
+  if (result.status === 'ok') {
+    appendAll(recovered.entries, result.entries);
+    return data.length;
+  }
+  if (result.status === 'torn' && newest) {
+    appendAll(recovered.entries, result.entries);
+    await cutTornTail(at, name, result.validBytes);
+    recovered.notes.push(tornTailNote(name, result.tornBytes));
+    return result.validBytes;
+  }
+  const offset = result.status === 'corrupt' ? result.offset : result.validBytes;
+  const reason = result.status === 'corrupt' ? result.reason : 'the file ends inside a record, but a newer file exists';
+  if (!at.repair) throw new CorruptionError(path, offset, reason);
+  await salvageFile(at, name, data, magic, recovered);
+  return 0;
+}
+
+/** Cuts the newest log back to its last whole record, and syncs it. */
+async function cutTornTail(at: Opening, name: string, validBytes: number): Promise<void> {
+  at.step(`cut the unreadable tail of ${name}`);
+  const file = await at.fs.openAppend(pathIn(at.dir, name));
+  try {
+    await file.truncate(validBytes);
+    await file.sync();
+  } finally {
+    await file.close().catch(() => undefined);
+  }
+}
+
+/** Keeps every intact record of a damaged file in `recovered` and sets the file aside as *.damaged. */
+async function salvageFile(at: Opening, name: string, data: Uint8Array, magic: Buffer, recovered: Recovered): Promise<void> {
+  const path = pathIn(at.dir, name);
+  const salvaged = salvageRecords(data, magic);
+  appendAll(recovered.entries, salvaged.entries);
+  recovered.repaired = true;
+  at.step(`set ${name} aside`);
+  await at.fs.rename(path, `${path}.damaged`);
+  const lost = salvaged.damaged.map((d) => `${d.bytes} bytes at ${d.offset}`).join(', ');
+  recovered.notes.push(`repaired ${name}: kept ${salvaged.entries.length} intact records, skipped ${lost}; the original is kept as ${name}.damaged`);
+}
+
+/** Removes the snapshots and logs older than the newest snapshot: leftovers of a compaction that crashed before its clean-up. */
+async function removeInterruptedCompaction(at: Opening, snapshotGeneration: number, snapshots: readonly number[], logs: readonly number[]): Promise<void> {
+  at.step('remove the files of an interrupted compaction');
+  for (const g of snapshots.filter((g) => g < snapshotGeneration)) await at.fs.remove(pathIn(at.dir, generationName('snapshot', g)));
+  for (const g of logs.filter((g) => g < snapshotGeneration)) await at.fs.remove(pathIn(at.dir, generationName('log', g)));
+}
+
+/** After a repair: rewrites everything that survived into a fresh snapshot and log of `generation`, then removes every other snapshot and log. */
+async function rewriteRepaired(at: Opening, generation: number, entries: readonly StoredEntry[]): Promise<{ log: AppendFile; snapshotBytes: number }> {
+  at.step(`write ${generationName('snapshot', generation)} (repair)`);
+  const snapshotBytes = await writeSnapshot(at.fs, at.dir, generation, entries);
+  at.step(`create ${generationName('log', generation)}`);
+  const log = await createLog(at.fs, at.dir, generation);
+  at.step('remove the repaired files');
+  try {
+    for (const name of (await at.fs.list(at.dir)).filter((n) => (LOG_FILE.test(n) || SNAPSHOT_FILE.test(n)) && !n.includes(String(generation).padStart(8, '0')))) {
+      await at.fs.remove(pathIn(at.dir, name));
+    }
+    await at.fs.syncDir(at.dir);
+  } catch (error) {
+    await log.close().catch(() => undefined);
+    throw error;
+  }
+  return { log, snapshotBytes };
 }
 
 async function createLog(fs: FileSystem, dir: string, generation: number): Promise<AppendFile> {

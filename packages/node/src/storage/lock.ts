@@ -12,10 +12,14 @@
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { BbyError } from '@bby/core';
 
 /** Another live process holds the data folder. */
-export class LockedError extends Error {
+export class LockedError extends BbyError {
   override name = 'LockedError';
+  constructor(message: string) {
+    super('DATA_DIR_LOCKED', message);
+  }
 }
 
 /** Name of the lock file in the data folder. */

@@ -37,7 +37,7 @@
  * work at every step; it must not call the file system synchronously.
  */
 import { posix } from 'node:path';
-import type { AppendFile, FileSystem } from '../../src/storage/file-system.js';
+import { type AppendFile, type FileSystem } from '../../src/storage/file-system.js';
 
 export type OpKind = 'mkdir' | 'list' | 'read' | 'openAppend' | 'rename' | 'remove' | 'syncDir' | 'append' | 'sync' | 'truncate' | 'close';
 export type FaultCode = 'ENOSPC' | 'EIO' | 'EDQUOT' | 'EROFS' | 'EMFILE';

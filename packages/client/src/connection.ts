@@ -1,12 +1,12 @@
 /**
- * Opening a connection to a node, for every client of the CLI package
- * (BbyClient, the bulk Pipeline): ws:// or wss:// with the config's CA, then,
- * when the config has a secret, the client side of the handshake of
- * docs/protocol.md:
+ * Opening a connection to a node, for every client of the protocol
+ * (BbyClient, so `bby`, its import and export, and the bench's load
+ * generator): ws:// or wss:// with the config's CA, then, when the config
+ * has a secret, the client side of the handshake of docs/protocol.md:
  *
  *   upgrade answered with `x-bby-auth: hmac-sha256` (AUTH_HEADER)
  *   <- challenge {nodeId, nonce}
- *   -> auth {role: "client", nonce, proof}
+ *   -> auth {role: "client", nonce, proof}       (role "peer" and nodeId for a peer)
  *   <- authenticated {proof}        checked with proofMatches
  *
  * The connection is handed over only once the node has proved it holds the
@@ -18,32 +18,35 @@
  * (the config and the node disagree, or the node is busy) or an
  * UnreachableError (nothing answered).
  */
-import { randomBytes } from 'node:crypto';
-import { AUTH_HEADER, AUTH_HEADER_VALUE, authProof, ConfigError, connectAddress, MAX_MESSAGE_BYTES, newNonce, parseIncoming, printable as printableText, proofMatches, type AuthTranscript, type NodeConfig } from '@bby/core';
-import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from '@bby/node/describe-error';
-import { type ClientTlsOptions } from '@bby/node/transport';
+import { type Socket } from 'node:net';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, BbyError, connectAddress, MAX_MESSAGE_BYTES, parseIncoming, printable as printableText, type NodeConfig } from '@bby/core';
+import { ClientHandshake } from './client-handshake.js';
+import { type ClientTlsOptions, clientTlsOptions, urlScheme } from './client-tls.js';
+import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from './describe-error.js';
 import { WebSocket } from './ws.js';
 
 /** Where and how to connect: made from a config by `connectionTarget`, or just a URL (a node without secret or TLS). */
 export interface ConnectionTarget {
   /** `ws://host:port` or `wss://host:port`. */
   readonly url: string;
-  /** TLS options for wss:// (the CA); `clientTlsOptions` of @bby/node. */
+  /** TLS options for wss:// (the CA); `clientTlsOptions`. */
   readonly tls?: ClientTlsOptions;
   /** The secret this client presents; without it, a node that requires one is refused with a clear message. */
   readonly secret?: string;
+  /** Authenticate as the peer of this id rather than as a client (the bench's observer); the caller then sends `hello`. */
+  readonly peerId?: string;
   /** The config file, named in messages ("the config" when absent). */
   readonly configPath?: string;
 }
 
 /** The node could not be reached, or the connection was lost before the answer. bby exits 1. */
-export class UnreachableError extends Error {
+export class UnreachableError extends BbyError {
   override name = 'UnreachableError';
   constructor(
     readonly url: string,
     readonly reason: string,
   ) {
-    super(`cannot reach the node at ${url} (${reason})`);
+    super('NODE_UNREACHABLE', `cannot reach the node at ${url} (${reason})`);
   }
 }
 
@@ -63,23 +66,18 @@ export type ConnectionFailure =
   | 'busy'
   | 'refused';
 
-/** Failures that a retry may cure (the node is busy, or starting): bby exits 1 for them, 2 for the others. */
+/** Failures that a retry may cure (the node is busy, or starting): NODE_BUSY (bby exits 1), the others CONNECTION_REFUSED (2). */
 const TRANSIENT: ReadonlySet<ConnectionFailure> = new Set(['busy', 'auth-timeout']);
 
-/** The node answered, but this config cannot talk to it (or not now). The message is one line that names the fix. */
-export class ConnectionError extends Error {
+/** The node answered, but this config cannot talk to it (CONNECTION_REFUSED), or not now (NODE_BUSY). The message is one line that names the fix. */
+export class ConnectionError extends BbyError {
   override name = 'ConnectionError';
   constructor(
     readonly failure: ConnectionFailure,
     readonly url: string,
     message: string,
   ) {
-    super(message);
-  }
-
-  /** bby's exit code: 1 when trying again later may work, 2 when the config or the node must change. */
-  get exitCode(): 1 | 2 {
-    return TRANSIENT.has(this.failure) ? 1 : 2;
+    super(TRANSIENT.has(failure) ? 'NODE_BUSY' : 'CONNECTION_REFUSED', message);
   }
 }
 
@@ -97,14 +95,13 @@ export async function connectionTarget(config: NodeConfig, configPath: string): 
   const secret = config.clientSecrets[0] ?? config.secrets[0];
   const common = { ...(secret === undefined ? {} : { secret }), configPath };
   if (config.tls === undefined) return { url: `ws://${connectAddress(config)}`, ...common };
-  // Loaded only for a TLS config: every other command starts about 10 ms sooner.
-  const transport = await import('@bby/node/transport');
-  try {
-    return { url: `${transport.urlScheme(config)}://${connectAddress(config)}`, tls: transport.clientTlsOptions(config, configPath), ...common };
-  } catch (error) {
-    if (error instanceof transport.StartError) throw new ConfigError(error.message);
-    throw error;
-  }
+  return { url: `${urlScheme(config)}://${connectAddress(config)}`, tls: clientTlsOptions(config, configPath), ...common };
+}
+
+/** An open, authenticated connection: the WebSocket, and the TCP or TLS socket under it (from the upgrade's response: public, unlike ws's `_socket`), which a client corks to send a burst of frames in one write. */
+export interface OpenConnection {
+  readonly webSocket: WebSocket;
+  readonly transport: Socket;
 }
 
 /**
@@ -112,14 +109,15 @@ export async function connectionTarget(config: NodeConfig, configPath: string): 
  * resolves once requests may be sent. Rejects with UnreachableError when
  * nothing answers within `timeoutMs`, ConnectionError when the node refuses.
  */
-export function openConnection(target: ConnectionTarget | string, timeoutMs: number): Promise<WebSocket> {
-  const { url, tls = {}, secret, configPath = 'the config' } = typeof target === 'string' ? ({ url: target } as ConnectionTarget) : target;
+export function openConnection(target: ConnectionTarget | string, timeoutMs: number): Promise<OpenConnection> {
+  const { url, tls = {}, secret, peerId, configPath = 'the config' } = typeof target === 'string' ? ({ url: target } as ConnectionTarget) : target;
   const refused = (failure: ConnectionFailure, message: string) => new ConnectionError(failure, url, message);
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, ...tls });
     let settled = false;
     let authScheme: string | undefined;
-    let transcript: AuthTranscript | undefined;
+    const handshake = secret === undefined ? undefined : new ClientHandshake(secret, peerId === undefined ? 'client' : 'peer', peerId);
+    let transport: Socket | undefined;
 
     const timer = setTimeout(() => fail(new UnreachableError(url, `no answer within ${timeoutMs} ms`)), timeoutMs);
     const finish = () => {
@@ -137,12 +135,13 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
     const succeed = () => {
       if (settled) return;
       finish();
-      resolve(socket);
+      resolve({ webSocket: socket, transport: transport! });
     };
 
     // The socket's later errors are reported by its 'close' to whoever uses it.
     socket.on('error', (error: NodeJS.ErrnoException) => fail(describeFailure(error)));
     socket.on('upgrade', (response) => {
+      transport = response.socket;
       const value = response.headers[AUTH_HEADER];
       authScheme = Array.isArray(value) ? value.join(',') : value;
     });
@@ -179,15 +178,13 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
         if (message.code === 'AUTH_REQUIRED') return fail(secretRequired());
         return fail(refused('refused', `the node at ${url} refused the connection: ${printable(message.message)} (${printable(message.code)})`));
       }
-      if (secret === undefined || authScheme === undefined) return;
-      if (message.type === 'challenge' && transcript === undefined) {
-        const nonce = newNonce(randomBytes);
-        transcript = { role: 'client', acceptorId: message.nodeId, initiatorId: '', acceptorNonce: message.nonce, initiatorNonce: nonce };
-        socket.send(JSON.stringify({ type: 'auth', role: 'client', nonce, proof: authProof(secret, 'initiator', transcript) }));
+      if (handshake === undefined || authScheme === undefined) return;
+      if (message.type === 'challenge' && !handshake.answered) {
+        socket.send(handshake.answer(message));
         return;
       }
-      if (message.type === 'authenticated' && transcript !== undefined) {
-        if (proofMatches(authProof(secret, 'acceptor', transcript), message.proof)) succeed();
+      if (message.type === 'authenticated' && handshake.answered) {
+        if (handshake.verify(message)) succeed();
         else fail(refused('node-not-proven', `the node at ${url} did not prove it holds the secret of ${configPath}: it may not be the node you meant; check "host", "port" and "advertise" in ${configPath}`));
         return;
       }
