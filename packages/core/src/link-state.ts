@@ -32,6 +32,8 @@
  *   authenticated as, and a client credential never becomes a peer.
  */
 
+import { BbyError } from './errors.js';
+
 /** What the authentication handshake established: nothing to check (no secret), a client, or a peer (with the node id it gave, if any). */
 export type Credential = { readonly role: 'none' } | { readonly role: 'client' } | { readonly role: 'peer'; readonly peerId: string | null };
 
@@ -114,16 +116,15 @@ export const LINK_TRANSITIONS: { readonly [From in LinkStateKind]: readonly Link
   refused: [],
 };
 
-/** A move the transition table does not allow: a bug of the core. */
-export class LinkStateError extends Error {
+/** A move the transition table does not allow: a bug of the core (code CORE_BUG). */
+export class LinkStateError extends BbyError {
   override name = 'LinkStateError';
-  readonly code = 'ILLEGAL_LINK_TRANSITION';
   constructor(
     readonly link: string,
     readonly from: LinkStateKind | null,
     readonly to: LinkStateKind,
   ) {
-    super(`link ${link} may not move from ${from ?? '(new)'} to ${to} (link-state.ts lists the moves a link may make): a bug of bby's core, please report it`);
+    super('CORE_BUG', `link ${link} may not move from ${from ?? '(new)'} to ${to} (link-state.ts lists the moves a link may make): a bug of bby's core, please report it`);
   }
 }
 

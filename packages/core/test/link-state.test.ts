@@ -48,7 +48,7 @@ describe('link states (link-state.ts)', () => {
       } catch (error) {
         expect(error).to.be.instanceOf(LinkStateError);
         const refused = error as LinkStateError;
-        expect([refused.code, refused.link, refused.from, refused.to]).to.deep.equal(['ILLEGAL_LINK_TRANSITION', 'in-1', 'refused', 'client']);
+        expect([refused.code, refused.link, refused.from, refused.to]).to.deep.equal(['CORE_BUG', 'in-1', 'refused', 'client']);
       }
     });
 
