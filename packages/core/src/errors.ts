@@ -50,6 +50,7 @@ export const LOCAL_ERROR_CODES = {
   START_FAILED: { meaning: 'bby-node cannot start: a port in use, a TLS file it cannot use, a data folder it cannot use', fix: 'do what the message says, then start again' },
   DATA_DIR_LOCKED: { meaning: 'another live process holds the data folder', fix: 'give each node its own dataDir, or stop the other process' },
   DATA_DAMAGED: { meaning: 'the data folder holds damaged data', fix: 'start with --repair to keep every intact record, or move the folder away to resync from the peers' },
+  CORE_BUG: { meaning: "bby's core broke one of its own rules (a link moved in a way link-state.ts does not list)", fix: 'report it with the message; a restart of the node clears it' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 /** Stable error codes of errors that stay in the process that raised them. */

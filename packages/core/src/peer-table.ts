@@ -1,14 +1,15 @@
 /**
  * The peer table: the addresses this node should stay connected to (dial
- * targets) and the live links, inbound and outbound. A link is a client until
- * it says `hello` (inbound) or is answered with `welcome` (outbound).
+ * targets) and the live links, inbound and outbound. Where a link stands
+ * (authenticating, pending, client, peer, refused) is its `state`, which only
+ * link-state.ts moves.
  *
  * Two nodes are joined by one link at most: when each dials the other, node.ts
  * keeps the dial of the smaller id and closes the other, on both sides.
  */
-import { type AuthRole } from './auth.js';
-import { type Entry } from './entry.js';
-import { type PeerInfo, type WatchWrite } from './protocol.js';
+import { initialLinkState, isClientState, isPendingState, type LinkState, type PeerState } from './link-state.js';
+import { type OutboundStream } from './outbound-stream.js';
+import { type PeerInfo } from './protocol.js';
 
 /** `peers` keeps showing at most this many lost inbound peers as down. */
 export const MAX_LOST_PEERS = 64;
@@ -22,39 +23,16 @@ export const MAX_PEERS_LISTED = 512;
 /** Identifies one connection; allocated by the core. */
 export type LinkId = string;
 
-/**
- * Where a link stands in the authentication handshake (auth.ts). Without a
- * secret every link is `open`. With one, an inbound link is `challenged` until
- * its `auth` checks out, an outbound link waits for the acceptor's `challenge`
- * and then for its `authenticated`; `done` fixes the role for good; `refused`
- * links are being closed and nothing more they send is read.
- */
-export type LinkAuth =
-  | { readonly state: 'open' }
-  | { readonly state: 'challenged'; readonly nonce: string }
-  | { readonly state: 'awaiting-challenge' }
-  | { readonly state: 'awaiting-proof'; readonly acceptorId: string; readonly acceptorNonce: string; readonly expectedProof: string }
-  | { readonly state: 'done'; readonly role: AuthRole; readonly peerId: string | null }
-  | { readonly state: 'refused' };
-
 /** One connection. */
 export interface Link {
   readonly id: LinkId;
   readonly direction: 'inbound' | 'outbound';
   /** Where an inbound connection comes from (an IP address, as the adapter saw it), for logs; null when unknown. */
   readonly remote: string | null;
-  /** The authentication handshake; see LinkAuth. */
-  auth: LinkAuth;
-  /** `pending` until the first message (inbound) or the welcome (outbound). */
-  role: 'pending' | 'client' | 'peer';
-  /** The remote node's id, once it said hello or welcome. */
-  peerId: string | null;
-  /** The remote node's listening address, once known. */
-  address: string | null;
+  /** Where it stands: authenticating, pending, client, peer or refused (link-state.ts, which alone moves it). */
+  readonly state: LinkState;
   /** When the link was registered, in the clock's milliseconds. */
   readonly openedAtMs: number;
-  /** When its handshake made it a peer link, in the clock's milliseconds (Infinity before). */
-  peerSinceMs: number;
   /** When a message last arrived on it (heartbeats), in the clock's milliseconds. */
   lastHeardAtMs: number;
   /** When a message was last sent on it, in the clock's milliseconds. */
@@ -88,45 +66,6 @@ export interface Link {
   lagMs: number | null;
   /** The listening addresses of the peer's own peers, from its last `peer-list`. */
   reportedPeers: readonly string[];
-  /** This client's `watch` subscription, if it sent one (node.ts). */
-  watch: Watcher | null;
-}
-
-/**
- * A client's `watch` subscription: writes wait here until the node's effects
- * are next taken, then go out in one `watch-writes`, unless the watcher has
- * not read what it was sent (then they are counted in `dropped`).
- */
-export interface Watcher {
-  readonly requestId: string | number;
-  /** Characters of each value to include. */
-  readonly valueChars: number;
-  /** Whether it gets `watch-state` every second. */
-  readonly state: boolean;
-  readonly pending: WatchWrite[];
-  /** JSON characters of `pending`, about (flow-control.ts). */
-  pendingChars: number;
-  /** Writes and states left out since the last message that went out. */
-  dropped: number;
-  /** Since when it has been too far behind to be sent anything, in the clock's milliseconds; null while it reads. */
-  droppingSinceMs: number | null;
-}
-
-/** A catch-up or a repair being sent batch by batch, a few batches ahead of the socket (flow-control.ts). */
-export interface OutboundStream {
-  readonly kind: 'catch-up' | 'repair';
-  /** The batches still to send; a catch-up's iteration ends with the sequence number up to which every change went out. */
-  readonly batches: Iterator<Entry[], number | void>;
-  /** For a catch-up: true when it is the whole store (the peer's cursor was unusable). */
-  readonly full: boolean;
-  /** For a repair: the buckets it sends (a flag per bucket), to go again if a catch-up cuts it short. */
-  readonly buckets: readonly boolean[] | null;
-  /** Entries sent so far. */
-  entries: number;
-  /** False once the set of links to the peer changed during the catch-up: the link may then not vouch with `upTo`. */
-  mayClaim: boolean;
-  /** For progress: entries the stream had to send when it began (a live catch-up may send more). */
-  readonly expected: number;
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
@@ -156,6 +95,14 @@ export interface DialTarget {
   halted: string | null;
 }
 
+/** A link whose handshake is done: its state says which node it leads to. */
+export type PeerLink = Link & { readonly state: PeerState };
+
+/** Whether a link is a peer link. */
+export function isPeerLink(link: Link): link is PeerLink {
+  return link.state.kind === 'peer';
+}
+
 /** Links and dial targets of one node. */
 export class PeerTable {
   readonly #links = new Map<LinkId, Link>();
@@ -164,19 +111,15 @@ export class PeerTable {
   readonly #lost = new Map<string, PeerInfo>();
   #nextLink = 1;
 
-  /** Registers a new link and returns it. */
-  open(direction: Link['direction'], nowMs: number, remote: string | null = null): Link {
+  /** Registers a new link in its first state (link-state.ts INITIAL_STATES) and returns it. */
+  open(direction: Link['direction'], state: LinkState, nowMs: number, remote: string | null = null): Link {
     const id = `${direction === 'inbound' ? 'in' : 'out'}-${this.#nextLink++}`;
     const link: Link = {
       id,
       direction,
       remote,
-      auth: { state: 'open' },
-      role: 'pending',
-      peerId: null,
-      address: null,
+      state: initialLinkState(id, direction, state),
       openedAtMs: nowMs,
-      peerSinceMs: Infinity,
       lastHeardAtMs: nowMs,
       lastSentAtMs: nowMs,
       caughtUp: false,
@@ -192,7 +135,6 @@ export class PeerTable {
       catchUpIn: null,
       lagMs: null,
       reportedPeers: [],
-      watch: null,
     };
     this.#links.set(link.id, link);
     return link;
@@ -240,7 +182,7 @@ export class PeerTable {
 
   /** Outbound links still waiting for their dial or their welcome since before `sinceMs`. */
   stalledDials(sinceMs: number): Link[] {
-    return [...this.#links.values()].filter((l) => l.direction === 'outbound' && l.role === 'pending' && l.openedAtMs < sinceMs);
+    return [...this.#links.values()].filter((l) => l.direction === 'outbound' && isPendingState(l.state) && l.openedAtMs < sinceMs);
   }
 
   /** Links over their outbound budget since before `sinceMs` (flow-control.ts). */
@@ -250,7 +192,7 @@ export class PeerTable {
 
   /** Inbound links that sent nothing yet (or did not finish authenticating) since before `sinceMs`. */
   idleInbound(sinceMs: number): Link[] {
-    return [...this.#links.values()].filter((l) => l.direction === 'inbound' && l.role === 'pending' && l.auth.state !== 'refused' && l.openedAtMs < sinceMs);
+    return [...this.#links.values()].filter((l) => l.direction === 'inbound' && isPendingState(l.state) && l.state.kind !== 'refused' && l.openedAtMs < sinceMs);
   }
 
   /**
@@ -263,17 +205,17 @@ export class PeerTable {
     if (due.length === 0) return due;
     const connectedIds = new Set<string>();
     const connectedAddresses = new Set<string>();
-    for (const link of this.#links.values()) {
-      if (link.role !== 'peer') continue;
-      if (link.peerId !== null) connectedIds.add(link.peerId);
-      if (link.address !== null) connectedAddresses.add(link.address);
+    for (const { state } of this.#links.values()) {
+      if (state.kind !== 'peer') continue;
+      connectedIds.add(state.peerId);
+      if (state.address !== null) connectedAddresses.add(state.address);
     }
     return due.filter((t) => !(t.peerId !== null && connectedIds.has(t.peerId)) && !connectedAddresses.has(t.address));
   }
 
   /** The link of a connected peer, by node id (there is one at most: node.ts keeps one link per pair). */
-  peerLink(peerId: string): Link | undefined {
-    for (const link of this.#links.values()) if (link.role === 'peer' && link.peerId === peerId) return link;
+  peerLink(peerId: string): PeerLink | undefined {
+    for (const link of this.#links.values()) if (isPeerLink(link) && link.state.peerId === peerId) return link;
     return undefined;
   }
 
@@ -290,16 +232,16 @@ export class PeerTable {
   }
 
   /** A connected peer link with this listening address, if any. */
-  peerAt(address: string): Link | undefined {
-    for (const link of this.#links.values()) if (link.role === 'peer' && link.address === address) return link;
+  peerAt(address: string): PeerLink | undefined {
+    for (const link of this.#links.values()) if (isPeerLink(link) && link.state.address === address) return link;
     return undefined;
   }
 
   /** Remembers a peer whose inbound link was lost, so that `peers` shows it down (the last 64). */
-  lostInbound(link: Link, reason: string): void {
-    if (link.peerId === null) return;
-    this.#lost.delete(link.peerId);
-    this.#lost.set(link.peerId, { address: link.address ?? 'unknown', id: link.peerId, direction: 'inbound', connected: false, lastError: reason });
+  lostInbound(link: PeerLink, reason: string): void {
+    const { peerId, address } = link.state;
+    this.#lost.delete(peerId);
+    this.#lost.set(peerId, { address: address ?? 'unknown', id: peerId, direction: 'inbound', connected: false, lastError: reason });
     if (this.#lost.size > MAX_LOST_PEERS) this.#lost.delete(this.#lost.keys().next().value!);
   }
 
@@ -309,15 +251,15 @@ export class PeerTable {
   }
 
   /** Every link whose handshake is done. */
-  peerLinkList(): Link[] {
-    return [...this.#links.values()].filter((link) => link.role === 'peer');
+  peerLinkList(): PeerLink[] {
+    return [...this.#links.values()].filter(isPeerLink);
   }
 
   /** One link per connected peer id, for fan-out. */
-  peerLinks(): Map<string, LinkId> {
-    const byPeer = new Map<string, LinkId>();
+  peerLinks(): Map<string, PeerLink> {
+    const byPeer = new Map<string, PeerLink>();
     for (const link of this.#links.values()) {
-      if (link.role === 'peer' && link.peerId !== null && !byPeer.has(link.peerId)) byPeer.set(link.peerId, link.id);
+      if (isPeerLink(link) && !byPeer.has(link.state.peerId)) byPeer.set(link.state.peerId, link);
     }
     return byPeer;
   }
@@ -325,7 +267,7 @@ export class PeerTable {
   /** Number of links that act as clients. */
   clientCount(): number {
     let count = 0;
-    for (const link of this.#links.values()) if (link.role === 'client') count++;
+    for (const link of this.#links.values()) if (isClientState(link.state)) count++;
     return count;
   }
 
@@ -344,15 +286,15 @@ export class PeerTable {
     const shown = new Set<LinkId>();
     for (const target of this.#targets.values()) {
       const link = target.link === null ? undefined : this.#links.get(target.link);
-      if (link?.role !== 'peer') {
+      if (link?.state.kind !== 'peer') {
         const inbound = (target.peerId === null ? undefined : this.peerLink(target.peerId)) ?? this.peerAt(target.address);
         if (inbound !== undefined) {
           shown.add(inbound.id);
-          rows.push({ info: { address: target.address, id: inbound.peerId, direction: inbound.direction, connected: true }, link: inbound, target });
+          rows.push({ info: { address: target.address, id: inbound.state.peerId, direction: inbound.direction, connected: true }, link: inbound, target });
           continue;
         }
       }
-      const connected = link?.role === 'peer';
+      const connected = link?.state.kind === 'peer';
       const info: PeerInfo = {
         address: target.address,
         id: target.peerId,
@@ -364,9 +306,10 @@ export class PeerTable {
     }
     const connectedIds = new Set<string>();
     for (const link of this.#links.values()) {
-      if (link.role === 'peer' && link.peerId !== null) connectedIds.add(link.peerId);
-      if (link.role === 'peer' && !shown.has(link.id) && (link.direction === 'inbound' || this.targetOfLink(link.id) === undefined)) {
-        rows.push({ info: { address: link.address ?? 'unknown', id: link.peerId, direction: link.direction, connected: true }, link, target: undefined });
+      if (!isPeerLink(link)) continue;
+      connectedIds.add(link.state.peerId);
+      if (!shown.has(link.id) && (link.direction === 'inbound' || this.targetOfLink(link.id) === undefined)) {
+        rows.push({ info: { address: link.state.address ?? 'unknown', id: link.state.peerId, direction: link.direction, connected: true }, link, target: undefined });
       }
     }
     for (const lost of this.#lost.values()) if (!connectedIds.has(lost.id!)) rows.push({ info: lost, link: undefined, target: undefined });
