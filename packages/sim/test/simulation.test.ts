@@ -1,6 +1,6 @@
 /**
  * Deterministic simulation of the mesh under faults (issue 4): see
- * support/simulation.ts for the model. Each seed runs a fault phase (writes,
+ * src/simulation.ts for the model. Each seed runs a fault phase (writes,
  * lost / duplicated / reordered frames, partitions, link resets, pauses,
  * crashes with and without their disk) and a liveness phase (faults stop,
  * everything restarts); then every node must hold the identical store and
@@ -13,8 +13,7 @@
  *   npm run soak -- --minutes 30  fresh random seeds for 30 minutes
  */
 import { expect } from 'chai';
-import { START_MS } from './support/cluster.js';
-import { addCounts, checkStores, formatCounts, parseFaults, runSeed, type SimOptions, type SimResult, zeroCounts } from './support/simulation.js';
+import { addCounts, checkStores, formatCounts, parseFaults, runSeed, type SimOptions, type SimResult, START_MS, zeroCounts } from '../src/index.js';
 
 /**
  * Seeds that failed at least once. Each runs on every test run; add any seed

@@ -56,8 +56,11 @@
  *   replaced disk or machine). An acknowledged write whose only copies were on
  *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
  */
-import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message } from '../../src/index.js';
-import { mulberry32, randomBytesFrom, START_MS } from './cluster.js';
+import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message, seededRandom } from '@bby/core';
+import { randomBytesFrom } from './seeded-bytes.js';
+
+/** The simulated clock starts here (a plausible epoch time, in ms); the nodes' wall clocks read START_MS + simulated ms + their skew. */
+export const START_MS = 1_700_000_000_000;
 
 /** The mesh's secret when a seed draws authenticated links. */
 const SIM_SECRET = 'the simulated mesh secret';
@@ -232,7 +235,7 @@ export function formatCounts(c: SimCounts): string {
 class Rng {
   readonly next: () => number;
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.next = seededRandom(seed);
   }
   /** A new independent stream, seeded from this one. */
   fork(): Rng {
@@ -734,7 +737,7 @@ class Simulation {
     slot.down = null;
     slot.incarnation = this.#nextIncarnation++;
     const skew = this.#profile.clockSkewMs > 0 ? this.#nodeRng.int(-this.#profile.clockSkewMs, this.#profile.clockSkewMs) : 0;
-    const random = mulberry32(Math.floor(this.#nodeRng.next() * 4294967296));
+    const random = seededRandom(Math.floor(this.#nodeRng.next() * 4294967296));
     const peers = [...slot.configPeers, ...slot.disk.addedPeers.filter((a) => !slot.configPeers.includes(a))];
     const disk = slot.disk;
     if (slot.renewEpoch) {
@@ -756,7 +759,7 @@ class Simulation {
       ...(this.#profile.antiEntropy ? {} : { timing: { antiEntropyIntervalMs: NO_ANTI_ENTROPY_MS } }),
       peerExchange: this.#profile.peerExchange,
       ...(this.#options.batchLength === undefined ? {} : { batchLength: this.#options.batchLength }),
-      ...(this.#profile.secrets ? { secrets: [SIM_SECRET], randomBytes: randomBytesFrom(mulberry32(this.#authRng.int(0, 2 ** 31))) } : {}),
+      ...(this.#profile.secrets ? { secrets: [SIM_SECRET], randomBytes: randomBytesFrom(seededRandom(this.#authRng.int(0, 2 ** 31))) } : {}),
     });
     slot.node = node;
     disk.epoch = node.epoch;
