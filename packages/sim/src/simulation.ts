@@ -57,6 +57,7 @@
  *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
  */
 import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message, seededRandom } from '@bby/core';
+import { classifyPeerError, type DirectionFaults, describeFaults, type LinkFaults } from './peer-errors.js';
 import { randomBytesFrom } from './seeded-bytes.js';
 
 /** The simulated clock starts here (a plausible epoch time, in ms); the nodes' wall clocks read START_MS + simulated ms + their skew. */
@@ -160,8 +161,10 @@ export interface SimCounts {
   restarts: number;
   /** Acknowledged writes whose every copy was on lost disks (not required afterwards). */
   writesLostWithDisk: number;
-  /** `error` frames between nodes (a peer refused something a node sent). */
+  /** `error` frames between nodes (a peer refused something a node sent); each is of an expected class (peer-errors.ts) or fails the run. */
   protocolErrors: number;
+  /** The error frames between nodes by class (EXPECTED_PEER_ERRORS' names). */
+  peerErrorsByClass: Record<string, number>;
   /** `add-peer` requests made by clients. */
   addPeers: number;
   simulatedMs: number;
@@ -199,34 +202,36 @@ export const FAULT_PHASE_MS: readonly [number, number] = [20_000, 60_000];
 export const LIVENESS_BOUND_MS = 120_000;
 /** A run that sends more frames than this is stopped and failed: a message storm. */
 export const MAX_FRAMES = 100_000;
-/** Likewise for `error` frames between nodes (two nodes answering each other's errors forever). */
-export const MAX_PEER_ERRORS = 1_000;
 
 export function zeroCounts(): SimCounts {
   return {
     runs: 0, nodes: 0, writes: 0, acked: 0, refused: 0, framesSent: 0, framesDelivered: 0, dropped: 0, duplicated: 0, reordered: 0,
     lostInFlight: 0, sentOnClosed: 0, dials: 0, connects: 0, refusedDials: 0, timedOutDials: 0, closes: 0, cuts: 0, partitions: 0, silentPartitions: 0, pauses: 0,
     linkResets: 0, crashesWithState: 0, crashesWithoutState: 0, newIds: 0, restarts: 0, writesLostWithDisk: 0, protocolErrors: 0,
-    addPeers: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
+    peerErrorsByClass: {}, addPeers: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
   };
 }
 
 /** Adds `b` into `a` and returns `a`. */
 export function addCounts(a: SimCounts, b: SimCounts): SimCounts {
-  for (const key of Object.keys(a) as (keyof SimCounts)[]) a[key] += b[key];
+  for (const key of Object.keys(a) as (keyof SimCounts)[]) {
+    if (key === 'peerErrorsByClass') for (const [name, n] of Object.entries(b.peerErrorsByClass)) a.peerErrorsByClass[name] = (a.peerErrorsByClass[name] ?? 0) + n;
+    else a[key] += b[key];
+  }
   return a;
 }
 
 /** A short human summary of (summed) counts. */
 export function formatCounts(c: SimCounts): string {
   const avgConv = c.converged > 0 ? `${(c.convergenceMs / c.converged / 1000).toFixed(1)} s` : 'n/a';
+  const classes = Object.entries(c.peerErrorsByClass).sort((x, y) => y[1] - x[1]).map(([name, n]) => `${name} ${n}`).join(', ');
   return [
     `${c.runs} runs, ${c.nodes} nodes, ${(c.simulatedMs / 1000).toFixed(0)} s simulated`,
     `writes ${c.writes} (acked ${c.acked}, refused ${c.refused})`,
     `frames sent ${c.framesSent}, delivered ${c.framesDelivered}, dropped ${c.dropped}, duplicated ${c.duplicated}, reordered ${c.reordered}, lost on cut links ${c.lostInFlight}`,
     `dials ${c.dials} (connected ${c.connects}, refused ${c.refusedDials}, timed out ${c.timedOutDials}), graceful closes ${c.closes}, cuts ${c.cuts}`,
     `partitions ${c.partitions} (silent ${c.silentPartitions}), pauses ${c.pauses}, link resets ${c.linkResets}, crashes with state ${c.crashesWithState}, without state ${c.crashesWithoutState} (new id ${c.newIds}), acked writes lost with a disk ${c.writesLostWithDisk}`,
-    `protocol errors ${c.protocolErrors}, add-peer ${c.addPeers}; converged ${c.converged}/${c.runs}, mean convergence ${avgConv} after the faults stop`,
+    `protocol errors ${c.protocolErrors}${classes === '' ? '' : ` (${classes})`}, add-peer ${c.addPeers}; converged ${c.converged}/${c.runs}, mean convergence ${avgConv} after the faults stop`,
   ].join('\n');
 }
 
@@ -380,6 +385,23 @@ interface Conn {
   readonly tail: [number, number];
   /** A client's link to a node (only `dialer` is set: the node's end). */
   readonly client: boolean;
+  /** What the network did to the frames of each direction, to classify the error frames sent back (peer-errors.ts). */
+  readonly faults: readonly [MutableDirectionFaults, MutableDirectionFaults];
+  /** Whether either end was paused while the link was open. */
+  paused: boolean;
+}
+
+/** DirectionFaults, as they accumulate. */
+interface MutableDirectionFaults extends DirectionFaults {
+  readonly dropped: Set<string>;
+  readonly duplicated: Set<string>;
+  reordered: boolean;
+  held: boolean;
+}
+
+function noFaults(): [MutableDirectionFaults, MutableDirectionFaults] {
+  const none = (): MutableDirectionFaults => ({ dropped: new Set(), duplicated: new Set(), reordered: false, held: false });
+  return [none(), none()];
 }
 
 interface AckedWrite {
@@ -614,7 +636,7 @@ class Simulation {
         if (event === undefined) break;
         this.#now = event.at;
         event.run();
-        if (this.#counts.framesSent > MAX_FRAMES || this.#counts.protocolErrors > MAX_PEER_ERRORS) {
+        if (this.#counts.framesSent > MAX_FRAMES) {
           failure = `message storm: ${this.#counts.framesSent} frames sent by ${this.#time()}, ${this.#counts.protocolErrors} of them errors (by type: ${this.#topTypes()}); stopped`;
           this.#log(1, failure);
           break;
@@ -894,16 +916,23 @@ class Simulation {
     const partition = this.#partition;
     if (partition !== null && partition.silent && conn.acceptor !== null && this.#partitioned(conn.dialer.slot, conn.acceptor.slot)) {
       at = Math.max(at, partition.healAt + this.#connLatency(conn));
+      conn.faults[dir].held = true;
     }
     if (fifo) at = Math.max(at, conn.tail[dir]);
-    else if (at < conn.tail[dir]) this.#counts.reordered++;
+    else if (at < conn.tail[dir]) {
+      this.#counts.reordered++;
+      conn.faults[dir].reordered = true;
+    }
     conn.tail[dir] = Math.max(conn.tail[dir], at);
     return at;
   }
 
   #dial(slot: Slot, link: LinkId, address: string): void {
     this.#counts.dials++;
-    const conn: Conn = { id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'connecting', closingFrom: null, tail: [0, 0], client: false };
+    const conn: Conn = {
+      id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'connecting', closingFrom: null, tail: [0, 0], client: false,
+      faults: noFaults(), paused: slot.paused,
+    };
     this.#conns.set(this.#key(slot, link), conn);
     slot.conns.add(conn);
     const target = this.#byAddress.get(address);
@@ -941,6 +970,7 @@ class Simulation {
     const accepted = target.node.accept();
     conn.acceptor = { slot: target, incarnation: target.incarnation, link: accepted };
     conn.state = 'open';
+    if (conn.dialer.slot.paused) conn.paused = true;
     this.#conns.set(this.#key(target, accepted), conn);
     target.conns.add(conn);
     this.#counts.connects++;
@@ -977,9 +1007,10 @@ class Simulation {
     }
     this.#counts.framesSent++;
     this.#sentByType.set(message.type, (this.#sentByType.get(message.type) ?? 0) + 1);
-    if (message.type === 'error' && this.#counts.protocolErrors++ < 5) this.#log(1, `${slot.id} sends an error to a peer: ${JSON.stringify(message)}`);
+    if (message.type === 'error') this.#peerError(slot, conn, dir, message);
     if (this.#netRng.chance(this.#link.loss)) {
       this.#counts.dropped++;
+      conn.faults[dir].dropped.add(message.type);
       this.#noteLost(message, 'dropped');
       this.#log(2, `lost: ${slot.id} > ${message.type}`);
       return;
@@ -988,8 +1019,24 @@ class Simulation {
     this.#transmit(conn, dir, message, text);
     if (this.#netRng.chance(this.#link.duplication)) {
       this.#counts.duplicated++;
+      conn.faults[dir].duplicated.add(message.type);
       this.#transmit(conn, dir, message, text);
     }
+  }
+
+  /** Counts an error frame a node sends a peer by its class, or fails the run: see peer-errors.ts. */
+  #peerError(slot: Slot, conn: Conn, dir: 0 | 1, error: Extract<Message, { type: 'error' }>): void {
+    this.#counts.protocolErrors++;
+    const faults: LinkFaults = { toSender: conn.faults[dir === 0 ? 1 : 0], fromSender: conn.faults[dir], paused: conn.paused };
+    const peer = (dir === 0 ? conn.acceptor! : conn.dialer).slot.id;
+    const found = classifyPeerError(error, faults);
+    if ('unexpected' in found) {
+      this.#violate(`${slot.id} sent ${peer} an unexpected error frame ${JSON.stringify(error)}: ${found.unexpected}`);
+      return;
+    }
+    const name = found.expected.name;
+    this.#counts.peerErrorsByClass[name] = (this.#counts.peerErrorsByClass[name] ?? 0) + 1;
+    this.#log(2, `${slot.id} sends ${peer} an error (${name}; link faults: ${describeFaults(faults)}): ${JSON.stringify(error)}`);
   }
 
   /** Reports frames written out a moment after they were sent, as `ws` calls back once a send is done. */
@@ -1144,6 +1191,7 @@ class Simulation {
       const resumeAt = Math.min(this.#now + lasts, this.#faultPhaseMs);
       const incarnation = slot.incarnation;
       slot.paused = true;
+      for (const conn of slot.conns) conn.paused = true;
       this.#counts.pauses++;
       this.#log(1, `pause ${slot.id} for ${resumeAt - this.#now} ms`);
       this.#at(resumeAt, () => {
@@ -1277,7 +1325,10 @@ class Simulation {
       const other = rng.pick(this.#slots.filter((s) => s !== slot));
       if (slot.clientConn === null || slot.clientConn.state === 'dead') {
         const link = slot.node!.accept();
-        const conn: Conn = { id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'open', closingFrom: null, tail: [0, 0], client: true };
+        const conn: Conn = {
+          id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'open', closingFrom: null, tail: [0, 0], client: true,
+          faults: noFaults(), paused: false,
+        };
         this.#conns.set(this.#key(slot, link), conn);
         slot.conns.add(conn);
         slot.clientConn = conn;

@@ -4,7 +4,9 @@
  * lost / duplicated / reordered frames, partitions, link resets, pauses,
  * crashes with and without their disk) and a liveness phase (faults stop,
  * everything restarts); then every node must hold the identical store and
- * every acknowledged write (or an older write of its key) must be on every node.
+ * every acknowledged write (or an older write of its key) must be on every node,
+ * and every `error` frame between nodes must be of a class that a fault of the
+ * run explains on its link (src/peer-errors.ts).
  *
  *   npm test                      seeds 1..500 and REGRESSION_SEEDS
  *   SIM_SEEDS=2000 npm test       seeds 1..2000
@@ -141,6 +143,8 @@ if (onlySeed !== null) {
         // The last writes need a few hops of at most ~230 ms each; anti-entropy would take 10 s.
         expect(result.convergedAfterMs, `seed ${seed}`).to.be.at.most(3_000);
         expect(result.counts).to.include({ dropped: 0, duplicated: 0, reordered: 0, partitions: 0, crashesWithState: 0, crashesWithoutState: 0 });
+        // Nodes running the same code never refuse each other's frames on a healthy link (peer-errors.ts).
+        expect(result.counts.protocolErrors, `seed ${seed}`).to.equal(0);
       }
     });
 
