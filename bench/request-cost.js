@@ -2,7 +2,7 @@
 // `npm run bench:requests`: how long one request holds a node's event loop,
 // per request type, with 1,000,000 keys in the store (issue "Bounded under
 // abuse": no single request may hold the loop for more than a few
-// milliseconds). Each figure is the core's work (receive, then takeEffects)
+// milliseconds). Each figure is the core's work (receive, then takeReady)
 // plus encoding the frames it sends, which is what the adapter's event loop
 // does for one request; the socket writes come on top, in proportion to the
 // answer's size.
@@ -24,7 +24,7 @@ const random = () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646;
 const node = createNode({ id: 'measured', now: () => clock, random, address: '127.0.0.1:1' });
 const started = performance.now();
 for (let i = 0; i < keyCount; i++) node.set(`key-${String(i).padStart(8, '0')}`, `value of key ${i} `.padEnd(100, '.'));
-node.takeEffects();
+node.takeReady();
 process.stderr.write(`loaded ${keyCount.toLocaleString('en-US')} keys in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 
 const client = node.accept();
@@ -43,16 +43,16 @@ function measure(name, request, setup = () => undefined) {
   let bytes = 0;
   for (let run = 0; run < runs; run++) {
     setup(run);
-    node.takeEffects();
+    node.takeReady();
     const start = performance.now();
     for (const [link, frame] of request(run)) node.receive(link, frame);
-    const effects = node.takeEffects();
-    for (const effect of effects) if (effect.type === 'send') bytes += effect.text.length;
+    const { messages } = node.takeReady();
+    for (const send of messages) bytes += send.text.length;
     times.push(performance.now() - start);
     const written = new Map();
-    for (const effect of effects) if (effect.type === 'send') written.set(effect.link, (written.get(effect.link) ?? 0) + effect.bytes);
+    for (const send of messages) written.set(send.link, (written.get(send.link) ?? 0) + send.bytes);
     for (const [link, sum] of written) node.written(link, sum);
-    node.takeEffects();
+    node.takeReady();
     clock += 1;
   }
   times.sort((a, b) => a - b);

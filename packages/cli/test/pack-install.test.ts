@@ -69,13 +69,13 @@ network.flush();
 const stored: boolean = a.set('MonChamp', '42');
 network.flush();
 nowMs += 100;
-const effects: Effect[] = a.takeEffects();
-console.log(\`\${stored} \${b.get('MonChamp')} \${effects.length >= 0}\`);
+const ready: Ready = a.takeReady();
+console.log(\`\${stored} \${b.get('MonChamp')} \${ready.messages.length >= 0}\`);
 `;
 const CONSUMERS: Record<string, string> = {
-  'esm.ts': `import { createMemoryNetwork, type BbyNode, type Effect } from '@bby/core';\n${MESH}`,
-  'cjs.cts': `import { createMemoryNetwork, type BbyNode, type Effect } from '@bby/core';\n${MESH}`,
-  'check.ts': `import { createMemoryNetwork, type BbyNode, type Effect } from '@bby/core';\n${MESH}\nexport {};\n`,
+  'esm.ts': `import { createMemoryNetwork, type BbyNode, type Ready } from '@bby/core';\n${MESH}`,
+  'cjs.cts': `import { createMemoryNetwork, type BbyNode, type Ready } from '@bby/core';\n${MESH}`,
+  'check.ts': `import { createMemoryNetwork, type BbyNode, type Ready } from '@bby/core';\n${MESH}\nexport {};\n`,
 };
 /** A tsconfig per module resolution: [file name, compiler options, files]. */
 const TSCONFIGS: [string, Record<string, unknown>, string[]][] = [

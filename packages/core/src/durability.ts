@@ -24,7 +24,8 @@
  * House rules: no timers, no clock, no promises; decisions are taken with
  * `takeDecisions()`, as the core's `takeReady()`.
  */
-import { type Cursor, encodeMessage, type Message } from './protocol.js';
+import { BbyError } from './errors.js';
+import { type Cursor, encodeMessage, type ErrorMessage } from './protocol.js';
 import { EMPTY_READY, type PersistEffect, type Ready, type SendEffect } from './ready.js';
 
 /**
@@ -272,7 +273,8 @@ export function unkept(ready: Ready, failure: string): Ready {
     const message = send.message;
     if (message.type === 'entries' || message.type === 'ack' || message.type === 'caught-up' || message.type === 'ping') return [];
     if (message.type !== 'reply') return [send];
-    const answer: Message = { type: 'error', id: message.id, code: 'STORAGE_FAILED', message: `the node could not write to its data folder: ${failure}; the write is not acknowledged` };
+    const error = new BbyError('STORAGE_FAILED', `the node could not write to its data folder: ${failure}; the write is not acknowledged`);
+    const answer: ErrorMessage = { type: 'error', id: message.id, code: error.code, message: error.message };
     return [{ ...send, message: answer, text: encodeMessage(answer) }];
   });
   return { ...ready, persist: EMPTY_READY.persist, cursors: EMPTY_READY.cursors, messages };

@@ -19,8 +19,8 @@
  * release. test/public-surface.test.ts pins the list below.
  */
 export { createNode, CLOSE_CODES, type BbyNode, type NodeOptions } from './node.js';
-export { carryOut, EMPTY_READY, groupEffects, isEmptyReady, READY_ORDER, readyEffects, type CloseEffect, type CursorEffect, type DialEffect, type Effect, type LogEffect, type LogFields, type PauseEffect, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect } from './ready.js';
-export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, type BatchId, CURSOR_SAVE_INTERVAL_MS, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision, estimateBytes, RECORD_OVERHEAD_BYTES, unkept } from './durability.js';
+export { carryOut, isEmptyReady, READY_ORDER, type CloseEffect, type CursorEffect, type DialEffect, type Effect, type LogEffect, type LogFields, type PauseEffect, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect } from './ready.js';
+export { type BatchId, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision } from './durability.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export { type Change } from './store.js';

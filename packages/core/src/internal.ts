@@ -18,6 +18,8 @@ export {
   WATCH_STATE_INTERVAL_MS,
 } from './node.js';
 export * from './flow-control.js';
+export { EMPTY_READY, groupEffects, readyEffects } from './ready.js';
+export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, CURSOR_SAVE_INTERVAL_MS, estimateBytes, RECORD_OVERHEAD_BYTES, unkept } from './durability.js';
 export { Store, type MergeResult, type StoreOptions } from './store.js';
 export { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';
 export { hashKey, KeyIndex } from './key-index.js';

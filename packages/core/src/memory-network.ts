@@ -13,13 +13,14 @@
  * connect or close) with the injected `random`; the mesh repairs what was lost
  * by anti-entropy, as it does over a real network.
  *
- * Ideas taken from the core tests' Cluster (test/support/cluster.ts): effects
- * become packets in one queue, one method picks what is delivered next, one
- * carries it out.
+ * Ideas taken from the core tests' Cluster (test/support/cluster.ts): each
+ * node's batch (`takeReady()`) becomes packets in one queue, one method picks
+ * what is delivered next, one carries it out. Without a disk, a batch goes
+ * out as it is taken.
  */
 import { parseAddress } from './address.js';
 import { createNode, type BbyNode, type NodeOptions } from './node.js';
-import type { Effect } from './ready.js';
+import { carryOut, type Effect, isEmptyReady, type ReadyHandlers } from './ready.js';
 import type { LinkId } from './peer-table.js';
 
 /** Options of `createMemoryNetwork`. */
@@ -220,56 +221,55 @@ export class MemoryNetwork {
 
   #collect(): void {
     for (const member of this.#members.values()) {
-      const effects = member.node.takeEffects();
-      if (effects.length === 0) continue;
+      const ready = member.node.takeReady();
+      if (isEmptyReady(ready)) continue;
       const written = new Map<LinkId, number>();
-      for (const effect of effects) this.#effect(member, effect, written);
+      carryOut(ready, this.#handlers(member, written));
       // The frames are in the simulated socket at once: report them written, one report per link.
       for (const [link, bytes] of written) member.node.written(link, bytes);
     }
   }
 
-  #effect(member: MemberNode, effect: Effect, written: Map<LinkId, number>): void {
+  /** How a member's batch is carried out: the links' side here, the rest (no disk, no log) handed to `onEffect`. */
+  #handlers(member: MemberNode, written: Map<LinkId, number>): ReadyHandlers {
     const from: End = { node: member.id, link: '' };
-    switch (effect.type) {
-      case 'send':
-        if (this.#wires.has(endKey({ ...from, link: effect.link }))) written.set(effect.link, (written.get(effect.link) ?? 0) + effect.bytes);
-        if (this.#options.lossRate !== undefined && this.#options.lossRate > 0 && this.#options.random() < this.#options.lossRate) {
-          this.stats.lost++;
-          return;
+    const handOver = (effects: readonly Effect[]): void => {
+      for (const effect of effects) this.#options.onEffect?.(member.id, effect);
+    };
+    return {
+      persist: handOver,
+      peers: handOver,
+      cursors: handOver,
+      dials: (dials) => {
+        for (const { link, address } of dials) this.#enqueue({ kind: 'connect', from: { ...from, link }, address });
+      },
+      messages: (sends) => {
+        for (const { link, bytes, text } of sends) {
+          if (this.#wires.has(endKey({ ...from, link }))) written.set(link, (written.get(link) ?? 0) + bytes);
+          if (this.#options.lossRate !== undefined && this.#options.lossRate > 0 && this.#options.random() < this.#options.lossRate) {
+            this.stats.lost++;
+            continue;
+          }
+          this.#enqueue({ kind: 'frame', from: { ...from, link }, text });
         }
-        this.#enqueue({ kind: 'frame', from: { ...from, link: effect.link }, text: effect.text });
-        return;
-      case 'dial':
-        this.#enqueue({ kind: 'connect', from: { ...from, link: effect.link }, address: effect.address });
-        return;
-      case 'close':
-        this.#enqueue({ kind: 'close', from: { ...from, link: effect.link }, code: effect.code, reason: effect.reason });
-        return;
-      case 'pause': {
-        const key = endKey({ ...from, link: effect.link });
-        if (!this.#paused.has(key)) this.#paused.set(key, []);
-        return;
-      }
-      case 'resume': {
-        const key = endKey({ ...from, link: effect.link });
-        const held = this.#paused.get(key) ?? [];
-        this.#paused.delete(key);
-        for (const packet of held) this.#deliver(packet);
-        return;
-      }
-      case 'persist':
-      case 'cursor':
-      case 'log':
-      case 'peer-added':
-      case 'peer-removed':
-        this.#options.onEffect?.(member.id, effect);
-        return;
-      default: {
-        const unknown: never = effect; // a new effect type must be carried out here
-        throw new Error(`memory network: unknown effect ${JSON.stringify(unknown)}`);
-      }
-    }
+      },
+      flow: (flow) => {
+        for (const { type, link } of flow) {
+          const key = endKey({ ...from, link });
+          if (type === 'pause') {
+            if (!this.#paused.has(key)) this.#paused.set(key, []);
+            continue;
+          }
+          const held = this.#paused.get(key) ?? [];
+          this.#paused.delete(key);
+          for (const packet of held) this.#deliver(packet);
+        }
+      },
+      closes: (closes) => {
+        for (const { link, code, reason } of closes) this.#enqueue({ kind: 'close', from: { ...from, link }, code, reason });
+      },
+      logs: handOver,
+    };
   }
 
   #deliver(packet: Packet): void {

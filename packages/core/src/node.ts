@@ -278,8 +278,6 @@ export interface BbyNode {
   closed(link: LinkId, reason: string): void;
   /** Takes what the node asks for since the last take, as one batch (ready.ts: carry out its `persist` first, then the rest in `READY_ORDER`). */
   takeReady(): Ready;
-  /** Takes the queued effects as one flat list, oldest first (kept until every caller moves to `takeReady`). */
-  takeEffects(): Effect[];
 }
 
 /** Creates a node; it queues dials to its configured peers at once, and retries them on `tick()`. */
@@ -1249,12 +1247,8 @@ class Node implements BbyNode {
   }
 
   takeReady(): Ready {
-    return groupEffects(this.takeEffects());
-  }
-
-  takeEffects(): Effect[] {
     if (this.#watching.size > 0) this.#flushWatchers();
-    return withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength));
+    return groupEffects(withText(coalesceEntries(this.#effects.splice(0, this.#effects.length), this.#batchLength)));
   }
 
   // --- internals --------------------------------------------------------

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { createNode, DEFAULT_TIMING, type Effect, PROTOCOL_VERSION } from '../src/index.js';
-import { HANDSHAKE_TIMEOUT_MS, RETRY_CAP_MS } from '../src/internal.js';
+import { readyEffects, HANDSHAKE_TIMEOUT_MS, RETRY_CAP_MS } from '../src/internal.js';
 import { mulberry32, START_MS } from './support/cluster.js';
 
 const HOUR_MS = 3_600_000;
@@ -61,31 +61,31 @@ describe('clocks: timers on the monotonic clock, timestamps on the wall clock', 
       it('neither fires nor suppresses the handshake timeout', () => {
         const clock = clocks();
         const node = createNode({ id: 'a', address: 'sim-a:1', peers: ['sim-b:1'], now: clock.now, monotonic: clock.monotonic, random: mulberry32(1) });
-        const dial = node.takeEffects().find((effect) => effect.type === 'dial');
+        const dial = readyEffects(node.takeReady()).find((effect) => effect.type === 'dial');
         expect(dial).to.not.equal(undefined);
         clock.time.wallMs += step.wallMs;
         node.tick();
-        expect(effectsOf(node.takeEffects(), 'close'), 'no monotonic time passed: the dial waits').to.deep.equal([]);
+        expect(effectsOf(readyEffects(node.takeReady()), 'close'), 'no monotonic time passed: the dial waits').to.deep.equal([]);
         clock.advance(HANDSHAKE_TIMEOUT_MS - 1);
         node.tick();
-        expect(effectsOf(node.takeEffects(), 'close'), 'inside the handshake timeout').to.deep.equal([]);
+        expect(effectsOf(readyEffects(node.takeReady()), 'close'), 'inside the handshake timeout').to.deep.equal([]);
         clock.advance(2);
         node.tick();
-        expect(effectsOf(node.takeEffects(), 'close'), 'the handshake timeout passed').to.have.length(1);
+        expect(effectsOf(readyEffects(node.takeReady()), 'close'), 'the handshake timeout passed').to.have.length(1);
       });
 
       it('neither fires nor suppresses a dial retry', () => {
         const clock = clocks();
         const node = createNode({ id: 'a', address: 'sim-a:1', peers: ['sim-b:1'], now: clock.now, monotonic: clock.monotonic, random: mulberry32(1) });
-        const dial = node.takeEffects().find((effect): effect is Extract<Effect, { type: 'dial' }> => effect.type === 'dial')!;
+        const dial = readyEffects(node.takeReady()).find((effect): effect is Extract<Effect, { type: 'dial' }> => effect.type === 'dial')!;
         node.closed(dial.link, 'ECONNREFUSED');
-        node.takeEffects();
+        readyEffects(node.takeReady());
         clock.time.wallMs += step.wallMs;
         node.tick();
-        expect(effectsOf(node.takeEffects(), 'dial'), 'no monotonic time passed: the retry waits').to.deep.equal([]);
+        expect(effectsOf(readyEffects(node.takeReady()), 'dial'), 'no monotonic time passed: the retry waits').to.deep.equal([]);
         clock.advance(RETRY_CAP_MS + 1);
         node.tick();
-        expect(effectsOf(node.takeEffects(), 'dial'), 'the retry delay passed').to.have.length(1);
+        expect(effectsOf(readyEffects(node.takeReady()), 'dial'), 'the retry delay passed').to.have.length(1);
       });
 
       it('stamps writes with the wall clock', () => {

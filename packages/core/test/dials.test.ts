@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { createNode, type Effect, type Message } from '../src/index.js';
-import { MAX_DIAL_TARGETS, MAX_LEARNED_PER_MINUTE, MAX_PEERS_LISTED } from '../src/internal.js';
+import { readyEffects, MAX_DIAL_TARGETS, MAX_LEARNED_PER_MINUTE, MAX_PEERS_LISTED } from '../src/internal.js';
 import { Cluster, mulberry32, START_MS } from './support/cluster.js';
 
 function lone() {
@@ -19,7 +19,7 @@ describe('dials: bounded', () => {
     for (let i = 0; i < MAX_DIAL_TARGETS; i++) node.addPeer(`10.0.${i >> 8}.${i & 255}:7000`);
     const link = node.accept();
     node.receive(link, JSON.stringify({ type: 'add-peer', id: 1, address: '10.9.9.9:7000' }));
-    const answer = node.takeEffects().find((e): e is Extract<Effect, { type: 'send' }> => e.type === 'send' && e.message.type === 'error')!.message;
+    const answer = readyEffects(node.takeReady()).find((e): e is Extract<Effect, { type: 'send' }> => e.type === 'send' && e.message.type === 'error')!.message;
     expect(answer).to.include({ id: 1, code: 'TOO_MANY_PEERS' });
     expect(answer.type === 'error' && answer.message).to.include('remove-peer');
     expect(() => node.addPeer('10.9.9.9:7000')).to.throw().with.property('code', 'TOO_MANY_PEERS');
@@ -96,10 +96,10 @@ describe('dials: bounded', () => {
       const link = node.accept();
       node.receive(link, JSON.stringify({ type: 'hello', protocol: 3, nodeId: `peer-${i}`, address: `10.5.${i >> 8}.${i & 255}:7000` }));
     }
-    node.takeEffects();
+    readyEffects(node.takeReady());
     const client = node.accept();
     node.receive(client, JSON.stringify({ type: 'peers', id: 1 }));
-    const reply = node.takeEffects().find((e): e is Extract<Effect, { type: 'send' }> => e.type === 'send' && e.link === client)!.message as Extract<Message, { type: 'reply' }>;
+    const reply = readyEffects(node.takeReady()).find((e): e is Extract<Effect, { type: 'send' }> => e.type === 'send' && e.link === client)!.message as Extract<Message, { type: 'reply' }>;
     expect(reply.result).to.have.length(MAX_PEERS_LISTED);
     expect(reply.omitted).to.equal(MAX_DIAL_TARGETS + 400 - MAX_PEERS_LISTED);
     expect(JSON.stringify(reply).length).to.be.below(1024 * 1024);

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { CURSOR_SAVE_INTERVAL_MS, DurabilityPipeline, EMPTY_READY, epochRule, type PersistEffect, type Ready, type SendEffect } from '../src/index.js';
+import { DurabilityPipeline, epochRule, type PersistEffect, type Ready, type SendEffect } from '../src/index.js';
+import { CURSOR_SAVE_INTERVAL_MS, EMPTY_READY } from '../src/internal.js';
 
 const persist = (key: string, seq: number, value = 'v'): PersistEffect => ({ type: 'persist', entry: { key, value, timestamp: 1, origin: 'a' }, seq });
 const reply = (id: number, result: unknown): SendEffect => ({ type: 'send', link: 'l1', message: { type: 'reply', id, result }, text: JSON.stringify({ type: 'reply', id, result }), bytes: 10 });

@@ -48,6 +48,7 @@ import {
 } from '../src/index.js';
 import {
   OUTBOUND_BUDGET_BYTES,
+  readyEffects,
   utf8ByteLength,
 } from '../src/internal.js';
 import { BIG_KEY, type Frame, frameArb, FUZZ_ADDRESS, FUZZ_EPOCH, FUZZ_NODE_ID, FUZZ_START_MS } from './support/frames.js';
@@ -126,7 +127,7 @@ class Harness {
       ...(scenario.secured ? { secrets: [SECRET] } : {}),
     });
     this.initialKeys = this.node.stats().keys;
-    this.settle(this.node.takeEffects());
+    this.settle(readyEffects(this.node.takeReady()));
   }
 
   /** Carries out effects, checking each, until the node has nothing more to say; returns how many there were. */
@@ -145,7 +146,7 @@ class Harness {
         this.#carryOut(effect, written);
       }
       for (const [link, bytes] of written) if (this.open.has(link)) this.node.written(link, bytes);
-      batch = this.node.takeEffects();
+      batch = readyEffects(this.node.takeReady());
     }
     return total;
   }
@@ -181,7 +182,7 @@ class Harness {
   /** Delivers a frame from the test (a handshake step), returning the messages the node sent on that link. */
   deliver(link: LinkId, message: object): Message[] {
     this.node.receive(link, JSON.stringify(message));
-    return this.sentOn(link, this.node.takeEffects());
+    return this.sentOn(link, readyEffects(this.node.takeReady()));
   }
 
   /** Settles effects, returning the messages among them sent on `link`. */
@@ -196,7 +197,7 @@ class Harness {
     const address = `upstream${this.#nextUpstream++}.test:7000`;
     this.expectedDials.add(address);
     this.node.addPeer(address);
-    this.settle(this.node.takeEffects());
+    this.settle(readyEffects(this.node.takeReady()));
     const link = this.dials.get(address);
     if (link === undefined) throw new Error(`the node did not dial ${address}`);
     this.node.opened(link);
@@ -216,7 +217,7 @@ class Harness {
   /** Connects the second peer (inbound), so that forwards and peer lists have somewhere to go. */
   connectHelper(): void {
     const link = this.accept('10.0.0.2');
-    const greeting = this.sentOn(link, this.node.takeEffects());
+    const greeting = this.sentOn(link, readyEffects(this.node.takeReady()));
     if (this.scenario.secured) this.authenticate(link, greeting[0], 'peer', HELPER);
     const answers = this.deliver(link, { type: 'hello', protocol: 3, nodeId: HELPER, address: 'p2.test:1' });
     expect(answers[0]?.type).to.equal('welcome');
@@ -342,7 +343,7 @@ function runStep(harness: Harness, link: LinkId, step: Step): LinkId {
     harness.nowMs += step.jumpMs;
     if (harness.helper !== null) harness.node.receive(harness.helper, '{"type":"ping"}');
     harness.node.tick();
-    const count = harness.settle(harness.node.takeEffects());
+    const count = harness.settle(readyEffects(harness.node.takeReady()));
     expect(count, 'effects of a tick').to.be.at.most(effectBound(harness, 0));
     checkKeyCount(harness);
   }
@@ -358,7 +359,7 @@ function runStep(harness: Harness, link: LinkId, step: Step): LinkId {
   const entries = harness.allow(parsed);
   const keysBefore = harness.node.stats().keys;
   harness.node.receive(link, text, byteLength);
-  const effects = harness.node.takeEffects();
+  const effects = readyEffects(harness.node.takeReady());
   if (!parsed.ok) {
     // Refused by the parser: at most one error (its id, or null), a documented close, log lines; nothing else.
     const errors = effects.filter((effect) => effect.type === 'send');
@@ -409,7 +410,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: true,
     connect: (h) => {
       const link = h.dialFresh();
-      expect(h.sentOn(link, h.node.takeEffects()).map((m) => m.type)).to.deep.equal(['hello']);
+      expect(h.sentOn(link, readyEffects(h.node.takeReady())).map((m) => m.type)).to.deep.equal(['hello']);
       return link;
     },
   },
@@ -420,7 +421,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: true,
     connect: (h) => {
       const link = h.dialFresh();
-      h.settle(h.node.takeEffects());
+      h.settle(readyEffects(h.node.takeReady()));
       expect(h.deliver(link, { type: 'welcome', protocol: 3, nodeId: 'p1', address: 'p1.test:1' }).map((m) => m.type)).to.include('catch-up');
       return link;
     },
@@ -432,7 +433,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: false,
     connect: (h) => {
       const link = h.accept('10.0.0.1');
-      expect(h.sentOn(link, h.node.takeEffects()).map((m) => m.type)).to.deep.equal(['challenge']);
+      expect(h.sentOn(link, readyEffects(h.node.takeReady())).map((m) => m.type)).to.deep.equal(['challenge']);
       return link;
     },
   },
@@ -443,7 +444,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: true,
     connect: (h) => {
       const link = h.accept('10.0.0.1');
-      h.authenticate(link, h.sentOn(link, h.node.takeEffects())[0], 'client');
+      h.authenticate(link, h.sentOn(link, readyEffects(h.node.takeReady()))[0], 'client');
       return link;
     },
   },
@@ -454,7 +455,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: true,
     connect: (h) => {
       const link = h.accept('10.0.0.1');
-      h.authenticate(link, h.sentOn(link, h.node.takeEffects())[0], 'peer', 'p1');
+      h.authenticate(link, h.sentOn(link, readyEffects(h.node.takeReady()))[0], 'peer', 'p1');
       expect(h.deliver(link, { type: 'hello', protocol: 3, nodeId: 'p1', address: 'p1.test:1' })[0]?.type).to.equal('welcome');
       return link;
     },
@@ -466,7 +467,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: false,
     connect: (h) => {
       const link = h.dialFresh();
-      expect(h.sentOn(link, h.node.takeEffects())).to.deep.equal([]);
+      expect(h.sentOn(link, readyEffects(h.node.takeReady()))).to.deep.equal([]);
       return link;
     },
   },
@@ -477,7 +478,7 @@ const SCENARIOS: readonly Scenario[] = [
     open: true,
     connect: (h) => {
       const link = h.dialFresh();
-      h.settle(h.node.takeEffects());
+      h.settle(readyEffects(h.node.takeReady()));
       const acceptorNonce = '22'.repeat(16);
       const [auth, hello] = h.deliver(link, { type: 'challenge', nodeId: 'p1', nonce: acceptorNonce });
       if (auth?.type !== 'auth' || hello?.type !== 'hello') throw new Error('expected auth and hello in answer to the challenge');
@@ -545,7 +546,7 @@ describe('fuzz: the bugs it found', () => {
       const node = plainNode();
       const link = node.accept('10.0.0.1');
       expect(() => node.receive(link, text), text.slice(0, 80)).not.to.throw();
-      expect(node.takeEffects().filter((effect) => effect.type === 'send'), 'answers are never answered').to.deep.equal([]);
+      expect(readyEffects(node.takeReady()).filter((effect) => effect.type === 'send'), 'answers are never answered').to.deep.equal([]);
     }
   });
 
@@ -554,9 +555,9 @@ describe('fuzz: the bugs it found', () => {
     const node = plainNode();
     const link = node.accept('10.0.0.1');
     node.receive(link, JSON.stringify({ type: 'hello', protocol: 3, nodeId: 'p1', address: 'p1.test:1' }));
-    node.takeEffects();
+    readyEffects(node.takeReady());
     expect(() => node.receive(link, '{"type":"catch-up","since":{"type":{"toString":1}}}')).not.to.throw();
-    const answers = node.takeEffects().flatMap((effect) => (effect.type === 'send' ? [effect.message] : []));
+    const answers = readyEffects(node.takeReady()).flatMap((effect) => (effect.type === 'send' ? [effect.message] : []));
     expect(answers).to.have.length(1);
     expect(answers[0]).to.include({ type: 'error', code: 'BAD_MESSAGE' });
   });
@@ -565,9 +566,9 @@ describe('fuzz: the bugs it found', () => {
   it('refuses that frame from a connection that has not authenticated with AUTH_REQUIRED, not an exception (bug 1 of the fuzzing)', () => {
     const node = createNode({ id: FUZZ_NODE_ID, now: () => nowMs, random: mulberry32(1), secrets: [SECRET], randomBytes: randomBytesFrom(mulberry32(2)) });
     const link = node.accept('10.0.0.1');
-    node.takeEffects();
+    readyEffects(node.takeReady());
     expect(() => node.receive(link, '{"type":"error","code":{"toString":1}}')).not.to.throw();
-    const effects = node.takeEffects();
+    const effects = readyEffects(node.takeReady());
     expect(effects.find((effect) => effect.type === 'close')).to.include({ code: CLOSE_CODES.AUTH_REQUIRED });
   });
 
@@ -583,7 +584,7 @@ describe('fuzz: the bugs it found', () => {
     node.receive(other, '{"type":"ping"}');
     node.receive(link, '{"type":"ping"}');
     node.tick();
-    for (const effect of node.takeEffects()) {
+    for (const effect of readyEffects(node.takeReady())) {
       if (effect.type === 'log') expect(effect.message.length, effect.message.slice(0, 80)).to.be.at.most(MAX_LOG_LINE_LENGTH);
       if (effect.type === 'send') expect(parseIncoming(encodeMessage(effect.message)).ok, `a ${effect.message.type} frame p2 accepts`).to.equal(true);
     }
@@ -599,7 +600,7 @@ describe('fuzz: the bugs it found', () => {
     node.closed(first, 'gone');
     const again = node.accept('10.0.0.1');
     node.receive(again, hello);
-    for (const effect of node.takeEffects()) {
+    for (const effect of readyEffects(node.takeReady())) {
       if (effect.type === 'send') expect(utf8ByteLength(encodeMessage(effect.message)), `a ${effect.message.type} frame`).to.be.at.most(6 * effect.bytes + 1024);
     }
     expect(JSON.stringify(node.cursors()).length, 'the cursors a peer can make the node keep').to.be.at.most(1024);
@@ -613,7 +614,7 @@ describe('fuzz: the bugs it found', () => {
     let queuedBytes = 0;
     for (let i = 0; i < 40_000; i++) {
       node.receive(link, frame);
-      const effects = node.takeEffects();
+      const effects = readyEffects(node.takeReady());
       for (const effect of effects) if (effect.type === 'send') queuedBytes += utf8ByteLength(encodeMessage(effect.message));
       if (effects.some((effect) => effect.type === 'pause')) break;
     }

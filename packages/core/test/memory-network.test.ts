@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createMemoryNetwork, createNode, type Effect, type LinkId, memoryAddress } from '../src/index.js';
+import { readyEffects } from '../src/internal.js';
 import { mulberry32, START_MS } from './support/cluster.js';
 
 /** A clock the test moves. */
@@ -165,7 +166,7 @@ describe('an adapter that writes JSON.stringify(effect.message)', () => {
     };
     for (let round = 0; round < 20; round++) {
       if (round === 5) a.set('MonChamp', '42');
-      for (const node of [a, b]) for (const effect of node.takeEffects()) carryOut(node, effect);
+      for (const node of [a, b]) for (const effect of readyEffects(node.takeReady())) carryOut(node, effect);
     }
     expect(b.get('MonChamp')).to.equal('42');
     expect(a.stats()).to.include({ errors: 0, peers: 1 });

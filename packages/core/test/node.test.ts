@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { type AddPeerResult, BbyError, CLOSE_CODES, createNode, type Effect, type PeerInfo, PROTOCOL_VERSION, ProtocolError, type Stats } from '../src/index.js';
-import { FORGOTTEN_FOR_MS, HANDSHAKE_TIMEOUT_MS, RETRY_BASE_MS, RETRY_CAP_MS } from '../src/internal.js';
+import { readyEffects, FORGOTTEN_FOR_MS, HANDSHAKE_TIMEOUT_MS, RETRY_BASE_MS, RETRY_CAP_MS } from '../src/internal.js';
 import { Cluster, mulberry32, resultOf, simAddress, START_MS } from './support/cluster.js';
 
 /** A lone node on a hand-driven clock. */
@@ -36,10 +36,10 @@ describe('node: client operations', () => {
   it('setting a key again to the same value returns true and writes nothing', () => {
     const { node, clock } = lone();
     node.set('k', 'v');
-    node.takeEffects();
+    readyEffects(node.takeReady());
     clock.now += 1000;
     expect(node.set('k', 'v')).to.equal(true);
-    expect(node.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(node.takeReady())).to.deep.equal([]);
     expect(node.entry('k')!.timestamp).to.equal(START_MS);
     expect(node.stats()).to.include({ writesAccepted: 1, writesRefused: 0 });
   });
@@ -47,10 +47,10 @@ describe('node: client operations', () => {
   it('setting a key to another value returns false and keeps the first value', () => {
     const { node } = lone();
     node.set('k', 'first');
-    node.takeEffects();
+    readyEffects(node.takeReady());
     expect(node.set('k', 'second')).to.equal(false);
     expect(node.get('k')).to.equal('first');
-    expect(node.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(node.takeReady())).to.deep.equal([]);
     expect(node.stats()).to.include({ writesAccepted: 1, writesRefused: 1 });
   });
 
@@ -74,7 +74,7 @@ describe('node: client operations', () => {
     cluster.addNode('b', { peers: ['a'] });
     cluster.stabilize();
     a.set('k', 'v');
-    const effects = a.takeEffects();
+    const effects = readyEffects(a.takeReady());
     expect(effects.map((e) => e.type)).to.deep.equal(['persist', 'send']);
     expect(ofType(effects, 'persist')[0]).to.deep.include({ entry: { key: 'k', value: 'v', timestamp: START_MS, origin: 'a' }, seq: 1 });
     expect(ofType(effects, 'send')[0]!.message).to.deep.equal({
@@ -91,7 +91,7 @@ describe('node: client operations', () => {
     expect(thrown(() => node.set('k'.repeat(1025), 'v')).code).to.equal('KEY_TOO_LARGE');
     expect(thrown(() => node.set('k', 'v'.repeat(256 * 1024))).code).to.equal('VALUE_TOO_LARGE');
     expect(node.keys()).to.deep.equal([]);
-    expect(node.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(node.takeReady())).to.deep.equal([]);
   });
 
   it('needs a non-empty id', () => {
@@ -132,17 +132,17 @@ describe('node: client operations', () => {
 describe('node: peers', () => {
   it('dials its configured peers as soon as it is created, once each', () => {
     const { node } = lone('a', ['127.0.0.1:7002', 'ws://127.0.0.1:7002/', 'localhost:7003']);
-    const dials = ofType(node.takeEffects(), 'dial');
+    const dials = ofType(readyEffects(node.takeReady()), 'dial');
     expect(dials.map((d) => d.address)).to.deep.equal(['127.0.0.1:7002', 'localhost:7003']);
     node.tick();
-    expect(node.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(node.takeReady())).to.deep.equal([]);
   });
 
   it('addPeer normalizes the address, refuses a bad one, and does not dial twice', () => {
     const { node } = lone();
     expect(node.addPeer('ws://[::1]:7002/')).to.equal('[::1]:7002');
     expect(node.addPeer('[::1]:7002')).to.equal('[::1]:7002');
-    expect(ofType(node.takeEffects(), 'dial')).to.have.length(1);
+    expect(ofType(readyEffects(node.takeReady()), 'dial')).to.have.length(1);
     expect(thrown(() => node.addPeer('nope')).code).to.equal('BAD_ADDRESS');
     expect(node.peers().map((p) => p.address)).to.deep.equal(['[::1]:7002']);
   });
@@ -162,23 +162,23 @@ describe('node: peers', () => {
 
   it('a node configured with its own address closes that link with code 4001 and stops dialing itself', () => {
     const { node } = lone('a', ['sim-a:1']);
-    const [dial] = ofType(node.takeEffects(), 'dial');
+    const [dial] = ofType(readyEffects(node.takeReady()), 'dial');
     // Play the network by hand: the dial lands on the node itself.
     const inbound = node.accept();
     node.opened(dial!.link);
-    const [hello] = ofType(node.takeEffects(), 'send');
+    const [hello] = ofType(readyEffects(node.takeReady()), 'send');
     node.receive(inbound, JSON.stringify(hello!.message));
-    const [welcome] = ofType(node.takeEffects(), 'send');
+    const [welcome] = ofType(readyEffects(node.takeReady()), 'send');
     expect(welcome).to.deep.include({ link: inbound });
     node.receive(dial!.link, JSON.stringify(welcome!.message));
-    const effects = node.takeEffects();
+    const effects = readyEffects(node.takeReady());
     expect(ofType(effects, 'close')).to.deep.equal([{ type: 'close', link: dial!.link, code: 4001, reason: 'connected to itself' }]);
     expect(ofType(effects, 'log').map((l) => l.level)).to.deep.equal(['warn']);
     expect(node.peers()).to.deep.equal([]);
     node.closed(dial!.link, 'closed');
     node.closed(inbound, 'closed');
     node.tick();
-    expect(ofType(node.takeEffects(), 'dial')).to.deep.equal([]);
+    expect(ofType(readyEffects(node.takeReady()), 'dial')).to.deep.equal([]);
   });
 
   it('in a cluster, a node listing itself among its peers ends with no self link and no more dials', () => {
@@ -348,9 +348,9 @@ describe('node: a peer of another protocol version', () => {
     const { node, clock } = lone('a');
     const client = node.accept();
     node.receive(client, JSON.stringify({ type: 'add-peer', id: 1, address: 'sim-b:1' }));
-    const [dial] = ofType(node.takeEffects(), 'dial');
+    const [dial] = ofType(readyEffects(node.takeReady()), 'dial');
     node.opened(dial!.link);
-    const [hello] = ofType(node.takeEffects(), 'send');
+    const [hello] = ofType(readyEffects(node.takeReady()), 'send');
     expect(hello!.message).to.deep.include({ type: 'hello', protocol: PROTOCOL_VERSION });
     return { node, clock, client, link: dial!.link };
   }
@@ -363,16 +363,16 @@ describe('node: a peer of another protocol version', () => {
     for (let i = 0; i < 100; i++) {
       clock.now += 15 * 60_000;
       node.tick();
-      expect(ofType(node.takeEffects(), 'dial'), `tick ${i}`).to.deep.equal([]);
+      expect(ofType(readyEffects(node.takeReady()), 'dial'), `tick ${i}`).to.deep.equal([]);
     }
     node.receive(client, JSON.stringify({ type: 'add-peer', id: 2, address: 'sim-b:1' }));
-    expect(ofType(node.takeEffects(), 'dial').map((d) => d.address)).to.deep.equal(['sim-b:1']);
+    expect(ofType(readyEffects(node.takeReady()), 'dial').map((d) => d.address)).to.deep.equal(['sim-b:1']);
   }
 
   it('a dialed node that answers welcome with another protocol is refused (4002) and not dialed again until added again', () => {
     const { node, clock, client, link } = dialing();
     node.receive(link, JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION + 1, nodeId: 'b', address: 'sim-b:1' }));
-    const effects = node.takeEffects();
+    const effects = readyEffects(node.takeReady());
     expect(ofType(effects, 'close')).to.deep.equal([{ type: 'close', link, code: CLOSE_CODES.PROTOCOL_MISMATCH, reason: 'protocol version mismatch' }]);
     const sends = ofType(effects, 'send');
     expect(sends.find((e) => e.link === link)!.message).to.deep.include({ type: 'error', code: 'PROTOCOL_MISMATCH' });
@@ -389,7 +389,7 @@ describe('node: a peer of another protocol version', () => {
       `stopped dialing peer sim-b:1: node b speaks protocol ${PROTOCOL_VERSION + 1}, this node speaks ${PROTOCOL_VERSION}; run the same bby version on both; add it again (add-peer sim-b:1) once it is fixed`,
     );
     node.closed(link, 'closed by this node (4002)');
-    expect(ofType(node.takeEffects(), 'log')).to.deep.equal([]);
+    expect(ofType(readyEffects(node.takeReady()), 'log')).to.deep.equal([]);
     expectHaltedUntilAddedAgain(node, clock, client, /speaks protocol 4/);
   });
 
@@ -397,7 +397,7 @@ describe('node: a peer of another protocol version', () => {
     const { node, clock, client, link } = dialing();
     // What another version does with this node's hello: an error, then close 4002.
     node.receive(link, JSON.stringify({ type: 'error', id: null, code: 'PROTOCOL_MISMATCH', message: 'peer speaks protocol 3, this node speaks 4' }));
-    const reply = ofType(node.takeEffects(), 'send').find((e) => e.link === client)!.message as { result: AddPeerResult };
+    const reply = ofType(readyEffects(node.takeReady()), 'send').find((e) => e.link === client)!.message as { result: AddPeerResult };
     expect(reply.result).to.include({ connected: false, retrying: false });
     expect(reply.result.error).to.equal(`the node there refused this node's protocol ${PROTOCOL_VERSION} (peer speaks protocol 3, this node speaks 4)`);
     node.closed(link, 'closed by the peer (4002)');
@@ -406,21 +406,21 @@ describe('node: a peer of another protocol version', () => {
 
   it('a configured peer of another version is halted too, and an error from an ordinary client changes nothing', () => {
     const { node, clock } = lone('a', ['sim-b:1']);
-    const [dial] = ofType(node.takeEffects(), 'dial');
+    const [dial] = ofType(readyEffects(node.takeReady()), 'dial');
     node.opened(dial!.link);
-    node.takeEffects();
+    readyEffects(node.takeReady());
     // A client's PROTOCOL_MISMATCH on an inbound link names no address to halt.
     const stranger = node.accept();
     node.receive(stranger, JSON.stringify({ type: 'error', id: null, code: 'PROTOCOL_MISMATCH', message: 'x' }));
     node.receive(dial!.link, JSON.stringify({ type: 'welcome', protocol: 2, nodeId: 'b', address: 'sim-b:1' }));
     node.closed(dial!.link, 'closed');
-    node.takeEffects();
+    readyEffects(node.takeReady());
     clock.now += 24 * 3_600_000;
     node.tick();
-    expect(ofType(node.takeEffects(), 'dial')).to.deep.equal([]);
+    expect(ofType(readyEffects(node.takeReady()), 'dial')).to.deep.equal([]);
     // The library's addPeer lifts the halt as add-peer does.
     node.addPeer('sim-b:1');
-    expect(ofType(node.takeEffects(), 'dial')).to.have.length(1);
+    expect(ofType(readyEffects(node.takeReady()), 'dial')).to.have.length(1);
   });
 
   it('a learnt address of another version is forgotten (not learnt again for FORGOTTEN_FOR_MS): it must not hold a learnt slot for ever', () => {
@@ -429,7 +429,7 @@ describe('node: a peer of another protocol version', () => {
     const teller = node.accept();
     node.receive(teller, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId: 't', address: 'sim-t:1' }));
     node.receive(teller, JSON.stringify({ type: 'peer-list', addresses: ['sim-b:1'] }));
-    const [dial] = ofType(node.takeEffects(), 'dial');
+    const [dial] = ofType(readyEffects(node.takeReady()), 'dial');
     expect(dial).to.deep.include({ address: 'sim-b:1' });
     node.opened(dial!.link);
     node.receive(dial!.link, JSON.stringify({ type: 'welcome', protocol: PROTOCOL_VERSION + 1, nodeId: 'b', address: 'sim-b:1' }));
@@ -438,7 +438,7 @@ describe('node: a peer of another protocol version', () => {
     clock.now += FORGOTTEN_FOR_MS - 1;
     node.receive(teller, JSON.stringify({ type: 'peer-list', addresses: ['sim-b:1'] }));
     node.tick();
-    expect(ofType(node.takeEffects(), 'dial')).to.deep.equal([]);
+    expect(ofType(readyEffects(node.takeReady()), 'dial')).to.deep.equal([]);
   });
 });
 
@@ -452,7 +452,7 @@ describe('node: recovered entries', () => {
     const node = createNode({ id: 'n', now: () => START_MS, random: () => 0, entries: recovered });
     expect(node.keys()).to.deep.equal(['a', 'b']);
     expect(node.entry('a')).to.deep.equal(recovered[1]);
-    expect(node.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(node.takeReady())).to.deep.equal([]);
     expect(node.stats()).to.include({ keys: 2, writesAccepted: 0, entriesApplied: 0 });
     expect(node.set('a', 'other')).to.equal(false);
   });
@@ -461,7 +461,7 @@ describe('node: recovered entries', () => {
     const bad = { key: 'half\ud800', value: 'v', timestamp: 5, origin: 'x' };
     const node = createNode({ id: 'n', now: () => START_MS, random: () => 0, changes: [{ entry: bad, seq: 1 }, { entry: recovered[0]!, seq: 2 }] });
     expect(node.keys()).to.deep.equal(['b']);
-    const logs = node.takeEffects().filter((e) => e.type === 'log');
+    const logs = readyEffects(node.takeReady()).filter((e) => e.type === 'log');
     expect(logs).to.have.length(1);
     expect(logs[0]).to.include({ level: 'warn' }).and.have.property('message').that.matches(/left out 1 stored entries .*not well-formed Unicode/);
   });
@@ -482,21 +482,21 @@ describe('node: stalled dials and lost peers', () => {
   it('a dial that never gets its welcome is closed after the handshake timeout and dialed again', () => {
     let nowMs = 0;
     const node = createNode({ id: 'a', peers: ['127.0.0.1:9'], now: () => nowMs, random: () => 0.5 });
-    const dial = node.takeEffects().find((e) => e.type === 'dial');
+    const dial = readyEffects(node.takeReady()).find((e) => e.type === 'dial');
     if (dial?.type !== 'dial') throw new Error('expected a dial effect');
     node.opened(dial.link);
-    node.takeEffects();
+    readyEffects(node.takeReady());
     nowMs += HANDSHAKE_TIMEOUT_MS - 1;
     node.tick();
-    expect(node.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(node.takeReady())).to.deep.equal([]);
     nowMs += 2;
     node.tick();
-    const effects = node.takeEffects();
+    const effects = readyEffects(node.takeReady());
     expect(effects[0]).to.deep.include({ type: 'close', link: dial.link, code: CLOSE_CODES.HANDSHAKE_TIMEOUT });
     expect(node.peers()[0]!.lastError).to.match(/no answer to hello within 5000 ms/);
     nowMs += RETRY_CAP_MS;
     node.tick();
-    expect(node.takeEffects().filter((e) => e.type === 'dial')).to.have.length(1);
+    expect(readyEffects(node.takeReady()).filter((e) => e.type === 'dial')).to.have.length(1);
   });
 
   it('a peer that is lost and then unreachable is reported once as a warning, and again after the next loss', () => {
@@ -527,7 +527,7 @@ describe('node: keys in pages', () => {
     let cursor: string | undefined;
     for (let round = 0; round < 100; round++) {
       node.receive(link, JSON.stringify({ type: 'keys', id: round, ...(cursor === undefined ? {} : { cursor }) }));
-      const reply = ofType(node.takeEffects(), 'send').at(-1)!.message;
+      const reply = ofType(readyEffects(node.takeReady()), 'send').at(-1)!.message;
       if (reply.type !== 'reply') throw new Error('expected a reply');
       expect(JSON.stringify(reply).length).to.be.below(1024 * 1024);
       pages.push(reply.result as string[]);
@@ -543,12 +543,12 @@ describe('node: keys in pages', () => {
     for (const key of ['d', 'a', 'c', 'b']) node.set(key, 'v');
     const link = node.accept();
     node.receive(link, JSON.stringify({ type: 'keys', id: 1, limit: 2 }));
-    const first = ofType(node.takeEffects(), 'send')[0]!.message;
+    const first = ofType(readyEffects(node.takeReady()), 'send')[0]!.message;
     expect(first).to.deep.include({ type: 'reply', id: 1, result: ['d', 'a'] });
     if (first.type !== 'reply' || first.cursor === undefined) throw new Error('expected a cursor');
     node.set('e', 'v');
     node.receive(link, JSON.stringify({ type: 'keys', id: 2, cursor: first.cursor }));
-    expect(ofType(node.takeEffects(), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 2, result: ['c', 'b', 'e'] });
+    expect(ofType(readyEffects(node.takeReady()), 'send')[0]!.message).to.deep.equal({ type: 'reply', id: 2, result: ['c', 'b', 'e'] });
   });
 
   it('refuses a cursor from another run of the node, and the sorted "after" of older clients', () => {
@@ -560,7 +560,7 @@ describe('node: keys in pages', () => {
     node.receive(link, JSON.stringify({ type: 'keys', id: 3, after: 'a' }));
     // A cursor no node could have given is malformed, not stale.
     for (const [i, cursor] of ['zzz', '1', '1.xyz', '1.0.0', '-1.0', '1.123456789'].entries()) node.receive(link, JSON.stringify({ type: 'keys', id: 4 + i, cursor }));
-    const codes = ofType(node.takeEffects(), 'send').map((effect) => (effect.message.type === 'error' ? effect.message.code : effect.message.type));
+    const codes = ofType(readyEffects(node.takeReady()), 'send').map((effect) => (effect.message.type === 'error' ? effect.message.code : effect.message.type));
     expect(codes).to.deep.equal(['STALE_CURSOR', 'STALE_CURSOR', 'BAD_MESSAGE', ...Array(6).fill('BAD_MESSAGE')]);
   });
 });

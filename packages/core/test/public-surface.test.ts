@@ -27,6 +27,10 @@ function exportedNames(file: string): string[] {
 const PUBLIC_NAMES = [
   // The node, its options, effects and log fields; running several in one process.
   'BbyNode', 'CLOSE_CODES', 'createNode', 'Effect', 'LinkId', 'LogFields', 'NodeOptions', 'SendEffect',
+  // The contract with an adapter: the typed batch, its order, and the durability policy between it and the disk.
+  'carryOut', 'CloseEffect', 'CursorEffect', 'DialEffect', 'isEmptyReady', 'LogEffect', 'PauseEffect', 'PeerAddedEffect', 'PeerRemovedEffect',
+  'PersistEffect', 'Ready', 'READY_ORDER', 'ReadyHandlers', 'ResumeEffect',
+  'BatchId', 'DurabilityDecisions', 'DurabilityOptions', 'DurabilityPipeline', 'EpochDecision', 'epochRule',
   'DEFAULT_TIMING', 'Timing', 'seededRandom',
   'createMemoryNetwork', 'memoryAddress', 'MemoryNetwork', 'MemoryNetworkOptions', 'MemoryNetworkStats', 'MemoryNodeOptions',
   // What an adapter stores and recovers.

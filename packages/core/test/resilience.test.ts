@@ -12,6 +12,7 @@ import {
   BUCKET_COUNT,
   LEARNED_MAX_FAILURES,
   MAX_PEER_LIST,
+  readyEffects,
   RETRY_CAP_MS,
 } from '../src/internal.js';
 import { Cluster, type Client, START_MS } from './support/cluster.js';
@@ -92,13 +93,13 @@ describe('catch-up at (re)connection', () => {
     const a = createNode({ id: 'a', now: () => START_MS, random: () => 0.5 });
     a.set('x', '1');
     a.set('y', '2');
-    const persisted = a.takeEffects().flatMap((e) => (e.type === 'persist' ? [{ entry: e.entry, seq: e.seq }] : []));
+    const persisted = readyEffects(a.takeReady()).flatMap((e) => (e.type === 'persist' ? [{ entry: e.entry, seq: e.seq }] : []));
     const again = createNode({ id: 'a', now: () => START_MS, random: () => 0.5, epoch: a.epoch, changes: persisted, cursors: { b: { epoch: 'e', seq: 7 } } });
     expect(again.keys()).to.deep.equal(['x', 'y']);
     expect(again.epoch).to.equal(a.epoch);
     expect(again.cursors()).to.deep.equal({ b: { epoch: 'e', seq: 7 } });
     expect(again.set('z', '3')).to.equal(true);
-    const seqs = again.takeEffects().flatMap((e) => (e.type === 'persist' ? [e.seq] : []));
+    const seqs = readyEffects(again.takeReady()).flatMap((e) => (e.type === 'persist' ? [e.seq] : []));
     expect(seqs).to.deep.equal([3]);
   });
 });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createNode, type Effect, encodeMessage, type Entry, MAX_BATCH_CHARS, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION } from '../src/index.js';
-import { batchEntries, STREAM_WINDOW_BATCHES, coalesceEntries, entryLength, utf8ByteLength } from '../src/internal.js';
+import { batchEntries, readyEffects, STREAM_WINDOW_BATCHES, coalesceEntries, entryLength, utf8ByteLength } from '../src/internal.js';
 import { Cluster, mulberry32 } from './support/cluster.js';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
@@ -139,10 +139,10 @@ describe('catch-up flow control', () => {
     const holder = createNode({ id: 'holder', now: () => clock++, random: mulberry32(1), batchLength: 1_000 });
     const advance = (ms: number) => (clock += ms);
     for (let i = 0; i < count; i++) holder.set(`key-${String(i).padStart(4, '0')}`, 'v'.repeat(40));
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     const link = holder.accept();
     holder.receive(link, hello('joiner'));
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     holder.receive(link, JSON.stringify({ type: 'catch-up', since: null }));
     return { holder, link, advance };
   }
@@ -153,16 +153,16 @@ describe('catch-up flow control', () => {
 
   it('sends at most STREAM_WINDOW_BATCHES batches ahead of what was written out, then more as they are written', () => {
     const { holder, link } = holderAsked(200);
-    const first = sends(holder.takeEffects());
+    const first = sends(readyEffects(holder.takeReady()));
     expect(first.map((s) => s.message.type)).to.deep.equal(Array(STREAM_WINDOW_BATCHES).fill('entries'));
-    expect(holder.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(holder.takeReady())).to.deep.equal([]);
 
     const received: Entry[] = first.flatMap((s) => (s.message.type === 'entries' ? s.message.entries : []));
     let caughtUp: Message | undefined;
     let previous = first;
     for (let round = 0; round < 100 && caughtUp === undefined; round++) {
       writeOut(holder, link, previous.slice(0, 1));
-      const next = sends(holder.takeEffects());
+      const next = sends(readyEffects(holder.takeReady()));
       expect(next.length, `round ${round}`).to.be.within(1, 2);
       for (const send of next) {
         if (send.message.type === 'entries') received.push(...send.message.entries);
@@ -176,14 +176,14 @@ describe('catch-up flow control', () => {
 
   it('sends a key written during the catch-up before caught-up, and caught-up counts the feed up to then', () => {
     const { holder, link } = holderAsked(100);
-    let sent = sends(holder.takeEffects());
+    let sent = sends(readyEffects(holder.takeReady()));
     holder.set('written-meanwhile', 'x');
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     const received: string[] = [];
     let caughtUp: Extract<Message, { type: 'caught-up' }> | undefined;
     for (let round = 0; round < 100 && caughtUp === undefined; round++) {
       writeOut(holder, link, sent);
-      sent = sends(holder.takeEffects());
+      sent = sends(readyEffects(holder.takeReady()));
       for (const send of sent) {
         if (send.message.type === 'entries') received.push(...send.message.entries.map((e) => e.key));
         if (send.message.type === 'caught-up') caughtUp = send.message;
@@ -195,53 +195,53 @@ describe('catch-up flow control', () => {
 
   it('refuses a second link from a peer that is still heard: the first keeps its catch-up and then vouches with upTo', () => {
     const { holder, link } = holderAsked(200);
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     const second = holder.accept();
     holder.receive(second, hello('joiner'));
-    expect(holder.takeEffects().filter((e) => e.type === 'close')).to.deep.include({ type: 'close', link: second, code: 4005, reason: 'duplicate link: already connected to node joiner' });
+    expect(readyEffects(holder.takeReady()).filter((e) => e.type === 'close')).to.deep.include({ type: 'close', link: second, code: 4005, reason: 'duplicate link: already connected to node joiner' });
     let ended = false;
     for (let round = 0; round < 100 && !ended; round++) {
       holder.written(link, 1_000_000);
-      ended = sends(holder.takeEffects()).some((s) => s.message.type === 'caught-up');
+      ended = sends(readyEffects(holder.takeReady())).some((s) => s.message.type === 'caught-up');
     }
     expect(ended).to.equal(true);
     holder.set('after', 'x');
-    const forwards = sends(holder.takeEffects()).filter((s) => s.message.type === 'entries');
+    const forwards = sends(readyEffects(holder.takeReady())).filter((s) => s.message.type === 'entries');
     expect(forwards.map((f) => f.link)).to.deep.equal([link]);
     expect(forwards[0]!.message).to.have.property('upTo');
   });
 
   it('a second link from a peer that fell silent replaces the first, and does not vouch with upTo before its own catch-up', () => {
     const { holder, link, advance } = holderAsked(200);
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     advance(3_000);
     const second = holder.accept();
     holder.receive(second, hello('joiner'));
-    expect(holder.takeEffects().filter((e) => e.type === 'close')).to.deep.include({ type: 'close', link, code: 4005, reason: 'duplicate link: already connected to node joiner' });
+    expect(readyEffects(holder.takeReady()).filter((e) => e.type === 'close')).to.deep.include({ type: 'close', link, code: 4005, reason: 'duplicate link: already connected to node joiner' });
     holder.written(link, 1_000_000);
-    expect(sends(holder.takeEffects())).to.deep.equal([]);
+    expect(sends(readyEffects(holder.takeReady()))).to.deep.equal([]);
     holder.set('after', 'x');
-    const forwards = sends(holder.takeEffects()).filter((s) => s.message.type === 'entries');
+    const forwards = sends(readyEffects(holder.takeReady())).filter((s) => s.message.type === 'entries');
     expect(forwards.map((f) => f.link)).to.deep.equal([second]);
     expect(forwards[0]!.message).to.not.have.property('upTo');
   });
 
   it('a peer that asks again gets a new stream within the same window: the old frames still count', () => {
     const { holder, link } = holderAsked(200);
-    const first = sends(holder.takeEffects());
+    const first = sends(readyEffects(holder.takeReady()));
     expect(first).to.have.length(STREAM_WINDOW_BATCHES);
     for (let i = 0; i < 5; i++) holder.receive(link, JSON.stringify({ type: 'catch-up', since: null }));
-    expect(sends(holder.takeEffects())).to.deep.equal([]);
+    expect(sends(readyEffects(holder.takeReady()))).to.deep.equal([]);
     writeOut(holder, link, first.slice(0, 1));
-    expect(sends(holder.takeEffects()).map((s) => s.message.type)).to.deep.equal(['entries']);
+    expect(sends(readyEffects(holder.takeReady())).map((s) => s.message.type)).to.deep.equal(['entries']);
   });
 
   it('stops when the link closes, and ignores a late written', () => {
     const { holder, link } = holderAsked(200);
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     holder.closed(link, 'gone');
-    holder.takeEffects();
+    readyEffects(holder.takeReady());
     holder.written(link, 1_000_000);
-    expect(holder.takeEffects()).to.deep.equal([]);
+    expect(readyEffects(holder.takeReady())).to.deep.equal([]);
   });
 });

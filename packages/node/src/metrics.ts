@@ -26,7 +26,7 @@ export type RefusalReason = 'too_many_connections' | 'shutting_down' | 'cross_or
 export interface MetricsSnapshot {
   readonly stats: Stats;
   readonly status: NodeStatus;
-  /** Bytes and batches of effects waiting for the disk (node-server.ts, BACKLOG_PAUSE_BYTES). */
+  /** Bytes and batches waiting for the disk (disk-pipeline.ts; the core's BACKLOG_PAUSE_BYTES). */
   readonly diskQueue: { readonly bytes: number; readonly batches: number };
   /** WebSocket connections open now, and the config's "maxConnections". */
   readonly connections: { readonly open: number; readonly max: number };

@@ -1,15 +1,19 @@
 /**
  * The adapter between sockets and the sans-I/O core: it runs a `ws` server,
  * dials what the core asks for, turns socket events into core events, and
- * carries out the core's effects. It holds no replication logic of its own.
+ * carries out the core's batches (`takeReady()`, ready.ts). It holds no
+ * replication or durability logic of its own: each batch goes through the
+ * disk side (disk-pipeline.ts), which hands it back once it may go out, and
+ * this file carries out the socket side of it.
  */
-import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, type Change, CLOSE_CODES, createNode, type Effect, encodeMessage, formatAddress, type LinkId, MAX_MESSAGE_BYTES, type Message, type NodeConfig, printable, type Timing } from '@bby/core';
+import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, carryOut, CLOSE_CODES, type CloseEffect, createNode, formatAddress, isEmptyReady, type LinkId, MAX_MESSAGE_BYTES, type NodeConfig, type PauseEffect, printable, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect, type Timing } from '@bby/core';
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage } from 'node:http';
 import { type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
+import { DiskPipeline } from './disk-pipeline.js';
 import { httpRoutes, type RouteSource } from './http-routes.js';
 import { type MetricsSnapshot, NodeMetrics, type RefusalReason, TIMED_REQUEST_TYPES } from './metrics.js';
 import { createLogSink, type LogSink } from './log-sink.js';
@@ -29,41 +33,6 @@ export const DIAL_TIMEOUT_MS = 3_000;
 /** How long a stopping node waits for its peers to acknowledge the close, in milliseconds. */
 export const CLOSE_GRACE_MS = 500;
 
-/** How often a node whose disk failed tries it again, in milliseconds. */
-export const DISK_RETRY_INTERVAL_MS = 2_000;
-
-/**
- * Backpressure from the disk to the sockets. The effects of a batch wait,
- * in order, behind the durable appends of the batches before it, so every
- * frame this node sends (heartbeats and replies included) waits behind the
- * whole backlog of not-yet-durable entries. Sockets are read as fast as
- * frames come (a streamed catch-up, a bulk import), faster than a disk with
- * fsync "always" writes, so without a bound the backlog grows until the
- * node goes silent for longer than its peers' timeout (4 s, `timing.ts`).
- *
- * When the bytes waiting for durability go above `BACKLOG_PAUSE_BYTES`, the
- * node stops reading all its sockets (ws `pause()` stops the net.Socket: TCP
- * then slows the senders, and a peer's catch-up, which waits for its send
- * callbacks, follows); when they drop below `BACKLOG_RESUME_BYTES`, it reads
- * them all again. 4 MiB is some 25 catch-up batches or 4 full `set-many`
- * frames, enough that the disk always has a large group commit to write, and
- * even a slow disk (40 MB/s with its fsyncs) writes it in about 100 ms, well
- * under the 1 s heartbeat period. Resuming only below 1 MiB keeps the node
- * from pausing again after every read.
- */
-export const BACKLOG_PAUSE_BYTES = 4 * 1024 * 1024;
-
-/** See BACKLOG_PAUSE_BYTES. */
-export const BACKLOG_RESUME_BYTES = 1024 * 1024;
-
-/**
- * Bytes counted per persisted entry on top of its key, value and origin
- * (record header, timestamp, sequence number, JSON punctuation): a little
- * more than a log record takes, so tiny entries count too.
- */
-const RECORD_OVERHEAD_BYTES = 64;
-
-
 /** Options of `startNode`. */
 export interface StartOptions {
   /** Path of the config file: names it in errors, and anchors a relative dataDir. */
@@ -75,7 +44,7 @@ export interface StartOptions {
   readonly fs?: FileSystem;
   /** Periods of heartbeats, anti-entropy and peer exchange (tests shorten them). */
   readonly timing?: Partial<Timing>;
-  /** Backlog bounds, in bytes (tests lower them); see BACKLOG_PAUSE_BYTES. */
+  /** Backlog bounds, in bytes (tests lower them); see the core's BACKLOG_PAUSE_BYTES (durability.ts). */
   readonly backlog?: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number };
 }
 
@@ -135,8 +104,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     peerExchange: config.peerExchange,
     timing: { ...(config.antiEntropyIntervalMs === undefined ? {} : { antiEntropyIntervalMs: config.antiEntropyIntervalMs }), ...options.timing },
   });
-  const backlog = options.backlog ?? { pauseAboveBytes: BACKLOG_PAUSE_BYTES, resumeBelowBytes: BACKLOG_RESUME_BYTES };
-  adapter = new Adapter(core, config, server, tls, persistence, log, backlog);
+  adapter = new Adapter(core, config, server, tls, persistence, log, options.backlog);
   log('info', `listening on ${urlScheme(config)}://${address} as node ${recovered.id}${config.secrets.length > 0 ? ' (members authenticate with the secret)' : ''}`, { event: 'listening', fields: { url: `${urlScheme(config)}://${address}`, id: recovered.id } });
   if (persistence.dir === null) log('info', 'no "dataDir" in the config: keys are kept in memory only', { event: 'memory-only' });
   else log('info', `data in ${persistence.dir} (fsync ${config.fsync}): ${core.stats().keys} keys loaded`, { event: 'data-loaded', fields: { dir: persistence.dir, fsync: config.fsync, keys: core.stats().keys } });
@@ -151,13 +119,12 @@ class Adapter implements RouteSource {
   readonly durable: boolean;
   /** Request frames handed to the core since the last flush: their latency ends when that flush's batch is carried out. */
   #timings: { readonly type: string; readonly startMs: number }[] = [];
+  /** The request timings of each batch submitted to the disk side and not released yet, oldest first (batches come back in order). */
+  readonly #timingsWaiting: (readonly { readonly type: string; readonly startMs: number }[])[] = [];
   readonly #timer: NodeJS.Timeout;
-  /** Effects of earlier batches still waiting for their entries to be durable. */
-  #waiting: Promise<void> = Promise.resolve();
-  #batchesWaiting = 0;
-  /** Estimated bytes of the entries of the batches waiting for durability (see BACKLOG_PAUSE_BYTES). */
-  #bytesWaiting = 0;
-  /** Whether reading from the sockets is paused until the backlog drains. */
+  /** The disk side: every batch goes through it, and comes back through #release once it may go out. */
+  readonly #disk: DiskPipeline;
+  /** Whether reading from the sockets is paused until the backlog drains (the disk side says when). */
   #paused = false;
   /** Links the core asked not to read (clients over their outbound budget), whatever the backlog. */
   readonly #pausedLinks = new Set<LinkId>();
@@ -170,32 +137,54 @@ class Adapter implements RouteSource {
   #closing = false;
   /** Set once close() closed the sockets: nothing more is carried out. */
   #closed = false;
-  /** Retries the disk while it fails (#storageFailed); null while it works. */
-  #retryTimer: NodeJS.Timeout | null = null;
-  #retrying = false;
-  readonly #unsubscribe: () => void;
 
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
   /** Inbound WebSockets open now, against "maxConnections". */
   #inbound = 0;
+
+  /** The socket side of a released batch, one handler per field (a new field of Ready fails to compile here). */
+  readonly #handlers: ReadyHandlers = {
+    // The disk side (disk-pipeline.ts) made these durable, and saved these peers and cursors, before releasing the batch.
+    persist: () => undefined,
+    peers: () => undefined,
+    cursors: () => undefined,
+    dials: (dials) => {
+      for (const { link, address } of dials) this.#dial(link, address);
+    },
+    messages: (sends) => this.#send(sends),
+    flow: (flow) => {
+      for (const effect of flow) this.#flow(effect);
+    },
+    closes: (closes) => {
+      for (const effect of closes) this.#close(effect);
+    },
+    logs: (logs) => {
+      for (const { level, message, event, fields } of logs) this.log(level, message, { event, fields });
+    },
+  };
 
   constructor(
     readonly core: BbyNode,
     readonly config: NodeConfig,
     readonly server: HttpServer,
     readonly tls: ClientTlsOptions,
-    readonly persistence: Persistence,
+    persistence: Persistence,
     readonly log: LogSink,
-    readonly backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number },
+    backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number } | undefined,
   ) {
     this.metrics = new NodeMetrics(core.id);
     this.durable = persistence.dir !== null;
+    this.#disk = new DiskPipeline(core, persistence, {
+      backlog,
+      hooks: {
+        release: (ready) => this.#release(ready),
+        reading: (state) => (state === 'pause' ? this.#pauseReading() : this.#resumeReading()),
+        wake: () => this.#flushSoon(),
+        log,
+      },
+    });
     // Before the first frame, so that a client knows at once whether the node expects a secret (docs/protocol.md).
     if (config.secrets.length > 0) this.#wss.on('headers', (headers) => headers.push(`${AUTH_HEADER}: ${AUTH_HEADER_VALUE}`));
-    // A failure no append sees (a background fsync under "everysec") must stop the acknowledgements too.
-    this.#unsubscribe = persistence.onStorageStateChange((failure) => {
-      if (failure !== null) this.#storageFailed(failure);
-    });
     this.#timer = setInterval(() => {
       core.tick();
       this.flush();
@@ -215,50 +204,24 @@ class Adapter implements RouteSource {
     });
   }
 
-  /**
-   * Carries out the queued effects. The entries a batch persists are made
-   * durable before any of its messages goes out (a `set` reply promises the
-   * write is kept), and batches go out in order.
-   */
+  /** Takes the core's batch and hands it to the disk side, which releases it (#release) once its changes are durable, in order. */
   flush(): void {
     if (this.#closed) return;
-    const effects = this.core.takeEffects();
+    const ready = this.core.takeReady();
     const timings = this.#timings;
     if (timings.length > 0) this.#timings = [];
-    if (effects.length === 0) {
+    if (isEmptyReady(ready)) {
       this.#observe(timings);
       return;
     }
-    const changes: Change[] = [];
-    if (this.persistence.storage !== null) for (const effect of effects) if (effect.type === 'persist') changes.push(effect);
-    if (this.#batchesWaiting === 0 && changes.length === 0) {
-      this.#execute(effects);
-      this.#observe(timings);
-      return;
-    }
-    this.#batchesWaiting++;
-    const bytes = estimateBytes(changes);
-    this.#bytesWaiting += bytes;
-    // Frames already read still arrive after the pause: the backlog can pass the bound by one read per socket.
-    if (!this.#paused && this.#bytesWaiting > this.backlog.pauseAboveBytes) this.#pauseReading();
-    // Settled at once, so that a failure is never an unhandled rejection while earlier batches wait.
-    const durable = this.persistence.append(changes).then(
-      () => null,
-      (error: Error) => error,
-    );
-    // Batches go out in order: each waits for the one before it, and for its own entries.
-    this.#waiting = this.#waiting
-      .then(() => durable)
-      .then((failure) => {
-        this.#batchesWaiting--;
-        this.#bytesWaiting -= bytes;
-        if (this.#paused && this.#bytesWaiting < this.backlog.resumeBelowBytes) this.#resumeReading();
-        if (failure === null) {
-          this.#execute(effects);
-          this.#maybeCompact();
-        } else this.#executeUnkept(effects, failure);
-        this.#observe(timings);
-      });
+    this.#timingsWaiting.push(timings);
+    this.#disk.submit(ready);
+  }
+
+  /** A batch the disk side released: its socket side is carried out now. */
+  #release(ready: Ready): void {
+    carryOut(ready, this.#handlers);
+    this.#observe(this.#timingsWaiting.shift() ?? []);
   }
 
   /** Request latencies whose batch was just carried out (metrics.ts). */
@@ -272,7 +235,7 @@ class Adapter implements RouteSource {
     return {
       stats: this.core.stats(),
       status: this.core.status(),
-      diskQueue: { bytes: this.#bytesWaiting, batches: this.#batchesWaiting },
+      diskQueue: { bytes: this.#disk.bytesWaiting, batches: this.#disk.batchesWaiting },
       connections: { open: this.#inbound, max: this.config.maxConnections },
     };
   }
@@ -294,73 +257,35 @@ class Adapter implements RouteSource {
     for (const [link, socket] of this.#sockets) if (!this.#pausedLinks.has(link)) socket.resume();
   }
 
-  #execute(effects: readonly Effect[]): void {
-    const burst = linksWithSeveralFrames(effects);
-    // One write callback per link and batch, on its last frame, reports the whole batch written (writes finish in order).
-    const written = writtenPerLink(effects);
-    this.#savePeers(effects);
-    for (let index = 0; index < effects.length; index++) {
-      const effect = effects[index]!;
-      switch (effect.type) {
-        case 'send': {
-          const socket = this.#sockets.get(effect.link);
-          if (socket?.readyState !== WebSocket.OPEN) break;
-          if (burst.has(effect.link)) this.#cork(socket);
-          const report = written.get(effect.link)!;
-          if (report.lastIndex === index) socket.send(effect.text, () => this.#written(effect.link, report.bytes));
-          else socket.send(effect.text);
-          break;
-        }
-        case 'pause':
-          this.#pausedLinks.add(effect.link);
-          this.#sockets.get(effect.link)?.pause();
-          break;
-        case 'resume':
-          this.#pausedLinks.delete(effect.link);
-          if (!this.#paused) this.#sockets.get(effect.link)?.resume();
-          break;
-        case 'dial':
-          this.#dial(effect.link, effect.address);
-          break;
-        case 'close': {
-          const socket = this.#sockets.get(effect.link);
-          socket?.close(effect.code, effect.reason);
-          // A link closed for not reading will not read the close frame either: without this, ws holds its socket for 30 s.
-          if (socket !== undefined && effect.code === CLOSE_CODES.TOO_SLOW) setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
-          break;
-        }
-        case 'log':
-          this.log(effect.level, effect.message, { event: effect.event, fields: effect.fields });
-          break;
-        case 'persist':
-          // Done in flush(), before this batch's messages.
-          break;
-        case 'cursor':
-          // After this batch's entries are durable: a saved cursor never vouches for a lost entry.
-          this.persistence.recordCursor(effect.peerId, effect.cursor);
-          break;
-        case 'peer-added':
-        case 'peer-removed':
-          // Saved below, in one node.json write for the batch.
-          break;
-        default: {
-          const unknown: never = effect; // a new effect type must be carried out here
-          throw new Error(`bby-node: unknown effect ${JSON.stringify(unknown)}`);
-        }
-      }
+  /** Writes a batch's frames, in order per link; one write callback per link, on its last frame, reports them all written (writes finish in order). */
+  #send(sends: readonly SendEffect[]): void {
+    const burst = linksWithSeveralFrames(sends);
+    const written = writtenPerLink(sends);
+    sends.forEach((send, index) => {
+      const socket = this.#sockets.get(send.link);
+      if (socket?.readyState !== WebSocket.OPEN) return;
+      if (burst.has(send.link)) this.#cork(socket);
+      const report = written.get(send.link)!;
+      if (report.lastIndex === index) socket.send(send.text, () => this.#written(send.link, report.bytes));
+      else socket.send(send.text);
+    });
+  }
+
+  #flow(effect: PauseEffect | ResumeEffect): void {
+    if (effect.type === 'pause') {
+      this.#pausedLinks.add(effect.link);
+      this.#sockets.get(effect.link)?.pause();
+    } else {
+      this.#pausedLinks.delete(effect.link);
+      if (!this.#paused) this.#sockets.get(effect.link)?.resume();
     }
   }
 
-  /** Records the peers a batch added or removed, in one node.json write (coalesced with the writes in flight). */
-  #savePeers(effects: readonly Effect[]): void {
-    const added: string[] = [];
-    const removed: string[] = [];
-    for (const effect of effects) {
-      if (effect.type === 'peer-added') added.push(effect.address);
-      else if (effect.type === 'peer-removed') removed.push(effect.address);
-    }
-    if (added.length + removed.length === 0) return;
-    this.persistence.updatePeers({ added, removed }).catch((error: Error) => this.log('warn', `cannot save the peers in node.json yet (${error.message}); they are saved with its next write`, { event: 'peers-save-failed' }));
+  #close(effect: CloseEffect): void {
+    const socket = this.#sockets.get(effect.link);
+    socket?.close(effect.code, effect.reason);
+    // A link closed for not reading will not read the close frame either: without this, ws holds its socket for 30 s.
+    if (socket !== undefined && effect.code === CLOSE_CODES.TOO_SLOW) setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   /**
@@ -401,70 +326,11 @@ class Adapter implements RouteSource {
     }
   }
 
-  #maybeCompact(): void {
-    const storage = this.persistence.storage;
-    if (storage === null || !storage.shouldCompact(() => this.core.stats().keys)) return;
-    // The store already holds every entry whose append was called: the snapshot covers the old log.
-    storage.compact(Array.from(this.core.changes(), ({ entry, seq }) => ({ ...entry, seq }))).catch((error: Error) => this.log('warn', `compaction failed, the log is kept as it is: ${error.message}`, { event: 'compaction-failed' }));
-  }
-
-  /**
-   * The effects of a batch whose entries could not be made durable: no frame
-   * may promise them. Replies become STORAGE_FAILED errors (a `true` would
-   * promise the write is kept); entries, acknowledgements, the end of a
-   * catch-up and pings (which may vouch with `upTo`) are dropped, and so are
-   * cursor moves; the rest goes out. The entries stay pending in the storage,
-   * written by the retry that succeeds.
-   */
-  #executeUnkept(effects: readonly Effect[], error: Error): void {
-    this.#storageFailed(error);
-    const kept = effects.flatMap((effect): Effect[] => {
-      if (effect.type === 'cursor') return [];
-      if (effect.type !== 'send') return [effect];
-      const message = effect.message;
-      if (message.type === 'entries' || message.type === 'ack' || message.type === 'caught-up' || message.type === 'ping') return [];
-      if (message.type !== 'reply') return [effect];
-      const answer: Message = { type: 'error', id: message.id, code: 'STORAGE_FAILED', message: `the node could not write to its data folder: ${error.message}; the write is not acknowledged` };
-      return [{ ...effect, message: answer, text: encodeMessage(answer) }];
-    });
-    this.#execute(kept);
-  }
-
-  /** The disk failed (an append, or a background fsync): the core refuses writes until a retry succeeds. */
-  #storageFailed(error: Error): void {
-    this.core.storageFailed(error.message);
-    if (this.#retryTimer === null) {
-      this.log('warn', `${error.message}; writes are refused until it works again, retrying every ${DISK_RETRY_INTERVAL_MS / 1000} s`, { event: 'storage-failed' });
-      this.#retryTimer = setInterval(() => void this.#retryDisk(), DISK_RETRY_INTERVAL_MS);
-    }
-    this.#flushSoon();
-  }
-
-  async #retryDisk(): Promise<void> {
-    if (this.#retrying || this.#closed) return;
-    this.#retrying = true;
-    try {
-      if (await this.persistence.retry()) this.#storageRecovered();
-    } finally {
-      this.#retrying = false;
-    }
-  }
-
-  #storageRecovered(): void {
-    if (this.#retryTimer === null) return;
-    clearInterval(this.#retryTimer);
-    this.#retryTimer = null;
-    this.log('info', 'the data folder can be written again: every pending write is on disk', { event: 'storage-recovered' });
-    this.core.storageRecovered();
-    this.flush();
-  }
-
   /** Says goodbye on every link (close code 1001), then stops listening, and closes the data folder (never throws). */
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#timer);
-    if (this.#retryTimer !== null) clearInterval(this.#retryTimer);
-    this.#unsubscribe();
+    this.#disk.stop();
     // A paused socket would not read its peer's answer to the close.
     if (this.#paused) this.#resumeReading();
     const sockets = [...this.#sockets.values()];
@@ -477,9 +343,9 @@ class Adapter implements RouteSource {
     // Connections still in their HTTP upgrade (or being refused) would hold close() for their timeout.
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await this.#waiting;
+    const problems = await this.#disk.close();
     this.#closed = true;
-    for (const problem of await this.persistence.close()) this.log('warn', problem, { event: 'close-problem' });
+    for (const problem of problems) this.log('warn', problem, { event: 'close-problem' });
   }
 
   /** An HTTP upgrade request: a WebSocket, unless "maxConnections" are open already (then 503, which bby shows). */
@@ -537,36 +403,27 @@ class Adapter implements RouteSource {
   }
 }
 
-/** What a batch's entries add to the durability backlog, about what their log records take. */
-function estimateBytes(changes: readonly Change[]): number {
-  let bytes = 0;
-  for (const { entry } of changes) bytes += entry.key.length + entry.value.length + entry.origin.length + RECORD_OVERHEAD_BYTES;
-  return bytes;
-}
-
-/** Per link of a batch: the index of its last frame, and the estimated bytes of all its frames. */
-function writtenPerLink(effects: readonly Effect[]): Map<LinkId, { lastIndex: number; bytes: number }> {
+/** Per link of a batch's frames: the index of its last frame, and the estimated bytes of all its frames. */
+function writtenPerLink(sends: readonly SendEffect[]): Map<LinkId, { lastIndex: number; bytes: number }> {
   const perLink = new Map<LinkId, { lastIndex: number; bytes: number }>();
-  effects.forEach((effect, index) => {
-    if (effect.type !== 'send') return;
-    const report = perLink.get(effect.link);
-    if (report === undefined) perLink.set(effect.link, { lastIndex: index, bytes: effect.bytes });
+  sends.forEach((send, index) => {
+    const report = perLink.get(send.link);
+    if (report === undefined) perLink.set(send.link, { lastIndex: index, bytes: send.bytes });
     else {
       report.lastIndex = index;
-      report.bytes += effect.bytes;
+      report.bytes += send.bytes;
     }
   });
   return perLink;
 }
 
-/** Links that get more than one frame in this batch of effects: only those are worth corking. */
-function linksWithSeveralFrames(effects: readonly Effect[]): Set<LinkId> {
+/** Links that get more than one frame in a batch: only those are worth corking. */
+function linksWithSeveralFrames(sends: readonly SendEffect[]): Set<LinkId> {
   const seen = new Set<LinkId>();
   const several = new Set<LinkId>();
-  for (const effect of effects) {
-    if (effect.type !== 'send') continue;
-    if (seen.has(effect.link)) several.add(effect.link);
-    else seen.add(effect.link);
+  for (const { link } of sends) {
+    if (seen.has(link)) several.add(link);
+    else seen.add(link);
   }
   return several;
 }

@@ -2,13 +2,12 @@
  * What a node keeps in its dataDir, behind one object: the lock, node.json
  * (id, added peers, change-feed epoch, cursors) and the storage engine.
  * Without a dataDir every method is a no-op and the node keeps keys in memory
- * only.
+ * only. When to append, save cursors or compact is not decided here but by
+ * the core's durability pipeline, which disk-pipeline.ts carries out on this
+ * object.
  *
- * Epoch rule: peers may resume this node's change feed from their cursors
- * only if every change it ever sent out is recovered with the same sequence
- * number. That holds under fsync "always" (a batch's messages go out after its
- * records are synced) when recovery repaired nothing; otherwise the node
- * starts a new epoch, and its peers fall back to one full transfer.
+ * At start the epoch rule (core's `epochRule`, durability.ts) decides whether
+ * the recovered change-feed epoch and cursors are kept.
  *
  * Disk trouble: the storage has a failed state (see storage/engine.ts), which
  * this object passes on (`failure`, `onStorageStateChange`, `retry`). A
@@ -16,7 +15,7 @@
  * failure ever makes `close()` throw or keep the LOCK.
  */
 import { dirname, resolve } from 'node:path';
-import { type Change, type Cursor, type NodeConfig } from '@bby/core';
+import { type Change, type Cursor, epochRule, type FsyncPolicy, type NodeConfig } from '@bby/core';
 import { nanoid } from 'nanoid';
 import { describeDiskError, isDiskError } from './storage/disk-error.js';
 import { fileInPath, unusableDataDir } from './storage/data-dir-check.js';
@@ -24,6 +23,7 @@ import { CorruptionError, Storage, StorageFailure } from './storage/engine.js';
 import { type FileSystem, nodeFileSystem, pathIn } from './storage/file-system.js';
 import { LOCK_FILE, lockDataDir, LockedError } from './storage/lock.js';
 import { META_FILE, readMeta, writeMeta, type NodeMeta } from './storage/meta.js';
+import { realScheduler, type Scheduler } from './scheduler.js';
 
 /**
  * Why the data folder cannot be used, in one line: what could not be done,
@@ -39,9 +39,6 @@ export class DataDirError extends Error {
     this.code = options.code;
   }
 }
-
-/** How often moved cursors are written to node.json, at most, in milliseconds. */
-export const CURSOR_SAVE_INTERVAL_MS = 1_000;
 
 /** How long after a failed node.json write the next attempt is made, in milliseconds (a full disk is not freed in less). */
 export const META_RETRY_INTERVAL_MS = 5_000;
@@ -60,6 +57,22 @@ export interface Recovered {
   readonly cursors: Readonly<Record<string, Cursor>>;
   /** What recovery had to do, one line each. */
   readonly notes: readonly string[];
+}
+
+/** Options of `Persistence.recover`: a data folder already checked and locked, or one in a simulator's file system. */
+export interface RecoverOptions {
+  /** Absolute path of the data folder in `fs`. */
+  readonly dir: string;
+  readonly fs: FileSystem;
+  readonly fsync: FsyncPolicy;
+  /** The id the config gives the node, if any: the folder must belong to it. */
+  readonly id?: string | undefined;
+  /** Salvage a damaged folder instead of refusing it. */
+  readonly repair?: boolean | undefined;
+  /** What errors name as the config (its path). */
+  readonly source: string;
+  /** Runs the retries of failed node.json writes; `realScheduler` by default. */
+  readonly scheduler?: Scheduler | undefined;
 }
 
 /** Changes to the peers added at run time, for `Persistence.updatePeers`. */
@@ -81,8 +94,8 @@ export class Persistence {
   #metaWrite: Promise<void> | null = null;
   /** The write that follows it, not started yet: it takes every change made before it starts. */
   #nextMetaWrite: Promise<void> | null = null;
-  #cursorTimer: NodeJS.Timeout | null = null;
-  #metaRetryTimer: NodeJS.Timeout | null = null;
+  /** Cancels the retry of a failed node.json write, while one is scheduled. */
+  #cancelMetaRetry: (() => void) | null = null;
   #closing: Promise<string[]> | null = null;
 
   private constructor(
@@ -96,6 +109,8 @@ export class Persistence {
     readonly release: () => Promise<void>,
     meta: NodeMeta | null,
     fs: FileSystem,
+    /** Runs the disk side's timers: this object's retries, and those of the DiskPipeline over it. */
+    readonly scheduler: Scheduler,
   ) {
     this.#meta = meta;
     this.#fs = fs;
@@ -107,11 +122,12 @@ export class Persistence {
    * folder: held by another node, damaged, or a disk that is full, read-only
    * or unwritable (then `code` is the errno code).
    */
-  static async open(config: NodeConfig, source: string, options: { repair?: boolean; fs?: FileSystem } = {}): Promise<Persistence> {
+  static async open(config: NodeConfig, source: string, options: { repair?: boolean; fs?: FileSystem; scheduler?: Scheduler } = {}): Promise<Persistence> {
     const fs = options.fs ?? nodeFileSystem;
+    const scheduler = options.scheduler ?? realScheduler;
     if (config.dataDir === undefined) {
       const recovered: Recovered = { id: config.id ?? nanoid(12), epoch: nanoid(12), addedPeers: [], changes: [], cursors: {}, notes: [] };
-      return new Persistence(recovered, null, null, false, async () => undefined, null, fs);
+      return new Persistence(recovered, null, null, false, async () => undefined, null, fs, scheduler);
     }
     const dir = resolve(dirname(source), config.dataDir);
     const unusable = unusableDataDir(dir);
@@ -132,6 +148,26 @@ export class Persistence {
       if (error instanceof LockedError) throw new DataDirError(error.message);
       throw startFailure(`cannot take the lock ${pathIn(dir, LOCK_FILE)}`, source, error);
     }
+    try {
+      return await Persistence.#load({ dir, fs, fsync: config.fsync, id: config.id, repair: options.repair, source, scheduler }, release);
+    } catch (error) {
+      await release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Loads a data folder from `options.fs` without the checks of the path
+   * and the LOCK that `open` makes on the real disk: for a simulator that
+   * runs the node over its own in-memory file system. Throws DataDirError
+   * as `open` does.
+   */
+  static recover(options: RecoverOptions): Promise<Persistence> {
+    return Persistence.#load(options, async () => undefined);
+  }
+
+  static async #load(options: RecoverOptions, release: () => Promise<void>): Promise<Persistence> {
+    const { dir, fs, source } = options;
     let storage: Storage | null = null;
     try {
       let meta: NodeMeta | null;
@@ -141,12 +177,12 @@ export class Persistence {
         if (isDiskError(error)) throw startFailure(`cannot read ${pathIn(dir, META_FILE)}`, source, error);
         throw new DataDirError((error as Error).message);
       }
-      if (meta !== null && config.id !== undefined && meta.id !== config.id) {
-        throw new DataDirError(`data folder ${dir} belongs to node ${meta.id}, but ${source} says "id": "${config.id}"; use that node's config, or another dataDir`);
+      if (meta !== null && options.id !== undefined && meta.id !== options.id) {
+        throw new DataDirError(`data folder ${dir} belongs to node ${meta.id}, but ${source} says "id": "${options.id}"; use that node's config, or another dataDir`);
       }
       let recovery;
       try {
-        ({ storage, recovery } = await Storage.open({ dir, fs, fsync: config.fsync, repair: options.repair ?? false }));
+        ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false }));
       } catch (error) {
         if (error instanceof CorruptionError) throw new DataDirError(`${error.message} (config ${source})`);
         if (error instanceof StorageFailure) throw startFailure(`cannot ${error.doing} in the data folder ${dir}`, source, error.cause);
@@ -154,13 +190,12 @@ export class Persistence {
       }
       const changes = recovery.entries.map(({ seq, ...entry }) => ({ entry, seq: seq ?? 0 }));
       const sequenced = changes.every((change) => change.seq > 0);
-      const durable = config.fsync === 'always' && !recovery.repaired;
-      const keepEpoch = durable && sequenced && meta?.epoch !== undefined;
-      const id = config.id ?? meta?.id ?? nanoid(12);
+      const { keepEpoch, keepsCursors } = epochRule({ fsyncAlways: options.fsync === 'always', repaired: recovery.repaired, sequenced, hadEpoch: meta?.epoch !== undefined });
+      const id = options.id ?? meta?.id ?? nanoid(12);
       const epoch = keepEpoch ? meta!.epoch! : nanoid(12);
-      const cursors = durable ? (meta?.cursors ?? {}) : {};
+      const cursors = keepsCursors ? (meta?.cursors ?? {}) : {};
       const next: NodeMeta = { id, peers: meta?.peers ?? [], epoch, cursors };
-      if (meta === null || meta.epoch !== epoch || !durable) {
+      if (meta === null || meta.epoch !== epoch || !keepsCursors) {
         try {
           await writeMeta(fs, dir, next);
         } catch (error) {
@@ -177,10 +212,9 @@ export class Persistence {
         cursors,
         notes: recovery.notes,
       };
-      return new Persistence(recovered, dir, storage, durable, release, next, fs);
+      return new Persistence(recovered, dir, storage, keepsCursors, release, next, fs, options.scheduler ?? realScheduler);
     } catch (error) {
       await storage?.close();
-      await release().catch(() => undefined);
       throw error;
     }
   }
@@ -256,16 +290,27 @@ export class Persistence {
     return this.updatePeers({ added: [address] });
   }
 
-  /** Records a moved cursor; written to node.json at most once per CURSOR_SAVE_INTERVAL_MS (a stale cursor is safe). */
-  recordCursor(peerId: string, cursor: Cursor): void {
+  /**
+   * Writes moved cursors to node.json soon (when to save them is the
+   * durability pipeline's choice: only once the entries they vouch for are
+   * durable). A failed write is kept and tried again (see #writeMetaSoon).
+   */
+  saveCursors(cursors: Readonly<Record<string, Cursor>>): void {
     if (!this.keepsCursors || this.#meta === null || this.#closing) return;
-    this.#meta = { ...this.#meta, cursors: { ...this.#meta.cursors, [peerId]: cursor } };
+    this.#meta = { ...this.#meta, cursors: { ...this.#meta.cursors, ...cursors } };
     this.#metaDirty = true;
-    this.#cursorTimer ??= setTimeout(() => {
-      this.#cursorTimer = null;
-      // A failure is kept dirty and tried again (see #writeMetaSoon).
-      this.#writeMetaSoon().catch(() => undefined);
-    }, CURSOR_SAVE_INTERVAL_MS);
+    this.#writeMetaSoon().catch(() => undefined);
+  }
+
+  /**
+   * Compacts the log if it is worth it (`Storage.shouldCompact`): a snapshot
+   * of `changes`, the node's whole store read now, which already holds every
+   * change whose append was called. Rejects with the failure of the
+   * compaction (the log is then kept as it is).
+   */
+  async compactIfWorth(liveEntries: () => number, changes: () => Iterable<Change>): Promise<void> {
+    if (this.storage === null || !this.storage.shouldCompact(liveEntries)) return;
+    await this.storage.compact(Array.from(changes(), ({ entry, seq }) => ({ ...entry, seq })));
   }
 
   /**
@@ -281,10 +326,8 @@ export class Persistence {
 
   async #close(): Promise<string[]> {
     const problems: string[] = [];
-    if (this.#cursorTimer) clearTimeout(this.#cursorTimer);
-    if (this.#metaRetryTimer) clearTimeout(this.#metaRetryTimer);
-    this.#cursorTimer = null;
-    this.#metaRetryTimer = null;
+    this.#cancelMetaRetry?.();
+    this.#cancelMetaRetry = null;
     try {
       try {
         await (this.#nextMetaWrite ?? this.#metaWrite)?.catch(() => undefined);
@@ -327,11 +370,10 @@ export class Persistence {
           if (this.#meta === meta) this.#metaDirty = false;
         } catch (error) {
           if (this.#closing === null) {
-            this.#metaRetryTimer ??= setTimeout(() => {
-              this.#metaRetryTimer = null;
+            this.#cancelMetaRetry ??= this.scheduler.after(META_RETRY_INTERVAL_MS, () => {
+              this.#cancelMetaRetry = null;
               if (this.#metaDirty && this.#closing === null) this.#writeMetaSoon().catch(() => undefined);
-            }, META_RETRY_INTERVAL_MS);
-            this.#metaRetryTimer.unref();
+            });
           }
           throw isDiskError(error) ? new StorageFailure(dir, `write ${META_FILE}`, error) : error;
         } finally {

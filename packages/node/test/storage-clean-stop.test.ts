@@ -64,7 +64,7 @@ describe('stopping after disk trouble', () => {
     const persistence = await Persistence.open(folder.config(), folder.source, { fs });
     fs.faults.failEvery = { kind: 'append', code: 'ENOSPC' };
     await rejection(persistence.append([change(1), change(2)]));
-    persistence.recordCursor('node-b', { epoch: 'e1', seq: 7 });
+    persistence.saveCursors({ 'node-b': { epoch: 'e1', seq: 7 } });
     fs.faults = {};
     expect(await persistence.close()).to.deep.equal([]);
     expect(await persistence.close()).to.deep.equal([]);

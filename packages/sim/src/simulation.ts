@@ -57,6 +57,7 @@
  *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
  */
 import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message, seededRandom } from '@bby/core';
+import { readyEffects } from '@bby/core/internal';
 import { classifyPeerError, type DirectionFaults, describeFaults, type LinkFaults } from './peer-errors.js';
 import { randomBytesFrom } from './seeded-bytes.js';
 
@@ -799,7 +800,7 @@ class Simulation {
   #drain(slot: Slot): void {
     const node = slot.node;
     if (node === null) return;
-    for (let effects = node.takeEffects(); effects.length > 0; effects = node.takeEffects()) {
+    for (let effects = readyEffects(node.takeReady()); effects.length > 0; effects = readyEffects(node.takeReady())) {
       // ws calls back once per send; one report per link and batch says the same (writes finish in order).
       const written = new Map<LinkId, number>();
       for (const effect of effects) {

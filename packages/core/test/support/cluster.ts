@@ -15,6 +15,7 @@
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
 import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, seededRandom, type Timing } from '../../src/index.js';
+import { readyEffects } from '../../src/internal.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1) (the core's `seededRandom`). */
 export const mulberry32 = seededRandom;
@@ -289,7 +290,7 @@ export class Cluster {
   /** Turns every node's pending effects into packets (or records them). */
   #collect(): void {
     for (const sim of this.#nodes.values()) {
-      for (const effect of sim.node.takeEffects()) this.#effect(sim.id, effect);
+      for (const effect of readyEffects(sim.node.takeReady())) this.#effect(sim.id, effect);
     }
   }
 
