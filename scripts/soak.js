@@ -21,11 +21,12 @@ const simulation = new URL(import.meta.resolve('@bby/sim'));
 if (!isMainThread) {
   const { runSeed, parseFaults } = await import(simulation.href);
   const faults = parseFaults(workerData.faults);
-  parentPort.on('message', (seeds) => {
-    const results = seeds.map((seed) => {
-      const { ok, failures, setup, counts, wallMs } = runSeed(seed, { faults });
-      return { seed, ok, failures, setup, counts, wallMs };
-    });
+  parentPort.on('message', async (seeds) => {
+    const results = [];
+    for (const seed of seeds) {
+      const { ok, failures, setup, counts, wallMs } = await runSeed(seed, { faults });
+      results.push({ seed, ok, failures, setup, counts, wallMs });
+    }
     parentPort.postMessage(results);
   });
 } else {

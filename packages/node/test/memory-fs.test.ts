@@ -35,14 +35,26 @@ describe('memory file system: seeded faults', () => {
     expect(fs.crash().peek('/d/f')!.toString()).to.equal('kept');
   });
 
-  it('a failed fsync: EIO, and the bytes it should have written never reach the disk, even after a later sync', async () => {
+  it('a failed fsync: EIO, nothing durable, and a later sync writes it all', async () => {
+    const fs = new MemoryFileSystem();
+    const file = await fileWith(fs, 'ok ', 'late');
+    fs.faults.random = { random: draws(0), syncFailure: 0.5 };
+    expect(await rejection(file.sync())).to.have.property('code', 'EIO');
+    expect(fs.struck.syncFailure).to.equal(1);
+    expect(fs.crash().peek('/d/f')!.toString()).to.equal('ok ');
+    fs.faults = {};
+    await file.sync();
+    expect(fs.crash().peek('/d/f')!.toString()).to.equal('ok late');
+  });
+
+  it('a failed fsync with loseWriteback (Linux): the bytes it should have written never reach the disk, even after a later sync', async () => {
     const fs = new MemoryFileSystem();
     const file = await fileWith(fs, 'ok ', 'lost');
-    fs.faults.random = { random: draws(0), syncFailure: 0.5 };
+    fs.faults.random = { random: draws(0), syncFailure: 0.5, loseWriteback: true };
     expect(await rejection(file.sync())).to.have.property('code', 'EIO');
     // Reads still see the page cache.
     expect(fs.peek('/d/f')!.toString()).to.equal('ok lost');
-    fs.faults.random = { random: draws(0.9), syncFailure: 0.5 };
+    fs.faults.random = { random: draws(0.9), syncFailure: 0.5, loseWriteback: true };
     await file.append(Buffer.from(' later'));
     await file.sync();
     expect(fs.crash().peek('/d/f')!.toString()).to.equal('ok \0\0\0\0 later');
@@ -51,7 +63,7 @@ describe('memory file system: seeded faults', () => {
   it('a failed fsync is healed by cutting the bytes off and writing them again (what Storage.retry does)', async () => {
     const fs = new MemoryFileSystem();
     const file = await fileWith(fs, 'ok ', 'lost');
-    fs.faults.random = { random: draws(0), syncFailure: 0.5 };
+    fs.faults.random = { random: draws(0), syncFailure: 0.5, loseWriteback: true };
     expect(await rejection(file.sync())).to.have.property('code', 'EIO');
     fs.faults = {};
     await file.truncate(3);
@@ -116,5 +128,9 @@ describe('memory file system: seeded faults', () => {
     expect(fs.operations).to.equal(1);
     await fs.list('/d');
     expect(waited).to.deep.equal(['mkdir', 'list']);
+    // No promise: no wait.
+    fs.wait = () => undefined;
+    await fs.list('/d');
+    expect(fs.operations).to.equal(3);
   });
 });

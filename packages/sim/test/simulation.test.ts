@@ -91,12 +91,12 @@ function report(result: SimResult): string {
 }
 
 /** Runs seeds, prints a summary line, and fails with every failing seed's report. */
-function runSeeds(seeds: readonly number[], title: string, options: SimOptions = {}): void {
+async function runSeeds(seeds: readonly number[], title: string, options: SimOptions = {}): Promise<void> {
   const started = performance.now();
   const totals = zeroCounts();
   const failed: SimResult[] = [];
   for (const seed of seeds) {
-    const result = runSeed(seed, { ...options, faults });
+    const result = await runSeed(seed, { ...options, faults });
     addCounts(totals, result.counts);
     if (!result.ok) failed.push(result);
   }
@@ -116,9 +116,9 @@ function indent(text: string, prefix: string): string {
 if (onlySeed !== null) {
   describe(`simulation: replay of SEED=${onlySeed}`, function () {
     this.timeout(0);
-    it(`seed ${onlySeed}`, () => {
+    it(`seed ${onlySeed}`, async () => {
       const level = env.SIM_TRACE === undefined ? 1 : (Number(env.SIM_TRACE) as NonNullable<SimOptions['trace']>);
-      const result = runSeed(onlySeed, { faults, trace: level });
+      const result = await runSeed(onlySeed, { faults, trace: level });
       console.log(result.trace.join('\n'));
       console.log(`${formatCounts(result.counts)}\nwall time ${result.wallMs.toFixed(0)} ms, fingerprint ${result.fingerprint}`);
       if (!result.ok) expect.fail(report(result));
@@ -126,32 +126,37 @@ if (onlySeed !== null) {
   });
 } else {
   describe('simulation harness', () => {
-    it('is deterministic: the same seed gives the same run, another seed another one', () => {
-      const a = runSeed(7, { trace: 2 });
-      const b = runSeed(7, { trace: 2 });
+    it('is deterministic: the same seed gives the same run, another seed another one', async () => {
+      const a = await runSeed(7, { trace: 2 });
+      const b = await runSeed(7, { trace: 2 });
       expect(b.trace).to.deep.equal(a.trace);
       expect(b.fingerprint).to.equal(a.fingerprint);
       expect(b.counts).to.deep.equal(a.counts);
-      expect(runSeed(8).fingerprint).to.not.equal(a.fingerprint);
+      expect((await runSeed(8)).fingerprint).to.not.equal(a.fingerprint);
     });
 
-    it('with every fault off, writes reach every node by forwarding alone, well before an anti-entropy period', () => {
-      const off = { loss: 0, duplication: 0, reorder: false, partitionEveryMs: 0, crashEveryMs: 0, resetEveryMs: 0, pauseEveryMs: 0, clockSkewMs: 0 };
+    it('with every fault off, writes reach every node by forwarding alone, well before an anti-entropy period', async () => {
+      const off = { loss: 0, duplication: 0, reorder: false, partitionEveryMs: 0, crashEveryMs: 0, resetEveryMs: 0, pauseEveryMs: 0, clockSkewMs: 0, syncFailure: 0, readBitFlip: 0, diskFullEveryMs: 0 };
       for (let seed = 1; seed <= 10; seed++) {
-        const result = runSeed(seed, { faults: off, faultPhaseMs: 5_000 });
+        const result = await runSeed(seed, { faults: off, faultPhaseMs: 5_000 });
         expect(result.failures, `seed ${seed}`).to.deep.equal([]);
         // The last writes need a few hops of at most ~230 ms each; anti-entropy would take 10 s.
         expect(result.convergedAfterMs, `seed ${seed}`).to.be.at.most(3_000);
-        expect(result.counts).to.include({ dropped: 0, duplicated: 0, reordered: 0, partitions: 0, crashesWithState: 0, crashesWithoutState: 0 });
+        expect(result.counts).to.include({ dropped: 0, duplicated: 0, reordered: 0, partitions: 0, crashesWithState: 0, crashesWithoutState: 0, syncFailures: 0, diskFulls: 0, storageFailures: 0 });
+        // Every write is acknowledged: the disk never fails, no node crashes.
+        expect(result.counts.acked + result.counts.refused, `seed ${seed}`).to.equal(result.counts.writes);
         // Nodes running the same code never refuse each other's frames on a healthy link (peer-errors.ts).
         expect(result.counts.protocolErrors, `seed ${seed}`).to.equal(0);
       }
     });
 
-    it('injects every kind of fault over a few seeds', () => {
+    it('injects every kind of fault over a few seeds', async () => {
       const totals = zeroCounts();
-      for (let seed = 1; seed <= 40; seed++) addCounts(totals, runSeed(seed, { faultPhaseMs: 10_000 }).counts);
-      for (const kind of ['dropped', 'duplicated', 'reordered', 'lostInFlight', 'refusedDials', 'timedOutDials', 'partitions', 'silentPartitions', 'pauses', 'linkResets', 'crashesWithState', 'crashesWithoutState', 'newIds', 'addPeers'] as const) {
+      for (let seed = 1; seed <= 40; seed++) addCounts(totals, (await runSeed(seed, { faultPhaseMs: 10_000 })).counts);
+      for (const kind of [
+        'dropped', 'duplicated', 'reordered', 'lostInFlight', 'refusedDials', 'timedOutDials', 'partitions', 'silentPartitions', 'pauses', 'linkResets', 'crashesWithState', 'crashesWithoutState', 'newIds', 'addPeers',
+        'syncFailures', 'readBitFlips', 'diskFulls', 'storageFailures', 'failedStarts',
+      ] as const) {
         expect(totals[kind], kind).to.be.above(0);
       }
     });
@@ -189,17 +194,17 @@ if (onlySeed !== null) {
     const regression = new Set(REGRESSION_SEEDS);
     const range = Array.from({ length: seedCount }, (_, i) => i + 1).filter((seed) => !regression.has(seed));
 
-    it(`regression seeds (${REGRESSION_SEEDS.length})`, () => {
-      runSeeds(REGRESSION_SEEDS, 'regression seeds');
+    it(`regression seeds (${REGRESSION_SEEDS.length})`, async () => {
+      await runSeeds(REGRESSION_SEEDS, 'regression seeds');
     });
 
-    it(`seeds 1..${seedCount}${range.length < seedCount ? ' but the regression seeds' : ''}`, () => {
-      runSeeds(range, `seeds 1..${seedCount}`);
+    it(`seeds 1..${seedCount}${range.length < seedCount ? ' but the regression seeds' : ''}`, async () => {
+      await runSeeds(range, `seeds 1..${seedCount}`);
     });
 
     // About 5 entries per message: every catch-up spans many batches and goes through flow control.
-    it(`seeds 1..${SMALL_BATCH_SEEDS} with small batches (${SMALL_BATCH_LENGTH} characters)`, () => {
-      runSeeds(Array.from({ length: SMALL_BATCH_SEEDS }, (_, i) => i + 1), 'small batches', { batchLength: SMALL_BATCH_LENGTH });
+    it(`seeds 1..${SMALL_BATCH_SEEDS} with small batches (${SMALL_BATCH_LENGTH} characters)`, async () => {
+      await runSeeds(Array.from({ length: SMALL_BATCH_SEEDS }, (_, i) => i + 1), 'small batches', { batchLength: SMALL_BATCH_LENGTH });
     });
   });
 }

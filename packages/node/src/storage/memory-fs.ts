@@ -33,11 +33,12 @@
  *   probability `syncFailure`, and a `read` returns the file with one bit
  *   flipped with probability `readBitFlip` (a bad read: the bytes stored stay
  *   intact, and the next read may be right).
- * A failed sync is what Linux does after a writeback error: the bytes the
- * sync should have made durable stay in the page cache (reads see them) but
- * are marked clean, so a later successful sync does not write them: after a
- * crash they read as zeros, unless they were cut off (truncate) and written
- * again.
+ * A failed sync makes nothing durable; a later successful sync writes what
+ * it had to. With `random.loseWriteback` it is what Linux does after a
+ * writeback error instead: the bytes the sync should have made durable stay
+ * in the page cache (reads see them) but are marked clean, so no later sync
+ * writes them: after a crash they read as zeros, unless they were cut off
+ * (truncate) and written again.
  * `crash({ tearLastAppend: k })` also keeps the first k bytes of the most
  * recent append if that append was not synced (a write that reached the disk
  * partly); `crash({ tornWrites: random })` keeps, of every file whose
@@ -48,8 +49,9 @@
  * counts them per kind. `onOperation`, if set, is called at the start of
  * every operation (after counting, before faults), e.g. to start concurrent
  * work at every step; it must not call the file system synchronously.
- * `wait`, if set, is awaited before every operation: the simulator makes
- * operations take simulated time with it.
+ * `wait`, if set, is called before every operation, and the operation waits
+ * for the promise it returns, if any: the simulator makes operations take
+ * simulated time with it. `struck` counts the seeded faults that struck.
  */
 import { posix } from 'node:path';
 import type { AppendFile, FileSystem } from './file-system.js';
@@ -79,6 +81,8 @@ export interface RandomFaults {
   readonly syncFailure?: number;
   /** Probability that a `read` returns the file with one bit flipped. */
   readonly readBitFlip?: number;
+  /** A failed sync marks its bytes clean without writing them, as Linux does (see the file header). */
+  readonly loseWriteback?: boolean;
 }
 
 /** Options of `crash()`: which unsynced bytes reached the disk anyway. */
@@ -112,15 +116,18 @@ export class MemoryFileSystem implements FileSystem {
   operations = 0;
   readonly counts: Record<OpKind, number> = { mkdir: 0, list: 0, read: 0, openAppend: 0, rename: 0, remove: 0, syncDir: 0, append: 0, sync: 0, truncate: 0, close: 0 };
   onOperation: ((kind: OpKind, operation: number) => void) | null = null;
-  /** Awaited before every operation (simulated time); null: none. */
-  wait: ((kind: OpKind) => Promise<void>) | null = null;
+  /** Called before every operation, which then waits for the promise returned, if any (simulated time); null: none. */
+  wait: ((kind: OpKind) => Promise<void> | undefined) | null = null;
+  /** Seeded faults that struck, by kind. */
+  readonly struck = { syncFailure: 0, readBitFlip: 0 };
   /** True once the crash point was hit. */
   crashed = false;
   #lastAppend: { inode: Inode; offset: number; length: number } | null = null;
 
   /** Waits (`wait`), then counts an operation and applies the faults; called first by every operation. */
   async #enter(kind: OpKind, what: string): Promise<void> {
-    if (this.wait !== null) await this.wait(kind);
+    const waiting = this.wait?.(kind);
+    if (waiting !== undefined) await waiting;
     this.#step(kind, what);
   }
 
@@ -176,6 +183,7 @@ export class MemoryFileSystem implements FileSystem {
     if (!inode) return null;
     const bytes = Buffer.from(inode.current);
     if (bytes.length > 0 && this.#strikes(this.faults.random?.readBitFlip)) {
+      this.struck.readBitFlip++;
       const bit = Math.floor(this.faults.random!.random() * bytes.length * 8);
       bytes[bit >> 3]! ^= 1 << (bit & 7);
     }
@@ -208,6 +216,8 @@ export class MemoryFileSystem implements FileSystem {
       sync: async () => {
         await live('sync');
         if (this.#strikes(this.faults.random?.syncFailure)) {
+          this.struck.syncFailure++;
+          if (this.faults.random?.loseWriteback !== true) throw fault('EIO', `sync ${path}`);
           // Linux after a writeback error: the pages are marked clean, so no later sync writes them.
           const from = Math.min(target.synced.length, target.lostWriteback?.from ?? Infinity);
           target.lostWriteback = { from, to: Math.max(target.current.length, target.lostWriteback?.to ?? 0) };
