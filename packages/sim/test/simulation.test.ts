@@ -161,6 +161,31 @@ if (onlySeed !== null) {
       }
     });
 
+    // The checker of the checker: with a durability rule broken on purpose, the run must fail. The
+    // simulation before @bby/sim ran a model of the disk that took emitted persists as durable, so
+    // no seed of it could catch this: here the pipeline and the storage are bby-node's own.
+    describe('a durability rule broken on purpose (replies before the disk says durable)', () => {
+      // Frequent crashes, slow fsyncs and no lost disks: an acknowledged write whose only copy was not durable is lost.
+      const crashy = { syncMs: 20, crashEveryMs: 1_000, diskLoss: 0 };
+      const seeds = Array.from({ length: 10 }, (_, i) => i + 1);
+
+      it('fails seeds, with acknowledged writes lost', async () => {
+        const failed: number[] = [];
+        for (const seed of seeds) {
+          const result = await runSeed(seed, { faults: crashy, unsafeReleaseBeforeDurable: true });
+          if (result.failures.some((f) => /acknowledged write copies missing or overwritten/.test(f))) failed.push(seed);
+        }
+        expect(failed, 'seeds whose checks caught a lost acknowledged write').to.not.be.empty;
+      });
+
+      it('and the same seeds pass with the rule kept', async () => {
+        for (const seed of seeds) {
+          const result = await runSeed(seed, { faults: crashy });
+          expect(result.failures, `seed ${seed}`).to.deep.equal([]);
+        }
+      });
+    });
+
     describe('the final check', () => {
       const entry = (key: string, value: string, origin: string, at: number) => ({ key, value, origin, timestamp: START_MS + at });
       const x1 = entry('x', '1', 'a', 10);
