@@ -384,7 +384,6 @@ interface Slot {
   durable: Map<string, Entry>;
   /** Per key, the latest entry this incarnation asked to persist (to check that a key only moves to older entries). */
   persisted: Map<string, Entry>;
-
   /** Links this instance has (or is dialing). */
   readonly conns: Set<Conn>;
   /** The link a simulated client uses for add-peer requests. */
@@ -451,8 +450,6 @@ interface AckedWrite {
 
 /** A client write waiting for its batch to be released (then it is acknowledged). */
 interface PendingWrite {
-  readonly slot: Slot;
-  readonly incarnation: number;
   readonly key: string;
   readonly entry: Entry;
   readonly atMs: number;
@@ -1472,7 +1469,7 @@ class Simulation {
         // Acknowledged when this batch is released, where bby-node sends the reply (after every earlier batch, and its own changes, are durable).
         const taken = node.takeReady();
         const batch = isEmptyReady(taken) ? { ...EMPTY_READY } : taken;
-        this.#pendingWrites.set(batch, { slot, incarnation: slot.incarnation, key, entry, atMs: this.#now });
+        this.#pendingWrites.set(batch, { key, entry, atMs: this.#now });
         this.#submit(slot, batch);
       } else {
         this.#counts.refused++;

@@ -2,7 +2,8 @@
  * Deterministic simulation of the mesh under faults (issue 4): see
  * src/simulation.ts for the model. Each seed runs a fault phase (writes,
  * lost / duplicated / reordered frames, partitions, link resets, pauses,
- * crashes with and without their disk) and a liveness phase (faults stop,
+ * crashes with and without their disk, failed fsyncs, full disks, bits
+ * flipped on read, torn writes) and a liveness phase (faults stop,
  * everything restarts); then every node must hold the identical store and
  * every acknowledged write (or an older write of its key) must be on every node,
  * and every `error` frame between nodes must be of a class that a fault of the
