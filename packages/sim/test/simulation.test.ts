@@ -65,6 +65,13 @@ const REGRESSION_SEEDS: readonly number[] = [
   1660331408, 1979644645, 2021605632, 2182616176, 2280794087, 2308412292, 2709012823, 2785088101, 3150512246,
   3283048180, 3419985924, 3450489034, 3499399206, 3636224674, 3793923680, 3795252667, 3873896939, 4026456173,
   4100758345, 4127698946, 4133336598, 4251272477,
+  //
+  // (C) Found 2026-12-07 by a soak of @bby/sim, the first to run bby-node's own storage: a start
+  // whose fsync failed in createLog left log-00000000.bby with a name that was not durable; the
+  // next start reused that log without syncing its folder, so a crash later lost every write it
+  // had acknowledged. Fixed in packages/node/src/storage/engine.ts (Storage.open makes a reused
+  // log and its name durable); storage-start-after-failed-start.test.ts tests it alone.
+  1488793337,
 ];
 
 /** Seeds run by default (1..N). */
