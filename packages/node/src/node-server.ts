@@ -9,7 +9,6 @@
 import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, carryOut, CLOSE_CODES, type CloseEffect, createNode, formatAddress, isEmptyReady, type LinkId, MAX_MESSAGE_BYTES, type NodeConfig, type PauseEffect, printable, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect, type Timing } from '@bby/core';
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage } from 'node:http';
-import { type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { describeSocketError } from './describe-error.js';
@@ -115,6 +114,8 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
 
 class Adapter implements RouteSource {
   readonly #sockets = new Map<LinkId, WebSocket>();
+  /** The byte stream under each link's WebSocket (a net.Socket, or a TLS one), as ws hands it over: corked around bursts (#cork). */
+  readonly #streams = new Map<LinkId, Duplex>();
   readonly metrics: NodeMetrics;
   readonly durable: boolean;
   /** Request frames handed to the core since the last flush: their latency ends when that flush's batch is carried out. */
@@ -128,7 +129,7 @@ class Adapter implements RouteSource {
   #paused = false;
   /** Links the core asked not to read (clients over their outbound budget), whatever the backlog. */
   readonly #pausedLinks = new Set<LinkId>();
-  readonly #corked = new Set<Socket>();
+  readonly #corked = new Set<Duplex>();
   #flushScheduled = false;
   /** Bytes written out per link, reported to the core together after the next poll of the sockets (#written). */
   readonly #writtenBytes = new Map<LinkId, number>();
@@ -264,7 +265,7 @@ class Adapter implements RouteSource {
     sends.forEach((send, index) => {
       const socket = this.#sockets.get(send.link);
       if (socket?.readyState !== WebSocket.OPEN) return;
-      if (burst.has(send.link)) this.#cork(socket);
+      if (burst.has(send.link)) this.#cork(send.link);
       const report = written.get(send.link)!;
       if (report.lastIndex === index) socket.send(send.text, () => this.#written(send.link, report.bytes));
       else socket.send(send.text);
@@ -313,11 +314,11 @@ class Adapter implements RouteSource {
    * that many small frames leave in one system call instead of one each
    * (the profile showed a writev per frame as the largest cost under load).
    */
-  #cork(socket: WebSocket): void {
-    const raw = (socket as unknown as { _socket?: Socket })._socket;
-    if (raw === undefined || this.#corked.has(raw)) return;
-    raw.cork();
-    this.#corked.add(raw);
+  #cork(link: LinkId): void {
+    const stream = this.#streams.get(link);
+    if (stream === undefined || this.#corked.has(stream)) return;
+    stream.cork();
+    this.#corked.add(stream);
     if (this.#corked.size === 1) {
       process.nextTick(() => {
         for (const corked of this.#corked) corked.uncork();
@@ -363,7 +364,10 @@ class Adapter implements RouteSource {
     this.#wss.handleUpgrade(request, socket, head, (websocket) => {
       this.#inbound++;
       websocket.once('close', () => this.#inbound--);
-      this.#wire(this.core.accept(request.socket.remoteAddress), websocket);
+      const link = this.core.accept(request.socket.remoteAddress);
+      // The socket of the upgrade is the one ws writes to.
+      this.#streams.set(link, socket);
+      this.#wire(link, websocket);
       this.flush();
     });
   }
@@ -375,6 +379,8 @@ class Adapter implements RouteSource {
       this.core.opened(link);
       this.flush();
     });
+    // The socket of the upgrade response is the one ws writes to; it comes before 'open', so before any send.
+    socket.once('upgrade', (response) => this.#streams.set(link, response.socket));
     this.#wire(link, socket);
   }
 
@@ -396,6 +402,7 @@ class Adapter implements RouteSource {
     });
     socket.on('close', (code, reason) => {
       this.#sockets.delete(link);
+      this.#streams.delete(link);
       this.#pausedLinks.delete(link);
       this.core.closed(link, failure ?? closeReason(code, reason.toString()));
       this.flush();

@@ -40,6 +40,9 @@ export class DataDirError extends Error {
   }
 }
 
+/** Characters of a node id or epoch made at start (nanoid's 64-letter alphabet: 72 random bits). */
+const ID_LENGTH = 12;
+
 /** How long after a failed node.json write the next attempt is made, in milliseconds (a full disk is not freed in less). */
 export const META_RETRY_INTERVAL_MS = 5_000;
 
@@ -71,7 +74,9 @@ export interface RecoverOptions {
   readonly repair?: boolean | undefined;
   /** What errors name as the config (its path). */
   readonly source: string;
-  /** Runs the retries of failed node.json writes; `realScheduler` by default. */
+  /** Makes a new node id or change-feed epoch; 12 random characters (nanoid) by default, a seeded source in a simulator. */
+  readonly newId?: (() => string) | undefined;
+  /** Runs every timer of the disk side (node.json retries, the storage's background fsync, the DiskPipeline's); `realScheduler` by default. */
   readonly scheduler?: Scheduler | undefined;
 }
 
@@ -126,7 +131,7 @@ export class Persistence {
     const fs = options.fs ?? nodeFileSystem;
     const scheduler = options.scheduler ?? realScheduler;
     if (config.dataDir === undefined) {
-      const recovered: Recovered = { id: config.id ?? nanoid(12), epoch: nanoid(12), addedPeers: [], changes: [], cursors: {}, notes: [] };
+      const recovered: Recovered = { id: config.id ?? nanoid(ID_LENGTH), epoch: nanoid(ID_LENGTH), addedPeers: [], changes: [], cursors: {}, notes: [] };
       return new Persistence(recovered, null, null, false, async () => undefined, null, fs, scheduler);
     }
     const dir = resolve(dirname(source), config.dataDir);
@@ -157,17 +162,23 @@ export class Persistence {
   }
 
   /**
-   * Loads a data folder from `options.fs` without the checks of the path
-   * and the LOCK that `open` makes on the real disk: for a simulator that
-   * runs the node over its own in-memory file system. Throws DataDirError
-   * as `open` does.
+   * Creates (if needed) and loads a data folder in `options.fs` without the
+   * checks of the path and the LOCK that `open` makes on the real disk: for
+   * a simulator that runs the node over its own in-memory file system.
+   * Throws DataDirError as `open` does.
    */
-  static recover(options: RecoverOptions): Promise<Persistence> {
+  static async recover(options: RecoverOptions): Promise<Persistence> {
+    try {
+      await options.fs.mkdir(options.dir);
+    } catch (error) {
+      throw startFailure(`cannot create the data folder ${options.dir}`, options.source, error);
+    }
     return Persistence.#load(options, async () => undefined);
   }
 
   static async #load(options: RecoverOptions, release: () => Promise<void>): Promise<Persistence> {
     const { dir, fs, source } = options;
+    const scheduler = options.scheduler ?? realScheduler;
     let storage: Storage | null = null;
     try {
       let meta: NodeMeta | null;
@@ -182,7 +193,7 @@ export class Persistence {
       }
       let recovery;
       try {
-        ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false }));
+        ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false, scheduler }));
       } catch (error) {
         if (error instanceof CorruptionError) throw new DataDirError(`${error.message} (config ${source})`);
         if (error instanceof StorageFailure) throw startFailure(`cannot ${error.doing} in the data folder ${dir}`, source, error.cause);
@@ -191,8 +202,9 @@ export class Persistence {
       const changes = recovery.entries.map(({ seq, ...entry }) => ({ entry, seq: seq ?? 0 }));
       const sequenced = changes.every((change) => change.seq > 0);
       const { keepEpoch, keepsCursors } = epochRule({ fsyncAlways: options.fsync === 'always', repaired: recovery.repaired, sequenced, hadEpoch: meta?.epoch !== undefined });
-      const id = options.id ?? meta?.id ?? nanoid(12);
-      const epoch = keepEpoch ? meta!.epoch! : nanoid(12);
+      const newId = options.newId ?? (() => nanoid(ID_LENGTH));
+      const id = options.id ?? meta?.id ?? newId();
+      const epoch = keepEpoch ? meta!.epoch! : newId();
       const cursors = keepsCursors ? (meta?.cursors ?? {}) : {};
       const next: NodeMeta = { id, peers: meta?.peers ?? [], epoch, cursors };
       if (meta === null || meta.epoch !== epoch || !keepsCursors) {
@@ -212,7 +224,7 @@ export class Persistence {
         cursors,
         notes: recovery.notes,
       };
-      return new Persistence(recovered, dir, storage, keepsCursors, release, next, fs, options.scheduler ?? realScheduler);
+      return new Persistence(recovered, dir, storage, keepsCursors, release, next, fs, scheduler);
     } catch (error) {
       await storage?.close();
       throw error;

@@ -3,7 +3,7 @@
  * fails under it.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { createConnection, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -225,5 +225,46 @@ describe('bby-node adapter: maxConnections', function () {
     expect(status).to.equal(503);
     first.socket.close();
     second.socket.close();
+  });
+});
+
+describe('bby-node adapter: corking', function () {
+  this.timeout(20_000);
+  const nodes: RunningNode[] = [];
+  type Writev = (this: Socket, chunks: unknown[], callback: (error?: Error | null) => void) => void;
+  const writev = (Socket.prototype as unknown as { _writev: Writev })._writev;
+  /** Each vectored write: the two ends' ports and how many chunks it carried (ws writes a frame as two: header and payload). */
+  const writes: { localPort: number | undefined; remotePort: number | undefined; chunks: number }[] = [];
+  beforeEach(() => {
+    (Socket.prototype as unknown as { _writev: Writev })._writev = function (chunks, callback) {
+      writes.push({ localPort: this.localPort, remotePort: this.remotePort, chunks: chunks.length });
+      writev.call(this, chunks, callback);
+    };
+  });
+  afterEach(async () => {
+    (Socket.prototype as unknown as { _writev: Writev })._writev = writev;
+    writes.length = 0;
+    await Promise.all(nodes.splice(0).map((node) => node.close().catch(() => undefined)));
+  });
+
+  it('corks the socket ws writes to, of an accepted link and of a dialed one: a burst of frames leaves in one write', async () => {
+    const quiet = () => undefined;
+    const holderPort = await freePort();
+    nodes.push(await startNode(parseConfig(JSON.stringify({ port: holderPort, id: 'holder' }), 'holder.json'), { source: 'holder.json', log: quiet }));
+    const joinerPort = await freePort();
+    const joiner = await startNode(parseConfig(JSON.stringify({ port: joinerPort, id: 'joiner', peers: [`127.0.0.1:${holderPort}`] }), 'joiner.json'), { source: 'joiner.json', log: quiet });
+    nodes.push(joiner);
+    await waitFor(() => joiner.core.status().peers.some((peer) => peer.state === 'connected'), 'the joiner to connect', 10_000);
+    // Five requests leave the client in one write, so that the holder reads them at once and answers in one batch.
+    const client = await connect(holderPort);
+    const raw = (client.socket as unknown as { _socket: Socket })._socket;
+    raw.cork();
+    const answers = Promise.all([1, 2, 3, 4, 5].map((i) => client.ask({ type: 'get', key: `k${i}` })));
+    process.nextTick(() => raw.uncork());
+    expect(await answers).to.have.length(5);
+    client.socket.close();
+    const severalFrames = (ends: { chunks: number }) => ends.chunks > 2;
+    expect(writes.some((ends) => ends.localPort === holderPort && severalFrames(ends)), 'an accepted link wrote several frames at once').to.equal(true);
+    expect(writes.some((ends) => ends.remotePort === holderPort && ends.localPort !== raw.localPort && severalFrames(ends)), 'the dialed link wrote several frames at once').to.equal(true);
   });
 });

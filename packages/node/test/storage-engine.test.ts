@@ -4,12 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { type Entry } from '@bby/core';
-import { CorruptionError, Storage, StorageFailure, type StorageOptions } from '../src/storage/engine.js';
+import { BACKGROUND_SYNC_INTERVAL_MS, CorruptionError, Storage, StorageFailure, type StorageOptions } from '../src/storage/engine.js';
 import { LOCK_FILE, LockedError, lockDataDir } from '../src/storage/lock.js';
 import { META_FILE, type NodeMeta, readMeta, writeMeta } from '../src/storage/meta.js';
 import { encodeRecord, LOG_MAGIC, RECORD_HEADER_BYTES, SNAPSHOT_MAGIC } from '../src/storage/record.js';
+import { ManualScheduler } from './support/manual-scheduler.js';
 import { Crash, MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { rejection } from './support/rejection.js';
+import { waitFor } from './support/wait.js';
 
 const DIR = '/data';
 const LOG0 = `${DIR}/log-00000000.bby`;
@@ -172,6 +174,21 @@ describe('storage engine', () => {
       expect(fs.counts.sync).to.equal(syncsBefore + 1);
       expect(await recovered(fs.crash())).to.deep.equal(range(0, 20));
     });
+  });
+
+  it('with fsync "everysec", the background fsync runs on the scheduler it is given', async () => {
+    const fs = new MemoryFileSystem();
+    const scheduler = new ManualScheduler();
+    const { storage } = await open(fs, { fsync: 'everysec', scheduler });
+    expect(scheduler.pending, 'the next background fsync waits on the given scheduler').to.equal(1);
+    await storage.append([entry(1)]);
+    expect(await recovered(fs.crash()), 'not synced before its time').to.deep.equal([]);
+    const syncsBefore = fs.counts.sync;
+    scheduler.advance(BACKGROUND_SYNC_INTERVAL_MS);
+    await waitFor(() => fs.counts.sync > syncsBefore, 'the background fsync');
+    expect(await recovered(fs.crash())).to.deep.equal([entry(1)]);
+    await storage.close();
+    expect(scheduler.pending, 'close cancels the next one').to.equal(0);
   });
 
   describe('write failures', () => {

@@ -19,6 +19,7 @@
 import { type FsyncPolicy } from '@bby/core';
 import { describeDiskError, isDiskError } from './disk-error.js';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
+import { realScheduler, type Scheduler } from '../scheduler.js';
 import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC, type StoredEntry } from './record.js';
 
 /** The log is compacted once it is larger than this and than the live data. */
@@ -34,7 +35,12 @@ export interface StorageOptions {
   /** Compaction threshold, in bytes of log; default COMPACT_MIN_BYTES. */
   readonly compactMinBytes?: number;
   readonly log?: (level: 'info' | 'warn', message: string) => void;
+  /** Runs the background fsync of "everysec"; `realScheduler` by default (a simulator passes its own clock's). */
+  readonly scheduler?: Scheduler;
 }
+
+/** How often "everysec" syncs what was appended, in milliseconds. */
+export const BACKGROUND_SYNC_INTERVAL_MS = 1_000;
 
 /** The folder holds damaged data; the message names the file, the offset and the way out. */
 export class CorruptionError extends Error {
@@ -145,10 +151,12 @@ export class Storage {
   /** A half-made log left by a failed switch that could not be removed: it must go before the current log grows again. */
   #strayLog: string | null = null;
   readonly #listeners = new Set<(failure: StorageFailure | null) => void>();
-  #timer: NodeJS.Timeout | null = null;
+  readonly #scheduler: Scheduler;
+  /** Cancels the next background fsync ("everysec"), while one is scheduled. */
+  #cancelBackgroundSync: (() => void) | null = null;
   #closing: Promise<string[]> | null = null;
 
-  private constructor(dir: string, fs: FileSystem, fsync: FsyncPolicy, compactMinBytes: number, log: AppendFile, generation: number, logBytes: number, snapshotBytes: number) {
+  private constructor(dir: string, fs: FileSystem, fsync: FsyncPolicy, compactMinBytes: number, log: AppendFile, generation: number, logBytes: number, snapshotBytes: number, scheduler: Scheduler) {
     this.#dir = dir;
     this.#fs = fs;
     this.#fsync = fsync;
@@ -157,10 +165,17 @@ export class Storage {
     this.#generation = generation;
     this.#logBytes = logBytes;
     this.#snapshotBytes = snapshotBytes;
-    if (fsync === 'everysec') {
-      this.#timer = setInterval(() => this.#syncInBackground(), 1000);
-      this.#timer.unref();
-    }
+    this.#scheduler = scheduler;
+    if (fsync === 'everysec') this.#scheduleBackgroundSync();
+  }
+
+  /** Syncs in the background every BACKGROUND_SYNC_INTERVAL_MS, until close. */
+  #scheduleBackgroundSync(): void {
+    this.#cancelBackgroundSync = this.#scheduler.after(BACKGROUND_SYNC_INTERVAL_MS, () => {
+      if (this.#closing !== null) return;
+      this.#scheduleBackgroundSync();
+      this.#syncInBackground();
+    });
   }
 
   /**
@@ -278,7 +293,7 @@ export class Storage {
         throw error;
       }
     }
-    const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes);
+    const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes, options.scheduler ?? realScheduler);
     return { storage, recovery: { entries, notes, repaired: damaged } };
   }
 
@@ -421,7 +436,8 @@ export class Storage {
   }
 
   async #close(): Promise<string[]> {
-    if (this.#timer) clearInterval(this.#timer);
+    this.#cancelBackgroundSync?.();
+    this.#cancelBackgroundSync = null;
     const problems: string[] = [];
     while (this.#flushing || this.#backgroundSync) await (this.#flushing ?? this.#backgroundSync);
     if (this.#failure) {
