@@ -4,4 +4,3 @@
  * release may change it.
  */
 export { Crash, MemoryFileSystem, type CrashOptions, type FaultCode, type Faults, type OpKind, type RandomFaults } from './storage/memory-fs.js';
-export { META_FILE, readMeta, writeMeta, type NodeMeta } from './storage/meta.js';

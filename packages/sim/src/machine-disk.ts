@@ -5,7 +5,7 @@
  * system says survives (synced bytes of durable names, and with torn writes
  * a drawn prefix of the rest); a lost disk is a fresh, empty one.
  */
-import { MemoryFileSystem, META_FILE, writeMeta } from '@bby/node/internal';
+import { MemoryFileSystem } from '@bby/node/internal';
 
 /** The data folder of every simulated node, inside its machine's file system. */
 export const DATA_DIR = '/data';
@@ -49,22 +49,6 @@ export class MachineDisk {
   /** Seeded faults that struck on this machine's disks so far. */
   get struck(): { readonly syncFailure: number; readonly readBitFlip: number } {
     return { syncFailure: this.#struckBefore.syncFailure + this.#fs.struck.syncFailure, readBitFlip: this.#struckBefore.readBitFlip + this.#fs.struck.readBitFlip };
-  }
-
-  /** Whether the data folder has no node.json yet (a new machine, or a replaced disk). */
-  get blank(): boolean {
-    return this.#fs.peek(`${DATA_DIR}/${META_FILE}`) === null;
-  }
-
-  /**
-   * Writes the node.json that a blank disk starts with: its id and an epoch
-   * drawn from the seed. bby-node would draw the epoch from `crypto` at its
-   * first start; written beforehand, the run stays a function of the seed.
-   */
-  async provision(id: string, epoch: string): Promise<void> {
-    // Errors as bby-node's first write of node.json would meet them (the start fails, and is tried again).
-    await this.#fs.mkdir(DATA_DIR);
-    await writeMeta(this.#fs, DATA_DIR, { id, peers: [], epoch });
   }
 
   /** The machine crashed: the disk keeps what survives (`keep`), or is replaced by an empty one. The old file system fails every later operation. */

@@ -859,16 +859,16 @@ class Simulation {
 
   /** Recovers the data folder as bby-node does, then starts the node on it; a start that fails is tried again later. */
   async #start(slot: Slot, incarnation: number, drawn: { restart: boolean; skew: number; random: () => number; epoch: string; randomBytes: ((size: number) => Uint8Array) | undefined }): Promise<void> {
-    const disk = slot.disk;
-    const fs = disk.fs;
     let persistence: Persistence;
     try {
-      if (disk.blank) await disk.provision(slot.id, drawn.epoch);
-      persistence = await Persistence.recover({ dir: DATA_DIR, fs, fsync: 'always', id: slot.id, source: `${slot.id}'s config`, scheduler: this.#scheduler(slot, incarnation) });
+      // A new epoch (a blank disk, or one the epoch rule does not keep) is the seed's, not nanoid's.
+      persistence = await Persistence.recover({
+        dir: DATA_DIR, fs: slot.disk.fs, fsync: 'always', id: slot.id, source: `${slot.id}'s config`, scheduler: this.#scheduler(slot, incarnation), newId: () => drawn.epoch,
+      });
     } catch (error) {
-      if (!(error instanceof DataDirError) && typeof (error as NodeJS.ErrnoException).code !== 'string') throw error;
+      if (!(error instanceof DataDirError)) throw error;
       this.#counts.failedStarts++;
-      this.#log(1, `${slot.id} cannot start: ${(error as Error).message}; starting again in ${RESTART_AFTER_FAILED_START_MS} ms`);
+      this.#log(1, `${slot.id} cannot start: ${error.message}; starting again in ${RESTART_AFTER_FAILED_START_MS} ms`);
       slot.down = drawn.restart ? 'crashed' : 'never-started';
       this.#at(this.#now + RESTART_AFTER_FAILED_START_MS, () => this.#boot(slot));
       return;
