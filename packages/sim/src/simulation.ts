@@ -114,6 +114,15 @@ export interface FaultProfile {
   secrets: boolean;
   /** Largest offset of a node's clock from simulated time, in ms (each incarnation draws its own). */
   clockSkewMs: number;
+  /**
+   * Mean simulated ms between steps of one node's wall clock, forwards or
+   * backwards, as NTP or an operator may step it; 0 for none. Timers run on
+   * the monotonic clock and must not mind. A step lands within
+   * MAX_WALL_OFFSET_MS of simulated time, so that two clocks stay within the
+   * nodes' maxClockSkewMs (60 s) of each other: beyond it, peers refuse a
+   * node's writes by design.
+   */
+  clockJumpEveryMs: number;
   /** Probability that an fsync fails with EIO (the storage then refuses writes until a retry succeeds). */
   syncFailure: number;
   /**
@@ -204,6 +213,8 @@ export interface SimCounts {
   peerErrorsByClass: Record<string, number>;
   /** `add-peer` requests made by clients. */
   addPeers: number;
+  /** Steps of a node's wall clock. */
+  clockJumps: number;
   simulatedMs: number;
   /** Simulated ms from the start of the liveness phase to convergence (converged runs only). */
   convergenceMs: number;
@@ -246,7 +257,7 @@ export function zeroCounts(): SimCounts {
     lostInFlight: 0, sentOnClosed: 0, dials: 0, connects: 0, refusedDials: 0, timedOutDials: 0, closes: 0, cuts: 0, partitions: 0, silentPartitions: 0, pauses: 0,
     linkResets: 0, crashesWithState: 0, crashesWithoutState: 0, newIds: 0, restarts: 0, writesLostWithDisk: 0, syncFailures: 0, readBitFlips: 0,
     diskFulls: 0, storageFailures: 0, failedStarts: 0, protocolErrors: 0,
-    peerErrorsByClass: {}, addPeers: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
+    peerErrorsByClass: {}, addPeers: 0, clockJumps: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
   };
 }
 
@@ -268,7 +279,7 @@ export function formatCounts(c: SimCounts): string {
     `writes ${c.writes} (acked ${c.acked}, refused ${c.refused})`,
     `frames sent ${c.framesSent}, delivered ${c.framesDelivered}, dropped ${c.dropped}, duplicated ${c.duplicated}, reordered ${c.reordered}, lost on cut links ${c.lostInFlight}`,
     `dials ${c.dials} (connected ${c.connects}, refused ${c.refusedDials}, timed out ${c.timedOutDials}), graceful closes ${c.closes}, cuts ${c.cuts}`,
-    `partitions ${c.partitions} (silent ${c.silentPartitions}), pauses ${c.pauses}, link resets ${c.linkResets}, crashes with state ${c.crashesWithState}, without state ${c.crashesWithoutState} (new id ${c.newIds}), acked writes lost with a disk ${c.writesLostWithDisk}`,
+    `partitions ${c.partitions} (silent ${c.silentPartitions}), pauses ${c.pauses}, wall clock steps ${c.clockJumps}, link resets ${c.linkResets}, crashes with state ${c.crashesWithState}, without state ${c.crashesWithoutState} (new id ${c.newIds}), acked writes lost with a disk ${c.writesLostWithDisk}`,
     `disk: failed fsyncs ${c.syncFailures}, bits flipped on read ${c.readBitFlips}, full ${c.diskFulls} times; storage failed ${c.storageFailures} times, failed starts ${c.failedStarts}`,
     `protocol errors ${c.protocolErrors}${classes === '' ? '' : ` (${classes})`}, add-peer ${c.addPeers}; converged ${c.converged}/${c.runs}, mean convergence ${avgConv} after the faults stop`,
   ].join('\n');
@@ -361,6 +372,9 @@ function before(a: { at: number; seq: number }, b: { at: number; seq: number }):
 /** An anti-entropy period that never comes (about 30 years). */
 const NO_ANTI_ENTROPY_MS = 1e12;
 
+/** The farthest a stepped wall clock lands from simulated time, in ms (see FaultProfile.clockJumpEveryMs). */
+const MAX_WALL_OFFSET_MS = 25_000;
+
 /** How long after a failed start the machine's supervisor starts the node again, in simulated ms. */
 const RESTART_AFTER_FAILED_START_MS = 1_000;
 
@@ -390,6 +404,8 @@ interface Slot {
   clientConn: Conn | null;
   /** Why the machine has no node: never started yet, crashed, or starting (recovering its data folder). */
   down: 'never-started' | 'crashed' | 'starting' | null;
+  /** The offset of its wall clock from simulated time, in ms: the incarnation's skew, moved by steps (clockJumpEveryMs). */
+  wallOffsetMs: number;
   /** Stopped (SIGSTOP): no ticks; what reaches it waits in `held`, in order, until it resumes. */
   paused: boolean;
   held: (() => void)[];
@@ -550,8 +566,10 @@ class Simulation {
   readonly #nodeRng: Rng;
   /** Draws the secret setting and the nonces' bytes. */
   readonly #authRng: Rng;
-  /** Draws the disk faults, and what they do (torn bytes, failed fsyncs, flipped bits); forked last. */
+  /** Draws the disk faults, and what they do (torn bytes, failed fsyncs, flipped bits). */
   readonly #diskRng: Rng;
+  /** Draws the steps of the wall clocks; forked last. */
+  readonly #clockRng: Rng;
   readonly #profile: FaultProfile;
   /** The link faults in force: the profile's during the fault phase, none after. */
   #link: Pick<FaultProfile, 'loss' | 'duplication' | 'reorder'>;
@@ -606,6 +624,7 @@ class Simulation {
     this.#nodeRng = master.fork();
     this.#authRng = master.fork();
     this.#diskRng = master.fork();
+    this.#clockRng = master.fork();
     const rng = this.#setupRng;
 
     // Everything is drawn whatever the options, so that an override changes only what it overrides.
@@ -632,6 +651,7 @@ class Simulation {
       tornWrites: false,
       syncMs: 0,
       backlogBytes: 0,
+      clockJumpEveryMs: 0,
     };
     const noAntiEntropy = rng.chance(0.3);
     const faultPhaseMs = rng.int(FAULT_PHASE_MS[0], FAULT_PHASE_MS[1]);
@@ -651,6 +671,7 @@ class Simulation {
     drawn.tornWrites = disk.chance(0.7);
     drawn.syncMs = disk.pick([0, 1, 5, 20]);
     drawn.backlogBytes = disk.chance(0.3) ? disk.int(2_000, 30_000) : 0;
+    drawn.clockJumpEveryMs = this.#clockRng.chance(0.3) ? this.#clockRng.int(2_000, 15_000) : 0;
     this.#profile = { ...drawn, ...options.faults };
     this.#link = { loss: this.#profile.loss, duplication: this.#profile.duplication, reorder: this.#profile.reorder };
     this.#faultPhaseMs = options.faultPhaseMs ?? faultPhaseMs;
@@ -669,7 +690,7 @@ class Simulation {
       const slot: Slot = {
         index: i, address: addressOf(i), configPeers: peers[i]!, id: `n${i}`, generation: 0, node: null, incarnation: 0,
         disk: new MachineDisk(this.#profile, { random: () => this.#diskRng.next(), later: (fs, delayMs, run) => this.#diskLater(slot, fs, delayMs, run) }),
-        pipeline: null, durable: new Map(), persisted: new Map(), conns: new Set(), clientConn: null, down: 'never-started', paused: false, held: [],
+        pipeline: null, durable: new Map(), persisted: new Map(), conns: new Set(), clientConn: null, down: 'never-started', wallOffsetMs: 0, paused: false, held: [],
         readingPaused: false, unread: [],
       };
       this.#slots.push(slot);
@@ -694,6 +715,7 @@ class Simulation {
       p.peerExchange ? '' : 'no peer exchange',
       p.secrets ? 'authenticated links' : '',
       p.clockSkewMs > 0 ? `clock skew ±${p.clockSkewMs} ms` : '',
+      p.clockJumpEveryMs > 0 ? `wall clock steps ~${p.clockJumpEveryMs} ms` : '',
       p.syncFailure > 0 ? `failed fsyncs ${p.syncFailure * 100}%${p.writebackLoss ? ' (losing their writeback)' : ''}` : '',
       p.readBitFlip > 0 ? `bits flipped on ${p.readBitFlip * 100}% of reads` : '',
       p.diskFullEveryMs > 0 ? `a disk full ~${p.diskFullEveryMs} ms` : '',
@@ -789,6 +811,7 @@ class Simulation {
     if (p.resetEveryMs > 0) this.#at(this.#faultRng.exp(p.resetEveryMs), () => this.#reset());
     if (p.pauseEveryMs > 0) this.#at(this.#faultRng.exp(p.pauseEveryMs), () => this.#pause());
     if (p.diskFullEveryMs > 0) this.#at(this.#diskRng.exp(p.diskFullEveryMs), () => this.#diskFull());
+    if (p.clockJumpEveryMs > 0) this.#at(this.#clockRng.exp(p.clockJumpEveryMs), () => this.#clockJump());
     this.#at(this.#faultPhaseMs, () => this.#startLiveness());
   }
 
@@ -851,6 +874,7 @@ class Simulation {
     slot.incarnation = incarnation;
     // Drawn now, in event order, whatever the disk makes of the start.
     const skew = this.#profile.clockSkewMs > 0 ? this.#nodeRng.int(-this.#profile.clockSkewMs, this.#profile.clockSkewMs) : 0;
+    slot.wallOffsetMs = skew;
     const random = seededRandom(Math.floor(this.#nodeRng.next() * 4294967296));
     const epoch = Math.floor(this.#nodeRng.next() * 2 ** 48).toString(36).padStart(10, '0');
     const randomBytes = this.#profile.secrets ? randomBytesFrom(seededRandom(this.#authRng.int(0, 2 ** 31))) : undefined;
@@ -879,7 +903,7 @@ class Simulation {
       id: recovered.id,
       address: slot.address,
       peers,
-      now: () => START_MS + this.#now + drawn.skew,
+      now: () => START_MS + this.#now + slot.wallOffsetMs,
       monotonic: () => this.#now,
       random: drawn.random,
       epoch: recovered.epoch,
@@ -1510,6 +1534,22 @@ class Simulation {
     this.#at(this.#now + rng.exp(this.#profile.diskFullEveryMs), () => this.#diskFull());
   }
 
+  /** One node's wall clock steps forwards or backwards (its monotonic clock, which its timers run on, does not). */
+  #clockJump(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#clockRng;
+    const up = this.#slots.filter((s) => s.node !== null);
+    if (up.length > 0) {
+      const slot = rng.pick(up);
+      const offset = rng.int(-MAX_WALL_OFFSET_MS, MAX_WALL_OFFSET_MS);
+      const step = offset - slot.wallOffsetMs;
+      slot.wallOffsetMs = offset;
+      this.#counts.clockJumps++;
+      this.#log(1, `the wall clock of ${slot.id} steps ${step > 0 ? 'forwards' : 'backwards'} by ${Math.abs(step)} ms (now ${slot.wallOffsetMs > 0 ? '+' : ''}${slot.wallOffsetMs} ms)`);
+    }
+    this.#at(this.#now + rng.exp(this.#profile.clockJumpEveryMs), () => this.#clockJump());
+  }
+
   /** A client asks a node to add a peer (another node's address), as `bby add-peer` does. */
   #addPeer(): void {
     if (this.#phase !== 'fault') return;
@@ -1627,7 +1667,7 @@ export function parseFaults(text: string | undefined): Partial<FaultProfile> {
   if (text === undefined || text.trim() === '') return faults;
   const known: (keyof FaultProfile)[] = [
     'loss', 'duplication', 'reorder', 'partitionEveryMs', 'crashEveryMs', 'diskLoss', 'resetEveryMs', 'clockSkewMs', 'silentPartitions', 'pauseEveryMs', 'antiEntropy', 'peerExchange', 'secrets',
-    'syncFailure', 'writebackLoss', 'readBitFlip', 'diskFullEveryMs', 'tornWrites', 'syncMs', 'backlogBytes',
+    'syncFailure', 'writebackLoss', 'readBitFlip', 'diskFullEveryMs', 'tornWrites', 'syncMs', 'backlogBytes', 'clockJumpEveryMs',
   ];
   for (const part of text.split(',')) {
     const [name, raw] = part.split('=').map((s) => s.trim());

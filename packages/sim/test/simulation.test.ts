@@ -144,7 +144,7 @@ if (onlySeed !== null) {
     });
 
     it('with every fault off, writes reach every node by forwarding alone, well before an anti-entropy period', async () => {
-      const off = { loss: 0, duplication: 0, reorder: false, partitionEveryMs: 0, crashEveryMs: 0, resetEveryMs: 0, pauseEveryMs: 0, clockSkewMs: 0, syncFailure: 0, readBitFlip: 0, diskFullEveryMs: 0 };
+      const off = { loss: 0, duplication: 0, reorder: false, partitionEveryMs: 0, crashEveryMs: 0, resetEveryMs: 0, pauseEveryMs: 0, clockSkewMs: 0, clockJumpEveryMs: 0, syncFailure: 0, readBitFlip: 0, diskFullEveryMs: 0 };
       for (let seed = 1; seed <= 10; seed++) {
         const result = await runSeed(seed, { faults: off, faultPhaseMs: 5_000 });
         expect(result.failures, `seed ${seed}`).to.deep.equal([]);
@@ -163,7 +163,7 @@ if (onlySeed !== null) {
       for (let seed = 1; seed <= 40; seed++) addCounts(totals, (await runSeed(seed, { faultPhaseMs: 10_000 })).counts);
       for (const kind of [
         'dropped', 'duplicated', 'reordered', 'lostInFlight', 'refusedDials', 'timedOutDials', 'partitions', 'silentPartitions', 'pauses', 'linkResets', 'crashesWithState', 'crashesWithoutState', 'newIds', 'addPeers',
-        'syncFailures', 'readBitFlips', 'diskFulls', 'storageFailures', 'failedStarts',
+        'syncFailures', 'readBitFlips', 'diskFulls', 'storageFailures', 'failedStarts', 'clockJumps',
       ] as const) {
         expect(totals[kind], kind).to.be.above(0);
       }
