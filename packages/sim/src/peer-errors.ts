@@ -10,7 +10,7 @@
  * code or message, or one of these without its fault) is a bug, and fails
  * the run with its seed.
  */
-import type { Message } from '@bby/core';
+import { type Message } from '@bby/core';
 
 /** What the network did to the frames of one direction of a link. */
 export interface DirectionFaults {

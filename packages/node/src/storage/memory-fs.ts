@@ -54,7 +54,7 @@
  * simulated time with it. `struck` counts the seeded faults that struck.
  */
 import { posix } from 'node:path';
-import type { AppendFile, FileSystem } from './file-system.js';
+import { type AppendFile, type FileSystem } from './file-system.js';
 
 export type OpKind = 'mkdir' | 'list' | 'read' | 'openAppend' | 'rename' | 'remove' | 'syncDir' | 'append' | 'sync' | 'truncate' | 'close';
 export type FaultCode = 'ENOSPC' | 'EIO' | 'EDQUOT' | 'EROFS' | 'EMFILE';
