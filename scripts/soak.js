@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm run soak`: runs the deterministic simulation (packages/core/test/support/simulation.ts,
-// compiled by `tsc -b`) on fresh random seeds until the time budget is spent, in chunks,
+// `npm run soak`: runs the deterministic simulation (the @bby/sim workspace package,
+// packages/sim, compiled by `tsc -b`) on fresh random seeds until the time budget is spent, in chunks,
 // on every CPU, printing progress and each failing seed with its replay line.
 //
 //   npm run soak                          5 minutes
@@ -8,23 +8,25 @@
 //   npm run soak -- --workers 1 --chunk 50 --faults loss=0,reorder=false
 //
 // Exit code 1 when a seed failed: add it to REGRESSION_SEEDS in
-// packages/core/test/simulation.test.ts, and replay it with `SEED=<n> npm test`.
+// packages/sim/test/simulation.test.ts, and replay it with `SEED=<n> npm test`.
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
-const simulation = new URL('../packages/core/dist/test/support/simulation.js', import.meta.url);
+// Resolved, not imported, here: the main thread first says so plainly when the package is not built.
+const simulation = new URL(import.meta.resolve('@bby/sim'));
 
 if (!isMainThread) {
   const { runSeed, parseFaults } = await import(simulation.href);
   const faults = parseFaults(workerData.faults);
-  parentPort.on('message', (seeds) => {
-    const results = seeds.map((seed) => {
-      const { ok, failures, setup, counts, wallMs } = runSeed(seed, { faults });
-      return { seed, ok, failures, setup, counts, wallMs };
-    });
+  parentPort.on('message', async (seeds) => {
+    const results = [];
+    for (const seed of seeds) {
+      const { ok, failures, setup, counts, wallMs } = await runSeed(seed, { faults });
+      results.push({ seed, ok, failures, setup, counts, wallMs });
+    }
     parentPort.postMessage(results);
   });
 } else {
@@ -159,7 +161,7 @@ async function main() {
     process.stdout.write(`soak: ${runs} seeds in ${clock(elapsed())}, none failed\n`);
     return;
   }
-  process.stdout.write(`\nsoak: ${failed.length} of ${runs} seeds failed. Replay each, and add it to REGRESSION_SEEDS in packages/core/test/simulation.test.ts:\n`);
+  process.stdout.write(`\nsoak: ${failed.length} of ${runs} seeds failed. Replay each, and add it to REGRESSION_SEEDS in packages/sim/test/simulation.test.ts:\n`);
   for (const result of failed) process.stdout.write(`  SEED=${result.seed} npm test    # ${result.failures[0].split('\n')[0]}\n`);
   process.exitCode = 1;
 }

@@ -13,7 +13,7 @@ import { WebSocket } from 'ws';
 import { startNode, type RunningNode } from '../src/node-server.js';
 import { Storage } from '../src/storage/engine.js';
 import { type AppendFile, type FileSystem } from '../src/storage/file-system.js';
-import { MemoryFileSystem } from './support/memory-fs.js';
+import { MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { freePort, waitFor } from './support/wait.js';
 
 

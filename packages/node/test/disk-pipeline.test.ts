@@ -7,7 +7,7 @@ import { type BbyNode, createNode, type Ready } from '@bby/core';
 import { DISK_RETRY_INTERVAL_MS, DiskPipeline } from '../src/disk-pipeline.js';
 import { Persistence } from '../src/persistence.js';
 import { ManualScheduler } from './support/manual-scheduler.js';
-import { MemoryFileSystem } from './support/memory-fs.js';
+import { MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { waitFor } from './support/wait.js';
 
 const DIR = '/sim/a';

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { parseConfig, type ResponseMessage } from '@bby/core';
 import { WebSocket } from 'ws';
 import { type FileSystem, startNode, type RunningNode } from '../src/index.js';
-import { MemoryFileSystem } from './support/memory-fs.js';
+import { MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { freePort, waitFor } from './support/wait.js';
 
 

@@ -8,7 +8,7 @@ import { Persistence } from '../src/persistence.js';
 import { StorageFailure } from '../src/storage/engine.js';
 import { readMeta } from '../src/storage/meta.js';
 import { tempDataFolder, type TempDataFolder } from './support/data-folder.js';
-import { MemoryFileSystem } from './support/memory-fs.js';
+import { MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { rejection } from './support/rejection.js';
 
 const change = (seq: number): Change => ({ entry: { key: `k${seq}`, value: `v${seq}`, timestamp: 1_700_000_000_000 + seq, origin: 'node-a' }, seq });

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { type Entry } from '@bby/core';
 import { CorruptionError, Storage, StorageFailure, tornTailNote, type StorageOptions } from '../src/storage/engine.js';
 import { encodeRecord, LOG_MAGIC } from '../src/storage/record.js';
-import { type FaultCode, MemoryFileSystem, type OpKind } from './support/memory-fs.js';
+import { type FaultCode, MemoryFileSystem, type OpKind } from '../src/storage/memory-fs.js';
 import { waitFor } from './support/wait.js';
 import { rejection } from './support/rejection.js';
 

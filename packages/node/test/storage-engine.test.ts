@@ -9,7 +9,7 @@ import { LOCK_FILE, LockedError, lockDataDir } from '../src/storage/lock.js';
 import { META_FILE, type NodeMeta, readMeta, writeMeta } from '../src/storage/meta.js';
 import { encodeRecord, LOG_MAGIC, RECORD_HEADER_BYTES, SNAPSHOT_MAGIC } from '../src/storage/record.js';
 import { ManualScheduler } from './support/manual-scheduler.js';
-import { Crash, MemoryFileSystem } from './support/memory-fs.js';
+import { Crash, MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { rejection } from './support/rejection.js';
 import { waitFor } from './support/wait.js';
 

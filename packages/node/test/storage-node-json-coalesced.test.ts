@@ -8,7 +8,7 @@ import { Persistence } from '../src/persistence.js';
 import { StorageFailure } from '../src/storage/engine.js';
 import { readMeta } from '../src/storage/meta.js';
 import { tempDataFolder, type TempDataFolder } from './support/data-folder.js';
-import { MemoryFileSystem } from './support/memory-fs.js';
+import { MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { rejection } from './support/rejection.js';
 
 const address = (i: number) => `10.0.${Math.floor(i / 250)}.${i % 250}:7000`;

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { DataDirError, Persistence } from '../src/persistence.js';
 import { encodeRecord, LOG_MAGIC } from '../src/storage/record.js';
 import { tempDataFolder, type TempDataFolder } from './support/data-folder.js';
-import { type FaultCode, MemoryFileSystem, type OpKind } from './support/memory-fs.js';
+import { type FaultCode, MemoryFileSystem, type OpKind } from '../src/storage/memory-fs.js';
 import { rejection } from './support/rejection.js';
 
 describe('starting on a failing disk', () => {

@@ -223,6 +223,14 @@ export class Storage {
     } else {
       step(`open ${generationName('log', generation)}`);
       log = await fs.openAppend(pathIn(dir, generationName('log', generation)));
+      // A start that failed in createLog may have left this log's bytes or its name not durable: make them so before any append is acknowledged.
+      try {
+        await log.sync();
+        await fs.syncDir(dir);
+      } catch (error) {
+        await log.close().catch(() => undefined);
+        throw error;
+      }
     }
     const storage = new Storage(dir, fs, options.fsync ?? 'always', options.compactMinBytes ?? COMPACT_MIN_BYTES, log, generation, logBytes, snapshotBytes, options.scheduler ?? realScheduler);
     return { storage, recovery: recovered };

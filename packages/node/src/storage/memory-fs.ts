@@ -1,7 +1,8 @@
 /**
- * An in-memory FileSystem that models what a crash keeps, for storage tests.
+ * An in-memory FileSystem that models what a crash keeps, for the storage
+ * tests and the simulator (@bby/sim, through `@bby/node/internal`).
  *
- * Model (the durability contract of src/storage/file-system.ts):
+ * Model (the durability contract of file-system.ts):
  * - A file is an inode with `current` bytes (what reads see) and `synced`
  *   bytes (its content as of its last `sync()`).
  * - A folder maps names to inodes twice: `current` (what list/read see) and
@@ -22,22 +23,38 @@
  * - `diskBytes: n`: the disk holds n bytes in all (the current bytes of every
  *   file); an append that does not fit writes the part that fits, as a real
  *   write does, then fails with ENOSPC. Removing or truncating a file frees
- *   its bytes.
+ *   its bytes. Set it to `usedBytes()` to fill the disk up now.
  * - `crashAt: n`: operation number n throws `Crash` without doing anything,
  *   and so does every later operation (the machine is down): run an
  *   operation with crashAt = 1, 2, ... to stop it at every step, then
  *   recover from `crash()`.
+ * - `random: {random, syncFailure, readBitFlip}`: faults drawn from a seeded
+ *   source (the same seed, the same faults): a `sync` fails with EIO with
+ *   probability `syncFailure`, and a `read` returns the file with one bit
+ *   flipped with probability `readBitFlip` (a bad read: the bytes stored stay
+ *   intact, and the next read may be right).
+ * A failed sync makes nothing durable; a later successful sync writes what
+ * it had to. With `random.loseWriteback` it is what Linux does after a
+ * writeback error instead: the bytes the sync should have made durable stay
+ * in the page cache (reads see them) but are marked clean, so no later sync
+ * writes them: after a crash they read as zeros, unless they were cut off
+ * (truncate) and written again.
  * `crash({ tearLastAppend: k })` also keeps the first k bytes of the most
  * recent append if that append was not synced (a write that reached the disk
- * partly).
+ * partly); `crash({ tornWrites: random })` keeps, of every file whose
+ * unsynced bytes follow its synced ones, a prefix of those unsynced bytes of
+ * a length drawn from `random` (none to all).
  *
  * `operations` counts every call (all kinds, including reads) and `counts`
  * counts them per kind. `onOperation`, if set, is called at the start of
  * every operation (after counting, before faults), e.g. to start concurrent
  * work at every step; it must not call the file system synchronously.
+ * `wait`, if set, is called before every operation, and the operation waits
+ * for the promise it returns, if any: the simulator makes operations take
+ * simulated time with it. `struck` counts the seeded faults that struck.
  */
 import { posix } from 'node:path';
-import { type AppendFile, type FileSystem } from '../../src/storage/file-system.js';
+import { type AppendFile, type FileSystem } from './file-system.js';
 
 export type OpKind = 'mkdir' | 'list' | 'read' | 'openAppend' | 'rename' | 'remove' | 'syncDir' | 'append' | 'sync' | 'truncate' | 'close';
 export type FaultCode = 'ENOSPC' | 'EIO' | 'EDQUOT' | 'EROFS' | 'EMFILE';
@@ -47,16 +64,40 @@ export class Crash extends Error {
   override name = 'Crash';
 }
 
+/** The faults of a MemoryFileSystem; see the file header. */
 export interface Faults {
   failAt?: { op: number; code: FaultCode };
   failEvery?: { kind: OpKind | readonly OpKind[]; code: FaultCode };
   diskBytes?: number;
   crashAt?: number;
+  random?: RandomFaults;
+}
+
+/** Faults drawn at every operation of their kind from a seeded source. */
+export interface RandomFaults {
+  /** The source of the draws, in [0, 1). */
+  readonly random: () => number;
+  /** Probability that a `sync` fails with EIO (see the file header for what it leaves). */
+  readonly syncFailure?: number;
+  /** Probability that a `read` returns the file with one bit flipped. */
+  readonly readBitFlip?: number;
+  /** A failed sync marks its bytes clean without writing them, as Linux does (see the file header). */
+  readonly loseWriteback?: boolean;
+}
+
+/** Options of `crash()`: which unsynced bytes reached the disk anyway. */
+export interface CrashOptions {
+  /** Keep the first k bytes of the most recent append, if it was not synced. */
+  readonly tearLastAppend?: number;
+  /** Keep, of every file, a prefix of its unsynced bytes of a length drawn from this source. */
+  readonly tornWrites?: () => number;
 }
 
 interface Inode {
   current: Buffer;
   synced: Buffer;
+  /** Bytes [from, to) whose sync failed: marked clean but never written (zeros on the disk), until cut off. */
+  lostWriteback: { from: number; to: number } | null;
 }
 
 interface Folder {
@@ -68,17 +109,34 @@ function fault(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
+/** The in-memory file system; see the file header. */
 export class MemoryFileSystem implements FileSystem {
   readonly #folders = new Map<string, Folder>();
   faults: Faults = {};
   operations = 0;
   readonly counts: Record<OpKind, number> = { mkdir: 0, list: 0, read: 0, openAppend: 0, rename: 0, remove: 0, syncDir: 0, append: 0, sync: 0, truncate: 0, close: 0 };
   onOperation: ((kind: OpKind, operation: number) => void) | null = null;
+  /** Called before every operation, which then waits for the promise returned, if any (simulated time); null: none. */
+  wait: ((kind: OpKind) => Promise<void> | undefined) | null = null;
+  /** Seeded faults that struck, by kind. */
+  readonly struck = { syncFailure: 0, readBitFlip: 0 };
   /** True once the crash point was hit. */
   crashed = false;
   #lastAppend: { inode: Inode; offset: number; length: number } | null = null;
 
-  /** Counts an operation and applies the faults; called first by every operation. */
+  /** Waits (`wait`), then counts an operation and applies the faults; called first by every operation. */
+  async #enter(kind: OpKind, what: string): Promise<void> {
+    const waiting = this.wait?.(kind);
+    if (waiting !== undefined) await waiting;
+    this.#step(kind, what);
+  }
+
+  /** True when a seeded fault of this probability strikes now. */
+  #strikes(probability: number | undefined): boolean {
+    const random = this.faults.random;
+    return random !== undefined && probability !== undefined && probability > 0 && random.random() < probability;
+  }
+
   #step(kind: OpKind, what: string): void {
     this.operations++;
     this.counts[kind]++;
@@ -103,7 +161,7 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   async mkdir(dir: string): Promise<void> {
-    this.#step('mkdir', dir);
+    await this.#enter('mkdir', dir);
     let path = posix.normalize(dir);
     for (;;) {
       if (!this.#folders.has(path)) this.#folders.set(path, { current: new Map(), durable: new Map() });
@@ -114,34 +172,41 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   async list(dir: string): Promise<string[]> {
-    this.#step('list', dir);
+    await this.#enter('list', dir);
     return [...this.#folder(dir).current.keys()].sort();
   }
 
   async read(path: string): Promise<Uint8Array | null> {
-    this.#step('read', path);
+    await this.#enter('read', path);
     const { folder, name } = this.#locate(path);
     const inode = folder.current.get(name);
-    return inode ? Buffer.from(inode.current) : null;
+    if (!inode) return null;
+    const bytes = Buffer.from(inode.current);
+    if (bytes.length > 0 && this.#strikes(this.faults.random?.readBitFlip)) {
+      this.struck.readBitFlip++;
+      const bit = Math.floor(this.faults.random!.random() * bytes.length * 8);
+      bytes[bit >> 3]! ^= 1 << (bit & 7);
+    }
+    return bytes;
   }
 
   async openAppend(path: string): Promise<AppendFile> {
-    this.#step('openAppend', path);
+    await this.#enter('openAppend', path);
     const { folder, name } = this.#locate(path);
     let inode = folder.current.get(name);
     if (!inode) {
-      inode = { current: Buffer.alloc(0), synced: Buffer.alloc(0) };
+      inode = { current: Buffer.alloc(0), synced: Buffer.alloc(0), lostWriteback: null };
       folder.current.set(name, inode);
     }
     const target = inode;
     let closed = false;
-    const live = (kind: OpKind) => {
-      this.#step(kind, path);
+    const live = async (kind: OpKind) => {
+      await this.#enter(kind, path);
       if (closed) throw fault('EBADF', `${kind} on closed ${path}`);
     };
     return {
       append: async (data) => {
-        live('append');
+        await live('append');
         const room = this.faults.diskBytes === undefined ? Infinity : Math.max(0, this.faults.diskBytes - this.usedBytes());
         const written = data.length <= room ? data : data.subarray(0, room);
         this.#lastAppend = { inode: target, offset: target.current.length, length: written.length };
@@ -149,24 +214,36 @@ export class MemoryFileSystem implements FileSystem {
         if (written.length < data.length) throw fault('ENOSPC', `append ${path}: ${written.length} of ${data.length} bytes written`);
       },
       sync: async () => {
-        live('sync');
+        await live('sync');
+        if (this.#strikes(this.faults.random?.syncFailure)) {
+          this.struck.syncFailure++;
+          if (this.faults.random?.loseWriteback !== true) throw fault('EIO', `sync ${path}`);
+          // Linux after a writeback error: the pages are marked clean, so no later sync writes them.
+          const from = Math.min(target.synced.length, target.lostWriteback?.from ?? Infinity);
+          target.lostWriteback = { from, to: Math.max(target.current.length, target.lostWriteback?.to ?? 0) };
+          throw fault('EIO', `sync ${path}`);
+        }
         target.synced = Buffer.from(target.current);
+        const lost = target.lostWriteback;
+        if (lost !== null) target.synced.fill(0, lost.from, Math.min(lost.to, target.synced.length));
       },
       truncate: async (size) => {
-        live('truncate');
+        await live('truncate');
         const next = Buffer.alloc(size);
         target.current.copy(next, 0, 0, Math.min(size, target.current.length));
         target.current = next;
+        const lost = target.lostWriteback;
+        if (lost !== null) target.lostWriteback = lost.from >= size ? null : { from: lost.from, to: Math.min(lost.to, size) };
       },
       close: async () => {
-        live('close');
+        await live('close');
         closed = true;
       },
     };
   }
 
   async rename(from: string, to: string): Promise<void> {
-    this.#step('rename', `${from} -> ${to}`);
+    await this.#enter('rename', `${from} -> ${to}`);
     const source = this.#locate(from);
     const target = this.#locate(to);
     const inode = source.folder.current.get(source.name);
@@ -176,19 +253,19 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   async remove(path: string): Promise<void> {
-    this.#step('remove', path);
+    await this.#enter('remove', path);
     const { folder, name } = this.#locate(path);
     folder.current.delete(name);
   }
 
   async syncDir(dir: string): Promise<void> {
-    this.#step('syncDir', dir);
+    await this.#enter('syncDir', dir);
     const folder = this.#folder(dir);
     folder.durable = new Map(folder.current);
   }
 
   /** What survives a crash now, as a new file system (faults and counters reset). */
-  crash(options: { tearLastAppend?: number } = {}): MemoryFileSystem {
+  crash(options: CrashOptions = {}): MemoryFileSystem {
     const after = new MemoryFileSystem();
     const survivors = new Map<Inode, Inode>();
     const survivor = (inode: Inode): Inode => {
@@ -196,8 +273,15 @@ export class MemoryFileSystem implements FileSystem {
       let content = inode.synced;
       if (options.tearLastAppend !== undefined && torn?.inode === inode && inode.synced.length <= torn.offset) {
         content = inode.current.subarray(0, torn.offset + Math.min(options.tearLastAppend, torn.length));
+      } else if (options.tornWrites !== undefined && inode.current.length > inode.synced.length && inode.current.subarray(0, inode.synced.length).equals(inode.synced)) {
+        const unsynced = inode.current.length - inode.synced.length;
+        content = inode.current.subarray(0, inode.synced.length + Math.floor(options.tornWrites() * (unsynced + 1)));
       }
-      return { current: Buffer.from(content), synced: Buffer.from(content) };
+      content = Buffer.from(content);
+      // Bytes whose writeback failed never reached the disk.
+      const lost = inode.lostWriteback;
+      if (lost !== null) content.fill(0, Math.max(lost.from, inode.synced.length), Math.min(lost.to, content.length));
+      return { current: Buffer.from(content), synced: content, lostWriteback: null };
     };
     for (const [path, folder] of this.#folders) {
       const durable = new Map<string, Inode>();
@@ -220,7 +304,7 @@ export class MemoryFileSystem implements FileSystem {
   poke(path: string, data: Uint8Array): void {
     const folder = this.#folders.get(posix.dirname(path));
     if (!folder) throw new Error(`no folder for ${path}`);
-    const inode = { current: Buffer.from(data), synced: Buffer.from(data) };
+    const inode = { current: Buffer.from(data), synced: Buffer.from(data), lostWriteback: null };
     folder.current.set(posix.basename(path), inode);
     folder.durable.set(posix.basename(path), inode);
   }

@@ -17,10 +17,11 @@
  *    crashed nodes restart, and the run goes on until every node holds the
  *    identical store, or LIVENESS_BOUND_MS of simulated time pass.
  * It then checks: every store identical; every write that a node acknowledged
- * (`set` returned true) is on every node with the same or an older entry
- * (oldest wins); nothing in a store that no client wrote. During the run: a
- * node never persists an entry that loses to the one it already persisted,
- * and a node never holds in memory an entry it did not persist.
+ * (the batch of its `set` was released) is on every node with the same or an
+ * older entry (oldest wins); nothing in a store that no client wrote. During
+ * the run: a node never persists an entry that loses to the one it already
+ * persisted, and every `error` frame between nodes is of an expected class
+ * (peer-errors.ts).
  *
  * Each seed also draws how the nodes run: with or without peer exchange (off,
  * a line stays a line and writes must be relayed), and, when no frame is lost
@@ -44,21 +45,34 @@
  *   it wait for the heal (TCP retransmits), and only heartbeats notice;
  * - a paused node runs no ticks; what reaches it waits, in order, until it
  *   resumes, and then its timers run before the backlog (as in Node.js);
- * - a crash loses the node's memory. Its disk holds what bby-node would have
- *   written: every change it emitted as a `persist` effect (emitted persists
- *   are durable: an adapter makes them so before it sends any frame of the
- *   same batch), its change-feed epoch, its cursors (saved CURSOR_SAVE_MS
- *   after they move, so a crash may leave them stale) and the peers it added.
- *   Restarting "with state" passes them back as `changes`, `epoch`, `cursors`
- *   and `peers` (a quarter of the time with a new epoch and no cursors, as
- *   bby-node does when its log was not fsynced). Restarting "without state"
- *   starts empty, with the same id or a new one, at the same address (a
- *   replaced disk or machine). An acknowledged write whose only copies were on
- *   lost disks is not required afterwards (counted in `writesLostWithDisk`).
+ * - the disk is bby-node's own: each node's batches (`takeReady()`) go
+ *   through the production disk side, @bby/node's DiskPipeline (core's
+ *   DurabilityPipeline carried out on a Persistence and its Storage), over an
+ *   in-memory file system (machine-disk.ts) whose fsyncs take simulated time.
+ *   A batch's frames go out when the pipeline releases it; a client's write
+ *   is acknowledged when the batch of its `set` is released (where bby-node
+ *   sends the reply). The seed may make fsyncs fail (EIO), the disk fill up
+ *   for a while (ENOSPC), bits flip on read, and a crash tear the unsynced
+ *   writes (keep a prefix of them);
+ * - a crash loses the node's memory and what its disk had not made durable.
+ *   Restarting "with state" recovers the data folder as bby-node does
+ *   (`Persistence.recover`: node.json, snapshot and logs, the epoch rule);
+ *   restarting "without state" starts from an empty disk, with the same id or
+ *   a new one, at the same address (a replaced disk or machine). A start that
+ *   fails (a flipped bit reads as damage, a failed write of node.json) is
+ *   tried again a second later, as a supervisor would. An acknowledged write
+ *   whose only copies were on lost disks is not required afterwards (counted
+ *   in `writesLostWithDisk`).
  */
-import { type BbyNode, type Change, compareEntries, createNode, type Cursor, type Effect, encodeMessage, type Entry, type LinkId, type Message } from '../../src/index.js';
-import { readyEffects } from '../../src/internal.js';
-import { mulberry32, randomBytesFrom, START_MS } from './cluster.js';
+import { type BbyNode, BbyError, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, type Ready, type ReadyHandlers, type SendEffect, seededRandom } from '@bby/core';
+import { EMPTY_READY } from '@bby/core/internal';
+import { DataDirError, DiskPipeline, Persistence, type Scheduler } from '@bby/node';
+import { DATA_DIR, MachineDisk } from './machine-disk.js';
+import { classifyPeerError, type DirectionFaults, describeFaults, type ErrorContext } from './peer-errors.js';
+import { randomBytesFrom } from './seeded-bytes.js';
+
+/** The simulated clock starts here (a plausible epoch time, in ms); the nodes' wall clocks read START_MS + simulated ms + their skew. */
+export const START_MS = 1_700_000_000_000;
 
 /** The mesh's secret when a seed draws authenticated links. */
 const SIM_SECRET = 'the simulated mesh secret';
@@ -100,6 +114,33 @@ export interface FaultProfile {
   secrets: boolean;
   /** Largest offset of a node's clock from simulated time, in ms (each incarnation draws its own). */
   clockSkewMs: number;
+  /**
+   * Mean simulated ms between steps of one node's wall clock, forwards or
+   * backwards, as NTP or an operator may step it; 0 for none. Timers run on
+   * the monotonic clock and must not mind. A step lands within
+   * MAX_WALL_OFFSET_MS of simulated time, so that two clocks stay within the
+   * nodes' maxClockSkewMs (60 s) of each other: beyond it, peers refuse a
+   * node's writes by design.
+   */
+  clockJumpEveryMs: number;
+  /** Probability that an fsync fails with EIO (the storage then refuses writes until a retry succeeds). */
+  syncFailure: number;
+  /**
+   * Whether a failed fsync marks its bytes clean without writing them, as
+   * Linux does (memory-fs.ts `loseWriteback`). Never drawn, for now: the
+   * storage does not survive it yet (see packages/sim/README.md).
+   */
+  writebackLoss: boolean;
+  /** Probability that a read returns one bit flipped (at start: the folder reads as damaged, and the start is tried again). */
+  readBitFlip: number;
+  /** Mean simulated ms between episodes of one node's disk being full (ENOSPC); 0 for none. */
+  diskFullEveryMs: number;
+  /** Whether a crash keeps a drawn prefix of each file's unsynced bytes (a torn write), rather than only synced bytes. */
+  tornWrites: boolean;
+  /** Simulated ms an fsync takes. */
+  syncMs: number;
+  /** Backlog bound of the durability pipeline, in bytes: above it a node stops reading its links; 0 for bby-node's (4 MiB). */
+  backlogBytes: number;
 }
 
 /** Options of `runSeed`; everything not given is drawn from the seed. */
@@ -119,13 +160,15 @@ export interface SimOptions {
   onTrace?: (line: string) => void;
   /** Characters of entries per message (the nodes' `batchLength`): small values cut catch-ups into many batches. */
   batchLength?: number;
+  /** TEST ONLY: the durability pipeline releases batches before their changes are durable (core's DurabilityOptions), to check that the checks catch it. */
+  unsafeReleaseBeforeDurable?: boolean;
 }
 
 /** What a run did; every field is a count, so results add up (`addCounts`). */
 export interface SimCounts {
   runs: number;
   nodes: number;
-  /** Client `set` calls, and how many returned true / false. */
+  /** Client `set` calls; acknowledged (their batch released); refused (false, or the storage failed); the rest were lost in a crash or answered STORAGE_FAILED. */
   writes: number;
   acked: number;
   refused: number;
@@ -158,10 +201,20 @@ export interface SimCounts {
   restarts: number;
   /** Acknowledged writes whose every copy was on lost disks (not required afterwards). */
   writesLostWithDisk: number;
-  /** `error` frames between nodes (a peer refused something a node sent). */
+  /** Disk faults that struck: failed fsyncs, bits flipped on read, full-disk episodes; times a node's storage failed; starts that failed. */
+  syncFailures: number;
+  readBitFlips: number;
+  diskFulls: number;
+  storageFailures: number;
+  failedStarts: number;
+  /** `error` frames between nodes (a peer refused something a node sent); each is of an expected class (peer-errors.ts) or fails the run. */
   protocolErrors: number;
+  /** The error frames between nodes by class (EXPECTED_PEER_ERRORS' names). */
+  peerErrorsByClass: Record<string, number>;
   /** `add-peer` requests made by clients. */
   addPeers: number;
+  /** Steps of a node's wall clock. */
+  clockJumps: number;
   simulatedMs: number;
   /** Simulated ms from the start of the liveness phase to convergence (converged runs only). */
   convergenceMs: number;
@@ -197,34 +250,38 @@ export const FAULT_PHASE_MS: readonly [number, number] = [20_000, 60_000];
 export const LIVENESS_BOUND_MS = 120_000;
 /** A run that sends more frames than this is stopped and failed: a message storm. */
 export const MAX_FRAMES = 100_000;
-/** Likewise for `error` frames between nodes (two nodes answering each other's errors forever). */
-export const MAX_PEER_ERRORS = 1_000;
 
 export function zeroCounts(): SimCounts {
   return {
     runs: 0, nodes: 0, writes: 0, acked: 0, refused: 0, framesSent: 0, framesDelivered: 0, dropped: 0, duplicated: 0, reordered: 0,
     lostInFlight: 0, sentOnClosed: 0, dials: 0, connects: 0, refusedDials: 0, timedOutDials: 0, closes: 0, cuts: 0, partitions: 0, silentPartitions: 0, pauses: 0,
-    linkResets: 0, crashesWithState: 0, crashesWithoutState: 0, newIds: 0, restarts: 0, writesLostWithDisk: 0, protocolErrors: 0,
-    addPeers: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
+    linkResets: 0, crashesWithState: 0, crashesWithoutState: 0, newIds: 0, restarts: 0, writesLostWithDisk: 0, syncFailures: 0, readBitFlips: 0,
+    diskFulls: 0, storageFailures: 0, failedStarts: 0, protocolErrors: 0,
+    peerErrorsByClass: {}, addPeers: 0, clockJumps: 0, simulatedMs: 0, convergenceMs: 0, converged: 0,
   };
 }
 
 /** Adds `b` into `a` and returns `a`. */
 export function addCounts(a: SimCounts, b: SimCounts): SimCounts {
-  for (const key of Object.keys(a) as (keyof SimCounts)[]) a[key] += b[key];
+  for (const key of Object.keys(a) as (keyof SimCounts)[]) {
+    if (key === 'peerErrorsByClass') for (const [name, n] of Object.entries(b.peerErrorsByClass)) a.peerErrorsByClass[name] = (a.peerErrorsByClass[name] ?? 0) + n;
+    else a[key] += b[key];
+  }
   return a;
 }
 
 /** A short human summary of (summed) counts. */
 export function formatCounts(c: SimCounts): string {
   const avgConv = c.converged > 0 ? `${(c.convergenceMs / c.converged / 1000).toFixed(1)} s` : 'n/a';
+  const classes = Object.entries(c.peerErrorsByClass).sort((x, y) => y[1] - x[1]).map(([name, n]) => `${name} ${n}`).join(', ');
   return [
     `${c.runs} runs, ${c.nodes} nodes, ${(c.simulatedMs / 1000).toFixed(0)} s simulated`,
     `writes ${c.writes} (acked ${c.acked}, refused ${c.refused})`,
     `frames sent ${c.framesSent}, delivered ${c.framesDelivered}, dropped ${c.dropped}, duplicated ${c.duplicated}, reordered ${c.reordered}, lost on cut links ${c.lostInFlight}`,
     `dials ${c.dials} (connected ${c.connects}, refused ${c.refusedDials}, timed out ${c.timedOutDials}), graceful closes ${c.closes}, cuts ${c.cuts}`,
-    `partitions ${c.partitions} (silent ${c.silentPartitions}), pauses ${c.pauses}, link resets ${c.linkResets}, crashes with state ${c.crashesWithState}, without state ${c.crashesWithoutState} (new id ${c.newIds}), acked writes lost with a disk ${c.writesLostWithDisk}`,
-    `protocol errors ${c.protocolErrors}, add-peer ${c.addPeers}; converged ${c.converged}/${c.runs}, mean convergence ${avgConv} after the faults stop`,
+    `partitions ${c.partitions} (silent ${c.silentPartitions}), pauses ${c.pauses}, wall clock steps ${c.clockJumps}, link resets ${c.linkResets}, crashes with state ${c.crashesWithState}, without state ${c.crashesWithoutState} (new id ${c.newIds}), acked writes lost with a disk ${c.writesLostWithDisk}`,
+    `disk: failed fsyncs ${c.syncFailures}, bits flipped on read ${c.readBitFlips}, full ${c.diskFulls} times; storage failed ${c.storageFailures} times, failed starts ${c.failedStarts}`,
+    `protocol errors ${c.protocolErrors}${classes === '' ? '' : ` (${classes})`}, add-peer ${c.addPeers}; converged ${c.converged}/${c.runs}, mean convergence ${avgConv} after the faults stop`,
   ].join('\n');
 }
 
@@ -233,7 +290,7 @@ export function formatCounts(c: SimCounts): string {
 class Rng {
   readonly next: () => number;
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.next = seededRandom(seed);
   }
   /** A new independent stream, seeded from this one. */
   fork(): Rng {
@@ -312,23 +369,14 @@ function before(a: { at: number; seq: number }, b: { at: number; seq: number }):
 
 // --- the simulated world ------------------------------------------------------
 
-/** What survives a crash: what an adapter (packages/node) would have written to its data folder. */
-interface Disk {
-  /** Latest persisted change (entry and sequence number) per key. */
-  readonly changes: Map<string, Change>;
-  /** The change-feed epoch of the node that wrote these changes. */
-  epoch: string | null;
-  /** Saved cursors into peers' feeds; saved at most once per CURSOR_SAVE_MS, so a crash may leave them stale. */
-  cursors: Record<string, Cursor>;
-  /** Addresses from `peer-added` effects. */
-  readonly addedPeers: string[];
-}
-
 /** An anti-entropy period that never comes (about 30 years). */
 const NO_ANTI_ENTROPY_MS = 1e12;
 
-/** Like bby-node's CURSOR_SAVE_INTERVAL_MS: moved cursors are written this long after the first move. */
-export const CURSOR_SAVE_MS = 1_000;
+/** The farthest a stepped wall clock lands from simulated time, in ms (see FaultProfile.clockJumpEveryMs). */
+const MAX_WALL_OFFSET_MS = 25_000;
+
+/** How long after a failed start the machine's supervisor starts the node again, in simulated ms. */
+const RESTART_AFTER_FAILED_START_MS = 1_000;
 
 /** A machine: one address, a disk, and the node running on it (if up). */
 interface Slot {
@@ -342,20 +390,28 @@ interface Slot {
   node: BbyNode | null;
   /** Unique per node instance, so that events aimed at a crashed instance are dropped. */
   incarnation: number;
-  disk: Disk;
+  /** The machine's disk (its file system survives crashes, or is replaced when lost). */
+  readonly disk: MachineDisk;
+  /** The running node's disk side (bby-node's): each of its batches goes through it. */
+  pipeline: DiskPipeline | null;
+  /** Per key, the latest entry whose batch the pipeline released (durable), or recovered at start: what the disk keeps through a crash. */
+  durable: Map<string, Entry>;
+  /** Per key, the latest entry this incarnation asked to persist (to check that a key only moves to older entries). */
+  persisted: Map<string, Entry>;
   /** Links this instance has (or is dialing). */
   readonly conns: Set<Conn>;
   /** The link a simulated client uses for add-peer requests. */
   clientConn: Conn | null;
-  /** Why the machine has no node: never started yet, or crashed. */
-  down: 'never-started' | 'crashed' | null;
-  /** Cursor moves not yet saved to the disk (lost in a crash). */
-  unsavedCursors: Record<string, Cursor> | null;
-  /** At the next restart: start a new epoch and drop the cursors, as bby-node does when its log was not fsynced. */
-  renewEpoch: boolean;
+  /** Why the machine has no node: never started yet, crashed, or starting (recovering its data folder). */
+  down: 'never-started' | 'crashed' | 'starting' | null;
+  /** The offset of its wall clock from simulated time, in ms: the incarnation's skew, moved by steps (clockJumpEveryMs). */
+  wallOffsetMs: number;
   /** Stopped (SIGSTOP): no ticks; what reaches it waits in `held`, in order, until it resumes. */
   paused: boolean;
   held: (() => void)[];
+  /** Not reading its links (the durability backlog is over its bound): frames that arrive wait in `unread`, in order. */
+  readingPaused: boolean;
+  unread: (() => void)[];
 }
 
 /** One end of a connection: a link of one node instance. */
@@ -378,6 +434,25 @@ interface Conn {
   readonly tail: [number, number];
   /** A client's link to a node (only `dialer` is set: the node's end). */
   readonly client: boolean;
+  /** What the network did to the frames of each direction, to classify the error frames sent back (peer-errors.ts). */
+  readonly faults: readonly [MutableDirectionFaults, MutableDirectionFaults];
+  /** Whether either end was paused while the link was open. */
+  paused: boolean;
+  /** Directions whose sender refused the link because its disk failed (a "disk failed" error frame). */
+  readonly refusedByDisk: Set<0 | 1>;
+}
+
+/** DirectionFaults, as they accumulate. */
+interface MutableDirectionFaults extends DirectionFaults {
+  readonly dropped: Set<string>;
+  readonly duplicated: Set<string>;
+  reordered: boolean;
+  held: boolean;
+}
+
+function noFaults(): [MutableDirectionFaults, MutableDirectionFaults] {
+  const none = (): MutableDirectionFaults => ({ dropped: new Set(), duplicated: new Set(), reordered: false, held: false });
+  return [none(), none()];
 }
 
 interface AckedWrite {
@@ -387,6 +462,24 @@ interface AckedWrite {
   readonly atMs: number;
   /** Set when every copy was on disks that were lost. */
   lostWithDisk: boolean;
+}
+
+/** A client write waiting for its batch to be released (then it is acknowledged). */
+interface PendingWrite {
+  readonly key: string;
+  readonly entry: Entry;
+  readonly atMs: number;
+}
+
+/**
+ * Resolves once every microtask queued so far, and every one they queue, has
+ * run: the storage's promise chains between two simulated events. A
+ * `process.nextTick` queued from a microtask runs only once the microtask
+ * queue is empty. Nothing else (no timer, no I/O) runs in between, so the
+ * order stays the seed's.
+ */
+function settled(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
 }
 
 function entryId(entry: Entry): string {
@@ -471,8 +564,12 @@ class Simulation {
   readonly #faultRng: Rng;
   readonly #workRng: Rng;
   readonly #nodeRng: Rng;
-  /** Draws the secret setting and the nonces' bytes; forked last, so that seeds drawn before it existed run as they did. */
+  /** Draws the secret setting and the nonces' bytes. */
   readonly #authRng: Rng;
+  /** Draws the disk faults, and what they do (torn bytes, failed fsyncs, flipped bits). */
+  readonly #diskRng: Rng;
+  /** Draws the steps of the wall clocks; forked last. */
+  readonly #clockRng: Rng;
   readonly #profile: FaultProfile;
   /** The link faults in force: the profile's during the fault phase, none after. */
   #link: Pick<FaultProfile, 'loss' | 'duplication' | 'reorder'>;
@@ -487,6 +584,8 @@ class Simulation {
   /** The partition in force: group of each slot; silent ones hold frames until `healAt`. */
   #partition: { readonly groups: readonly number[]; readonly silent: boolean; readonly healAt: number } | null = null;
   readonly #acked: AckedWrite[] = [];
+  /** Client writes by the batch of their `set`, until the pipeline releases it. */
+  readonly #pendingWrites = new Map<Ready, PendingWrite>();
   /** Every entry a client's set created. */
   readonly #written = new Set<string>();
   /** Per entry: frames carrying it that the loss fault dropped, were lost on cut links, were sent on closed links, arrived after the receiver closed the link. */
@@ -510,6 +609,8 @@ class Simulation {
   readonly #addPeerEveryMs: number;
   #convergedAt: number | null = null;
   #requestId = 1;
+  /** An exception thrown by an async step (a start, a hook of the disk side): it fails the run. */
+  #failure: unknown = null;
 
   constructor(seed: number, options: SimOptions) {
     this.#seed = seed;
@@ -522,6 +623,8 @@ class Simulation {
     this.#workRng = master.fork();
     this.#nodeRng = master.fork();
     this.#authRng = master.fork();
+    this.#diskRng = master.fork();
+    this.#clockRng = master.fork();
     const rng = this.#setupRng;
 
     // Everything is drawn whatever the options, so that an override changes only what it overrides.
@@ -541,6 +644,14 @@ class Simulation {
       antiEntropy: true,
       peerExchange: !rng.chance(0.3),
       secrets: false,
+      syncFailure: 0,
+      writebackLoss: false,
+      readBitFlip: 0,
+      diskFullEveryMs: 0,
+      tornWrites: false,
+      syncMs: 0,
+      backlogBytes: 0,
+      clockJumpEveryMs: 0,
     };
     const noAntiEntropy = rng.chance(0.3);
     const faultPhaseMs = rng.int(FAULT_PHASE_MS[0], FAULT_PHASE_MS[1]);
@@ -553,6 +664,14 @@ class Simulation {
 
     if (noAntiEntropy && (options.faults?.loss ?? drawn.loss) === 0 && !(options.faults?.reorder ?? drawn.reorder)) drawn.antiEntropy = false;
     drawn.secrets = this.#authRng.chance(0.5);
+    const disk = this.#diskRng;
+    drawn.syncFailure = disk.chance(0.3) ? disk.pick([0.001, 0.01, 0.05]) : 0;
+    drawn.readBitFlip = disk.chance(0.2) ? disk.pick([0.01, 0.05]) : 0;
+    drawn.diskFullEveryMs = disk.chance(0.25) ? disk.int(3_000, 15_000) : 0;
+    drawn.tornWrites = disk.chance(0.7);
+    drawn.syncMs = disk.pick([0, 1, 5, 20]);
+    drawn.backlogBytes = disk.chance(0.3) ? disk.int(2_000, 30_000) : 0;
+    drawn.clockJumpEveryMs = this.#clockRng.chance(0.3) ? this.#clockRng.int(2_000, 15_000) : 0;
     this.#profile = { ...drawn, ...options.faults };
     this.#link = { loss: this.#profile.loss, duplication: this.#profile.duplication, reorder: this.#profile.reorder };
     this.#faultPhaseMs = options.faultPhaseMs ?? faultPhaseMs;
@@ -570,7 +689,9 @@ class Simulation {
     for (let i = 0; i < count; i++) {
       const slot: Slot = {
         index: i, address: addressOf(i), configPeers: peers[i]!, id: `n${i}`, generation: 0, node: null, incarnation: 0,
-        disk: emptyDisk(), conns: new Set(), clientConn: null, down: 'never-started', unsavedCursors: null, renewEpoch: false, paused: false, held: [],
+        disk: new MachineDisk(this.#profile, { random: () => this.#diskRng.next(), later: (fs, delayMs, run) => this.#diskLater(slot, fs, delayMs, run) }),
+        pipeline: null, durable: new Map(), persisted: new Map(), conns: new Set(), clientConn: null, down: 'never-started', wallOffsetMs: 0, paused: false, held: [],
+        readingPaused: false, unread: [],
       };
       this.#slots.push(slot);
       this.#byAddress.set(slot.address, slot);
@@ -594,25 +715,35 @@ class Simulation {
       p.peerExchange ? '' : 'no peer exchange',
       p.secrets ? 'authenticated links' : '',
       p.clockSkewMs > 0 ? `clock skew ±${p.clockSkewMs} ms` : '',
+      p.clockJumpEveryMs > 0 ? `wall clock steps ~${p.clockJumpEveryMs} ms` : '',
+      p.syncFailure > 0 ? `failed fsyncs ${p.syncFailure * 100}%${p.writebackLoss ? ' (losing their writeback)' : ''}` : '',
+      p.readBitFlip > 0 ? `bits flipped on ${p.readBitFlip * 100}% of reads` : '',
+      p.diskFullEveryMs > 0 ? `a disk full ~${p.diskFullEveryMs} ms` : '',
+      p.crashEveryMs > 0 && p.tornWrites ? 'torn writes' : '',
+      p.backlogBytes > 0 ? `backlog bound ${p.backlogBytes} bytes` : '',
     ].filter((s) => s !== '');
     return (
       `${this.#slots.length} nodes, ${this.#topology}; faults: ${faults.length > 0 ? faults.join(', ') : 'none'}; ` +
-      `fault phase ${this.#faultPhaseMs} ms, a write every ~${this.#writeEveryMs} ms on ${this.#keysPerWindow} fresh keys per ${this.#keyWindowMs} ms`
+      `fault phase ${this.#faultPhaseMs} ms, a write every ~${this.#writeEveryMs} ms on ${this.#keysPerWindow} fresh keys per ${this.#keyWindowMs} ms, fsync ${this.#profile.syncMs} ms`
     );
   }
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     const started = performance.now();
     this.#log(1, `seed ${this.#seed}: ${this.setup}`);
     let failure: string | null = null;
     try {
       this.#schedule();
+      await settled();
       while (this.#phase !== 'done') {
         const event = this.#queue.pop();
         if (event === undefined) break;
         this.#now = event.at;
         event.run();
-        if (this.#counts.framesSent > MAX_FRAMES || this.#counts.protocolErrors > MAX_PEER_ERRORS) {
+        // The storage's promise chains that this event started or resumed run to their next wait (an fsync, a timer) before the next event.
+        await settled();
+        if (this.#failure !== null) throw this.#failure;
+        if (this.#counts.framesSent > MAX_FRAMES) {
           failure = `message storm: ${this.#counts.framesSent} frames sent by ${this.#time()}, ${this.#counts.protocolErrors} of them errors (by type: ${this.#topTypes()}); stopped`;
           this.#log(1, failure);
           break;
@@ -625,13 +756,16 @@ class Simulation {
     }
     this.#counts.simulatedMs = this.#now;
     this.#counts.runs = 1;
+    for (const slot of this.#slots) {
+      this.#counts.syncFailures += slot.disk.struck.syncFailure;
+      this.#counts.readBitFlips += slot.disk.struck.readBitFlip;
+    }
     const failures: string[] = [...this.#violations];
     if (failure !== null) failures.push(failure);
     const stores = new Map<string, Entry[]>();
     for (const slot of this.#slots) {
       if (slot.node === null) continue;
       stores.set(slot.id, sortedEntries(slot.node));
-      if (failure === null) this.#checkPersisted(slot);
     }
     if (failure === null) {
       if (stores.size !== this.#slots.length) failures.push(`only ${stores.size} of ${this.#slots.length} nodes are up at the end`);
@@ -676,6 +810,8 @@ class Simulation {
     if (p.crashEveryMs > 0) this.#at(this.#faultRng.exp(p.crashEveryMs), () => this.#crash());
     if (p.resetEveryMs > 0) this.#at(this.#faultRng.exp(p.resetEveryMs), () => this.#reset());
     if (p.pauseEveryMs > 0) this.#at(this.#faultRng.exp(p.pauseEveryMs), () => this.#pause());
+    if (p.diskFullEveryMs > 0) this.#at(this.#diskRng.exp(p.diskFullEveryMs), () => this.#diskFull());
+    if (p.clockJumpEveryMs > 0) this.#at(this.#clockRng.exp(p.clockJumpEveryMs), () => this.#clockJump());
     this.#at(this.#faultPhaseMs, () => this.#startLiveness());
   }
 
@@ -688,6 +824,7 @@ class Simulation {
     this.#log(1, 'faults stop: liveness phase');
     this.#link = { loss: 0, duplication: 0, reorder: false };
     if (this.#partition !== null) this.#heal();
+    for (const slot of this.#slots) slot.disk.heal();
     for (const slot of this.#slots) if (slot.paused) this.#resume(slot);
     for (const slot of this.#slots) if (slot.node === null) this.#boot(slot);
     const deadline = this.#faultPhaseMs + this.#livenessBoundMs;
@@ -730,131 +867,192 @@ class Simulation {
   // --- nodes ----------------------------------------------------------------
 
   #boot(slot: Slot): void {
-    if (slot.node !== null) return;
+    if (slot.node !== null || slot.down === 'starting') return;
     const restart = slot.down === 'crashed';
-    slot.down = null;
-    slot.incarnation = this.#nextIncarnation++;
+    slot.down = 'starting';
+    const incarnation = this.#nextIncarnation++;
+    slot.incarnation = incarnation;
+    // Drawn now, in event order, whatever the disk makes of the start.
     const skew = this.#profile.clockSkewMs > 0 ? this.#nodeRng.int(-this.#profile.clockSkewMs, this.#profile.clockSkewMs) : 0;
-    const random = mulberry32(Math.floor(this.#nodeRng.next() * 4294967296));
-    const peers = [...slot.configPeers, ...slot.disk.addedPeers.filter((a) => !slot.configPeers.includes(a))];
-    const disk = slot.disk;
-    if (slot.renewEpoch) {
-      disk.epoch = null;
-      disk.cursors = {};
-      slot.renewEpoch = false;
+    slot.wallOffsetMs = skew;
+    const random = seededRandom(Math.floor(this.#nodeRng.next() * 4294967296));
+    const epoch = Math.floor(this.#nodeRng.next() * 2 ** 48).toString(36).padStart(10, '0');
+    const randomBytes = this.#profile.secrets ? randomBytesFrom(seededRandom(this.#authRng.int(0, 2 ** 31))) : undefined;
+    this.#guard(this.#start(slot, incarnation, { restart, skew, random, epoch, randomBytes }));
+  }
+
+  /** Recovers the data folder as bby-node does, then starts the node on it; a start that fails is tried again later. */
+  async #start(slot: Slot, incarnation: number, drawn: { restart: boolean; skew: number; random: () => number; epoch: string; randomBytes: ((size: number) => Uint8Array) | undefined }): Promise<void> {
+    let persistence: Persistence;
+    try {
+      // A new epoch (a blank disk, or one the epoch rule does not keep) is the seed's, not nanoid's.
+      persistence = await Persistence.recover({
+        dir: DATA_DIR, fs: slot.disk.fs, fsync: 'always', id: slot.id, source: `${slot.id}'s config`, scheduler: this.#scheduler(slot, incarnation), newId: () => drawn.epoch,
+      });
+    } catch (error) {
+      if (!(error instanceof DataDirError)) throw error;
+      this.#counts.failedStarts++;
+      this.#log(1, `${slot.id} cannot start: ${error.message}; starting again in ${RESTART_AFTER_FAILED_START_MS} ms`);
+      slot.down = drawn.restart ? 'crashed' : 'never-started';
+      this.#at(this.#now + RESTART_AFTER_FAILED_START_MS, () => this.#boot(slot));
+      return;
     }
-    // What bby-node passes back: its changes with their sequence numbers, its epoch (kept only while every change sent out was durable) and its saved cursors.
+    const recovered = persistence.recovered;
+    const peers = [...slot.configPeers, ...recovered.addedPeers.filter((a) => !slot.configPeers.includes(a))];
     const node = createNode({
-      id: slot.id,
+      id: recovered.id,
       address: slot.address,
       peers,
-      now: () => START_MS + this.#now + skew,
+      now: () => START_MS + this.#now + slot.wallOffsetMs,
       monotonic: () => this.#now,
-      random,
-      changes: [...disk.changes.values()],
-      ...(disk.epoch === null ? {} : { epoch: disk.epoch }),
-      cursors: { ...disk.cursors },
+      random: drawn.random,
+      epoch: recovered.epoch,
+      changes: recovered.changes,
+      cursors: recovered.cursors,
       ...(this.#profile.antiEntropy ? {} : { timing: { antiEntropyIntervalMs: NO_ANTI_ENTROPY_MS } }),
       peerExchange: this.#profile.peerExchange,
       ...(this.#options.batchLength === undefined ? {} : { batchLength: this.#options.batchLength }),
-      ...(this.#profile.secrets ? { secrets: [SIM_SECRET], randomBytes: randomBytesFrom(mulberry32(this.#authRng.int(0, 2 ** 31))) } : {}),
+      ...(drawn.randomBytes === undefined ? {} : { secrets: [SIM_SECRET], randomBytes: drawn.randomBytes }),
+    });
+    const alive = () => slot.incarnation === incarnation && slot.node === node;
+    const backlog = this.#profile.backlogBytes > 0 ? { pauseAboveBytes: this.#profile.backlogBytes, resumeBelowBytes: Math.floor(this.#profile.backlogBytes / 4) } : undefined;
+    slot.pipeline = new DiskPipeline(node, persistence, {
+      backlog,
+      unsafeReleaseBeforeDurable: this.#options.unsafeReleaseBeforeDurable === true,
+      hooks: {
+        release: (ready) => alive() && this.#release(slot, ready),
+        reading: (state) => alive() && this.#reading(slot, state),
+        wake: () => this.#at(this.#now, () => alive() && this.#whenRunning(slot, () => alive() && this.#drain(slot))),
+        log: (level, message, details) => {
+          if (!alive()) return;
+          if (details?.event === 'storage-failed') this.#counts.storageFailures++;
+          this.#log(level === 'warn' ? 1 : 2, `${slot.id} ${level}: ${message}`);
+        },
+      },
     });
     slot.node = node;
-    disk.epoch = node.epoch;
-    if (restart) this.#counts.restarts++;
-    const cursors = Object.keys(disk.cursors).length;
-    this.#log(1, `${restart ? 'restart' : 'start'} ${slot.id} at ${slot.address} with ${disk.changes.size} stored entries, epoch ${node.epoch}${cursors > 0 ? `, ${cursors} cursors` : ''}${skew !== 0 ? `, clock ${skew > 0 ? '+' : ''}${skew} ms` : ''}`);
+    slot.down = null;
+    slot.durable = new Map(recovered.changes.map(({ entry }) => [entry.key, entry]));
+    slot.persisted = new Map(slot.durable);
+    if (drawn.restart) this.#counts.restarts++;
+    const cursors = Object.keys(recovered.cursors).length;
+    const notes = recovered.notes.length > 0 ? `; recovery: ${recovered.notes.join('; ')}` : '';
+    this.#log(1, `${drawn.restart ? 'restart' : 'start'} ${slot.id} at ${slot.address} with ${recovered.changes.length} stored entries, epoch ${node.epoch}${cursors > 0 ? `, ${cursors} cursors` : ''}${drawn.skew !== 0 ? `, clock ${drawn.skew > 0 ? '+' : ''}${drawn.skew} ms` : ''}${notes}`);
     this.#drain(slot);
+  }
+
+  /** Timers of a node's disk side on simulated time: they run while its instance lives, after a pause ends (as Node.js timers). */
+  #scheduler(slot: Slot, incarnation: number): Scheduler {
+    return {
+      after: (delayMs, run) => {
+        let cancelled = false;
+        this.#at(this.#now + delayMs, () => {
+          if (cancelled || slot.incarnation !== incarnation) return;
+          this.#whenRunning(slot, () => !cancelled && slot.incarnation === incarnation && run());
+        });
+        return () => {
+          cancelled = true;
+        };
+      },
+    };
+  }
+
+  /** An fsync of this disk ends `delayMs` from now; the process sees it once it runs (not while paused). A crashed disk's fsyncs never end. */
+  #diskLater(slot: Slot, fs: unknown, delayMs: number, run: () => void): void {
+    this.#at(this.#now + delayMs, () => {
+      if (slot.disk.fs !== fs) return;
+      this.#whenRunning(slot, () => slot.disk.fs === fs && run());
+    });
+  }
+
+  /** Runs an async step of the simulation; an exception in it fails the run (at the next event). */
+  #guard(work: Promise<void>): void {
+    work.catch((error: unknown) => {
+      this.#failure ??= error;
+    });
   }
 
   #alive(end: End): boolean {
     return end.slot.node !== null && end.slot.incarnation === end.incarnation;
   }
 
-  /** Carries out a node's queued effects. */
+  /** Hands a node's batches to its disk side, which releases them (#release) once they may go out. */
   #drain(slot: Slot): void {
     const node = slot.node;
     if (node === null) return;
-    for (let effects = readyEffects(node.takeReady()); effects.length > 0; effects = readyEffects(node.takeReady())) {
-      // ws calls back once per send; one report per link and batch says the same (writes finish in order).
-      const written = new Map<LinkId, number>();
-      for (const effect of effects) {
-        this.#effect(slot, effect);
-        if (effect.type === 'send') written.set(effect.link, (written.get(effect.link) ?? 0) + effect.bytes);
-      }
-      for (const [link, bytes] of written) this.#writtenSoon(slot, link, bytes);
-    }
+    for (let ready = node.takeReady(); !isEmptyReady(ready); ready = node.takeReady()) this.#submit(slot, ready);
   }
 
-  #effect(slot: Slot, effect: Effect): void {
-    switch (effect.type) {
-      case 'send':
-        this.#send(slot, effect.link, effect.message);
-        return;
-      case 'pause':
-      case 'resume':
-        // The core holds the frames of a paused client itself; simulated sockets have no read buffer to stop.
-        return;
-      case 'persist':
-        return this.#persist(slot, effect.entry, effect.seq);
-      case 'cursor':
-        return this.#cursor(slot, effect.peerId, effect.cursor);
-      case 'dial':
-        return this.#dial(slot, effect.link, effect.address);
-      case 'close':
-        return this.#close(slot, effect.link, effect.code, effect.reason);
-      case 'peer-added':
-        if (!slot.disk.addedPeers.includes(effect.address)) slot.disk.addedPeers.push(effect.address);
-        return;
-      case 'peer-removed': {
-        const index = slot.disk.addedPeers.indexOf(effect.address);
-        if (index >= 0) slot.disk.addedPeers.splice(index, 1);
-        return;
-      }
-      case 'log':
-        this.#log(2, `${slot.id} ${effect.level}: ${effect.message}`);
-        return;
-      default: {
-        const unknown: never = effect; // a new effect type must be carried out (and persisted, if it is state) here
-        throw new Error(`simulation: unknown effect ${JSON.stringify(unknown)}`);
-      }
-    }
+  #submit(slot: Slot, ready: Ready): void {
+    for (const { entry } of ready.persist) this.#checkPersist(slot, entry);
+    slot.pipeline!.submit(ready);
   }
 
-  #persist(slot: Slot, entry: Entry, seq: number): void {
+  /** A batch the disk side released: its changes are durable (unless the test-only unsafe option is on); its socket side is carried out now. */
+  #release(slot: Slot, ready: Ready): void {
+    for (const { entry } of ready.persist) slot.durable.set(entry.key, entry);
+    const write = this.#pendingWrites.get(ready);
+    if (write !== undefined) {
+      this.#pendingWrites.delete(ready);
+      this.#counts.acked++;
+      this.#acked.push({ key: write.key, entry: write.entry, node: slot.id, atMs: write.atMs, lostWithDisk: false });
+    }
+    carryOut(ready, this.#handlers(slot));
+  }
+
+  /** The socket side of a released batch, as bby-node's node-server.ts carries it out. */
+  #handlers(slot: Slot): ReadyHandlers {
+    return {
+      // The disk side made these durable, and saved these peers and cursors, before it released the batch.
+      persist: () => undefined,
+      peers: () => undefined,
+      cursors: () => undefined,
+      dials: (dials) => {
+        for (const { link, address } of dials) this.#dial(slot, link, address);
+      },
+      messages: (sends) => this.#sendAll(slot, sends),
+      // The core holds the frames of a paused client itself; simulated sockets have no read buffer to stop.
+      flow: () => undefined,
+      closes: (closes) => {
+        for (const { link, code, reason } of closes) this.#close(slot, link, code, reason);
+      },
+      logs: (logs) => {
+        for (const { level, message } of logs) this.#log(2, `${slot.id} ${level}: ${message}`);
+      },
+    };
+  }
+
+  /** Sends a batch's frames; ws calls back once per send, so one report per link and batch says the same (writes finish in order). */
+  #sendAll(slot: Slot, sends: readonly SendEffect[]): void {
+    const written = new Map<LinkId, number>();
+    for (const { link, message, bytes } of sends) {
+      this.#send(slot, link, message);
+      written.set(link, (written.get(link) ?? 0) + bytes);
+    }
+    for (const [link, bytes] of written) this.#writtenSoon(slot, link, bytes);
+  }
+
+  /** The disk side stops or starts the reading of every link of a node (the backlog of changes waiting for durability crossed a bound). */
+  #reading(slot: Slot, state: 'pause' | 'resume'): void {
+    this.#log(2, `${slot.id} ${state === 'pause' ? 'stops' : 'starts'} reading its links (durability backlog)`);
+    slot.readingPaused = state === 'pause';
+    if (state === 'resume') this.#at(this.#now, () => this.#readUnread(slot, slot.incarnation));
+  }
+
+  #readUnread(slot: Slot, incarnation: number): void {
+    if (slot.incarnation !== incarnation) return;
+    for (const fn of slot.unread.splice(0)) fn();
+  }
+
+  /** A node asks to persist an entry: one a client wrote, never one that loses to the entry it persisted before for that key. */
+  #checkPersist(slot: Slot, entry: Entry): void {
     if (!this.#written.has(entryId(entry))) this.#violate(`${slot.id} persisted ${entry.key}=${showEntry(entry)}, which no client wrote`);
-    const stored = slot.disk.changes.get(entry.key);
-    if (stored !== undefined && compareEntries(entry, stored.entry) > 0) {
-      this.#violate(`${slot.id} persisted ${entry.key}=${showEntry(entry)} over the older ${showEntry(stored.entry)} (a stored entry must only move to an older write)`);
+    const before = slot.persisted.get(entry.key);
+    if (before !== undefined && compareEntries(entry, before) > 0) {
+      this.#violate(`${slot.id} persisted ${entry.key}=${showEntry(entry)} over the older ${showEntry(before)} (a stored entry must only move to an older write)`);
       return;
     }
-    slot.disk.changes.set(entry.key, { entry, seq });
-  }
-
-  /** Saves moved cursors a while after the first move, as bby-node does; a crash before that loses them (a stale cursor must be safe). */
-  #cursor(slot: Slot, peerId: string, cursor: Cursor): void {
-    if (slot.unsavedCursors === null) {
-      const pending: Record<string, Cursor> = {};
-      slot.unsavedCursors = pending;
-      const incarnation = slot.incarnation;
-      this.#at(this.#now + CURSOR_SAVE_MS, () => {
-        if (slot.incarnation !== incarnation || slot.node === null) return;
-        slot.disk.cursors = { ...slot.disk.cursors, ...pending };
-        slot.unsavedCursors = null;
-      });
-    }
-    slot.unsavedCursors[peerId] = cursor;
-  }
-
-  /** Every entry a node holds must be on its disk: otherwise a crash would lose what it may have acknowledged or passed on. */
-  #checkPersisted(slot: Slot): void {
-    for (const entry of slot.node!.entries()) {
-      const stored = slot.disk.changes.get(entry.key);
-      if (stored === undefined || compareEntries(stored.entry, entry) !== 0) {
-        this.#violate(`${slot.id} holds ${entry.key}=${showEntry(entry)} in memory but ${stored === undefined ? 'nothing' : showEntry(stored.entry)} on disk`);
-        return;
-      }
-    }
+    slot.persisted.set(entry.key, entry);
   }
 
   #violate(text: string): void {
@@ -892,16 +1090,23 @@ class Simulation {
     const partition = this.#partition;
     if (partition !== null && partition.silent && conn.acceptor !== null && this.#partitioned(conn.dialer.slot, conn.acceptor.slot)) {
       at = Math.max(at, partition.healAt + this.#connLatency(conn));
+      conn.faults[dir].held = true;
     }
     if (fifo) at = Math.max(at, conn.tail[dir]);
-    else if (at < conn.tail[dir]) this.#counts.reordered++;
+    else if (at < conn.tail[dir]) {
+      this.#counts.reordered++;
+      conn.faults[dir].reordered = true;
+    }
     conn.tail[dir] = Math.max(conn.tail[dir], at);
     return at;
   }
 
   #dial(slot: Slot, link: LinkId, address: string): void {
     this.#counts.dials++;
-    const conn: Conn = { id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'connecting', closingFrom: null, tail: [0, 0], client: false };
+    const conn: Conn = {
+      id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'connecting', closingFrom: null, tail: [0, 0], client: false,
+      faults: noFaults(), paused: slot.paused, refusedByDisk: new Set(),
+    };
     this.#conns.set(this.#key(slot, link), conn);
     slot.conns.add(conn);
     const target = this.#byAddress.get(address);
@@ -939,6 +1144,7 @@ class Simulation {
     const accepted = target.node.accept();
     conn.acceptor = { slot: target, incarnation: target.incarnation, link: accepted };
     conn.state = 'open';
+    if (conn.dialer.slot.paused) conn.paused = true;
     this.#conns.set(this.#key(target, accepted), conn);
     target.conns.add(conn);
     this.#counts.connects++;
@@ -975,9 +1181,10 @@ class Simulation {
     }
     this.#counts.framesSent++;
     this.#sentByType.set(message.type, (this.#sentByType.get(message.type) ?? 0) + 1);
-    if (message.type === 'error' && this.#counts.protocolErrors++ < 5) this.#log(1, `${slot.id} sends an error to a peer: ${JSON.stringify(message)}`);
+    if (message.type === 'error') this.#peerError(slot, conn, dir, message);
     if (this.#netRng.chance(this.#link.loss)) {
       this.#counts.dropped++;
+      conn.faults[dir].dropped.add(message.type);
       this.#noteLost(message, 'dropped');
       this.#log(2, `lost: ${slot.id} > ${message.type}`);
       return;
@@ -986,8 +1193,27 @@ class Simulation {
     this.#transmit(conn, dir, message, text);
     if (this.#netRng.chance(this.#link.duplication)) {
       this.#counts.duplicated++;
+      conn.faults[dir].duplicated.add(message.type);
       this.#transmit(conn, dir, message, text);
     }
+  }
+
+  /** Counts an error frame a node sends a peer by its class, or fails the run: see peer-errors.ts. */
+  #peerError(slot: Slot, conn: Conn, dir: 0 | 1, error: Extract<Message, { type: 'error' }>): void {
+    this.#counts.protocolErrors++;
+    const faults: ErrorContext = { toSender: conn.faults[dir === 0 ? 1 : 0], fromSender: conn.faults[dir], paused: conn.paused,
+      senderCannotWrite: slot.node?.status().storageFailure != null, senderRefusedLink: conn.refusedByDisk.has(dir),
+    };
+    const peer = (dir === 0 ? conn.acceptor! : conn.dialer).slot.id;
+    const found = classifyPeerError(error, faults);
+    if ('unexpected' in found) {
+      this.#violate(`${slot.id} sent ${peer} an unexpected error frame ${JSON.stringify(error)}: ${found.unexpected}`);
+      return;
+    }
+    const name = found.expected.name;
+    if (error.code === 'STORAGE_FAILED') conn.refusedByDisk.add(dir);
+    this.#counts.peerErrorsByClass[name] = (this.#counts.peerErrorsByClass[name] ?? 0) + 1;
+    this.#log(2, `${slot.id} sends ${peer} an error (${name}; link faults: ${describeFaults(faults)}): ${JSON.stringify(error)}`);
   }
 
   /** Reports frames written out a moment after they were sent, as `ws` calls back once a send is done. */
@@ -1020,17 +1246,23 @@ class Simulation {
       this.#counts.lostInFlight++;
       this.#noteLost(message, 'cut');
     };
+    const deliver = () => {
+      if (conn.state === 'dead' || !this.#alive(to)) return lost();
+      // Not reading (durability backlog): the frame waits in the socket, in order.
+      if (to.slot.readingPaused || to.slot.unread.length > 0) {
+        to.slot.unread.push(deliver);
+        return;
+      }
+      this.#counts.framesDelivered++;
+      // The receiver closed this link already: the core drops what still arrives on it.
+      if (conn.closingFrom === 1 - dir) this.#noteLost(message, 'ignored');
+      if (this.#traceLevel >= 3) this.#log(3, `${(dir === 0 ? conn.dialer : conn.acceptor!).slot.id} > ${to.slot.id}: ${text.length > 300 ? `${text.slice(0, 300)}...` : text}`);
+      to.slot.node!.receive(to.link, text);
+      this.#drain(to.slot);
+    };
     this.#at(this.#arrival(conn, dir, !this.#link.reorder), () => {
       if (conn.state === 'dead') return lost();
-      this.#whenRunning(to.slot, () => {
-        if (conn.state === 'dead' || !this.#alive(to)) return lost();
-        this.#counts.framesDelivered++;
-        // The receiver closed this link already: the core drops what still arrives on it.
-        if (conn.closingFrom === 1 - dir) this.#noteLost(message, 'ignored');
-        if (this.#traceLevel >= 3) this.#log(3, `${(dir === 0 ? conn.dialer : conn.acceptor!).slot.id} > ${to.slot.id}: ${text.length > 300 ? `${text.slice(0, 300)}...` : text}`);
-        to.slot.node!.receive(to.link, text);
-        this.#drain(to.slot);
-      });
+      this.#whenRunning(to.slot, deliver);
     });
   }
 
@@ -1142,6 +1374,7 @@ class Simulation {
       const resumeAt = Math.min(this.#now + lasts, this.#faultPhaseMs);
       const incarnation = slot.incarnation;
       slot.paused = true;
+      for (const conn of slot.conns) conn.paused = true;
       this.#counts.pauses++;
       this.#log(1, `pause ${slot.id} for ${resumeAt - this.#now} ms`);
       this.#at(resumeAt, () => {
@@ -1192,17 +1425,21 @@ class Simulation {
       const newId = loseDisk && rng.chance(0.5);
       const downFor = rng.int(100, 8_000);
       const oldId = slot.id;
-      this.#checkPersisted(slot);
       slot.node = null;
+      slot.pipeline?.stop();
+      slot.pipeline = null;
       slot.down = 'crashed';
       slot.clientConn = null;
-      slot.unsavedCursors = null;
       slot.paused = false;
       slot.held = [];
+      slot.readingPaused = false;
+      slot.unread = [];
       for (const conn of [...slot.conns]) this.#cut(conn, 'ECONNRESET (peer crashed)');
+      // The disk keeps what it made durable (and, with torn writes, part of the rest), or is replaced.
+      slot.disk.crash(!loseDisk);
       if (loseDisk) {
         this.#counts.crashesWithoutState++;
-        slot.disk = emptyDisk();
+        slot.durable = new Map();
         if (newId) {
           this.#counts.newIds++;
           slot.generation++;
@@ -1211,10 +1448,8 @@ class Simulation {
         this.#markLostWrites();
       } else {
         this.#counts.crashesWithState++;
-        // bby-node keeps its epoch only when its log is fsynced before any frame goes out; otherwise it starts a new one.
-        slot.renewEpoch = rng.chance(0.25);
       }
-      this.#log(1, `crash ${oldId} ${loseDisk ? `losing its disk (comes back as ${slot.id})` : `keeping its disk${slot.renewEpoch ? ', restarting in a new epoch' : ''}`}; down for ${downFor} ms`);
+      this.#log(1, `crash ${oldId} ${loseDisk ? `losing its disk (comes back as ${slot.id})` : 'keeping its disk'}; down for ${downFor} ms`);
       this.#at(this.#now + downFor, () => {
         if (this.#phase === 'fault') this.#boot(slot);
       });
@@ -1227,8 +1462,8 @@ class Simulation {
     for (const write of this.#acked) {
       if (write.lostWithDisk) continue;
       const kept = this.#slots.some((s) => {
-        const stored = s.disk.changes.get(write.key);
-        return stored !== undefined && compareEntries(stored.entry, write.entry) <= 0;
+        const stored = s.durable.get(write.key);
+        return stored !== undefined && compareEntries(stored, write.entry) <= 0;
       });
       if (!kept) {
         write.lostWithDisk = true;
@@ -1252,17 +1487,67 @@ class Simulation {
       const value = rng.chance(0.2) ? 'same' : `${slot.id}.${this.#counts.writes}`;
       this.#counts.writes++;
       const node = slot.node!;
-      if (node.set(key, value)) {
+      if (this.#set(node, key, value)) {
         const entry = node.entry(key)!;
-        this.#counts.acked++;
         this.#written.add(entryId(entry));
-        this.#acked.push({ key, entry, node: slot.id, atMs: this.#now, lostWithDisk: false });
+        // Acknowledged when this batch is released, where bby-node sends the reply (after every earlier batch, and its own changes, are durable).
+        const taken = node.takeReady();
+        const batch = isEmptyReady(taken) ? { ...EMPTY_READY } : taken;
+        this.#pendingWrites.set(batch, { key, entry, atMs: this.#now });
+        this.#submit(slot, batch);
       } else {
         this.#counts.refused++;
       }
       this.#drain(slot);
     }
     this.#at(this.#now + rng.exp(this.#writeEveryMs), () => this.#write());
+  }
+
+  /** A client's `set`: true when stored (or already there), false when the key holds another value or the node refuses writes (its storage failed). */
+  #set(node: BbyNode, key: string, value: string): boolean {
+    try {
+      return node.set(key, value);
+    } catch (error) {
+      if (error instanceof BbyError && error.code === 'STORAGE_FAILED') return false;
+      throw error;
+    }
+  }
+
+  /** One node's disk is full for a while (ENOSPC), then has room again. */
+  #diskFull(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#diskRng;
+    const up = this.#slots.filter((s) => s.node !== null && !s.disk.full);
+    if (up.length > 0) {
+      const slot = rng.pick(up);
+      const lasts = rng.int(200, 6_000);
+      const disk = slot.disk;
+      disk.setFull(true);
+      this.#counts.diskFulls++;
+      this.#log(1, `the disk of ${slot.id} is full for ${lasts} ms`);
+      this.#at(Math.min(this.#now + lasts, this.#faultPhaseMs), () => {
+        if (!disk.full) return;
+        disk.setFull(false);
+        this.#log(1, `the disk of ${slot.id} has room again`);
+      });
+    }
+    this.#at(this.#now + rng.exp(this.#profile.diskFullEveryMs), () => this.#diskFull());
+  }
+
+  /** One node's wall clock steps forwards or backwards (its monotonic clock, which its timers run on, does not). */
+  #clockJump(): void {
+    if (this.#phase !== 'fault') return;
+    const rng = this.#clockRng;
+    const up = this.#slots.filter((s) => s.node !== null);
+    if (up.length > 0) {
+      const slot = rng.pick(up);
+      const offset = rng.int(-MAX_WALL_OFFSET_MS, MAX_WALL_OFFSET_MS);
+      const step = offset - slot.wallOffsetMs;
+      slot.wallOffsetMs = offset;
+      this.#counts.clockJumps++;
+      this.#log(1, `the wall clock of ${slot.id} steps ${step > 0 ? 'forwards' : 'backwards'} by ${Math.abs(step)} ms (now ${slot.wallOffsetMs > 0 ? '+' : ''}${slot.wallOffsetMs} ms)`);
+    }
+    this.#at(this.#now + rng.exp(this.#profile.clockJumpEveryMs), () => this.#clockJump());
   }
 
   /** A client asks a node to add a peer (another node's address), as `bby add-peer` does. */
@@ -1275,7 +1560,10 @@ class Simulation {
       const other = rng.pick(this.#slots.filter((s) => s !== slot));
       if (slot.clientConn === null || slot.clientConn.state === 'dead') {
         const link = slot.node!.accept();
-        const conn: Conn = { id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'open', closingFrom: null, tail: [0, 0], client: true };
+        const conn: Conn = {
+          id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'open', closingFrom: null, tail: [0, 0], client: true,
+          faults: noFaults(), paused: false, refusedByDisk: new Set(),
+        };
         this.#conns.set(this.#key(slot, link), conn);
         slot.conns.add(conn);
         slot.clientConn = conn;
@@ -1329,10 +1617,6 @@ class Simulation {
   }
 }
 
-function emptyDisk(): Disk {
-  return { changes: new Map(), epoch: null, cursors: {}, addedPeers: [] };
-}
-
 function addressOf(index: number): string {
   return `n${index}.sim:7000`;
 }
@@ -1372,7 +1656,7 @@ function makeTopology(rng: Rng, n: number, kind: TopologyKind): { edges: [number
 }
 
 /** Runs one seed: a fault phase, a liveness phase, then the checks. Deterministic for a given seed and options. */
-export function runSeed(seed: number, options: SimOptions = {}): SimResult {
+export function runSeed(seed: number, options: SimOptions = {}): Promise<SimResult> {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`simulation: seed must be an integer from 0 to ${0xffffffff}, got ${seed}`);
   return new Simulation(seed, options).run();
 }
@@ -1383,11 +1667,12 @@ export function parseFaults(text: string | undefined): Partial<FaultProfile> {
   if (text === undefined || text.trim() === '') return faults;
   const known: (keyof FaultProfile)[] = [
     'loss', 'duplication', 'reorder', 'partitionEveryMs', 'crashEveryMs', 'diskLoss', 'resetEveryMs', 'clockSkewMs', 'silentPartitions', 'pauseEveryMs', 'antiEntropy', 'peerExchange', 'secrets',
+    'syncFailure', 'writebackLoss', 'readBitFlip', 'diskFullEveryMs', 'tornWrites', 'syncMs', 'backlogBytes', 'clockJumpEveryMs',
   ];
   for (const part of text.split(',')) {
     const [name, raw] = part.split('=').map((s) => s.trim());
     if (!known.includes(name as keyof FaultProfile) || raw === undefined) throw new Error(`simulation: bad fault override ${JSON.stringify(part)}; known: ${known.join(', ')}`);
-    if (name === 'reorder' || name === 'antiEntropy' || name === 'peerExchange' || name === 'secrets') faults[name] = raw === 'true' || raw === '1';
+    if (name === 'reorder' || name === 'antiEntropy' || name === 'peerExchange' || name === 'secrets' || name === 'tornWrites' || name === 'writebackLoss') faults[name] = raw === 'true' || raw === '1';
     else if (Number.isFinite(Number(raw))) faults[name!] = Number(raw);
     else throw new Error(`simulation: ${name} needs a number, got ${JSON.stringify(raw)}`);
   }
