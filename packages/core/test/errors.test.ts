@@ -24,6 +24,7 @@ const CODED_ELSEWHERE: Readonly<Record<string, string>> = {
   NodeError: "the code the node sent in its error frame: a wire code (ERROR_CODES) for a node of this version, kept as sent for another one",
   StorageFailure: 'the errno code of the disk (ENOSPC, EIO, ...), public since the storage engine exists; the node answers it with STORAGE_FAILED',
   DataDirError: 'the errno code of the disk, or none; bby-node turns it into a StartError (START_FAILED)',
+  Crash: "the simulated power loss of @bby/node/internal's in-memory file system: only tests and @bby/sim throw it, and they catch it",
 };
 
 /** A class declared in a source file, with the name of the class it extends (undefined: none). */
