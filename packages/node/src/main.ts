@@ -6,11 +6,10 @@
  * a file operation is still pending (the only way out of a thread stuck in
  * the kernel: a disk that does not answer).
  */
-import { BbyError, checkExposure, ConfigError, exposureWarnings } from '@bby/core';
+import { BbyError, checkExposure, exposureWarnings } from '@bby/core';
 import { readConfigFile } from '@bby/client';
 import { createLogSink, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type LogSink } from './log-sink.js';
-import { type RunningNode, StartError, startNode } from './node-server.js';
-import { StartError as TransportStartError } from './start-error.js';
+import { type RunningNode, startNode } from './node-server.js';
 
 const USAGE = `usage: bby-node [--repair] [--log-level info|warn] [--log-format text|json] <configFile>
 
@@ -114,6 +113,16 @@ function endNow(): void {
   process.exit(1);
 }
 
+/**
+ * bby-node's exit code for an error's code (the registry of @bby/core's
+ * errors.ts), decided here alone: 2 when the command line or the config must
+ * change (BAD_USAGE, BAD_CONFIG), 1 when the node could not start (a port in
+ * use, a locked or damaged data folder, a TLS file it cannot use).
+ */
+export function exitCodeFor(code: string): 1 | 2 {
+  return code === 'BAD_USAGE' || code === 'BAD_CONFIG' ? 2 : 1;
+}
+
 /** Runs bby-node with command-line arguments; resolves to an exit code or runs until stopped. Never rejects. */
 export async function main(argv: string[]): Promise<number | undefined> {
   let configPath: string;
@@ -131,7 +140,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     log = createLogSink({ level: line.logLevel, format: line.logFormat, nodeId: () => nodeId });
   } catch (error) {
     process.stderr.write(`bby-node: ${(error as Error).message} (bby-node --help says more)\n`);
-    return 2;
+    return exitCodeFor('BAD_USAGE');
   }
   // What `pgrep -f 'bby-node CONFIG'` finds, however the node was started (npm start, npx, node bin/bby-node.js).
   process.title = ['bby-node', ...argv].join(' ');
@@ -170,13 +179,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
     if (stopSignal !== undefined) await node.close().then(() => process.exit(0));
     return undefined;
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof BbyError) {
       process.stderr.write(`bby-node: ${error.message}\n`);
-      return 2;
-    }
-    if (error instanceof StartError || error instanceof TransportStartError) {
-      process.stderr.write(`bby-node: ${error.message}\n`);
-      return 1;
+      return exitCodeFor(error.code);
     }
     process.stderr.write(describeInternalError(error));
     return 1;

@@ -4,9 +4,20 @@
  * processes in packages/cli/test/e2e-node-start.test.ts.)
  */
 import { expect } from 'chai';
-import { describeInternalError } from '../src/main.js';
+import { LOCAL_ERROR_CODES, type LocalErrorCode } from '@bby/core';
+import { describeInternalError, exitCodeFor } from '../src/main.js';
 
 describe('bby-node main', () => {
+  describe('exitCodeFor', () => {
+    it('exits 2 when the command line or the config must change, 1 for every other failure to start', () => {
+      expect(exitCodeFor('BAD_USAGE')).to.equal(2);
+      expect(exitCodeFor('BAD_CONFIG')).to.equal(2);
+      for (const code of ['START_FAILED', 'DATA_DIR_LOCKED', 'DATA_DAMAGED'] satisfies LocalErrorCode[]) expect(exitCodeFor(code), code).to.equal(1);
+      const twos = Object.keys(LOCAL_ERROR_CODES).filter((code) => exitCodeFor(code) === 2);
+      expect(twos.sort()).to.deep.equal(['BAD_CONFIG', 'BAD_USAGE']);
+    });
+  });
+
   describe('describeInternalError', () => {
     const bug = new TypeError("Cannot read properties of undefined (reading 'x')\nsecond line");
 
