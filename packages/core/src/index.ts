@@ -27,7 +27,7 @@ export { compareEntries, type Entry } from './entry.js';
 export { type Change } from './store.js';
 export { type LinkId } from './peer-table.js';
 export { DEFAULT_TIMING, type Timing } from './timing.js';
-export { seededRandom } from './seeded-random.js';
+export { randomBytesFrom, seededRandom } from './seeded-random.js';
 export { printable, quoted } from './log-text.js';
 export {
   AUTH_HEADER,

@@ -15,3 +15,8 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Random bytes drawn from a seeded source, for the `randomBytes` of a node in a deterministic run (its nonces); never for real use. */
+export function randomBytesFrom(random: () => number): (size: number) => Uint8Array {
+  return (size) => Uint8Array.from({ length: size }, () => Math.floor(random() * 256));
+}

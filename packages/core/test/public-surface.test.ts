@@ -31,7 +31,7 @@ const PUBLIC_NAMES = [
   'carryOut', 'CloseEffect', 'CursorEffect', 'DialEffect', 'isEmptyReady', 'LogEffect', 'PauseEffect', 'PeerAddedEffect', 'PeerRemovedEffect',
   'PersistEffect', 'Ready', 'READY_ORDER', 'ReadyHandlers', 'ResumeEffect',
   'BatchId', 'DurabilityDecisions', 'DurabilityOptions', 'DurabilityPipeline', 'EpochDecision', 'epochRule',
-  'DEFAULT_TIMING', 'Timing', 'seededRandom',
+  'DEFAULT_TIMING', 'Timing', 'seededRandom', 'randomBytesFrom',
   'createMemoryNetwork', 'memoryAddress', 'MemoryNetwork', 'MemoryNetworkOptions', 'MemoryNetworkStats', 'MemoryNodeOptions',
   // What an adapter stores and recovers.
   'Change', 'compareEntries', 'Entry',

@@ -3,4 +3,3 @@
  * the tests and `npm run soak`. Private to this repository.
  */
 export * from './simulation.js';
-export { randomBytesFrom } from './seeded-bytes.js';

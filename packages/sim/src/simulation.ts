@@ -64,12 +64,11 @@
  *   whose only copies were on lost disks is not required afterwards (counted
  *   in `writesLostWithDisk`).
  */
-import { type BbyNode, BbyError, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, type Ready, type ReadyHandlers, type SendEffect, seededRandom } from '@bby/core';
+import { type BbyNode, BbyError, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, type Ready, type ReadyHandlers, type SendEffect, randomBytesFrom, seededRandom } from '@bby/core';
 import { EMPTY_READY } from '@bby/core/internal';
 import { DataDirError, DiskPipeline, Persistence, type Scheduler } from '@bby/node';
 import { DATA_DIR, MachineDisk } from './machine-disk.js';
 import { classifyPeerError, type DirectionFaults, describeFaults, type ErrorContext } from './peer-errors.js';
-import { randomBytesFrom } from './seeded-bytes.js';
 
 /** The simulated clock starts here (a plausible epoch time, in ms); the nodes' wall clocks read START_MS + simulated ms + their skew. */
 export const START_MS = 1_700_000_000_000;

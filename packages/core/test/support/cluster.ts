@@ -14,16 +14,13 @@
  * - `#deliver()` is the single place that carries a packet out.
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
-import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, seededRandom, type Timing } from '../../src/index.js';
+import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, randomBytesFrom, seededRandom, type Timing } from '../../src/index.js';
 import { readyEffects } from '../../src/internal.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1) (the core's `seededRandom`). */
 export const mulberry32 = seededRandom;
 
-/** Random bytes from a seeded PRNG, for the nonces of authentication (deterministic, so never for real use). */
-export function randomBytesFrom(random: () => number): (size: number) => Uint8Array {
-  return (size) => Uint8Array.from({ length: size }, () => Math.floor(random() * 256));
-}
+export { randomBytesFrom };
 
 /** How `Cluster.addNode` makes a node. */
 export interface NodeSpec {
