@@ -732,6 +732,9 @@ async function createLog(fs: FileSystem, dir: string, generation: number): Promi
     await fs.syncDir(dir);
     return file;
   } catch (error) {
+    // Nothing of this log is durable: cut it back to empty. After a failed fsync Linux may keep its bytes in the page
+    // cache, marked clean but never written, and a later start would read them as a whole log and append after them.
+    await file.truncate(0).catch(() => undefined);
     await file.close().catch(() => undefined);
     throw error;
   }
