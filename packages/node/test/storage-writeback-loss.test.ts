@@ -34,4 +34,26 @@ describe('a failed fsync that loses its writeback (Linux)', () => {
     expect(recovery.entries).to.deep.equal([written]);
     await storage.close();
   });
+
+  it('a failed fsync with nothing to write, then a failed fsync of a batch and a retry, keep every acknowledged write through a crash', async () => {
+    // SEED=242 SIM_FAULTS=writebackLoss=1: the start's fsync of the reused log fails (nothing to write), later a batch's.
+    const fs0 = new MemoryFileSystem();
+    const { storage: before } = await Storage.open({ dir: DIR, fs: fs0 });
+    await before.append([{ ...written, key: 'a' }]);
+    const fs = fs0.crash();
+    let failNext = 1;
+    fs.faults.random = { random: () => (failNext-- > 0 ? 0 : 0.99), syncFailure: 0.5, loseWriteback: true };
+    expect(await rejection(Storage.open({ dir: DIR, fs }))).to.be.instanceOf(StorageFailure);
+    const { storage } = await Storage.open({ dir: DIR, fs });
+    await storage.append([{ ...written, key: 'b' }]);
+    failNext = 1;
+    expect(await rejection(storage.append([{ ...written, key: 'c' }]))).to.be.instanceOf(StorageFailure);
+    expect(await storage.retry()).to.equal(true);
+    await storage.append([{ ...written, key: 'd' }]);
+    const { storage: after, recovery } = await Storage.open({ dir: DIR, fs: fs.crash() });
+    await after.close();
+    expect(recovery.entries.map((entry) => entry.key)).to.deep.equal(['a', 'b', 'c', 'd']);
+    await storage.close();
+    await before.close();
+  });
 });
