@@ -8,9 +8,11 @@
  * (@bby/sim, SEED=187 SIM_FAULTS=writebackLoss=1).
  */
 import { expect } from 'chai';
-import { Storage, StorageFailure } from '../src/storage/engine.js';
+import { BACKGROUND_SYNC_INTERVAL_MS, Storage, StorageFailure } from '../src/storage/engine.js';
 import { MemoryFileSystem } from '../src/storage/memory-fs.js';
+import { ManualScheduler } from './support/manual-scheduler.js';
 import { rejection } from './support/rejection.js';
+import { waitFor } from './support/wait.js';
 
 const DIR = '/data';
 const written = { key: 'k', value: 'v', timestamp: 1_700_000_000_000, origin: 'node-a', seq: 1 };
@@ -55,5 +57,22 @@ describe('a failed fsync that loses its writeback (Linux)', () => {
     expect(recovery.entries.map((entry) => entry.key)).to.deep.equal(['a', 'b', 'c', 'd']);
     await storage.close();
     await before.close();
+  });
+
+  it('under "everysec", a failed background fsync then a retry keep the writes acknowledged before it through a crash', async () => {
+    const fs = new MemoryFileSystem();
+    const scheduler = new ManualScheduler();
+    const { storage } = await Storage.open({ dir: DIR, fs, fsync: 'everysec', scheduler });
+    await storage.append([{ ...written, key: 'a' }]);
+    let failNext = 1;
+    fs.faults.random = { random: () => (failNext-- > 0 ? 0 : 0.99), syncFailure: 0.5, loseWriteback: true };
+    scheduler.advance(BACKGROUND_SYNC_INTERVAL_MS);
+    await waitFor(() => storage.failure !== null, 'the failed background fsync');
+    expect(await storage.retry()).to.equal(true);
+    await storage.append([{ ...written, key: 'b' }]);
+    await storage.close();
+    const { storage: after, recovery } = await Storage.open({ dir: DIR, fs: fs.crash() });
+    await after.close();
+    expect(recovery.entries.map((entry) => entry.key)).to.deep.equal(['a', 'b']);
   });
 });
