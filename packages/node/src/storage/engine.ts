@@ -123,8 +123,10 @@ interface Batch {
  * Failed state: when a write or fsync of the log fails (ENOSPC, EIO, ...), the
  * storage keeps every record it could not make durable, in order, in a
  * pending list, and `append` rejects at once with the StorageFailure, keeping
- * the new records after them. `retry()` cuts the log back to its last whole
- * record, writes the pending records and fsyncs; once it succeeds, appends are
+ * the new records after them. `retry()` cuts the log back to its last good
+ * fsync (a whole record; under "everysec" and "no" it first reads back the
+ * records written since, to write them again), writes the pending records
+ * and fsyncs; once it succeeds, appends are
  * accepted again. So the log never holds a torn record before a whole one,
  * and records reach it in the order they were appended.
  *
@@ -302,8 +304,9 @@ export class Storage {
 
   /**
    * Tries the disk again while the storage is failed: cuts the log back to
-   * its last whole record (truncating needs no free space), writes every
-   * pending record in order, and fsyncs. Resolves to true when the storage
+   * its last good fsync (truncating needs no free space), writes again the
+   * records written since (read back), then every pending record in order,
+   * and fsyncs. Resolves to true when the storage
    * accepts appends again (at once if it was not failed), false when the disk
    * still fails (the cause may have changed: see `failure`). Never rejects.
    * Records refused while the retry ran are written right after it, still
