@@ -126,8 +126,8 @@ export interface FaultProfile {
   syncFailure: number;
   /**
    * Whether a failed fsync marks its bytes clean without writing them, as
-   * Linux does (memory-fs.ts `loseWriteback`). Never drawn, for now: the
-   * storage does not survive it yet (see packages/sim/README.md).
+   * Linux does (memory-fs.ts `loseWriteback`); drawn for half the seeds, and
+   * matters only where `syncFailure` is drawn.
    */
   writebackLoss: boolean;
   /** Probability that a read returns one bit flipped (at start: the folder reads as damaged, and the start is tried again). */
@@ -665,6 +665,8 @@ class Simulation {
     drawn.secrets = this.#authRng.chance(0.5);
     const disk = this.#diskRng;
     drawn.syncFailure = disk.chance(0.3) ? disk.pick([0.001, 0.01, 0.05]) : 0;
+    // From a stream of its own, so that every other draw of a seed stays what it was before it was drawn.
+    drawn.writebackLoss = master.fork().chance(0.5);
     drawn.readBitFlip = disk.chance(0.2) ? disk.pick([0.01, 0.05]) : 0;
     drawn.diskFullEveryMs = disk.chance(0.25) ? disk.int(3_000, 15_000) : 0;
     drawn.tornWrites = disk.chance(0.7);

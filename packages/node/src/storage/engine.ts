@@ -14,7 +14,10 @@
  *
  * Invariants: a snapshot's name appears only after its bytes are synced; a log
  * is synced before a newer log takes the appends; an append is acknowledged
- * (`append` resolves) only after it is synced under fsync "always".
+ * (`append` resolves) only after it is synced under fsync "always". After a
+ * failed fsync, no byte of the log written since its last good fsync is
+ * trusted (Linux may have marked it clean without writing it): a retry cuts
+ * the log back to that size and writes those bytes again.
  */
 import { BbyError, type FsyncPolicy } from '@bby/core';
 import { describeDiskError, isDiskError } from './disk-error.js';
@@ -120,8 +123,10 @@ interface Batch {
  * Failed state: when a write or fsync of the log fails (ENOSPC, EIO, ...), the
  * storage keeps every record it could not make durable, in order, in a
  * pending list, and `append` rejects at once with the StorageFailure, keeping
- * the new records after them. `retry()` cuts the log back to its last whole
- * record, writes the pending records and fsyncs; once it succeeds, appends are
+ * the new records after them. `retry()` cuts the log back to its last good
+ * fsync (a whole record; under "everysec" and "no" it first reads back the
+ * records written since, to write them again), writes the pending records
+ * and fsyncs; once it succeeds, appends are
  * accepted again. So the log never holds a torn record before a whole one,
  * and records reach it in the order they were appended.
  *
@@ -135,8 +140,12 @@ export class Storage {
   readonly #compactMinBytes: number;
   #log: AppendFile;
   #generation: number;
-  /** End of the last record known whole in the current log: written, and synced under "always". A retry cuts the log back to it. */
+  /** End of the last record known whole in the current log: written, and synced under "always". */
   #logBytes: number;
+  /** Size of the current log at its last good fsync (≤ #logBytes; equal under "always" between batches). A retry cuts the log back to it. */
+  #durableBytes: number;
+  /** The records that were past #durableBytes when a retry cut them off (read back from the page cache); the retry that succeeds writes them first. */
+  #unsyncedTail: Buffer = Buffer.alloc(0);
   #snapshotBytes: number;
   #queue: Batch = { records: [], waiters: [] };
   #switchWaiters: Waiter<boolean>[] = [];
@@ -165,6 +174,7 @@ export class Storage {
     this.#log = log;
     this.#generation = generation;
     this.#logBytes = logBytes;
+    this.#durableBytes = logBytes;
     this.#snapshotBytes = snapshotBytes;
     this.#scheduler = scheduler;
     if (fsync === 'everysec') this.#scheduleBackgroundSync();
@@ -294,8 +304,9 @@ export class Storage {
 
   /**
    * Tries the disk again while the storage is failed: cuts the log back to
-   * its last whole record (truncating needs no free space), writes every
-   * pending record in order, and fsyncs. Resolves to true when the storage
+   * its last good fsync (truncating needs no free space), writes again the
+   * records written since (read back), then every pending record in order,
+   * and fsyncs. Resolves to true when the storage
    * accepts appends again (at once if it was not failed), false when the disk
    * still fails (the cause may have changed: see `failure`). Never rejects.
    * Records refused while the retry ran are written right after it, still
@@ -384,9 +395,12 @@ export class Storage {
       while (this.#flushing) await this.#flushing;
     }
     if (this.#failure) {
-      // Leave the log at its last whole record: the next start then finds no torn tail to wonder about.
-      await this.#log.truncate(this.#logBytes).catch(() => undefined);
+      // Leave the log at its last good fsync: the next start then finds no torn tail to wonder about, and reads
+      // no bytes from the page cache that a failed fsync marked clean without writing them.
+      await this.#log.truncate(this.#durableBytes).catch(() => undefined);
       problems.push(`${this.#pending.length} refused ${this.#pending.length === 1 ? 'record' : 'records'} (${this.#pendingBytes} bytes) could not be written and are lost: ${this.#failure.message}`);
+      const unsynced = this.#unsyncedTail.length + this.#logBytes - this.#durableBytes;
+      if (unsynced > 0) problems.push(`${unsynced} bytes of records acknowledged under fsync "${this.#fsync}" since the last good fsync could not be written again and are lost from this disk: ${this.#failure.message}`);
     } else {
       try {
         await this.#log.sync();
@@ -485,6 +499,7 @@ export class Storage {
       this.#dirty = true;
     }
     this.#logBytes += data.length;
+    if (this.#fsync === 'always') this.#durableBytes = this.#logBytes;
     for (const waiter of batch.waiters) waiter.resolve();
   }
 
@@ -532,6 +547,7 @@ export class Storage {
     this.#log = next;
     this.#generation = generation;
     this.#logBytes = LOG_MAGIC.length;
+    this.#durableBytes = LOG_MAGIC.length;
     this.#dirty = false;
   }
 
@@ -546,10 +562,19 @@ export class Storage {
         await this.#fs.syncDir(this.#dir);
         this.#strayLog = null;
       }
+      if (this.#durableBytes < this.#logBytes) {
+        // Records written since the last good fsync ("everysec", "no") may be marked clean without being written: read them
+        // back from the page cache, kept until a retry has written them again after the cut.
+        doing = `read back ${this.#logName()}`;
+        this.#unsyncedTail = Buffer.concat([this.#unsyncedTail, await this.#readBackUnsynced()]);
+        this.#logBytes = this.#durableBytes;
+      }
       // A failed write may have left part of a record at the end: cut it off, so no torn record ends up mid-log.
       doing = `cut ${this.#logName()} back to its last whole record`;
-      await this.#log.truncate(this.#logBytes);
+      await this.#log.truncate(this.#durableBytes);
       doing = `write to ${this.#logName()}`;
+      const tail = this.#unsyncedTail;
+      if (tail.length > 0) await this.#log.append(tail);
       let written = 0;
       let bytes = 0;
       while (written < this.#pending.length) {
@@ -566,7 +591,9 @@ export class Storage {
       }
       doing = `write to ${this.#logName()} (fsync)`;
       await this.#log.sync();
-      this.#logBytes += bytes;
+      this.#logBytes += tail.length + bytes;
+      this.#durableBytes = this.#logBytes;
+      this.#unsyncedTail = Buffer.alloc(0);
       this.#pending.splice(0, written);
       this.#pendingBytes -= bytes;
     } catch (error) {
@@ -587,13 +614,30 @@ export class Storage {
     return true;
   }
 
+  /**
+   * The whole records of the current log past its last good fsync, as the page cache holds them. If a page was dropped
+   * meanwhile (it then reads as zeros or old bytes), the records from the first one that does not read whole on are gone
+   * from this node's disk, as a machine crash would have taken them ("everysec" and "no" allow it).
+   */
+  async #readBackUnsynced(): Promise<Buffer> {
+    const data = (await this.#fs.read(pathIn(this.#dir, this.#logName()))) ?? new Uint8Array();
+    const tail = Buffer.concat([LOG_MAGIC, Buffer.from(data.buffer, data.byteOffset, data.byteLength).subarray(this.#durableBytes, this.#logBytes)]);
+    const read = readRecords(tail, LOG_MAGIC);
+    const whole = read.status === 'ok' ? tail.length : read.status === 'torn' ? read.validBytes : read.offset;
+    return tail.subarray(LOG_MAGIC.length, whole);
+  }
+
   /** The fsync of "everysec": beside the batches, but never beside a retry or a close. */
   #syncInBackground(): void {
     if (!this.#dirty || this.#failure || this.#backgroundSync || this.#closing) return;
     this.#dirty = false;
     const log = this.#log;
+    const covered = this.#logBytes;
     this.#backgroundSync = log
       .sync()
+      .then(() => {
+        if (log === this.#log && this.#failure === null) this.#durableBytes = Math.max(this.#durableBytes, covered);
+      })
       .catch((error: unknown) => {
         // Appends acknowledged since the last fsync may not be on disk: refuse more until a retry syncs.
         if (log === this.#log) this.#fail(new StorageFailure(this.#dir, `write to ${this.#logName()} (fsync)`, error));
@@ -732,6 +776,9 @@ async function createLog(fs: FileSystem, dir: string, generation: number): Promi
     await fs.syncDir(dir);
     return file;
   } catch (error) {
+    // Nothing of this log is durable: cut it back to empty. After a failed fsync Linux may keep its bytes in the page
+    // cache, marked clean but never written, and a later start would read them as a whole log and append after them.
+    await file.truncate(0).catch(() => undefined);
     await file.close().catch(() => undefined);
     throw error;
   }

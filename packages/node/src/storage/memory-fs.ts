@@ -35,10 +35,12 @@
  *   intact, and the next read may be right).
  * A failed sync makes nothing durable; a later successful sync writes what
  * it had to. With `random.loseWriteback` it is what Linux does after a
- * writeback error instead: the bytes the sync should have made durable stay
- * in the page cache (reads see them) but are marked clean, so no later sync
- * writes them: after a crash they read as zeros, unless they were cut off
- * (truncate) and written again.
+ * writeback error instead: the bytes the sync should have made durable (those
+ * appended or cut since the last sync) stay in the page cache (reads see
+ * them) but are marked clean, so no later sync writes them: after a crash
+ * they read as zeros, unless they were cut off (truncate) and written again.
+ * A failed sync with nothing to write loses nothing, and bytes a later sync
+ * wrote stay durable.
  * `crash({ tearLastAppend: k })` also keeps the first k bytes of the most
  * recent append if that append was not synced (a write that reached the disk
  * partly); `crash({ tornWrites: random })` keeps, of every file whose
@@ -96,8 +98,15 @@ export interface CrashOptions {
 interface Inode {
   current: Buffer;
   synced: Buffer;
-  /** Bytes [from, to) whose sync failed: marked clean but never written (zeros on the disk), until cut off. */
-  lostWriteback: { from: number; to: number } | null;
+  /** Lowest byte changed (appended, cut) since the last sync that wrote or lost them; `current.length` when clean. */
+  dirtyFrom: number;
+  /** Byte ranges [from, to) whose sync failed: marked clean but never written (zeros on the disk), until cut off. */
+  lostWriteback: { from: number; to: number }[];
+}
+
+/** A fresh inode holding `data`, clean and synced. */
+function inodeOf(data: Uint8Array): Inode {
+  return { current: Buffer.from(data), synced: Buffer.from(data), dirtyFrom: data.length, lostWriteback: [] };
 }
 
 interface Folder {
@@ -195,7 +204,7 @@ export class MemoryFileSystem implements FileSystem {
     const { folder, name } = this.#locate(path);
     let inode = folder.current.get(name);
     if (!inode) {
-      inode = { current: Buffer.alloc(0), synced: Buffer.alloc(0), lostWriteback: null };
+      inode = inodeOf(Buffer.alloc(0));
       folder.current.set(name, inode);
     }
     const target = inode;
@@ -210,6 +219,7 @@ export class MemoryFileSystem implements FileSystem {
         const room = this.faults.diskBytes === undefined ? Infinity : Math.max(0, this.faults.diskBytes - this.usedBytes());
         const written = data.length <= room ? data : data.subarray(0, room);
         this.#lastAppend = { inode: target, offset: target.current.length, length: written.length };
+        target.dirtyFrom = Math.min(target.dirtyFrom, target.current.length);
         target.current = Buffer.concat([target.current, written]);
         if (written.length < data.length) throw fault('ENOSPC', `append ${path}: ${written.length} of ${data.length} bytes written`);
       },
@@ -218,22 +228,22 @@ export class MemoryFileSystem implements FileSystem {
         if (this.#strikes(this.faults.random?.syncFailure)) {
           this.struck.syncFailure++;
           if (this.faults.random?.loseWriteback !== true) throw fault('EIO', `sync ${path}`);
-          // Linux after a writeback error: the pages are marked clean, so no later sync writes them.
-          const from = Math.min(target.synced.length, target.lostWriteback?.from ?? Infinity);
-          target.lostWriteback = { from, to: Math.max(target.current.length, target.lostWriteback?.to ?? 0) };
+          // Linux after a writeback error: the dirty pages are marked clean, so no later sync writes them.
+          if (target.dirtyFrom < target.current.length) target.lostWriteback.push({ from: target.dirtyFrom, to: target.current.length });
+          target.dirtyFrom = target.current.length;
           throw fault('EIO', `sync ${path}`);
         }
         target.synced = Buffer.from(target.current);
-        const lost = target.lostWriteback;
-        if (lost !== null) target.synced.fill(0, lost.from, Math.min(lost.to, target.synced.length));
+        for (const lost of target.lostWriteback) target.synced.fill(0, lost.from, Math.min(lost.to, target.synced.length));
+        target.dirtyFrom = target.current.length;
       },
       truncate: async (size) => {
         await live('truncate');
         const next = Buffer.alloc(size);
         target.current.copy(next, 0, 0, Math.min(size, target.current.length));
+        target.dirtyFrom = Math.min(target.dirtyFrom, size, target.current.length);
         target.current = next;
-        const lost = target.lostWriteback;
-        if (lost !== null) target.lostWriteback = lost.from >= size ? null : { from: lost.from, to: Math.min(lost.to, size) };
+        target.lostWriteback = target.lostWriteback.filter((lost) => lost.from < size).map((lost) => ({ from: lost.from, to: Math.min(lost.to, size) }));
       },
       close: async () => {
         await live('close');
@@ -279,9 +289,8 @@ export class MemoryFileSystem implements FileSystem {
       }
       content = Buffer.from(content);
       // Bytes whose writeback failed never reached the disk.
-      const lost = inode.lostWriteback;
-      if (lost !== null) content.fill(0, Math.max(lost.from, inode.synced.length), Math.min(lost.to, content.length));
-      return { current: Buffer.from(content), synced: content, lostWriteback: null };
+      for (const lost of inode.lostWriteback) content.fill(0, Math.max(lost.from, inode.synced.length), Math.min(lost.to, content.length));
+      return inodeOf(content);
     };
     for (const [path, folder] of this.#folders) {
       const durable = new Map<string, Inode>();
@@ -304,7 +313,7 @@ export class MemoryFileSystem implements FileSystem {
   poke(path: string, data: Uint8Array): void {
     const folder = this.#folders.get(posix.dirname(path));
     if (!folder) throw new Error(`no folder for ${path}`);
-    const inode = { current: Buffer.from(data), synced: Buffer.from(data), lostWriteback: null };
+    const inode = inodeOf(data);
     folder.current.set(posix.basename(path), inode);
     folder.durable.set(posix.basename(path), inode);
   }
