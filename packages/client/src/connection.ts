@@ -19,7 +19,7 @@
  * UnreachableError (nothing answered).
  */
 import { type Socket } from 'node:net';
-import { AUTH_HEADER, AUTH_HEADER_VALUE, BbyError, connectAddress, MAX_MESSAGE_BYTES, parseIncoming, printable as printableText, type NodeConfig } from '@bby/core';
+import { AUTH_HEADER, AUTH_HEADER_VALUE, BbyError, CLOSE_CODES, connectAddress, MAX_MESSAGE_BYTES, parseIncoming, printable as printableText, type NodeConfig } from '@bby/core';
 import { ClientHandshake } from './client-handshake.js';
 import { type ClientTlsOptions, clientTlsOptions, urlScheme } from './client-tls.js';
 import { CERTIFICATE_NOT_TRUSTED, describeSocketError, describeTlsError, HOSTNAME_MISMATCH, PEER_WITH_TLS, PEER_WITHOUT_TLS } from './describe-error.js';
@@ -112,6 +112,7 @@ export interface OpenConnection {
 export function openConnection(target: ConnectionTarget | string, timeoutMs: number): Promise<OpenConnection> {
   const { url, tls = {}, secret, peerId, configPath = 'the config' } = typeof target === 'string' ? ({ url: target } as ConnectionTarget) : target;
   const refused = (failure: ConnectionFailure, message: string) => new ConnectionError(failure, url, message);
+  const dialed: Dialed = { url, configPath, tls };
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url, { handshakeTimeout: timeoutMs, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, ...tls });
     let settled = false;
@@ -139,7 +140,7 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
     };
 
     // The socket's later errors are reported by its 'close' to whoever uses it.
-    socket.on('error', (error: NodeJS.ErrnoException) => fail(describeFailure(error)));
+    socket.on('error', (error: NodeJS.ErrnoException) => fail(describeFailure(dialed, error)));
     socket.on('upgrade', (response) => {
       transport = response.socket;
       const value = response.headers[AUTH_HEADER];
@@ -154,7 +155,7 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
       response.on('error', () => undefined);
       response.on('end', () => {
         request.destroy();
-        fail(describeResponse(response.statusCode ?? 0, String(response.headers.upgrade ?? ''), body));
+        fail(describeResponse(dialed, response.statusCode ?? 0, String(response.headers.upgrade ?? ''), body));
       });
     });
     socket.once('open', () => {
@@ -165,7 +166,7 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
       }
       if (authScheme !== AUTH_HEADER_VALUE) {
         fail(refused('unknown-auth', `the node at ${url} asks for authentication ${JSON.stringify(printable(authScheme))}, which this bby does not know: run the same bby version on both`));
-      } else if (secret === undefined) fail(secretRequired());
+      } else if (secret === undefined) fail(secretRequired(dialed));
       // Otherwise the node's challenge comes next.
     });
 
@@ -174,8 +175,8 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
       if (!parsed.ok) return fail(refused('node-not-proven', `the node at ${url} sent something other than the handshake (${parsed.error.message}): is it a bby node of the same version?`));
       const message = parsed.message;
       if (message.type === 'error') {
-        if (message.code === 'AUTH_FAILED') return fail(wrongSecret());
-        if (message.code === 'AUTH_REQUIRED') return fail(secretRequired());
+        if (message.code === 'AUTH_FAILED') return fail(wrongSecret(dialed));
+        if (message.code === 'AUTH_REQUIRED') return fail(secretRequired(dialed));
         return fail(refused('refused', `the node at ${url} refused the connection: ${printable(message.message)} (${printable(message.code)})`));
       }
       if (handshake === undefined || authScheme === undefined) return;
@@ -191,46 +192,56 @@ export function openConnection(target: ConnectionTarget | string, timeoutMs: num
       fail(refused('node-not-proven', `the node at ${url} sent ${JSON.stringify(message.type)} instead of the handshake: is it a bby node of the same version?`));
     };
     const onClose = (code: number, reason: Buffer) => {
-      if (code === 4010) fail(wrongSecret());
-      else if (code === 4011) fail(secretRequired());
-      else if (code === 4012) fail(refused('auth-timeout', `the node at ${url} gave up waiting for this client to authenticate; try again`));
-      else if (code === 4013) fail(refused('refused', `the node at ${url} refused this client a peer's message (FORBIDDEN)`));
+      if (code === CLOSE_CODES.AUTH_FAILED) fail(wrongSecret(dialed));
+      else if (code === CLOSE_CODES.AUTH_REQUIRED) fail(secretRequired(dialed));
+      else if (code === CLOSE_CODES.AUTH_TIMEOUT) fail(refused('auth-timeout', `the node at ${url} gave up waiting for this client to authenticate; try again`));
+      else if (code === CLOSE_CODES.FORBIDDEN) fail(refused('refused', `the node at ${url} refused this client a peer's message (FORBIDDEN)`));
       else fail(new UnreachableError(url, `the node closed the connection: ${reason.length > 0 ? printable(reason.toString()) : `code ${code}`}`));
     };
     socket.on('message', onMessage);
     socket.on('close', onClose);
-
-    function wrongSecret(): ConnectionError {
-      return refused('wrong-secret', `the node at ${url} refused the secret of ${configPath} (AUTH_FAILED): put the node's "clientSecret" (or its "secret") in ${configPath}`);
-    }
-    function secretRequired(): ConnectionError {
-      return refused('secret-required', `the node at ${url} requires a secret and ${configPath} has none: add the node's "clientSecret" (or "secret") to ${configPath}`);
-    }
-    function describeFailure(error: NodeJS.ErrnoException): Error {
-      const tlsPhrase = describeTlsError(error);
-      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-      if (tlsPhrase === PEER_WITHOUT_TLS) {
-        return refused('node-without-tls', `the node at ${url} does not speak TLS but ${configPath} has "tls": remove "tls" from ${configPath}, or restart the node with this config (bby-node ${configPath})`);
-      }
-      if (tlsPhrase === CERTIFICATE_NOT_TRUSTED) {
-        const fix = tls.ca === undefined ? `set "tls"."ca" in ${configPath} to the CA that signed the nodes' certificates` : `"tls"."ca" of ${configPath} must be the CA that signed the nodes' certificates`;
-        return refused('certificate-not-trusted', `the node at ${url} has a certificate not signed by a CA this config trusts: ${fix} (docs/security.md)`);
-      }
-      if (tlsPhrase === HOSTNAME_MISMATCH) {
-        return refused('hostname-mismatch', `the certificate of the node at ${url} does not name ${host}: connect to an address it names ("advertise" in ${configPath}), or make its certificate for ${host} (scripts/make-certs.sh)`);
-      }
-      if (tlsPhrase !== undefined && tlsPhrase !== PEER_WITH_TLS) return refused('tls-failed', `TLS with the node at ${url} failed: ${tlsPhrase}`);
-      return new UnreachableError(url, describeSocketError(error));
-    }
-    function describeResponse(status: number, upgrade: string, body: string): Error {
-      if (status === 426 && /\bTLS\b/i.test(upgrade)) {
-        return refused('node-speaks-tls', `the node at ${url} speaks TLS and ${configPath} has no "tls": add "tls": {"ca": "ca.pem"} to ${configPath}, with the CA that signed the nodes' certificates (docs/security.md)`);
-      }
-      const why = printable(body.split('\n')[0]!.trim()).slice(0, MAX_BODY_SHOWN);
-      if (status === 503) return refused('busy', `the node at ${url} cannot take this connection now (HTTP 503${why === '' ? '' : `: ${why}`}); try again in a moment`);
-      return refused('refused', `the node at ${url} refused the WebSocket connection (HTTP ${status}${why === '' ? '' : `: ${why}`}): is it a bby node?`);
-    }
   });
+}
+
+/** The connection being opened, as the messages of its failures name it. */
+interface Dialed {
+  readonly url: string;
+  readonly configPath: string;
+  readonly tls: ClientTlsOptions;
+}
+
+function wrongSecret({ url, configPath }: Dialed): ConnectionError {
+  return new ConnectionError('wrong-secret', url, `the node at ${url} refused the secret of ${configPath} (AUTH_FAILED): put the node's "clientSecret" (or its "secret") in ${configPath}`);
+}
+
+function secretRequired({ url, configPath }: Dialed): ConnectionError {
+  return new ConnectionError('secret-required', url, `the node at ${url} requires a secret and ${configPath} has none: add the node's "clientSecret" (or "secret") to ${configPath}`);
+}
+
+function describeFailure({ url, configPath, tls }: Dialed, error: NodeJS.ErrnoException): Error {
+  const tlsPhrase = describeTlsError(error);
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  if (tlsPhrase === PEER_WITHOUT_TLS) {
+    return new ConnectionError('node-without-tls', url, `the node at ${url} does not speak TLS but ${configPath} has "tls": remove "tls" from ${configPath}, or restart the node with this config (bby-node ${configPath})`);
+  }
+  if (tlsPhrase === CERTIFICATE_NOT_TRUSTED) {
+    const fix = tls.ca === undefined ? `set "tls"."ca" in ${configPath} to the CA that signed the nodes' certificates` : `"tls"."ca" of ${configPath} must be the CA that signed the nodes' certificates`;
+    return new ConnectionError('certificate-not-trusted', url, `the node at ${url} has a certificate not signed by a CA this config trusts: ${fix} (docs/security.md)`);
+  }
+  if (tlsPhrase === HOSTNAME_MISMATCH) {
+    return new ConnectionError('hostname-mismatch', url, `the certificate of the node at ${url} does not name ${host}: connect to an address it names ("advertise" in ${configPath}), or make its certificate for ${host} (scripts/make-certs.sh)`);
+  }
+  if (tlsPhrase !== undefined && tlsPhrase !== PEER_WITH_TLS) return new ConnectionError('tls-failed', url, `TLS with the node at ${url} failed: ${tlsPhrase}`);
+  return new UnreachableError(url, describeSocketError(error));
+}
+
+function describeResponse({ url, configPath }: Dialed, status: number, upgrade: string, body: string): Error {
+  if (status === 426 && /\bTLS\b/i.test(upgrade)) {
+    return new ConnectionError('node-speaks-tls', url, `the node at ${url} speaks TLS and ${configPath} has no "tls": add "tls": {"ca": "ca.pem"} to ${configPath}, with the CA that signed the nodes' certificates (docs/security.md)`);
+  }
+  const why = printable(body.split('\n')[0]!.trim()).slice(0, MAX_BODY_SHOWN);
+  if (status === 503) return new ConnectionError('busy', url, `the node at ${url} cannot take this connection now (HTTP 503${why === '' ? '' : `: ${why}`}); try again in a moment`);
+  return new ConnectionError('refused', url, `the node at ${url} refused the WebSocket connection (HTTP ${status}${why === '' ? '' : `: ${why}`}): is it a bby node?`);
 }
 
 /** Text from the network made safe to print on one line: control characters escaped (@bby/core's `printable`, uncut). */

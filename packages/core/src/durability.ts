@@ -20,6 +20,10 @@
  *   promise its changes, and the core is told `storageFailed`.
  * - Cursors are saved only from released batches (their entries are durable),
  *   at most once per CURSOR_SAVE_INTERVAL_MS.
+ * - Compaction: after a released batch that appended changes, the storage is
+ *   asked whether its log is worth compacting; `compactionDue` is the rule.
+ * - Epoch: `epochRule` says at start whether the recovered change feed and
+ *   cursors may be kept.
  *
  * House rules: no timers, no clock, no promises; decisions are taken with
  * `takeDecisions()`, as the core's `takeReady()`.
@@ -65,6 +69,12 @@ export const CURSOR_SAVE_INTERVAL_MS = 1_000;
 /** Identifies a batch given to the pipeline; appends are reported back with it. */
 export type BatchId = number;
 
+/** When the adapter stops reading its sockets (more than `pauseAboveBytes` of changes wait for durability) and starts again (below `resumeBelowBytes`). */
+export interface BacklogBounds {
+  readonly pauseAboveBytes: number;
+  readonly resumeBelowBytes: number;
+}
+
 /** Options of a DurabilityPipeline. */
 export interface DurabilityOptions {
   /** Whether there is a disk: without one nothing is appended and batches go out at once. */
@@ -72,7 +82,7 @@ export interface DurabilityOptions {
   /** Whether moved cursors are saved (the epoch rule, `epochRule`, says whether they are worth keeping). */
   readonly keepsCursors: boolean;
   /** Backlog bounds, in bytes; see BACKLOG_PAUSE_BYTES. */
-  readonly backlog?: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number };
+  readonly backlog?: BacklogBounds;
   /**
    * TEST ONLY: breaks the ordering rule on purpose, releasing each batch as
    * soon as it comes, before its changes are durable, so that a test can
@@ -285,6 +295,23 @@ export function estimateBytes(changes: readonly PersistEffect[]): number {
   let bytes = 0;
   for (const { entry } of changes) bytes += entry.key.length + entry.value.length + entry.origin.length + RECORD_OVERHEAD_BYTES;
   return bytes;
+}
+
+/** The log is compacted once it is larger than this, in bytes, and than the live data (`compactionDue`). */
+export const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
+
+/** The fewest bytes a live entry takes in a log: a log smaller than the live entries times this has little to drop. */
+const MIN_LIVE_RECORD_BYTES = 32;
+
+/**
+ * The compaction trigger: a log is worth replacing with a snapshot of the
+ * store once it is past `minBytes` and larger than both the snapshot it
+ * would replace and the live data. `liveEntries` is asked only when the
+ * cheap tests pass, since this runs after every durable batch.
+ */
+export function compactionDue(log: { readonly logBytes: number; readonly snapshotBytes: number; readonly minBytes: number }, liveEntries: () => number): boolean {
+  if (log.logBytes <= log.minBytes) return false;
+  return log.logBytes > Math.max(log.snapshotBytes, liveEntries() * MIN_LIVE_RECORD_BYTES);
 }
 
 /** What the epoch rule decides at start; see `epochRule`. */

@@ -4,7 +4,7 @@
  * and listed in docs/protocol.md) or a local one (`LocalErrorCode`, raised by
  * `bby-node` or `bby` and never sent). Each code says what went wrong and what
  * to do; the message of an error says it for the case at hand, in one line.
- * test/error-codes.test.ts holds every error class of the repository and the
+ * test/errors.test.ts holds every error class of the repository and the
  * docs to this registry.
  */
 

@@ -21,7 +21,7 @@
  */
 import { type Message } from './protocol.js';
 import { entryLength, jsonStringLength } from './sync.js';
-import { MAX_BATCH_CHARS, MAX_MESSAGE_BYTES } from './limits.js';
+import { MAX_MESSAGE_BYTES } from './limits.js';
 
 /**
  * Text waiting to be written on a link above which the node stops answering a
@@ -39,9 +39,6 @@ export const OUTBOUND_RESUME_BYTES = OUTBOUND_BUDGET_BYTES / 2;
 
 /** A catch-up or repair stream sends its next batch only while less than this many batches' worth waits on the link. */
 export const STREAM_WINDOW_BATCHES = 4;
-
-/** The stream window with full-size batches, in bytes: about 700 KB of a million keys' 170 MB. */
-export const STREAM_WINDOW_BYTES = STREAM_WINDOW_BATCHES * MAX_BATCH_CHARS;
 
 /** A link over its budget for longer than this is closed, in milliseconds: a reader that stopped reading. */
 export const SLOW_LINK_TIMEOUT_MS = 20_000;

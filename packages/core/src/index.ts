@@ -21,7 +21,7 @@
 export { createNode, type BbyNode, type NodeOptions } from './node.js';
 export { CLOSE_CODES } from './close-codes.js';
 export { carryOut, isEmptyReady, READY_ORDER, type CloseEffect, type CursorEffect, type DialEffect, type Effect, type LogEffect, type LogFields, type PauseEffect, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect } from './ready.js';
-export { type BatchId, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision } from './durability.js';
+export { type BacklogBounds, type BatchId, COMPACT_MIN_BYTES, compactionDue, DurabilityPipeline, type DurabilityDecisions, type DurabilityOptions, epochRule, type EpochDecision } from './durability.js';
 export { createMemoryNetwork, memoryAddress, MemoryNetwork, type MemoryNetworkOptions, type MemoryNetworkStats, type MemoryNodeOptions } from './memory-network.js';
 export { compareEntries, type Entry } from './entry.js';
 export { type Change } from './store.js';

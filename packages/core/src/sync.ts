@@ -8,7 +8,12 @@
  * merges them.
  */
 import { type Entry } from './entry.js';
+import { type QueuedEffect } from './node-context.js';
+import { type LinkId } from './peer-table.js';
+import { type EntriesMessage } from './protocol.js';
 import { type Change } from './store.js';
+
+type QueuedSend = Extract<QueuedEffect, { readonly type: 'send' }>;
 import { MAX_BATCH_CHARS } from './limits.js';
 
 // Characters JSON.stringify escapes: quote, backslash, controls, lone surrogates.
@@ -70,55 +75,52 @@ export function* batchChanges<R>(changes: Iterator<Change, R>, maxLength = MAX_B
  * the very same messages (a broadcast) share one merged message, so that the
  * adapter writes its JSON once.
  */
-export function coalesceEntries<T extends { readonly type: string }>(effects: T[], maxLength = MAX_BATCH_CHARS): T[] {
+export function coalesceEntries(effects: QueuedEffect[], maxLength = MAX_BATCH_CHARS): QueuedEffect[] {
   // Nothing to merge unless two messages carry entries (a `set` queues a persist and a reply): skip the bookkeeping.
   let entriesMessages = 0;
   for (const effect of effects) {
-    if (effect.type === 'send' && (effect as unknown as { message: { type: string } }).message.type === 'entries' && ++entriesMessages === 2) break;
+    if (effect.type === 'send' && effect.message.type === 'entries' && ++entriesMessages === 2) break;
   }
   if (entriesMessages < 2) return effects;
-  type Message = { readonly type: string; readonly entries?: readonly Entry[]; readonly seen?: readonly string[]; readonly upTo?: number; readonly ack?: string };
-  type Send = { readonly type: 'send'; readonly link: string; readonly message: Message; readonly bytes?: number };
   /** A run of mergeable messages for one link, at `index` of the output; `bytes` adds up their sends' estimates. */
-  type Run = { readonly index: number; readonly send: Send; readonly sources: Message[]; length: number; bytes: number };
-  const open = new Map<string, Run>();
+  type Run = { readonly index: number; readonly send: QueuedSend; readonly sources: EntriesMessage[]; length: number; bytes: number };
+  const open = new Map<LinkId, Run>();
   const runs: Run[] = [];
-  const out: T[] = [];
+  const out: QueuedEffect[] = [];
   for (const effect of effects) {
     if (effect.type !== 'send') {
       out.push(effect);
       continue;
     }
-    const send = effect as unknown as Send;
-    const message = send.message;
+    const message = effect.message;
     if (message.type !== 'entries' || message.ack !== undefined || message.seen === undefined) {
-      open.delete(send.link);
+      open.delete(effect.link);
       out.push(effect);
       continue;
     }
     let length = 0;
-    for (const entry of message.entries!) length += entryLength(entry) + 1;
-    const run = open.get(send.link);
+    for (const entry of message.entries) length += entryLength(entry) + 1;
+    const run = open.get(effect.link);
     if (run !== undefined && sameList(run.sources[0]!.seen!, message.seen) && run.length + length <= maxLength) {
       if (run.sources.length === 1) runs.push(run);
       run.sources.push(message);
       run.length += length;
-      run.bytes += send.bytes ?? 0;
+      run.bytes += effect.bytes;
       continue;
     }
-    open.set(send.link, { index: out.length, send, sources: [message], length, bytes: send.bytes ?? 0 });
+    open.set(effect.link, { index: out.length, send: effect, sources: [message], length, bytes: effect.bytes });
     out.push(effect);
   }
-  const built: { sources: Message[]; message: Message }[] = [];
+  const built: { sources: EntriesMessage[]; message: EntriesMessage }[] = [];
   for (const run of runs) {
     let merged = built.find((b) => b.sources.length === run.sources.length && b.sources.every((source, i) => source === run.sources[i]))?.message;
     if (merged === undefined) {
       let upTo: number | undefined;
       for (const source of run.sources) if (source.upTo !== undefined) upTo = source.upTo;
-      merged = { type: 'entries', entries: run.sources.flatMap((source) => source.entries!), seen: run.sources[0]!.seen!, ...(upTo === undefined ? {} : { upTo }) };
+      merged = { type: 'entries', entries: run.sources.flatMap((source) => source.entries), seen: run.sources[0]!.seen!, ...(upTo === undefined ? {} : { upTo }) };
       built.push({ sources: run.sources, message: merged });
     }
-    out[run.index] = { ...run.send, message: merged, ...(run.send.bytes === undefined ? {} : { bytes: run.bytes }) } as unknown as T;
+    out[run.index] = { ...run.send, message: merged, bytes: run.bytes };
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DurabilityPipeline, epochRule, type PersistEffect, type Ready, type SendEffect } from '../src/index.js';
+import { compactionDue, DurabilityPipeline, epochRule, type PersistEffect, type Ready, type SendEffect } from '../src/index.js';
 import { CURSOR_SAVE_INTERVAL_MS, EMPTY_READY } from '../src/internal.js';
 
 const persist = (key: string, seq: number, value = 'v'): PersistEffect => ({ type: 'persist', entry: { key, value, timestamp: 1, origin: 'a' }, seq });
@@ -96,5 +96,22 @@ describe('epochRule', () => {
     expect(epochRule({ fsyncAlways: true, repaired: false, sequenced: true, hadEpoch: true })).to.deep.equal({ keepEpoch: true, keepsCursors: true });
     expect(epochRule({ fsyncAlways: false, repaired: false, sequenced: true, hadEpoch: true })).to.deep.equal({ keepEpoch: false, keepsCursors: false });
     expect(epochRule({ fsyncAlways: true, repaired: true, sequenced: true, hadEpoch: true }).keepEpoch).to.equal(false);
+  });
+});
+
+describe('compactionDue', () => {
+  it('compacts a log only past its threshold and larger than both its snapshot and the live data, and counts the live entries only then', () => {
+    let asked = 0;
+    const live = (count: number) => () => {
+      asked++;
+      return count;
+    };
+    expect(compactionDue({ logBytes: 1_000, snapshotBytes: 0, minBytes: 1_000 }, live(0))).to.equal(false);
+    expect(asked).to.equal(0);
+    expect(compactionDue({ logBytes: 1_001, snapshotBytes: 0, minBytes: 1_000 }, live(0))).to.equal(true);
+    expect(compactionDue({ logBytes: 1_001, snapshotBytes: 1_001, minBytes: 1_000 }, live(0))).to.equal(false);
+    expect(compactionDue({ logBytes: 3_300, snapshotBytes: 0, minBytes: 1_000 }, live(100))).to.equal(true);
+    expect(compactionDue({ logBytes: 3_200, snapshotBytes: 0, minBytes: 1_000 }, live(100))).to.equal(false);
+    expect(asked).to.equal(4);
   });
 });

@@ -23,7 +23,7 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const CODED_ELSEWHERE: Readonly<Record<string, string>> = {
   NodeError: "the code the node sent in its error frame: a wire code (ERROR_CODES) for a node of this version, kept as sent for another one",
   StorageFailure: 'the errno code of the disk (ENOSPC, EIO, ...), public since the storage engine exists; the node answers it with STORAGE_FAILED',
-  DataDirError: 'the errno code of the disk, or none; bby-node turns it into a StartError (START_FAILED)',
+  DataDirError: 'the errno code of the disk, or none; its startCode (START_FAILED, DATA_DIR_LOCKED, DATA_DAMAGED) is the code of the StartError bby-node turns it into',
   Crash: "the simulated power loss of @bby/node/internal's in-memory file system: only tests and @bby/sim throw it, and they catch it",
 };
 

@@ -3,8 +3,8 @@
  * does not read, a peer that floods repair requests, a peer that falls behind.
  */
 import { expect } from 'chai';
-import { CLOSE_CODES, MAX_BATCH_CHARS, type Message } from '../src/index.js';
-import { frameLength, OUTBOUND_BUDGET_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BYTES } from '../src/internal.js';
+import { CLOSE_CODES, type Message } from '../src/index.js';
+import { frameLength, OUTBOUND_BUDGET_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from '../src/internal.js';
 import { Cluster } from './support/cluster.js';
 
 const BIG_VALUE = 'v'.repeat(200 * 1024);
@@ -73,7 +73,7 @@ describe('flow control: repair', () => {
     cluster.stabilize();
     const sentWhileStalled = peer.inbox.filter((m) => m.type === 'entries').length;
     // A window of batches went out, not ten passes over four megabytes of store.
-    expect(sentWhileStalled).to.be.within(1, Math.ceil(STREAM_WINDOW_BYTES / MAX_BATCH_CHARS) + 1);
+    expect(sentWhileStalled).to.be.within(1, STREAM_WINDOW_BATCHES + 1);
     expect(a.stats().repairRequestsMerged).to.be.greaterThan(0);
     peer.read();
     cluster.stabilize();

@@ -30,7 +30,7 @@ const PUBLIC_NAMES = [
   // The contract with an adapter: the typed batch, its order, and the durability policy between it and the disk.
   'carryOut', 'CloseEffect', 'CursorEffect', 'DialEffect', 'isEmptyReady', 'LogEffect', 'PauseEffect', 'PeerAddedEffect', 'PeerRemovedEffect',
   'PersistEffect', 'Ready', 'READY_ORDER', 'ReadyHandlers', 'ResumeEffect',
-  'BatchId', 'DurabilityDecisions', 'DurabilityOptions', 'DurabilityPipeline', 'EpochDecision', 'epochRule',
+  'BacklogBounds', 'BatchId', 'COMPACT_MIN_BYTES', 'compactionDue', 'DurabilityDecisions', 'DurabilityOptions', 'DurabilityPipeline', 'EpochDecision', 'epochRule',
   'DEFAULT_TIMING', 'Timing', 'seededRandom', 'randomBytesFrom',
   'createMemoryNetwork', 'memoryAddress', 'MemoryNetwork', 'MemoryNetworkOptions', 'MemoryNetworkStats', 'MemoryNodeOptions',
   // What an adapter stores and recovers.

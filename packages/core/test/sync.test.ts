@@ -85,22 +85,22 @@ describe('sync batching', () => {
 
 describe('coalescing forwards', () => {
   const entry = (key: string) => ({ key, value: 'v', timestamp: 1, origin: 'a' });
-  const send = (link: string, message: object) => ({ type: 'send' as const, link, message });
+  const send = (link: string, message: object) => ({ type: 'send' as const, link, message: message as Message, bytes: 0 });
 
   it('merges entries queued back to back for one link, keeps the order per link, and the later upTo', () => {
     const effects = [
       send('l1', { type: 'entries', entries: [entry('a')], seen: ['a', 'b'] }),
       send('l2', { type: 'reply', id: 1, result: true }),
       send('l1', { type: 'entries', entries: [entry('b')], seen: ['a', 'b'], upTo: 7 }),
-      { type: 'persist' as const },
+      { type: 'persist' as const, entry: entry('p'), seq: 1 },
       send('l1', { type: 'ping' }),
       send('l1', { type: 'entries', entries: [entry('c')], seen: ['a', 'b'] }),
     ];
-    const out = coalesceEntries(effects as { type: string }[]);
+    const out = coalesceEntries(effects);
     expect(out).to.deep.equal([
       send('l1', { type: 'entries', entries: [entry('a'), entry('b')], seen: ['a', 'b'], upTo: 7 }),
       send('l2', { type: 'reply', id: 1, result: true }),
-      { type: 'persist' },
+      { type: 'persist', entry: entry('p'), seq: 1 },
       send('l1', { type: 'ping' }),
       send('l1', { type: 'entries', entries: [entry('c')], seen: ['a', 'b'] }),
     ]);
@@ -114,15 +114,15 @@ describe('coalescing forwards', () => {
       send('l1', { type: 'entries', entries: [entry('d')], seen: ['a', 'c'] }),
       send('l1', { type: 'entries', entries: [entry('e')], seen: ['a', 'c'] }),
     ];
-    expect(coalesceEntries(effects as { type: string }[])).to.have.length(4);
-    expect(coalesceEntries(effects.slice(3) as { type: string }[], 10)).to.have.length(2);
+    expect(coalesceEntries(effects)).to.have.length(4);
+    expect(coalesceEntries(effects.slice(3), 10)).to.have.length(2);
   });
 
   it('gives links whose runs are the very same messages one shared merged message, and others their own', () => {
     const first = { type: 'entries', entries: [entry('a')], seen: ['a', 'b', 'c'] };
     const second = { type: 'entries', entries: [entry('b')], seen: ['a', 'b', 'c'], upTo: 2 };
     const other = { type: 'entries', entries: [entry('b')], seen: ['a', 'b', 'c'] };
-    const out = coalesceEntries([send('b', first), send('c', first), send('d', first), send('b', second), send('c', second), send('d', other)] as { type: string }[]) as ReturnType<typeof send>[];
+    const out = coalesceEntries([send('b', first), send('c', first), send('d', first), send('b', second), send('c', second), send('d', other)]) as ReturnType<typeof send>[];
     expect(out.map((e) => e.link)).to.deep.equal(['b', 'c', 'd']);
     expect(out[0]!.message).to.equal(out[1]!.message);
     expect(out[0]!.message).to.deep.equal({ type: 'entries', entries: [entry('a'), entry('b')], seen: ['a', 'b', 'c'], upTo: 2 });

@@ -11,7 +11,7 @@
  * `scheduler` runs them), no clock; so a simulator drives the very code
  * `bby-node` runs, over an in-memory FileSystem (`Persistence.recover`).
  */
-import { type BbyNode, type BatchId, type DurabilityDecisions, DurabilityPipeline, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready } from '@bby/core';
+import { type BacklogBounds, type BbyNode, type BatchId, type DurabilityDecisions, DurabilityPipeline, type PeerAddedEffect, type PeerRemovedEffect, type PersistEffect, type Ready } from '@bby/core';
 import { type LogSink } from './log-sink.js';
 import { type Persistence } from './persistence.js';
 
@@ -33,7 +33,7 @@ export interface DiskPipelineHooks {
 export interface DiskPipelineOptions {
   readonly hooks: DiskPipelineHooks;
   /** Backlog bounds, in bytes (tests lower them); see the core's BACKLOG_PAUSE_BYTES. */
-  readonly backlog?: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number } | undefined;
+  readonly backlog?: BacklogBounds | undefined;
   /** TEST ONLY (see the core's DurabilityOptions): releases batches before their changes are durable. */
   readonly unsafeReleaseBeforeDurable?: boolean | undefined;
 }

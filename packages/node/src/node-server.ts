@@ -6,7 +6,7 @@
  * disk side (disk-pipeline.ts), which hands it back once it may go out, and
  * this file carries out the socket side of it.
  */
-import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BbyNode, carryOut, CLOSE_CODES, type CloseEffect, createNode, formatAddress, isEmptyReady, type LinkId, MAX_MESSAGE_BYTES, type NodeConfig, type PauseEffect, printable, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect, type Timing } from '@bby/core';
+import { announcedAddress, AUTH_HEADER, AUTH_HEADER_VALUE, type BacklogBounds, type BbyNode, carryOut, CLOSE_CODES, type CloseEffect, createNode, formatAddress, isEmptyReady, type LinkId, MAX_MESSAGE_BYTES, type NodeConfig, type PauseEffect, printable, type Ready, type ReadyHandlers, type ResumeEffect, type SendEffect, type Timing } from '@bby/core';
 import { randomBytes } from 'node:crypto';
 import { type IncomingMessage } from 'node:http';
 import { type Duplex } from 'node:stream';
@@ -44,7 +44,7 @@ export interface StartOptions {
   /** Periods of heartbeats, anti-entropy and peer exchange (tests shorten them). */
   readonly timing?: Partial<Timing>;
   /** Backlog bounds, in bytes (tests lower them); see the core's BACKLOG_PAUSE_BYTES (durability.ts). */
-  readonly backlog?: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number };
+  readonly backlog?: BacklogBounds;
 }
 
 /** A node that listens and dials; `close()` stops it. */
@@ -79,7 +79,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
     persistence = await Persistence.open(config, options.source, { repair: options.repair ?? false, ...(options.fs ? { fs: options.fs } : {}) });
   } catch (error) {
     await new Promise((resolve) => server.close(resolve));
-    if (error instanceof DataDirError) throw new StartError(error.message);
+    if (error instanceof DataDirError) throw new StartError(error.message, error.startCode);
     throw error;
   }
   const recovered = persistence.recovered;
@@ -125,8 +125,6 @@ class Adapter implements RouteSource {
   readonly #timer: NodeJS.Timeout;
   /** The disk side: every batch goes through it, and comes back through #release once it may go out. */
   readonly #disk: DiskPipeline;
-  /** Whether reading from the sockets is paused until the backlog drains (the disk side says when). */
-  #paused = false;
   /** Links the core asked not to read (clients over their outbound budget), whatever the backlog. */
   readonly #pausedLinks = new Set<LinkId>();
   readonly #corked = new Set<Duplex>();
@@ -171,7 +169,7 @@ class Adapter implements RouteSource {
     readonly tls: ClientTlsOptions,
     persistence: Persistence,
     readonly log: LogSink,
-    backlog: { readonly pauseAboveBytes: number; readonly resumeBelowBytes: number } | undefined,
+    backlog: BacklogBounds | undefined,
   ) {
     this.metrics = new NodeMetrics(core.id);
     this.durable = persistence.dir !== null;
@@ -248,13 +246,11 @@ class Adapter implements RouteSource {
 
   /** Stops reading every socket: the peers' and clients' frames wait in TCP until the backlog drains. */
   #pauseReading(): void {
-    this.#paused = true;
     // A socket still connecting ignores pause(): #dial pauses it when it opens.
     for (const socket of this.#sockets.values()) socket.pause();
   }
 
   #resumeReading(): void {
-    this.#paused = false;
     for (const [link, socket] of this.#sockets) if (!this.#pausedLinks.has(link)) socket.resume();
   }
 
@@ -278,7 +274,7 @@ class Adapter implements RouteSource {
       this.#sockets.get(effect.link)?.pause();
     } else {
       this.#pausedLinks.delete(effect.link);
-      if (!this.#paused) this.#sockets.get(effect.link)?.resume();
+      if (!this.#disk.paused) this.#sockets.get(effect.link)?.resume();
     }
   }
 
@@ -333,7 +329,7 @@ class Adapter implements RouteSource {
     clearInterval(this.#timer);
     this.#disk.stop();
     // A paused socket would not read its peer's answer to the close.
-    if (this.#paused) this.#resumeReading();
+    if (this.#disk.paused) this.#resumeReading();
     const sockets = [...this.#sockets.values()];
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
     for (const socket of sockets) socket.close(1001, 'node shutting down');
@@ -375,7 +371,7 @@ class Adapter implements RouteSource {
   #dial(link: LinkId, address: string): void {
     const socket = new WebSocket(dialUrl(this.config, address), { handshakeTimeout: DIAL_TIMEOUT_MS, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, ...this.tls });
     socket.once('open', () => {
-      if (this.#paused) socket.pause();
+      if (this.#disk.paused) socket.pause();
       this.core.opened(link);
       this.flush();
     });
@@ -387,7 +383,7 @@ class Adapter implements RouteSource {
   /** Turns a socket's events into core events; the first error is the reason reported at close. */
   #wire(link: LinkId, socket: WebSocket): void {
     this.#sockets.set(link, socket);
-    if (this.#paused) socket.pause();
+    if (this.#disk.paused) socket.pause();
     let failure: string | undefined;
     socket.on('message', (data: RawData) => {
       const frame = frameBytes(data);

@@ -15,7 +15,7 @@
  * failure ever makes `close()` throw or keep the LOCK.
  */
 import { dirname, resolve } from 'node:path';
-import { type Change, type Cursor, epochRule, type FsyncPolicy, type NodeConfig } from '@bby/core';
+import { type Change, type Cursor, epochRule, type FsyncPolicy, type LocalErrorCode, type NodeConfig } from '@bby/core';
 import { nanoid } from 'nanoid';
 import { describeDiskError, isDiskError } from './storage/disk-error.js';
 import { fileInPath, unusableDataDir } from './storage/data-dir-check.js';
@@ -33,12 +33,18 @@ export class DataDirError extends Error {
   override name = 'DataDirError';
   /** The errno code when a file operation failed (ENOSPC, EACCES, EROFS, ...); undefined for other reasons (a lock held, damage, a wrong id). */
   readonly code: string | undefined;
+  /** The registry code (core errors.ts) a start that fails with it carries: DATA_DIR_LOCKED, DATA_DAMAGED, or START_FAILED for the rest. */
+  readonly startCode: DataDirCode;
 
-  constructor(message: string, options: { code?: string | undefined; cause?: unknown } = {}) {
+  constructor(message: string, options: { code?: string | undefined; cause?: unknown; startCode?: DataDirCode } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code;
+    this.startCode = options.startCode ?? 'START_FAILED';
   }
 }
+
+/** The codes of a data folder that cannot be used (StartError carries them). */
+export type DataDirCode = Extract<LocalErrorCode, 'START_FAILED' | 'DATA_DIR_LOCKED' | 'DATA_DAMAGED'>;
 
 /** Characters of a node id or epoch made at start (nanoid's 64-letter alphabet: 72 random bits). */
 const ID_LENGTH = 12;
@@ -150,7 +156,7 @@ export class Persistence {
     try {
       release = await lockDataDir(dir, source);
     } catch (error) {
-      if (error instanceof LockedError) throw new DataDirError(error.message);
+      if (error instanceof LockedError) throw new DataDirError(error.message, { startCode: 'DATA_DIR_LOCKED', cause: error });
       throw startFailure(`cannot take the lock ${pathIn(dir, LOCK_FILE)}`, source, error);
     }
     try {
@@ -195,7 +201,7 @@ export class Persistence {
       try {
         ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false, scheduler }));
       } catch (error) {
-        if (error instanceof CorruptionError) throw new DataDirError(`${error.message} (config ${source})`);
+        if (error instanceof CorruptionError) throw new DataDirError(`${error.message} (config ${source})`, { startCode: 'DATA_DAMAGED', cause: error });
         if (error instanceof StorageFailure) throw startFailure(`cannot ${error.doing} in the data folder ${dir}`, source, error.cause);
         throw error;
       }
@@ -240,11 +246,6 @@ export class Persistence {
   append(changes: readonly Change[]): Promise<void> {
     if (this.storage === null) return Promise.resolve();
     return this.storage.append(changes.map(({ entry, seq }) => ({ ...entry, seq })));
-  }
-
-  /** Why the storage refuses appends, or null when it takes them (always null in memory-only mode). */
-  get failure(): StorageFailure | null {
-    return this.storage?.failure ?? null;
   }
 
   /** See `Storage.onStateChange`; never called in memory-only mode. Returns a function that removes the listener. */
@@ -295,11 +296,6 @@ export class Persistence {
     this.#meta = { ...this.#meta, peers: kept };
     this.#metaDirty = true;
     return this.#writeMetaSoon();
-  }
-
-  /** Records a peer added at run time: `updatePeers({ added: [address] })`. */
-  rememberPeer(address: string): Promise<void> {
-    return this.updatePeers({ added: [address] });
   }
 
   /**

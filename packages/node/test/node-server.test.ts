@@ -2,7 +2,7 @@
  * The adapter with an injected file layer: what a node does when its disk
  * fails under it.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { parseConfig, type ResponseMessage } from '@bby/core';
 import { WebSocket } from 'ws';
 import { type FileSystem, startNode, type RunningNode } from '../src/index.js';
+import { StartError } from '../src/start-error.js';
 import { MemoryFileSystem } from '../src/storage/memory-fs.js';
 import { freePort, waitFor } from './support/wait.js';
 
@@ -269,5 +270,44 @@ describe('bby-node adapter: corking', function () {
     const severalFrames = (ends: { chunks: number }) => ends.chunks > 2;
     expect(writes.some((ends) => ends.localPort === holderPort && severalFrames(ends)), 'an accepted link wrote several frames at once').to.equal(true);
     expect(writes.some((ends) => ends.remotePort === holderPort && ends.localPort !== raw.localPort && severalFrames(ends)), 'the dialed link wrote several frames at once').to.equal(true);
+  });
+});
+
+describe('bby-node adapter: a data folder it cannot use', function () {
+  this.timeout(15_000);
+  let dir: string;
+  const running: RunningNode[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((node) => node.close().catch(() => undefined)));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fails to start with the code of the registry: DATA_DIR_LOCKED while another node holds it, DATA_DAMAGED once its log is damaged', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bby-unusable-'));
+    const source = join(dir, 'node.json');
+    const config = async () => parseConfig(JSON.stringify({ port: await freePort(), id: 'holder', dataDir: 'data' }), source);
+    const first = await startNode(await config(), { source, log: () => undefined });
+    running.push(first);
+    const client = await connect(Number(first.address.split(':').pop()));
+    expect(await client.ask({ type: 'set', key: 'k', value: 'a value long enough to damage' })).to.deep.include({ type: 'reply', result: true });
+    client.socket.close();
+    const locked = await startNode(await config(), { source, log: () => undefined }).then(
+      (node) => (running.push(node), null),
+      (error: unknown) => error,
+    );
+    expect(locked).to.be.instanceOf(StartError).and.include({ code: 'DATA_DIR_LOCKED' });
+    await running.splice(0)[0]!.close();
+    const logs = (await readdir(join(dir, 'data'))).filter((name) => name.startsWith('log-'));
+    expect(logs).to.have.length(1);
+    const path = join(dir, 'data', logs[0]!);
+    const bytes = await readFile(path);
+    bytes[bytes.length - 8]! ^= 0xff;
+    await writeFile(path, bytes);
+    const damaged = await startNode(await config(), { source, log: () => undefined }).then(
+      (node) => (running.push(node), null),
+      (error: unknown) => error,
+    );
+    expect(damaged).to.be.instanceOf(StartError).and.include({ code: 'DATA_DAMAGED' });
+    expect((damaged as Error).message).to.match(/damaged at byte \d+.*--repair/);
   });
 });

@@ -29,7 +29,7 @@ describe('stopping after disk trouble', () => {
     const persistence = await Persistence.open(folder.config(), folder.source, { fs });
     expect(await folder.locked()).to.equal(true);
     fs.faults.failEvery = { kind: ['openAppend', 'append'], code: 'ENOSPC' };
-    await rejection(persistence.rememberPeer('10.0.0.2:7000'));
+    await rejection(persistence.updatePeers({ added: ['10.0.0.2:7000'] }));
     const problems = await persistence.close();
     expect(problems).to.have.length(1);
     expect(problems[0]).to.include('node.json').and.include('no space left on device (ENOSPC)').and.not.include('\n');
@@ -47,7 +47,7 @@ describe('stopping after disk trouble', () => {
     await persistence.append([change(1)]);
     fs.faults.failEvery = { kind: 'sync', code: 'EIO' };
     expect(await rejection(persistence.append([change(2)]))).to.be.instanceOf(StorageFailure);
-    expect(persistence.failure).to.include({ code: 'EIO' });
+    expect(persistence.storage!.failure).to.include({ code: 'EIO' });
     expect(await persistence.retry()).to.equal(false);
     const problems = await persistence.close();
     expect(problems).to.have.length(1);

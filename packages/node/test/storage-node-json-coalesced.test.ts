@@ -80,7 +80,7 @@ describe('node.json writes for peers added and removed at run time', () => {
     await persistence!.updatePeers({ added: [address(1)] });
     const before = writes();
     await persistence!.updatePeers({ added: [address(1)], removed: [address(7)] });
-    await persistence!.rememberPeer(address(1));
+    await persistence!.updatePeers({ added: [address(1)] });
     expect(writes()).to.equal(before);
   });
 

@@ -105,7 +105,7 @@ describe('a real full disk (tmpfs of 512 KiB, root only)', function () {
     }
     expect(failure).to.be.instanceOf(StorageFailure).and.include({ code: 'ENOSPC' });
     expect(failure!.message).to.include(dataDir).and.include('no space left on device').and.not.include('\n');
-    expect(persistence.failure).to.equal(failure);
+    expect(persistence.storage!.failure).to.equal(failure);
     // While failed: refused at once, kept in order.
     for (let seq = 200; seq < 205; seq++) {
       expect(await rejection(persistence.append([change(seq)]))).to.equal(failure);
@@ -116,7 +116,7 @@ describe('a real full disk (tmpfs of 512 KiB, root only)', function () {
     // Space freed: a retry writes what was refused, and writes are taken again.
     await rm(filler);
     expect(await persistence.retry()).to.equal(true);
-    expect(persistence.failure).to.equal(null);
+    expect(persistence.storage!.failure).to.equal(null);
     await persistence.append([change(300)]);
     expect(await persistence.close()).to.deep.equal([]);
 

@@ -19,14 +19,12 @@
  * trusted (Linux may have marked it clean without writing it): a retry cuts
  * the log back to that size and writes those bytes again.
  */
-import { BbyError, type FsyncPolicy } from '@bby/core';
+import { BbyError, COMPACT_MIN_BYTES, compactionDue, type FsyncPolicy } from '@bby/core';
 import { describeDiskError, isDiskError } from './disk-error.js';
 import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file-system.js';
 import { realScheduler, type Scheduler } from '../scheduler.js';
 import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC, type StoredEntry } from './record.js';
 
-/** The log is compacted once it is larger than this and than the live data. */
-export const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 
 /** Options of `Storage.open`. */
 export interface StorageOptions {
@@ -325,11 +323,10 @@ export class Storage {
     });
   }
 
-  /** True when the log has grown past the compaction threshold and past the live data (`liveEntries` is asked only then); never while failed. */
+  /** Whether the log is worth compacting now (the core's `compactionDue`); never while failed. */
   shouldCompact(liveEntries: () => number): boolean {
-    // The cheap test first: this runs after every durable batch.
-    if (this.#logBytes <= this.#compactMinBytes || this.#failure) return false;
-    return this.#logBytes > Math.max(this.#snapshotBytes, liveEntries() * 32);
+    if (this.#failure) return false;
+    return compactionDue({ logBytes: this.#logBytes, snapshotBytes: this.#snapshotBytes, minBytes: this.#compactMinBytes }, liveEntries);
   }
 
   /**
