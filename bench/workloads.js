@@ -243,7 +243,9 @@ export async function pipelined(ctx) {
         await caughtUp();
         lag.push(performance.now() - t0);
         const cpuAfter = [a, b, c, bare].map((x) => x.proc.cpuMs());
-        ['a', 'b', 'c', 'bare'].forEach((name, i) => (cpu[name] += cpuAfter[i] - cpuBefore[i]));
+        ['a', 'b', 'c', 'bare'].forEach((name, i) => {
+          cpu[name] += cpuAfter[i] - cpuBefore[i];
+        });
         cpu.bbySets += bbyRun.ops;
         cpu.bareSets += bareRun.ops;
         watch.check();

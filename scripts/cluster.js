@@ -86,7 +86,7 @@ function command(line) {
   if (verb === undefined) return;
   if (verb === 'r' || verb === 'restart') {
     const targets = designated(words);
-    if (targets.length === 0) process.stdout.write('every node is running; kill one first, such as: kill -9 $(pgrep -f \'bby-node ' + nodes[0].config + "')\n");
+    if (targets.length === 0) process.stdout.write(`every node is running; kill one first, such as: kill -9 $(pgrep -f 'bby-node ${nodes[0].config}')\n`);
     for (const target of targets) {
       if (typeof target === 'string') process.stdout.write(`no node ${target}; the nodes are ${nodes.map((n) => `${n.number} (${n.name})`).join(', ')}\n`);
       else if (running(target)) process.stdout.write(`${target.prefix}is running (pid ${target.child.pid}); nothing to restart\n`);

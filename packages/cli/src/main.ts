@@ -189,7 +189,7 @@ const REPORT_TO = 'please report it (an issue of the bby repository) with the co
  * One line for an unexpected exception (a bug of bby), where to report it,
  * and the stack only when BBY_DEBUG=1.
  */
-export function describeInternalError(error: unknown, debug = process.env['BBY_DEBUG'] === '1'): string {
+export function describeInternalError(error: unknown, debug = process.env.BBY_DEBUG === '1'): string {
   const message = error instanceof Error ? `${error.name}: ${error.message.split('\n', 1)[0]}` : String(error);
   const stack = debug && error instanceof Error && error.stack !== undefined ? `\n${error.stack}` : '';
   return `bby: internal error (a bug of bby): ${message}; ${REPORT_TO}${stack}\n`;
@@ -304,7 +304,7 @@ export async function main(argv: readonly string[], output: Output = processOutp
   const chosen = chooseCommand(invocation);
   if (typeof chosen === 'string') return usageError(chosen);
   const { configPath, args, bulk, command, monitor } = chosen;
-  let body;
+  let body: RequestBody | undefined;
   try {
     body = command?.request(args);
   } catch (error) {

@@ -109,14 +109,13 @@ export async function runHealth(target: ConnectionTarget, options: { json: boole
     const reasons = Array.isArray(health.reasons) ? health.reasons.map((reason) => printable(String(reason))) : [];
     const peers = health.peers ?? {};
     const catchUps = health.catchUps ?? {};
-    output.out(
-      [
-        `${health.ready === true ? 'ready' : `not ready: ${reasons.join('; ')}`}`,
-        `keys: ${String(health.store?.keys ?? '?')}`,
-        `peers: ${String(peers.up)} up, ${String(peers.down)} down, ${String(peers.connecting)} connecting`,
-        ...(Number(catchUps.inProgress) > 0 ? [`catching up: ${String(catchUps.entries)} of ${String(catchUps.expected)} entries`] : []),
-      ].join('\n') + '\n',
-    );
+    const lines = [
+      health.ready === true ? 'ready' : `not ready: ${reasons.join('; ')}`,
+      `keys: ${String(health.store?.keys ?? '?')}`,
+      `peers: ${String(peers.up)} up, ${String(peers.down)} down, ${String(peers.connecting)} connecting`,
+      ...(Number(catchUps.inProgress) > 0 ? [`catching up: ${String(catchUps.entries)} of ${String(catchUps.expected)} entries`] : []),
+    ];
+    output.out(`${lines.join('\n')}\n`);
   }
   return health.ready === true ? 0 : 1;
 }

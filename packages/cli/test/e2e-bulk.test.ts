@@ -18,12 +18,13 @@ describe('e2e: bby import and export', function () {
     expect((await node.bby('set', 'same', 'v')).stdout).to.equal('true\n');
     const file = await writeTestFile(
       'in.jsonl',
-      jsonLines([
+      // The "\n" between the two parts is a blank line, which import skips.
+      `${jsonLines([
         ['alpha', '1'],
         ['beta', 'two words'],
         ['same', 'v'],
         ['taken', 'second'],
-      ]) + '\n' /* a blank line is skipped */ + jsonLines([['gamma', '{"json": "inside"}']]),
+      ])}\n${jsonLines([['gamma', '{"json": "inside"}']])}`,
     );
 
     const result = await node.bby('import', file);

@@ -83,7 +83,7 @@ describe('e2e: durability of bby-node with a dataDir', function () {
     this.timeout(120_000);
     const RUNS = 20;
     const CONCURRENCY = 16;
-    const seed = Number(process.env['BBY_KILL_SEED'] ?? 0x5eed);
+    const seed = Number(process.env.BBY_KILL_SEED ?? 0x5eed);
     // Two streams: the kill moments depend on the seed only, not on how many writes each run made.
     const killRandom = mulberry32(seed);
     const random = mulberry32(seed ^ 0x9e3779b9);
@@ -250,7 +250,7 @@ describe('e2e: durability of bby-node with a dataDir', function () {
     const dataDir = first.dataDir!;
     expect((await first.bby('set', 'before', '1')).stdout).to.equal('true\n');
     // The same folder spelled two ways: relative, and absolute with a detour.
-    const configs = [await writeConfig({ id: 'intruder', dataDir: 'shared' }), await writeConfig({ id: 'intruder2', dataDir: join(dataDir, '..', 'shared') + '/' })];
+    const configs = [await writeConfig({ id: 'intruder', dataDir: 'shared' }), await writeConfig({ id: 'intruder2', dataDir: `${join(dataDir, '..', 'shared')}/` })];
     for (const config of configs) {
       const startedAt = Date.now();
       const result = await runNodeToExit([config.path], 10_000);

@@ -86,13 +86,17 @@ describe('e2e: errors', function () {
     it(`bby-node exits 2 with one line naming the file for ${cases.map((c) => c.name).join(', ')}`, async () => {
       const paths = await writeCases();
       const results = await inBatches(paths, 2, (path) => runNodeToExit([path], 10_000));
-      cases.forEach((c, index) => expectConfigError(results[index]!, 'bby-node', paths[index]!, c.message));
+      cases.forEach((c, index) => {
+        expectConfigError(results[index]!, 'bby-node', paths[index]!, c.message);
+      });
     });
 
     it(`bby exits 2 with one line naming the file for ${cases.map((c) => c.name).join(', ')}`, async () => {
       const paths = await writeCases();
       const results = await inBatches(paths, 2, (path) => runBby(path, 'get', 'MonChamp'));
-      cases.forEach((c, index) => expectConfigError(results[index]!, 'bby', paths[index]!, c.message));
+      cases.forEach((c, index) => {
+        expectConfigError(results[index]!, 'bby', paths[index]!, c.message);
+      });
     });
   });
 

@@ -177,7 +177,7 @@ describe('e2e: bby across network namespaces (one bridge, one address per node)'
     const content = await waitForConvergence([nodeA, nodeB], ['before', 'during-a', 'during-b', 'both']);
     log(`converged ${Date.now() - healedAt} ms after the heal`);
     expect(content).to.include({ before: 'from a', 'during-a': 'written on a', 'during-b': 'written on b' });
-    expect(['a side', 'b side']).to.include(content['both']);
+    expect(['a side', 'b side']).to.include(content.both);
   });
 
   it('keeps three TLS nodes with a secret in step across a cut, and refuses a client with a wrong secret', async function () {
@@ -238,7 +238,7 @@ describe('e2e: bby across network namespaces (one bridge, one address per node)'
     const content = await waitForConvergence([nodeA, nodeB, nodeC], ['k', 'during-a', 'during-b', 'during-c', 'both']);
     log(`converged ${Date.now() - healedAt} ms after the heal`);
     expect(content).to.include({ k: 'v', 'during-a': 'written on a', 'during-b': 'written on b', 'during-c': 'written on c' });
-    expect(['majority side', 'cut side']).to.include(content['both']);
+    expect(['majority side', 'cut side']).to.include(content.both);
 
     // From a fourth namespace: a client with the right secret reads; one with a wrong secret is refused.
     const clientConfig = (name: string, clientSecret: string) =>

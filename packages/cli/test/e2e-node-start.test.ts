@@ -48,7 +48,9 @@ describe('e2e: bby-node at start', function () {
       const configs = await Promise.all(cases.map((c, i) => writeConfig({ id: `bad-dir-${i}`, dataDir: c.dataDir })));
       const started = Date.now();
       const results = await inBatches(configs, 2, (config) => runNodeToExit([config.path], 10_000));
-      cases.forEach((c, i) => expectOneLineRefusal(results[i]!, c.path, c.says, c.what));
+      cases.forEach((c, i) => {
+        expectOneLineRefusal(results[i]!, c.path, c.says, c.what);
+      });
       expect(Date.now() - started, 'at once').to.be.below(8_000);
     });
 

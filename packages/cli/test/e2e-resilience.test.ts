@@ -61,7 +61,7 @@ function rawRequest(address: string, body: Record<string, unknown>, timeoutMs = 
     socket.once('open', () => socket.send(JSON.stringify({ ...body, id: 'raw-1' })));
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as Record<string, unknown>;
-      if (message['id'] !== 'raw-1') return;
+      if (message.id !== 'raw-1') return;
       clearTimeout(timer);
       socket.close(1000, 'done');
       resolve(message);

@@ -58,7 +58,7 @@ describe('import input: JSON lines and objects into set-many requests', () => {
     // Invalid ones are never plain: the parser names their fault.
     expect(check(plain('', 'v'))).to.equal(false);
     expect(check(plain('k', 'a\tb'))).to.equal(false);
-    expect(check(plain('k', 'v') + ' ')).to.equal(false);
+    expect(check(`${plain('k', 'v')} `)).to.equal(false);
     expect(check('{"key":"k","value":"v"')).to.equal(false);
     expect(check('{"key":"k","value":"v"}}')).to.equal(false);
     expect(check(plain('k'.repeat(MAX_KEY_BYTES + 1), 'v'))).to.equal(false);

@@ -62,7 +62,7 @@ describe('catch-up at (re)connection', () => {
     cluster.stabilize();
     // b's 50 changes all came from a; b's idle pings tell a that it has them all.
     cluster.advance(DEFAULT_TIMING.heartbeatIntervalMs * 2);
-    expect(a.cursors()['b']!.seq).to.equal(50);
+    expect(a.cursors().b!.seq).to.equal(50);
     cluster.stop('b');
     cluster.start('b');
     const sentBefore = b.stats().catchUpEntriesSent;
@@ -287,8 +287,9 @@ describe('write acknowledgement level (set with acks)', () => {
     const peer = fakePeer(cluster);
     const client = cluster.client('a');
     client.sendRaw(JSON.stringify({ type: 'set', id: 1, key: 'k', value: 'mine', acks: 2 }));
-    const round = cluster.stabilize() && peer.inbox.find((m) => m.type === 'entries' && m.ack !== undefined);
-    if (!round || round.type !== 'entries') throw new Error('expected an acknowledgement round');
+    cluster.stabilize();
+    const round = peer.inbox.find((m) => m.type === 'entries' && m.ack !== undefined);
+    if (round?.type !== 'entries') throw new Error('expected an acknowledgement round');
     peer.exchange(JSON.stringify({ type: 'ack', ack: round.ack, node: 'p', ok: false }));
     expect(client.inbox).to.deep.equal([{ type: 'reply', id: 1, result: false, acks: 1 }]);
     expect(a.get('k')).to.equal('mine');

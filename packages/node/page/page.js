@@ -52,7 +52,7 @@ function onMessage(message) {
       challenge = message;
       if (secret !== null) return void prove();
       $('secret-form').hidden = false;
-      if (!window.crypto || !window.crypto.subtle) setText('secret-note', 'this browser can only prove a secret on https:// (a node with "tls") or on localhost');
+      if (!window.crypto?.subtle) setText('secret-note', 'this browser can only prove a secret on https:// (a node with "tls") or on localhost');
       return;
     case 'authenticated':
       if (message.proof !== expectedProof) {
@@ -64,7 +64,7 @@ function onMessage(message) {
       startWatch();
       return;
     case 'reply':
-      if (message.result && message.result.watching) setBadge('live', 'live');
+      if (message.result?.watching) setBadge('live', 'live');
       return;
     case 'error':
       setBadge(`refused: ${message.code}`, 'lost');

@@ -96,7 +96,7 @@ function parseCommandLine(argv: readonly string[]): CommandLine {
  * One line for an unexpected exception (a bug of bby-node), where to report
  * it, and the stack only when BBY_DEBUG=1.
  */
-export function describeInternalError(error: unknown, debug = process.env['BBY_DEBUG'] === '1'): string {
+export function describeInternalError(error: unknown, debug = process.env.BBY_DEBUG === '1'): string {
   const message = error instanceof Error ? `${error.name}: ${error.message.split('\n', 1)[0]}` : String(error);
   const stack = debug && error instanceof Error && error.stack !== undefined ? `\n${error.stack}` : '';
   return `bby-node: internal error (a bug of bby-node): ${message}; ${REPORT_TO}${stack}\n`;
@@ -172,7 +172,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     for (const warning of exposureWarnings(config, configPath)) log('warn', warning, { event: 'config-warning' });
     const logAsNode: LogSink = (level, message, details) => {
       // A generated id is known from the node's first line on.
-      if (details?.event === 'listening' && typeof details.fields?.['id'] === 'string') nodeId = details.fields['id'];
+      if (details?.event === 'listening' && typeof details.fields?.id === 'string') nodeId = details.fields.id;
       log(level, message, details);
     };
     node = await startNode(config, { source: configPath, repair, log: logAsNode });

@@ -334,7 +334,9 @@ class Adapter implements RouteSource {
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
     for (const socket of sockets) socket.close(1001, 'node shutting down');
     // A peer that does not answer the close handshake is cut off.
-    const cutOff = setTimeout(() => sockets.forEach((socket) => socket.terminate()), CLOSE_GRACE_MS);
+    const cutOff = setTimeout(() => {
+      for (const socket of sockets) socket.terminate();
+    }, CLOSE_GRACE_MS);
     await Promise.all(closed);
     clearTimeout(cutOff);
     // Connections still in their HTTP upgrade (or being refused) would hold close() for their timeout.

@@ -19,7 +19,7 @@ import { type Change, type Cursor, epochRule, type FsyncPolicy, type LocalErrorC
 import { nanoid } from 'nanoid';
 import { describeDiskError, isDiskError } from './storage/disk-error.js';
 import { fileInPath, unusableDataDir } from './storage/data-dir-check.js';
-import { CorruptionError, Storage, StorageFailure } from './storage/engine.js';
+import { CorruptionError, type Recovery, Storage, StorageFailure } from './storage/engine.js';
 import { type FileSystem, nodeFileSystem, pathIn } from './storage/file-system.js';
 import { LOCK_FILE, lockDataDir, LockedError } from './storage/lock.js';
 import { META_FILE, readMeta, writeMeta, type NodeMeta } from './storage/meta.js';
@@ -197,7 +197,7 @@ export class Persistence {
       if (meta !== null && options.id !== undefined && meta.id !== options.id) {
         throw new DataDirError(`data folder ${dir} belongs to node ${meta.id}, but ${source} says "id": "${options.id}"; use that node's config, or another dataDir`);
       }
-      let recovery;
+      let recovery: Recovery;
       try {
         ({ storage, recovery } = await Storage.open({ dir, fs, fsync: options.fsync, repair: options.repair ?? false, scheduler }));
       } catch (error) {

@@ -333,9 +333,9 @@ export interface NodeConfigFile {
 export async function writeConfig(spec: ConfigSpec): Promise<NodeConfigFile> {
   const port = spec.port ?? (await freePort());
   const content: Record<string, unknown> = { ...(spec.omitId ? {} : { id: spec.id }), port, peers: spec.peers ?? [] };
-  if (spec.dataDir !== undefined) content['dataDir'] = spec.dataDir;
-  if (spec.fsync !== undefined) content['fsync'] = spec.fsync;
-  if (spec.peerExchange !== undefined) content['peerExchange'] = spec.peerExchange;
+  if (spec.dataDir !== undefined) content.dataDir = spec.dataDir;
+  if (spec.fsync !== undefined) content.fsync = spec.fsync;
+  if (spec.peerExchange !== undefined) content.peerExchange = spec.peerExchange;
   Object.assign(content, spec.extra ?? {});
   const path = await writeTestFile(spec.file ?? `${spec.id}.json`, content);
   return {

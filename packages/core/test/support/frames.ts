@@ -235,7 +235,9 @@ function places(value: Json, found: Place[] = []): Place[] {
 
 /** Every object in a JSON tree, the root first. */
 function objects(value: Json, found: { [key: string]: Json }[] = []): { [key: string]: Json }[] {
-  if (Array.isArray(value)) value.forEach((item) => objects(item, found));
+  if (Array.isArray(value)) {
+    for (const item of value) objects(item, found);
+  }
   else if (value !== null && typeof value === 'object') {
     found.push(value);
     for (const key of Object.keys(value)) objects(value[key]!, found);
