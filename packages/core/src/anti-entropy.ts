@@ -65,7 +65,7 @@ export class AntiEntropy {
   /** The peer's root digest: this node answers with its bucket digests when they differ. */
   digest(link: PeerLink, message: DigestMessage): void {
     // During this node's catch-up to the peer the stores differ by design; the next round compares.
-    if (link.stream?.kind === 'catch-up') return;
+    if (link.state.session.stream?.kind === 'catch-up') return;
     if (message.root !== this.#ctx.store.digests.root()) this.#ctx.send(link.id, { type: 'buckets', digests: this.#ctx.store.digests.buckets() });
   }
 
@@ -90,16 +90,16 @@ export class AntiEntropy {
 
   /** A link's stream ended: the repair asked for meanwhile starts, if the last one is old enough. */
   next(link: PeerLink): void {
-    if (link.pendingRepair !== null && this.#mayRepair(link)) {
-      const buckets = link.pendingRepair;
-      link.pendingRepair = null;
+    if (link.state.session.pendingRepair !== null && this.#mayRepair(link)) {
+      const buckets = link.state.session.pendingRepair;
+      link.state.session.pendingRepair = null;
       this.#startRepair(link, buckets);
     }
   }
 
   /** Starts the repairs asked for meanwhile, on links whose stream ended and whose last repair is old enough. */
   startPendingRepairs(): void {
-    for (const link of this.#ctx.table.peerLinkList()) if (link.stream === null) this.next(link);
+    for (const link of this.#ctx.table.peerLinkList()) if (link.state.session.stream === null) this.next(link);
   }
 
   /**
@@ -121,9 +121,9 @@ export class AntiEntropy {
     for (const [peerId, link] of this.#ctx.table.peerLinks()) {
       // Not while a young link's catch-up is under way (it would compare stores about to change);
       // a link whose catch-up never ended (a lost message) is compared all the same.
-      if (peerId < this.#ctx.id || (!link.caughtUp && nowMs - link.openedAtMs < this.#ctx.timing.antiEntropyIntervalMs)) continue;
+      if (peerId < this.#ctx.id || (!link.state.session.caughtUp && nowMs - link.openedAtMs < this.#ctx.timing.antiEntropyIntervalMs)) continue;
       // Nor while this node is still sending the peer its catch-up: the repair would resend it whole.
-      if (link.stream?.kind === 'catch-up') continue;
+      if (link.state.session.stream?.kind === 'catch-up') continue;
       this.#ctx.counters.antiEntropyRounds++;
       this.#ctx.send(link.id, { type: 'digest', root });
     }
@@ -136,7 +136,7 @@ export class AntiEntropy {
    * pass over the store, and no more than one pass per half period starts.
    */
   #requestRepair(link: PeerLink, buckets: readonly boolean[]): void {
-    if (link.stream === null && link.pendingRepair === null && this.#mayRepair(link)) {
+    if (link.state.session.stream === null && link.state.session.pendingRepair === null && this.#mayRepair(link)) {
       this.#startRepair(link, buckets);
       return;
     }
@@ -146,7 +146,7 @@ export class AntiEntropy {
 
   /** Adds buckets to the repair a link will get next. */
   #mergePendingRepair(link: PeerLink, buckets: readonly boolean[]): void {
-    const pending = (link.pendingRepair ??= new Array<boolean>(BUCKET_COUNT).fill(false));
+    const pending = (link.state.session.pendingRepair ??= new Array<boolean>(BUCKET_COUNT).fill(false));
     buckets.forEach((wanted, bucket) => {
       if (wanted) pending[bucket] = true;
     });
@@ -158,11 +158,11 @@ export class AntiEntropy {
    * one pass over the store per half period, not one after the other.
    */
   #mayRepair(link: PeerLink): boolean {
-    return this.#ctx.nowMs() - link.repairStartedAtMs >= this.#ctx.timing.antiEntropyIntervalMs / 2;
+    return this.#ctx.nowMs() - link.state.session.repairStartedAtMs >= this.#ctx.timing.antiEntropyIntervalMs / 2;
   }
 
   #startRepair(link: PeerLink, buckets: readonly boolean[]): void {
-    link.repairStartedAtMs = this.#ctx.nowMs();
+    link.state.session.repairStartedAtMs = this.#ctx.nowMs();
     const store = this.#ctx.store;
     const share = buckets.filter(Boolean).length / BUCKET_COUNT;
     this.#streams.start(link, { kind: 'repair', batches: batchEntries(store.entriesInBuckets(buckets), this.#ctx.batchLength), buckets, entries: 0, expected: Math.round(store.size * share) });

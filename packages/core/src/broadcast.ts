@@ -104,7 +104,7 @@ export class Broadcast {
     if (seen.length > 0 && changed.length > 0) {
       let newestMs = -Infinity;
       for (const entry of changed) if (entry.timestamp > newestMs) newestMs = entry.timestamp;
-      link.lagMs = Math.max(0, this.#ctx.wallMs() - newestMs);
+      link.state.session.lagMs = Math.max(0, this.#ctx.wallMs() - newestMs);
     }
     if (fromFuture !== undefined) {
       const aheadMs = fromFuture.timestamp - this.#ctx.wallMs();
@@ -136,7 +136,7 @@ export class Broadcast {
       const message: EntriesMessage = { type: 'entries', entries: batch, seen: nextSeen, ...(ack === undefined ? {} : { ack }) };
       // Only the last batch moves the receivers' cursors: the earlier ones may still be lost with the link.
       const withUpTo: EntriesMessage = index === batches.length - 1 ? { ...message, upTo: this.#ctx.store.seq } : message;
-      for (const [, link] of targets) this.#ctx.send(link.id, link.claimsUpTo ? withUpTo : message);
+      for (const [, link] of targets) this.#ctx.send(link.id, link.state.session.claimsUpTo ? withUpTo : message);
     });
   }
 }

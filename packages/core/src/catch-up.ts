@@ -5,7 +5,7 @@
  * `caught-up`, which moves the cursor. From then on `upTo`, on pings and on
  * the last batch of a forward, moves it further, but only from a link that
  * vouches for it: one that carried every change of the sender since it
- * answered the catch-up (Link.claimsUpTo). Cursors go to the adapter as
+ * answered the catch-up (PeerSession.claimsUpTo). Cursors go to the adapter as
  * `cursor` effects, to be saved once the entries before them are durable.
  */
 import { type NodeContext } from './node-context.js';
@@ -60,50 +60,50 @@ export class CatchUp {
     // is the peer's fan-out link now, and loses the right when the set of links to the peer
     // changes (the fan-out link may change, and what went out on a lost link may be lost),
     // also while the catch-up was going out.
-    link.claimsUpTo = stream.mayClaim && this.#ctx.table.peerLinks().get(link.state.peerId) === link;
+    link.state.session.claimsUpTo = stream.mayClaim && this.#ctx.table.peerLinks().get(link.state.peerId) === link;
   }
 
   /** A batch of the peer's catch-up to this node arrived (it carries `expected`): counted for progress. */
   received(link: PeerLink, message: EntriesMessage): void {
     if (message.expected === undefined) return;
-    const progress = (link.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
+    const progress = (link.state.session.catchUpIn ??= { entries: 0, expected: null, done: false, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
     progress.expected = message.expected;
     progress.entries += message.entries.length;
   }
 
   /** The peer's catch-up to this node ended: the cursor moves to where it says. */
   caughtUp(link: PeerLink, message: CaughtUpMessage): void {
-    link.caughtUp = true;
+    link.state.session.caughtUp = true;
     this.#endProgress(link, message.entries);
     this.#ctx.counters.catchUpEntriesReceived += message.entries;
     this.#moveCursor(link.state.peerId, { epoch: message.epoch, seq: message.seq });
     // Every change here now came from this peer or was sent to it (this node answered the
     // peer's catch-up request first): say so at once, so a quick restart resends nothing.
-    if (link.claimsUpTo) this.#ctx.send(link.id, { type: 'ping', upTo: this.#ctx.store.seq });
+    if (link.state.session.claimsUpTo) this.#ctx.send(link.id, { type: 'ping', upTo: this.#ctx.store.seq });
   }
 
   /** Moves this node's cursor into the peer's feed to `upTo`, once the link's catch-up is done. */
   advanceCursor(link: PeerLink, upTo: number | undefined): void {
     const cursor = this.#cursors.get(link.state.peerId);
-    if (link.caughtUp && upTo !== undefined && cursor !== undefined && upTo > cursor.seq) {
+    if (link.state.session.caughtUp && upTo !== undefined && cursor !== undefined && upTo > cursor.seq) {
       this.#moveCursor(link.state.peerId, { epoch: cursor.epoch, seq: upTo });
     }
   }
 
-  /** No link to this peer vouches with `upTo` any more (its links changed); see Link.claimsUpTo. */
+  /** No link to this peer vouches with `upTo` any more (its links changed); see PeerSession.claimsUpTo. */
   withdrawClaims(peerId: string): void {
     for (const link of this.#ctx.table.peerLinkList()) {
       if (link.state.peerId !== peerId) continue;
-      link.claimsUpTo = false;
+      link.state.session.claimsUpTo = false;
       // A catch-up still going out on it may not grant the claim when it ends either.
-      if (link.stream?.kind === 'catch-up') link.stream.mayClaim = false;
+      if (link.state.session.stream?.kind === 'catch-up') link.state.session.stream.mayClaim = false;
     }
   }
 
   /** About once a second, one line per catch-up under way to this node: entries received of expected, and the rate. */
   logProgress(nowMs: number): void {
     for (const link of this.#ctx.table.peerLinkList()) {
-      const progress = link.catchUpIn;
+      const progress = link.state.session.catchUpIn;
       if (progress === null || progress.done || nowMs - progress.loggedAtMs < CATCH_UP_LOG_INTERVAL_MS) continue;
       const rate = ((progress.entries - progress.loggedEntries) * 1000) / (nowMs - progress.loggedAtMs);
       progress.loggedAtMs = nowMs;
@@ -120,7 +120,7 @@ export class CatchUp {
 
   /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */
   #endProgress(link: PeerLink, entries: number): void {
-    const progress = (link.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
+    const progress = (link.state.session.catchUpIn ??= { entries, expected: entries, done: true, loggedAtMs: this.#ctx.nowMs(), loggedEntries: 0 });
     const logged = !progress.done && progress.loggedEntries > 0;
     progress.done = true;
     progress.entries = Math.max(progress.entries, entries);

@@ -20,7 +20,7 @@ export function detectSilentPeers(ctx: NodeContext, nowMs: number): void {
       ctx.closeLink(link.id, CLOSE_CODES.PEER_TIMEOUT, 'no heartbeat', `no message for ${nowMs - link.lastHeardAtMs} ms`);
     } else if (nowMs - link.lastSentAtMs >= ctx.timing.heartbeatIntervalMs) {
       // Sent after everything queued before it on this link, so its upTo covers what went before.
-      ctx.send(link.id, link.claimsUpTo ? { type: 'ping', upTo: ctx.store.seq } : { type: 'ping' });
+      ctx.send(link.id, link.state.session.claimsUpTo ? { type: 'ping', upTo: ctx.store.seq } : { type: 'ping' });
     }
   }
 }

@@ -16,7 +16,7 @@ import { AUTH_TIMEOUT_MS, type AuthTranscript, authProof, findSecret, newNonce, 
 import { CLOSE_CODES } from './close-codes.js';
 import { type Dials, HANDSHAKE_TIMEOUT_MS } from './dials.js';
 import { BbyError, ProtocolError } from './errors.js';
-import { type AuthenticatingState, type Credential, credentialOf, isClientState, type LinkState, moveLink } from './link-state.js';
+import { type AuthenticatingState, type Credential, credentialOf, isClientState, type LinkState, moveLink, newPeerSession } from './link-state.js';
 import { printable } from './log-text.js';
 import { type NodeContext } from './node-context.js';
 import { type Link, type LinkId, type PeerLink } from './peer-table.js';
@@ -237,7 +237,7 @@ export class Handshake {
       this.#closeDuplicate(link, existing);
       return;
     }
-    moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#ctx.nowMs() });
+    moveLink(link, { kind: 'peer', credential, peerId, address: target?.address ?? dialableAddress(address), sinceMs: this.#ctx.nowMs(), session: newPeerSession() });
     if (existing !== undefined) this.#closeDuplicate(existing, link);
     this.#ctx.table.found(peerId);
     this.#hooks.joined(link);

@@ -5,7 +5,7 @@
  * (index.ts); test/public-surface.test.ts pins both lists.
  */
 // The node's parts (node.ts dispatches to them) and their limits.
-export { credentialOf, INITIAL_STATES, initialLinkState, isAuthenticating, isClientState, isPendingState, LINK_TRANSITIONS, LinkStateError, moveLink, peerIdOf, type Credential, type LinkState, type LinkStateKind } from './link-state.js';
+export { credentialOf, INITIAL_STATES, initialLinkState, isAuthenticating, isClientState, isPendingState, LINK_TRANSITIONS, LinkStateError, moveLink, newPeerSession, peerIdOf, type Credential, type PeerSession, type LinkState, type LinkStateKind } from './link-state.js';
 export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';
 export { OutboundStreams, type CatchUpStream, type OutboundStream, type RepairStream, type StreamHooks } from './outbound-stream.js';
 export { CROSSED_DIALS_WINDOW_MS, IDLE_CONNECTION_TIMEOUT_MS } from './handshake.js';

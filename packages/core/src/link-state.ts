@@ -27,12 +27,16 @@
  *     known. Every message of the peer protocol is acted on, and requests too.
  *   - `refused`: an error frame and a close went out; nothing more it sends
  *     is read.
+ * - What the node keeps about a peer (its catch-up, streams, repairs, lag:
+ *   `PeerSession`) lives in the `peer` state, so it exists only on a peer
+ *   link and ends with it.
  * - The proof of the authentication handshake (`Credential`) travels with the
  *   link through `pending`, `client` and `peer`: a hello must name the node it
  *   authenticated as, and a client credential never becomes a peer.
  */
 
 import { BbyError } from './errors.js';
+import { type OutboundStream } from './outbound-stream.js';
 
 /** What the authentication handshake established: nothing to check (no secret), a client, or a peer (with the node id it gave, if any). */
 export type Credential = { readonly role: 'none' } | { readonly role: 'client' } | { readonly role: 'peer'; readonly peerId: string | null };
@@ -80,6 +84,37 @@ export interface PeerState {
   readonly address: string | null;
   /** When the handshake finished, in the monotonic clock's milliseconds. */
   readonly sinceMs: number;
+  /** What the node keeps about the peer on this link; it lives and ends with the `peer` state. */
+  readonly session: PeerSession;
+}
+
+/** What a node keeps about a peer on a peer link (the concern that writes each field is named), begun by `newPeerSession`. */
+export interface PeerSession {
+  /** True once the peer's catch-up transfer ended on this link: from then on, `upTo` moves the cursor (catch-up.ts). */
+  caughtUp: boolean;
+  /**
+   * True while every change of this node since it answered the peer's catch-up
+   * on this link went out on this link (it was the fan-out link all along): only
+   * then may it tell the peer, with `upTo`, how far the peer has its changes (catch-up.ts).
+   */
+  claimsUpTo: boolean;
+  /** The catch-up or repair this node is sending the peer on this link, while it lasts, one at a time (outbound-stream.ts). */
+  stream: OutboundStream | null;
+  /** Buckets the peer asked to repair while a stream was going out (a flag per bucket): they go next, merged (anti-entropy.ts). */
+  pendingRepair: boolean[] | null;
+  /** When the last repair stream started on this link, in the monotonic clock's milliseconds (anti-entropy.ts). */
+  repairStartedAtMs: number;
+  /** The peer's catch-up to this node on this link: entries received, of how many, from its first batch's `expected` (catch-up.ts). */
+  catchUpIn: { entries: number; expected: number | null; done: boolean; loggedAtMs: number; loggedEntries: number } | null;
+  /** How old the last live write from this peer that changed the store was on arrival, in milliseconds (broadcast.ts). */
+  lagMs: number | null;
+  /** The listening addresses of the peer's own peers, from its last `peer-list` (node.ts). */
+  reportedPeers: readonly string[];
+}
+
+/** A peer session as a handshake ends: nothing streamed, received or reported yet. */
+export function newPeerSession(): PeerSession {
+  return { caughtUp: false, claimsUpTo: false, stream: null, pendingRepair: null, repairStartedAtMs: -Infinity, catchUpIn: null, lagMs: null, reportedPeers: [] };
 }
 
 /** A link refused (an error frame and a close sent), waiting for the adapter to report it closed. */

@@ -344,15 +344,17 @@ class Node implements BbyNode {
       .map(({ info, link, target }) => {
         const connected = info.connected && link !== undefined;
         const state = connected ? 'connected' : target?.halted != null ? 'stopped' : link !== undefined ? 'connecting' : 'down';
-        const stream = connected ? link.stream : null;
+        const session = connected && isPeerLink(link) ? link.state.session : null;
+        const stream = session?.stream ?? null;
+        const catchUpIn = session?.catchUpIn ?? null;
         return {
           ...info,
           state,
           outboundBytes: connected ? link.unsentBytes : 0,
-          catchUpIn: connected && link.catchUpIn !== null ? { entries: link.catchUpIn.entries, expected: link.catchUpIn.expected, done: link.catchUpIn.done } : null,
+          catchUpIn: catchUpIn === null ? null : { entries: catchUpIn.entries, expected: catchUpIn.expected, done: catchUpIn.done },
           streamOut: stream === null ? null : { kind: stream.kind, entries: stream.entries, expected: stream.expected, done: false },
-          lagMs: connected ? link.lagMs : null,
-          reportedPeers: connected ? link.reportedPeers : [],
+          lagMs: session?.lagMs ?? null,
+          reportedPeers: session?.reportedPeers ?? [],
         };
       });
     return {
@@ -527,7 +529,7 @@ class Node implements BbyNode {
       }
       case 'catch-up':
         // A peer that asks again gets a new stream.
-        if (link.stream !== null) this.#antiEntropy.cutShort(link, link.stream);
+        if (link.state.session.stream !== null) this.#antiEntropy.cutShort(link, link.state.session.stream);
         this.#catchUp.answer(link, message);
         return;
       case 'caught-up':
@@ -546,7 +548,7 @@ class Node implements BbyNode {
         this.#antiEntropy.bucketRequest(link, message);
         return;
       case 'peer-list':
-        link.reportedPeers = message.addresses;
+        link.state.session.reportedPeers = message.addresses;
         this.#dials.learnPeers(link.state.peerId, message.addresses);
         return;
       case 'ack':
@@ -561,7 +563,7 @@ class Node implements BbyNode {
     link.unsentBytes = Math.max(0, link.unsentBytes - bytes);
     if (link.unsentBytes <= OUTBOUND_BUDGET_BYTES) link.overBudgetSinceMs = null;
     if (link.paused) this.#release(link);
-    if (link.stream !== null && isPeerLink(link)) this.#streams.pump(link);
+    if (isPeerLink(link) && link.state.session.stream !== null) this.#streams.pump(link);
   }
 
   closed(linkId: LinkId, reason: string): void {

@@ -64,22 +64,22 @@ export class OutboundStreams {
 
   /** Starts a stream on a link, in place of the one under way if any, and sends its first batches. */
   start(link: PeerLink, stream: OutboundStream): void {
-    link.stream = stream;
+    link.state.session.stream = stream;
     this.pump(link);
   }
 
   /** Sends a link's stream while its window has room; when the stream ends, says so (a hook may start the next). */
   pump(link: PeerLink): void {
-    while (link.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
-      const stream = link.stream;
+    while (link.state.session.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
+      const stream = link.state.session.stream;
       if (stream.kind === 'catch-up') {
         const end = this.#sendNext(link, stream, stream.batches);
         if (end === undefined) continue;
-        link.stream = null;
+        link.state.session.stream = null;
         this.#hooks.caughtUp(link, stream, end.result);
       } else {
         if (this.#sendNext(link, stream, stream.batches) === undefined) continue;
-        link.stream = null;
+        link.state.session.stream = null;
       }
       this.#hooks.ended(link);
     }

@@ -8,7 +8,6 @@
  * keeps the dial of the smaller id and closes the other, on both sides.
  */
 import { initialLinkState, isClientState, isPendingState, type LinkState, type PeerState } from './link-state.js';
-import { type OutboundStream } from './outbound-stream.js';
 import { type PeerInfo } from './protocol.js';
 
 /** `peers` keeps showing at most this many lost inbound peers as down. */
@@ -37,20 +36,6 @@ export interface Link {
   lastHeardAtMs: number;
   /** When a message was last sent on it, in the clock's milliseconds. */
   lastSentAtMs: number;
-  /** True once the peer's catch-up transfer ended on this link: from then on, `upTo` moves the cursor. */
-  caughtUp: boolean;
-  /**
-   * True while every change of this node since it answered the peer's catch-up
-   * on this link went out on this link (it was the fan-out link all along): only
-   * then may it tell the peer, with `upTo`, how far the peer has its changes.
-   */
-  claimsUpTo: boolean;
-  /** The catch-up or repair this node is sending the peer on this link, while it lasts (one at a time). */
-  stream: OutboundStream | null;
-  /** Buckets a peer asked to repair while a stream was going out (a flag per bucket): they go next, merged. */
-  pendingRepair: boolean[] | null;
-  /** When the last repair stream started on this link, in the clock's milliseconds. */
-  repairStartedAtMs: number;
   /** Text of the frames sent on this link not yet reported written by the adapter, in bytes (estimated; flow-control.ts). */
   unsentBytes: number;
   /** Since when `unsentBytes` is over the budget, in the clock's milliseconds; null while under it. */
@@ -60,12 +45,6 @@ export interface Link {
   heldBytes: number;
   /** True while the adapter was asked to stop reading this link. */
   paused: boolean;
-  /** The peer's catch-up to this node on this link: entries received, of how many (from its first batch's `expected`). */
-  catchUpIn: { entries: number; expected: number | null; done: boolean; loggedAtMs: number; loggedEntries: number } | null;
-  /** How old the last live write from this peer that changed the store was on arrival, in milliseconds. */
-  lagMs: number | null;
-  /** The listening addresses of the peer's own peers, from its last `peer-list`. */
-  reportedPeers: readonly string[];
 }
 
 /** Where a dial target comes from: the config, a client's add-peer, or a peer's peer list. */
@@ -122,19 +101,11 @@ export class PeerTable {
       openedAtMs: nowMs,
       lastHeardAtMs: nowMs,
       lastSentAtMs: nowMs,
-      caughtUp: false,
-      claimsUpTo: false,
-      stream: null,
-      pendingRepair: null,
-      repairStartedAtMs: -Infinity,
       unsentBytes: 0,
       overBudgetSinceMs: null,
       held: [],
       heldBytes: 0,
       paused: false,
-      catchUpIn: null,
-      lagMs: null,
-      reportedPeers: [],
     };
     this.#links.set(link.id, link);
     return link;

@@ -4,10 +4,10 @@
  * say.
  */
 import { expect } from 'chai';
-import { INITIAL_STATES, initialLinkState, LINK_TRANSITIONS, type LinkState, type LinkStateKind, LinkStateError, moveLink } from '../src/internal.js';
+import { INITIAL_STATES, initialLinkState, LINK_TRANSITIONS, type LinkState, type LinkStateKind, LinkStateError, moveLink, newPeerSession } from '../src/internal.js';
 
 const PENDING: LinkState = { kind: 'pending', credential: { role: 'none' } };
-const PEER: LinkState = { kind: 'peer', credential: { role: 'none' }, peerId: 'b', address: '127.0.0.1:7001', sinceMs: 5 };
+const PEER: LinkState = { kind: 'peer', credential: { role: 'none' }, peerId: 'b', address: '127.0.0.1:7001', sinceMs: 5, session: newPeerSession() };
 
 /** A state of each kind, to try every move. */
 const SAMPLES: { readonly [Kind in LinkStateKind]: LinkState } = {

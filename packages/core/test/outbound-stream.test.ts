@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { type Entry, type Message } from '../src/index.js';
 import { DEFAULT_TIMING } from '../src/index.js';
-import { type CatchUpStream, moveLink, NodeContext, OutboundStreams, type PeerLink, type RepairStream, Store, STREAM_WINDOW_BATCHES } from '../src/internal.js';
+import { type CatchUpStream, moveLink, newPeerSession, NodeContext, OutboundStreams, type PeerLink, type RepairStream, Store, STREAM_WINDOW_BATCHES } from '../src/internal.js';
 
 const BATCH_CHARS = 1_000;
 
@@ -26,7 +26,7 @@ function setup() {
     closed: () => {},
   });
   const link = ctx.table.open('inbound', { kind: 'pending', credential: { role: 'none' } }, 0);
-  moveLink(link, { kind: 'peer', credential: { role: 'none' }, peerId: 'b', address: null, sinceMs: 0 });
+  moveLink(link, { kind: 'peer', credential: { role: 'none' }, peerId: 'b', address: null, sinceMs: 0, session: newPeerSession() });
   const ended: string[] = [];
   const streams = new OutboundStreams(ctx, {
     caughtUp: (_link, stream, seq) => ended.push(`caught up ${stream.entries} to ${seq}`),
@@ -57,7 +57,7 @@ function* batches<R>(count: number, result: R): Generator<Entry[], R> {
 /** Reports everything queued on the link as written, as the adapter does, until the stream ends. */
 function drain(ctx: NodeContext, link: PeerLink, streams: OutboundStreams): number[] {
   const perRound: number[] = [];
-  for (let round = 0; round < 100 && (link.stream !== null || perRound.length === 0); round++) {
+  for (let round = 0; round < 100 && (link.state.session.stream !== null || perRound.length === 0); round++) {
     const { messages, bytes } = sent(ctx);
     perRound.push(messages.length);
     link.unsentBytes -= bytes;
@@ -78,7 +78,7 @@ describe('OutboundStreams', () => {
       const rounds = drain(ctx, link, streams);
       expect(rounds[0]).to.equal(STREAM_WINDOW_BATCHES);
       expect(rounds.every((count) => count <= STREAM_WINDOW_BATCHES + 1)).to.equal(true);
-      expect(link.stream).to.equal(null);
+      expect(link.state.session.stream).to.equal(null);
       expect(stream.entries).to.equal(10);
     });
   }
@@ -109,6 +109,6 @@ describe('OutboundStreams', () => {
     streams.start(link, { kind: 'catch-up', batches: batches(1, 3), full: false, mayClaim: true, entries: 0, expected: 1 });
     expect(repair.entries).to.equal(STREAM_WINDOW_BATCHES);
     expect(ended).to.deep.equal(['caught up 1 to 3', 'ended']);
-    expect(link.stream).to.equal(null);
+    expect(link.state.session.stream).to.equal(null);
   });
 });
