@@ -54,7 +54,7 @@ export class Broadcast {
       return false;
     }
     this.#ctx.counters.writesAccepted++;
-    this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
+    this.#ctx.batch.persist.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
     if (this.#watchers.count > 0) this.#watchers.write(entry, null, false);
     return entry;
   }
@@ -95,7 +95,7 @@ export class Broadcast {
       if (result.duplicate) this.#ctx.counters.duplicatesDropped++;
       if (result.changed) {
         this.#ctx.counters.entriesApplied++;
-        this.#ctx.effects.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
+        this.#ctx.batch.persist.push({ type: 'persist', entry, seq: this.#ctx.store.seq });
         changed.push(entry);
         if (this.#watchers.count > 0 && !result.conflict) this.#watchers.write(entry, link.state.peerId, false);
       }

@@ -115,7 +115,7 @@ export class CatchUp {
 
   #moveCursor(peerId: string, cursor: Cursor): void {
     this.#cursors.set(peerId, cursor);
-    this.#ctx.effects.push({ type: 'cursor', peerId, cursor });
+    this.#ctx.batch.cursors.push({ type: 'cursor', peerId, cursor });
   }
 
   /** A catch-up to this node ended; said in the log when its progress was (it lasted more than a second). */

@@ -107,7 +107,7 @@ export class Dials {
       this.#ctx.closeLink(target.link, 1000, 'peer removed', 'removed by a client');
     }
     this.answerAddPeer(address, { address, connected: false, id: target.peerId, error: 'removed by a client', retrying: false });
-    if (target.source !== 'learned') this.#ctx.effects.push({ type: 'peer-removed', address });
+    if (target.source !== 'learned') this.#ctx.batch.peers.push({ type: 'peer-removed', address });
     this.#ctx.log('info', 'peer-removed', `removed peer ${address}${target.source === 'config' ? ' (it is in the config file: it comes back at the next start unless removed there)' : ''}`, { address });
     return true;
   }
@@ -153,7 +153,7 @@ export class Dials {
       const state: LinkState = this.#authenticates ? { kind: 'awaiting-challenge' } : { kind: 'pending', credential: { role: 'none' } };
       const link = this.#ctx.table.open('outbound', state, this.#ctx.nowMs());
       target.link = link.id;
-      this.#ctx.effects.push({ type: 'dial', link: link.id, address: target.address });
+      this.#ctx.batch.dials.push({ type: 'dial', link: link.id, address: target.address });
     }
   }
 
@@ -176,7 +176,7 @@ export class Dials {
     if (existing?.source === 'learned') {
       // Asked for by name now: keep it like any added peer (never forgotten, kept across restarts).
       existing.source = 'added';
-      this.#ctx.effects.push({ type: 'peer-added', address });
+      this.#ctx.batch.peers.push({ type: 'peer-added', address });
     }
     if (existing === undefined && this.#ctx.table.targetTotal >= MAX_DIAL_TARGETS) {
       return this.#ctx.reject(link, id, new BbyError('TOO_MANY_PEERS', `this node already dials ${MAX_DIAL_TARGETS} addresses, the most it keeps; remove one first (bby CONFIG remove-peer HOST:PORT)`));
@@ -185,7 +185,7 @@ export class Dials {
     const existingLink = existing?.link == null ? undefined : this.#ctx.table.link(existing.link);
     const connected = existingLink !== undefined && isPeerLink(existingLink) ? existingLink : (this.#ctx.table.peerAt(address) ?? (existing?.peerId == null ? undefined : this.#ctx.table.peerLink(existing.peerId)));
     if (existing === undefined) {
-      this.#ctx.effects.push({ type: 'peer-added', address });
+      this.#ctx.batch.peers.push({ type: 'peer-added', address });
       this.add(address, 'added');
       this.#ctx.log('info', 'peer-added', `added peer ${address} at a client's request`, { address });
     }

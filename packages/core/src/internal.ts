@@ -6,7 +6,7 @@
  */
 // The node's parts (node.ts dispatches to them) and their limits.
 export { credentialOf, INITIAL_STATES, initialLinkState, isAuthenticating, isClientState, isPendingState, LINK_TRANSITIONS, LinkStateError, moveLink, newPeerSession, peerIdOf, type Credential, type PeerSession, type LinkState, type LinkStateKind } from './link-state.js';
-export { NodeContext, type Counters, type NodeSettings, type QueuedEffect } from './node-context.js';
+export { NodeContext, type Counters, type NodeSettings, type QueuedReady, type QueuedSend } from './node-context.js';
 export { OutboundStreams, type CatchUpStream, type OutboundStream, type RepairStream, type StreamHooks } from './outbound-stream.js';
 export { CROSSED_DIALS_WINDOW_MS, IDLE_CONNECTION_TIMEOUT_MS } from './handshake.js';
 export { HANDSHAKE_TIMEOUT_MS } from './dials.js';
@@ -17,7 +17,7 @@ export { CATCH_UP_LOG_INTERVAL_MS } from './catch-up.js';
 export { MAX_WATCH_PENDING_CHARS, WATCH_BUDGET_BYTES, WATCH_STATE_INTERVAL_MS, type Watcher } from './watchers.js';
 // What they are built from.
 export * from './flow-control.js';
-export { EMPTY_READY, groupEffects, readyEffects } from './ready.js';
+export { EMPTY_READY, readyEffects } from './ready.js';
 export { BACKLOG_PAUSE_BYTES, BACKLOG_RESUME_BYTES, CURSOR_SAVE_INTERVAL_MS, estimateBytes, RECORD_OVERHEAD_BYTES, unkept } from './durability.js';
 export { Store, type MergeResult, type StoreOptions } from './store.js';
 export { Arena, DEFAULT_CHUNK_BYTES } from './arena.js';

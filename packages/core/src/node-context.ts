@@ -4,12 +4,13 @@
  * the peer table, the counters, and the queue of effects with the helpers
  * that fill it (send, reply, reject, log, close).
  *
- * Every effect of the node goes through here, in the order it is asked for:
- * the queue's order is the order the adapter carries them out (ready.ts).
+ * Every effect of the node goes into `batch` here, in the order it is asked
+ * for within its field; the adapter carries the fields out in READY_ORDER
+ * (ready.ts).
  */
 import { CLOSE_CODES } from './close-codes.js';
 import { BbyError } from './errors.js';
-import { type Effect, type LogFields, type SendEffect } from './ready.js';
+import { type LogFields, type Ready, type SendEffect } from './ready.js';
 import { frameLength, OUTBOUND_BUDGET_BYTES, PEER_OUTBOUND_LIMIT_BYTES } from './flow-control.js';
 import { LogLimiter } from './log-limiter.js';
 import { peerIdOf } from './link-state.js';
@@ -18,8 +19,16 @@ import { type Message, type RequestId } from './protocol.js';
 import { type Store } from './store.js';
 import { type Timing } from './timing.js';
 
-/** An effect as the node queues it: a `send` gets its `text` as it is taken (after `coalesceEntries` merged what it could). */
-export type QueuedEffect = Exclude<Effect, SendEffect> | { readonly type: 'send'; readonly link: LinkId; readonly message: Message; readonly bytes: number };
+/** A frame as the node queues it: it gets its `text` as the batch is taken (after `coalesceEntries` merged what it could). */
+export type QueuedSend = Omit<SendEffect, 'text'>;
+
+/** The batch the node fills as it handles events: a `Ready` whose messages have no text yet (`takeReady` encodes them). */
+export type QueuedReady = { readonly [K in keyof Ready]: K extends 'messages' ? QueuedSend[] : Ready[K][number][] };
+
+/** A batch with nothing in it yet. */
+function emptyBatch(): QueuedReady {
+  return { persist: [], peers: [], cursors: [], dials: [], messages: [], flow: [], closes: [], logs: [] };
+}
 
 /** The counters of `stats`, all zero. */
 function newCounters() {
@@ -86,8 +95,8 @@ export class NodeContext {
   readonly store: Store;
   readonly table = new PeerTable();
   readonly counters: Counters = newCounters();
-  /** The effects asked for since the last take, oldest first. */
-  readonly effects: QueuedEffect[] = [];
+  /** What the node asked for since the last take, each field oldest first (ready.ts says in which order the adapter carries them out). */
+  batch: QueuedReady = emptyBatch();
   /** Why writes cannot be made durable now, or null while they can (BbyNode.storageFailed). */
   storageFailure: string | null = null;
   readonly #now: () => number;
@@ -140,7 +149,7 @@ export class NodeContext {
         if (to.state.kind === 'peer' && to.unsentBytes > PEER_OUTBOUND_LIMIT_BYTES) this.closeTooSlow(to, `more than ${PEER_OUTBOUND_LIMIT_BYTES} bytes waiting`);
       }
     }
-    this.effects.push({ type: 'send', link, message, bytes });
+    this.batch.messages.push({ type: 'send', link, message, bytes });
   }
 
   reply(link: LinkId, id: RequestId, result: unknown): void {
@@ -161,7 +170,7 @@ export class NodeContext {
 
   /** Asks the adapter to close a link, which stays in the table until it reports it closed. */
   askClose(link: LinkId, code: number, reason: string): void {
-    this.effects.push({ type: 'close', link, code, reason });
+    this.batch.closes.push({ type: 'close', link, code, reason });
   }
 
   /** Forgets a link at once, as if the adapter had reported it closed (BbyNode.closed); `why` is the reason for logs and `peers`. */
@@ -184,8 +193,15 @@ export class NodeContext {
     this.closeLink(link.id, CLOSE_CODES.TOO_SLOW, 'too slow: not reading its answers', 'too slow');
   }
 
+  /** Hands over the batch filled since the last take, and starts an empty one. */
+  takeBatch(): QueuedReady {
+    const batch = this.batch;
+    this.batch = emptyBatch();
+    return batch;
+  }
+
   log(level: 'info' | 'warn', event: string, message: string, fields?: LogFields): void {
-    this.effects.push(fields === undefined ? { type: 'log', level, event, message } : { type: 'log', level, event, message, fields });
+    this.batch.logs.push(fields === undefined ? { type: 'log', level, event, message } : { type: 'log', level, event, message, fields });
   }
 
   /** A warning caused from outside, at most once per source and period (log-limiter.ts). */

@@ -37,7 +37,7 @@ import { hashKey } from './key-index.js';
 import { isWellFormed, MAX_BATCH_CHARS } from './limits.js';
 import { isAuthenticating, isClientState, moveLink, peerIdOf } from './link-state.js';
 import { printable, quoted } from './log-text.js';
-import { NodeContext, type QueuedEffect } from './node-context.js';
+import { NodeContext, type QueuedSend } from './node-context.js';
 import { OutboundStreams } from './outbound-stream.js';
 import { isPeerLink, type Link, type LinkId, MAX_PEERS_LISTED, type PeerLink } from './peer-table.js';
 import {
@@ -56,7 +56,7 @@ import {
   PROTOCOL_VERSION,
   type Stats,
 } from './protocol.js';
-import { type Effect, groupEffects, type Ready } from './ready.js';
+import { EMPTY_READY, isEmptyReady, type Ready, type SendEffect } from './ready.js';
 import { type Change, Store } from './store.js';
 import { coalesceEntries } from './sync.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
@@ -121,26 +121,18 @@ export interface NodeOptions {
   readonly maxClockSkewMs?: number;
 }
 
-/** Encodes the messages of queued effects, each message once (a broadcast shares one message between links). */
-function withText(effects: readonly QueuedEffect[]): Effect[] {
-  const out: Effect[] = new Array(effects.length);
-  let texts: Map<Message, string> | undefined;
-  for (let i = 0; i < effects.length; i++) {
-    const effect = effects[i]!;
-    if (effect.type !== 'send') {
-      out[i] = effect;
-      continue;
-    }
-    texts ??= new Map();
-    let text = texts.get(effect.message);
+/** Encodes queued frames, each message once (a broadcast shares one message between links). */
+function withText(sends: readonly QueuedSend[]): SendEffect[] {
+  const texts = new Map<Message, string>();
+  return sends.map(({ link, message, bytes }) => {
+    let text = texts.get(message);
     if (text === undefined) {
-      makeJSONEncodable(effect.message);
-      text = encodeMessage(effect.message);
-      texts.set(effect.message, text);
+      makeJSONEncodable(message);
+      text = encodeMessage(message);
+      texts.set(message, text);
     }
-    out[i] = { type: 'send', link: effect.link, text, message: effect.message, bytes: effect.bytes };
-  }
-  return out;
+    return { type: 'send', link, text, message, bytes };
+  });
 }
 
 /** A node of the mesh; see the file header for the event/effect contract. */
@@ -435,7 +427,7 @@ class Node implements BbyNode {
     link.heldBytes += byteLength ?? text.length;
     if (!link.paused) {
       link.paused = true;
-      this.#ctx.effects.push({ type: 'pause', link: link.id });
+      this.#ctx.batch.flow.push({ type: 'pause', link: link.id });
     }
     if (link.heldBytes > MAX_HELD_BYTES) this.#ctx.closeTooSlow(link, `${link.held.length} requests waiting unread`);
   }
@@ -452,7 +444,7 @@ class Node implements BbyNode {
     link.held.splice(0, taken);
     if (link.paused && link.held.length === 0 && link.unsentBytes <= OUTBOUND_RESUME_BYTES && this.#ctx.table.link(link.id) === link) {
       link.paused = false;
-      this.#ctx.effects.push({ type: 'resume', link: link.id });
+      this.#ctx.batch.flow.push({ type: 'resume', link: link.id });
     }
   }
 
@@ -581,8 +573,9 @@ class Node implements BbyNode {
 
   takeReady(): Ready {
     if (this.#watchers.count > 0) this.#watchers.flush();
-    const effects = this.#ctx.effects;
-    return groupEffects(withText(coalesceEntries(effects.splice(0, effects.length), this.#ctx.batchLength)));
+    const batch = this.#ctx.takeBatch();
+    const ready: Ready = { ...batch, messages: batch.messages.length === 0 ? [] : withText(coalesceEntries(batch.messages, this.#ctx.batchLength)) };
+    return isEmptyReady(ready) ? EMPTY_READY : ready;
   }
 }
 

@@ -162,47 +162,6 @@ export function isEmptyReady(ready: Ready): boolean {
 /** A batch that asks for nothing. */
 export const EMPTY_READY: Ready = Object.freeze({ persist: [], peers: [], cursors: [], dials: [], messages: [], flow: [], closes: [], logs: [] });
 
-/** Groups queued effects into a batch, keeping the queue order within each field. */
-export function groupEffects(effects: readonly Effect[]): Ready {
-  if (effects.length === 0) return EMPTY_READY;
-  const ready = { persist: [] as PersistEffect[], peers: [] as (PeerAddedEffect | PeerRemovedEffect)[], cursors: [] as CursorEffect[], dials: [] as DialEffect[], messages: [] as SendEffect[], flow: [] as (PauseEffect | ResumeEffect)[], closes: [] as CloseEffect[], logs: [] as LogEffect[] };
-  for (const effect of effects) {
-    switch (effect.type) {
-      case 'persist':
-        ready.persist.push(effect);
-        break;
-      case 'peer-added':
-      case 'peer-removed':
-        ready.peers.push(effect);
-        break;
-      case 'cursor':
-        ready.cursors.push(effect);
-        break;
-      case 'dial':
-        ready.dials.push(effect);
-        break;
-      case 'send':
-        ready.messages.push(effect);
-        break;
-      case 'pause':
-      case 'resume':
-        ready.flow.push(effect);
-        break;
-      case 'close':
-        ready.closes.push(effect);
-        break;
-      case 'log':
-        ready.logs.push(effect);
-        break;
-      default: {
-        const unknown: never = effect; // a new effect type needs a field of Ready
-        throw new Error(`ready: unknown effect ${JSON.stringify(unknown)}`);
-      }
-    }
-  }
-  return ready;
-}
-
 /** The items of a batch as one list, field after field in `READY_ORDER` (for tests and for adapters that carry out one item at a time). */
 export function readyEffects(ready: Ready): Effect[] {
   const out: Effect[] = [];

@@ -8,12 +8,11 @@
  * merges them.
  */
 import { type Entry } from './entry.js';
-import { type QueuedEffect } from './node-context.js';
+import { type QueuedSend } from './node-context.js';
 import { type LinkId } from './peer-table.js';
 import { type EntriesMessage } from './protocol.js';
 import { type Change } from './store.js';
 
-type QueuedSend = Extract<QueuedEffect, { readonly type: 'send' }>;
 import { MAX_BATCH_CHARS } from './limits.js';
 
 // Characters JSON.stringify escapes: quote, backslash, controls, lone surrogates.
@@ -75,23 +74,19 @@ export function* batchChanges<R>(changes: Iterator<Change, R>, maxLength = MAX_B
  * the very same messages (a broadcast) share one merged message, so that the
  * adapter writes its JSON once.
  */
-export function coalesceEntries(effects: QueuedEffect[], maxLength = MAX_BATCH_CHARS): QueuedEffect[] {
-  // Nothing to merge unless two messages carry entries (a `set` queues a persist and a reply): skip the bookkeeping.
+export function coalesceEntries(sends: QueuedSend[], maxLength = MAX_BATCH_CHARS): QueuedSend[] {
+  // Nothing to merge unless two messages carry entries (a `set` queues a reply and one forward per peer): skip the bookkeeping.
   let entriesMessages = 0;
-  for (const effect of effects) {
-    if (effect.type === 'send' && effect.message.type === 'entries' && ++entriesMessages === 2) break;
+  for (const send of sends) {
+    if (send.message.type === 'entries' && ++entriesMessages === 2) break;
   }
-  if (entriesMessages < 2) return effects;
+  if (entriesMessages < 2) return sends;
   /** A run of mergeable messages for one link, at `index` of the output; `bytes` adds up their sends' estimates. */
   type Run = { readonly index: number; readonly send: QueuedSend; readonly sources: EntriesMessage[]; length: number; bytes: number };
   const open = new Map<LinkId, Run>();
   const runs: Run[] = [];
-  const out: QueuedEffect[] = [];
-  for (const effect of effects) {
-    if (effect.type !== 'send') {
-      out.push(effect);
-      continue;
-    }
+  const out: QueuedSend[] = [];
+  for (const effect of sends) {
     const message = effect.message;
     if (message.type !== 'entries' || message.ack !== undefined || message.seen === undefined) {
       open.delete(effect.link);

@@ -37,15 +37,8 @@ function setup() {
 
 /** The frames queued since the last call, and the bytes they count. */
 function sent(ctx: NodeContext): { messages: Message[]; bytes: number } {
-  const effects = ctx.effects.splice(0, ctx.effects.length);
-  const messages: Message[] = [];
-  let bytes = 0;
-  for (const effect of effects) {
-    if (effect.type !== 'send') continue;
-    messages.push(effect.message);
-    bytes += effect.bytes;
-  }
-  return { messages, bytes };
+  const sends = ctx.takeBatch().messages;
+  return { messages: sends.map((send) => send.message), bytes: sends.reduce((total, send) => total + send.bytes, 0) };
 }
 
 /** `count` batches of one entry, each about a batch long, then `result`. */
