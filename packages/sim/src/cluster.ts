@@ -14,8 +14,9 @@
  * - `#deliver()` is the single place that carries a packet out.
  * Loss, duplication, reordering and partitions belong in those two methods.
  */
-import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, randomBytesFrom, seededRandom, type Timing } from '../../src/index.js';
-import { readyEffects } from '../../src/internal.js';
+import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, randomBytesFrom, seededRandom, type Timing } from '@bby/core';
+import { readyEffects } from '@bby/core/internal';
+import { START_MS } from './simulation.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1) (the core's `seededRandom`). */
 export const mulberry32 = seededRandom;
@@ -33,9 +34,6 @@ export interface NodeSpec {
   readonly clientSecrets?: readonly string[];
   readonly maxClockSkewMs?: number;
 }
-
-/** The simulated clock starts here (a plausible epoch time, in ms). */
-export const START_MS = 1_700_000_000_000;
 
 /** The address a simulated node listens on. */
 export function simAddress(id: string): string {
