@@ -1184,7 +1184,7 @@ class Simulation {
       return;
     }
     const { connection: conn, dir } = found;
-    if (conn.data.client) return; // a reply to the simulated client; nothing waits for it
+    if (conn.data.client) return this.#toClient(slot, message);
     if (conn.closingFrom === dir) {
       this.#counts.sentOnClosed++;
       this.#noteLost(message, 'closed');
@@ -1208,6 +1208,9 @@ class Simulation {
       this.#transmit(conn, dir, message, text);
     }
   }
+
+  /** A frame a node sends its simulated client (the `add-peer` link): where the workload hears replies; today nothing waits for them. */
+  #toClient(_slot: Slot, _message: Message): void {}
 
   /** Counts an error frame a node sends a peer by its class, or fails the run: see peer-errors.ts. */
   #peerError(slot: Slot, conn: Conn, dir: Direction, error: Extract<Message, { type: 'error' }>): void {
