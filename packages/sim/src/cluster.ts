@@ -426,8 +426,8 @@ export class Cluster {
 
   /** Sends a frame from this end; a frame on a link already gone is dropped. */
   #send(from: End, text: string): void {
-    const found = this.#net.find(from.key);
-    if (found === undefined || !found.connection.carries || found.connection.closingFrom === found.dir) {
+    const found = this.#net.sender(from.key);
+    if (found === undefined) {
       this.counters.dropped++;
       return;
     }

@@ -122,6 +122,13 @@ export class Network<P extends Port, D> {
     return { connection, dir: connection.dialer.key === key ? 0 : 1 };
   }
 
+  /** The connection this end may send on now, and its direction: undefined when it is gone, not open yet, or this end is closing it. */
+  sender(key: string): { connection: Connection<P, D>; dir: Direction } | undefined {
+    const found = this.find(key);
+    if (found === undefined || !found.connection.carries || found.connection.closingFrom === found.dir) return undefined;
+    return found;
+  }
+
   /** A connection open at once, without a dial: a client's socket (`acceptor` null: the host plays the other end itself). */
   open(dialer: P, acceptor: P | null, data: D): Connection<P, D> {
     const connection = new Connection<P, D>(this.#nextId++, dialer, 'open', data);
@@ -191,7 +198,7 @@ export class Network<P extends Port, D> {
   /**
    * Sends a frame on an open or closing link: `lost()` when the link dies
    * under it or its receiver is gone, `delivering()` just before the receiver
-   * reads it. The caller checked that the sender may send (`find`, `closingFrom`).
+   * reads it. The caller checked that the sender may send (`sender`).
    */
   transmit(connection: Connection<P, D>, dir: Direction, text: string, fifo: boolean, fate: { lost(): void; delivering(): void }, what: () => string): void {
     const to = connection.to(dir);

@@ -28,7 +28,8 @@
  * or reordered, sometimes without anti-entropy (writes must then arrive by
  * forwarding and catch-up alone).
  *
- * The network, as an adapter over WebSocket/TCP would see it:
+ * The network, as an adapter over WebSocket/TCP would see it (network.ts
+ * carries the connections; this file adds the latencies and the faults):
  * - a `dial` effect becomes a connection attempt that arrives after the
  *   pair's latency; the target `accept()`s it, and the dialer hears `opened()`
  *   one trip later. A dial to a node that is down or across a partition is
@@ -1177,19 +1178,15 @@ class Simulation {
   }
 
   #send(slot: Slot, link: LinkId, message: Message): void {
-    const found = this.#net.find(`${slot.incarnation}:${link}`);
-    if (found === undefined || !found.connection.carries) {
+    // A client's link is never closing: its close takes it down at once.
+    const found = this.#net.sender(`${slot.incarnation}:${link}`);
+    if (found === undefined) {
       this.#counts.sentOnClosed++;
       this.#noteLost(message, 'closed');
       return;
     }
     const { connection: conn, dir } = found;
     if (conn.data.client) return this.#toClient(slot, message);
-    if (conn.closingFrom === dir) {
-      this.#counts.sentOnClosed++;
-      this.#noteLost(message, 'closed');
-      return;
-    }
     this.#counts.framesSent++;
     this.#sentByType.set(message.type, (this.#sentByType.get(message.type) ?? 0) + 1);
     if (message.type === 'error') this.#peerError(slot, conn, dir, message);
