@@ -13,7 +13,7 @@
  * connect or close) with the injected `random`; the mesh repairs what was lost
  * by anti-entropy, as it does over a real network.
  *
- * Ideas taken from the core tests' Cluster (test/support/cluster.ts): each
+ * Ideas taken from the core tests' Cluster (@bby/sim's src/cluster.ts): each
  * node's batch (`takeReady()`) becomes packets in one queue, one method picks
  * what is delivered next, one carries it out. Without a disk, a batch goes
  * out as it is taken.

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { authProof, type AuthTranscript, CLOSE_CODES, findSecret, type Message, newNonce, proofMatches } from '../src/index.js';
 import { CROSSED_DIALS_WINDOW_MS, DIGEST_HEX_DIGITS } from '../src/internal.js';
-import { type Client, Cluster, randomBytesFrom, mulberry32, resultOf } from './support/cluster.js';
+import { type Client, Cluster, randomBytesFrom, mulberry32, resultOf } from '@bby/sim';
 
 const SECRET = 'correct horse battery staple';
 const OTHER = 'an entirely different secret';

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { createNode, DEFAULT_TIMING, type Effect, PROTOCOL_VERSION } from '../src/index.js';
 import { readyEffects, HANDSHAKE_TIMEOUT_MS, RETRY_CAP_MS } from '../src/internal.js';
-import { mulberry32, START_MS } from './support/cluster.js';
+import { mulberry32, START_MS } from '@bby/sim';
 
 const HOUR_MS = 3_600_000;
 

@@ -1,6 +1,6 @@
 /** The test network itself: if it lied, every replication test would too. */
 import { expect } from 'chai';
-import { Cluster, mulberry32, START_MS } from './support/cluster.js';
+import { Cluster, mulberry32, START_MS } from '@bby/sim';
 
 describe('test harness: simulated cluster', () => {
   it('the PRNG is seeded: same seed, same numbers; another seed, other numbers; all in [0, 1)', () => {

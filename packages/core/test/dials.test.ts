@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { createNode, type Effect, type Message } from '../src/index.js';
 import { readyEffects, MAX_DIAL_TARGETS, MAX_LEARNED_PER_MINUTE, MAX_PEERS_LISTED } from '../src/internal.js';
-import { Cluster, mulberry32, START_MS } from './support/cluster.js';
+import { Cluster, mulberry32, START_MS } from '@bby/sim';
 
 function lone() {
   const clock = { now: START_MS };

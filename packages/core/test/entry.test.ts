@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { compareEntries, type Entry } from '../src/index.js';
-import { mulberry32 } from './support/cluster.js';
+import { mulberry32 } from '@bby/sim';
 
 const entry = (timestamp: number, origin: string, value: string, key = 'k'): Entry => ({ key, value, timestamp, origin });
 

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { CLOSE_CODES, type Message } from '../src/index.js';
 import { frameLength, OUTBOUND_BUDGET_BYTES, PEER_OUTBOUND_LIMIT_BYTES, SLOW_LINK_TIMEOUT_MS, STREAM_WINDOW_BATCHES } from '../src/internal.js';
-import { Cluster } from './support/cluster.js';
+import { Cluster } from '@bby/sim';
 
 const BIG_VALUE = 'v'.repeat(200 * 1024);
 

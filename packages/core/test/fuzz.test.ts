@@ -54,7 +54,7 @@ import {
 import { BIG_KEY, type Frame, frameArb, FUZZ_ADDRESS, FUZZ_EPOCH, FUZZ_NODE_ID, FUZZ_START_MS } from './support/frames.js';
 import { ERROR_CODES } from './support/error-codes.js';
 import { fuzzParameters, fuzzTimeoutMs } from './support/fuzz.js';
-import { mulberry32, randomBytesFrom } from './support/cluster.js';
+import { mulberry32, randomBytesFrom } from '@bby/sim';
 
 /** Close codes the core may ask for: CLOSE_CODES, and 1000 when a client removes a peer. */
 const CLOSE_CODES_ALLOWED: ReadonlySet<number> = new Set([...Object.values(CLOSE_CODES), 1000]);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createMemoryNetwork, createNode, type Effect, type LinkId, memoryAddress } from '../src/index.js';
 import { readyEffects } from '../src/internal.js';
-import { mulberry32, START_MS } from './support/cluster.js';
+import { mulberry32, START_MS } from '@bby/sim';
 
 /** A clock the test moves. */
 function clock(): { now: () => number; advance: (ms: number) => void } {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { type AddPeerResult, BbyError, CLOSE_CODES, createNode, type Effect, type PeerInfo, PROTOCOL_VERSION, ProtocolError, type Stats } from '../src/index.js';
 import { readyEffects, FORGOTTEN_FOR_MS, HANDSHAKE_TIMEOUT_MS, RETRY_BASE_MS, RETRY_CAP_MS } from '../src/internal.js';
-import { Cluster, mulberry32, resultOf, simAddress, START_MS } from './support/cluster.js';
+import { Cluster, mulberry32, resultOf, simAddress, START_MS } from '@bby/sim';
 
 /** A lone node on a hand-driven clock. */
 function lone(id = 'a', peers: string[] = []) {

@@ -14,7 +14,7 @@ import {
   MAX_PEER_LIST,
   utf8ByteLength,
 } from '../src/internal.js';
-import { Cluster, resultOf } from './support/cluster.js';
+import { Cluster, resultOf } from '@bby/sim';
 
 function parsed(message: unknown): unknown {
   const result = parseIncoming(JSON.stringify(message));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { type BbyNode, compareEntries, encodeMessage, type Entry, PROTOCOL_VERSION } from '../src/index.js';
-import { Cluster, mulberry32, resultOf, START_MS } from './support/cluster.js';
+import { Cluster, mulberry32, resultOf, START_MS } from '@bby/sim';
 
 /** Every node holds exactly the same entries. */
 function expectConverged(cluster: Cluster): Entry[] {

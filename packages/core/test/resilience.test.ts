@@ -16,7 +16,7 @@ import {
   readyEffects,
   RETRY_CAP_MS,
 } from '../src/internal.js';
-import { Cluster, type Client, START_MS } from './support/cluster.js';
+import { Cluster, type Client, START_MS } from '@bby/sim';
 
 const hello = (nodeId: string) => JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, nodeId, address: `sim-${nodeId}:1` });
 const entriesIn = (messages: Message[]) => messages.flatMap((m) => (m.type === 'entries' ? m.entries : []));

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { BbyError, CLOSE_CODES } from '../src/index.js';
-import { Cluster, resultOf } from './support/cluster.js';
+import { Cluster, resultOf } from '@bby/sim';
 
 describe('storage failure: a state, not a crash', () => {
   function failedPair() {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { type Change, compareEntries, type Entry } from '../src/index.js';
 import { bucketOf, DIGEST_HEX_DIGITS, Digests, entryHash, type MergeResult, Store } from '../src/internal.js';
-import { mulberry32 } from './support/cluster.js';
+import { mulberry32 } from '@bby/sim';
 
 const entry = (key: string, value: string, timestamp: number, origin = 'a'): Entry => ({ key, value, timestamp, origin });
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createNode, type Effect, encodeMessage, type Entry, MAX_BATCH_CHARS, MAX_MESSAGE_BYTES, type Message, PROTOCOL_VERSION } from '../src/index.js';
 import { batchEntries, readyEffects, STREAM_WINDOW_BATCHES, coalesceEntries, entryLength, utf8ByteLength } from '../src/internal.js';
-import { Cluster, mulberry32 } from './support/cluster.js';
+import { Cluster, mulberry32 } from '@bby/sim';
 
 const entry = (key: string, value: string, timestamp = 1_700_000_000_000, origin = 'node-a'): Entry => ({ key, value, timestamp, origin });
 

@@ -18,7 +18,7 @@ import {
   WATCH_BUDGET_BYTES,
   WATCH_STATE_INTERVAL_MS,
 } from '../src/internal.js';
-import { Cluster } from './support/cluster.js';
+import { Cluster } from '@bby/sim';
 
 const writesIn = (inbox: readonly Message[]): WatchWrite[] => inbox.filter((m): m is WatchWritesMessage => m.type === 'watch-writes').flatMap((m) => m.writes);
 const statesIn = (inbox: readonly Message[]): WatchStateMessage[] => inbox.filter((m): m is WatchStateMessage => m.type === 'watch-state');

@@ -28,7 +28,8 @@
  * or reordered, sometimes without anti-entropy (writes must then arrive by
  * forwarding and catch-up alone).
  *
- * The network, as an adapter over WebSocket/TCP would see it:
+ * The network, as an adapter over WebSocket/TCP would see it (network.ts
+ * carries the connections; this file adds the latencies and the faults):
  * - a `dial` effect becomes a connection attempt that arrives after the
  *   pair's latency; the target `accept()`s it, and the dialer hears `opened()`
  *   one trip later. A dial to a node that is down or across a partition is
@@ -68,6 +69,7 @@ import { type BbyNode, BbyError, carryOut, compareEntries, createNode, encodeMes
 import { EMPTY_READY } from '@bby/core/internal';
 import { DataDirError, DiskPipeline, Persistence, type Scheduler } from '@bby/node';
 import { DATA_DIR, MachineDisk } from './machine-disk.js';
+import { type Connection, type Direction, Network, type Port } from './network.js';
 import { classifyPeerError, type DirectionFaults, describeFaults, type ErrorContext } from './peer-errors.js';
 
 /** The simulated clock starts here (a plausible epoch time, in ms); the nodes' wall clocks read START_MS + simulated ms + their skew. */
@@ -414,23 +416,14 @@ interface Slot {
 }
 
 /** One end of a connection: a link of one node instance. */
-interface End {
+interface End extends Port {
   readonly slot: Slot;
   readonly incarnation: number;
   readonly link: LinkId;
 }
 
-/** A simulated connection. Direction 0 is dialer to acceptor, 1 the reverse. */
-interface Conn {
-  readonly id: number;
-  readonly dialer: End;
-  acceptor: End | null;
-  /** `blackholed`: a dial nobody answers; `closing`: a graceful close is in flight. */
-  state: 'connecting' | 'blackholed' | 'open' | 'closing' | 'dead';
-  /** Direction whose end asked to close, while `closing`. */
-  closingFrom: 0 | 1 | null;
-  /** Latest scheduled arrival per direction, to keep links FIFO. */
-  readonly tail: [number, number];
+/** What the simulation keeps on a connection of the network (network.ts). */
+interface ConnData {
   /** A client's link to a node (only `dialer` is set: the node's end). */
   readonly client: boolean;
   /** What the network did to the frames of each direction, to classify the error frames sent back (peer-errors.ts). */
@@ -440,6 +433,9 @@ interface Conn {
   /** Directions whose sender refused the link because its disk failed (a "disk failed" error frame). */
   readonly refusedByDisk: Set<0 | 1>;
 }
+
+/** A simulated connection. Direction 0 is dialer to acceptor, 1 the reverse. */
+type Conn = Connection<End, ConnData>;
 
 /** DirectionFaults, as they accumulate. */
 interface MutableDirectionFaults extends DirectionFaults {
@@ -577,8 +573,17 @@ class Simulation {
   /** Base one-way latency per pair of slots, ms. */
   readonly #latency: number[][] = [];
   #jitterMs = 0;
-  readonly #conns = new Map<string, Conn>();
-  #nextConn = 1;
+  readonly #net: Network<End, ConnData> = new Network<End, ConnData>({
+    now: () => this.#now,
+    travel: (at, _kind, run) => this.#at(at, run),
+    hear: (at, run) => this.#at(at, run),
+    trip: (conn) => this.#connLatency(conn as Conn),
+    heldUntil: (conn, dir) => this.#heldUntil(conn as Conn, dir),
+    reordered: (conn, dir) => {
+      this.#counts.reordered++;
+      (conn as Conn).data.faults[dir].reordered = true;
+    },
+  });
   #nextIncarnation = 1;
   /** The partition in force: group of each slot; silent ones hold frames until `healAt`. */
   #partition: { readonly groups: readonly number[]; readonly silent: boolean; readonly healAt: number } | null = null;
@@ -977,6 +982,45 @@ class Simulation {
     return end.slot.node !== null && end.slot.incarnation === end.incarnation;
   }
 
+  /** The network's view of a node's link (network.ts `Port`). */
+  #end(slot: Slot, link: LinkId): End {
+    const incarnation = slot.incarnation;
+    const end: End = {
+      key: `${incarnation}:${link}`,
+      slot,
+      incarnation,
+      link,
+      alive: () => this.#alive(end),
+      whenRunning: (fn) => this.#whenRunning(slot, fn),
+      // Not reading (durability backlog): the frame waits in the socket, in order.
+      holdsFrame: (deliver) => {
+        if (!slot.readingPaused && slot.unread.length === 0) return false;
+        slot.unread.push(deliver);
+        return true;
+      },
+      holdsWritten: () => false,
+      opened: () => {
+        slot.node!.opened(link);
+        this.#drain(slot);
+      },
+      closed: (reason) => {
+        slot.node!.closed(link, reason);
+        this.#drain(slot);
+      },
+      receive: (text) => {
+        slot.node!.receive(link, text);
+        this.#drain(slot);
+      },
+      written: (bytes) => {
+        slot.node!.written(link, bytes);
+        this.#drain(slot);
+      },
+      attached: (conn) => slot.conns.add(conn as Conn),
+      detached: (conn) => slot.conns.delete(conn as Conn),
+    };
+    return end;
+  }
+
   /** Hands a node's batches to its disk side, which releases them (#release) once they may go out. */
   #drain(slot: Slot): void {
     const node = slot.node;
@@ -1061,11 +1105,7 @@ class Simulation {
     this.#log(1, `VIOLATION ${text}`);
   }
 
-  // --- the network ----------------------------------------------------------
-
-  #key(slot: Slot, link: LinkId): string {
-    return `${slot.incarnation}:${link}`;
-  }
+  // --- the network (network.ts carries it; the faults are added here) --------
 
   #pairLatency(a: Slot, b: Slot): number {
     return this.#latency[a.index]![b.index]! + (this.#jitterMs > 0 ? Math.floor(this.#netRng.next() * (this.#jitterMs + 1)) : 0);
@@ -1085,40 +1125,26 @@ class Simulation {
     else fn();
   }
 
-  /** When a frame sent now on `conn` in direction `dir` arrives: latency, FIFO unless reordering, held by a silent partition. */
-  #arrival(conn: Conn, dir: 0 | 1, fifo: boolean): number {
-    let at = this.#now + this.#connLatency(conn);
+  /** A silent partition between the ends holds a frame until the heal (TCP retransmits). */
+  #heldUntil(conn: Conn, dir: Direction): number | null {
     const partition = this.#partition;
-    if (partition !== null && partition.silent && conn.acceptor !== null && this.#partitioned(conn.dialer.slot, conn.acceptor.slot)) {
-      at = Math.max(at, partition.healAt + this.#connLatency(conn));
-      conn.faults[dir].held = true;
-    }
-    if (fifo) at = Math.max(at, conn.tail[dir]);
-    else if (at < conn.tail[dir]) {
-      this.#counts.reordered++;
-      conn.faults[dir].reordered = true;
-    }
-    conn.tail[dir] = Math.max(conn.tail[dir], at);
-    return at;
+    if (partition === null || !partition.silent || conn.acceptor === null || !this.#partitioned(conn.dialer.slot, conn.acceptor.slot)) return null;
+    conn.data.faults[dir].held = true;
+    return partition.healAt;
   }
 
   #dial(slot: Slot, link: LinkId, address: string): void {
     this.#counts.dials++;
-    const conn: Conn = {
-      id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'connecting', closingFrom: null, tail: [0, 0], client: false,
-      faults: noFaults(), paused: slot.paused, refusedByDisk: new Set(),
-    };
-    this.#conns.set(this.#key(slot, link), conn);
-    slot.conns.add(conn);
     const target = this.#byAddress.get(address);
-    this.#at(this.#now + this.#pairLatency(slot, target ?? slot), () => this.#connectArrives(conn, target, address));
+    const data: ConnData = { client: false, faults: noFaults(), paused: slot.paused, refusedByDisk: new Set() };
+    this.#net.dial(this.#end(slot, link), data, this.#now + this.#pairLatency(slot, target ?? slot), () => `${slot.id} dials ${address}`, (conn) => this.#connectArrives(conn, target, address));
   }
 
   #connectArrives(conn: Conn, target: Slot | undefined, address: string): void {
     if (conn.state !== 'connecting') return; // the dialer gave up meanwhile
     const dialer = conn.dialer;
     if (!this.#alive(dialer)) {
-      this.#kill(conn);
+      this.#net.drop(conn);
       return;
     }
     if (target === undefined || target.node === null || this.#partitioned(dialer.slot, target)) {
@@ -1128,12 +1154,11 @@ class Simulation {
       if (!silent && (target === undefined || this.#netRng.chance(0.5))) {
         this.#counts.refusedDials++;
         this.#log(2, `${dialer.slot.id} dials ${address}: refused (${why})`);
-        this.#kill(conn);
-        this.#notifyClosed(dialer, target?.node === null || target === undefined ? 'ECONNREFUSED' : 'EHOSTUNREACH', this.#now + this.#pairLatency(dialer.slot, target ?? dialer.slot));
+        this.#net.refuse(conn, target?.node === null || target === undefined ? 'ECONNREFUSED' : 'EHOSTUNREACH', this.#now + this.#pairLatency(dialer.slot, target ?? dialer.slot));
       } else {
         this.#counts.timedOutDials++;
         this.#log(2, `${dialer.slot.id} dials ${address}: no answer (${why})`);
-        conn.state = 'blackholed';
+        this.#net.blackhole(conn);
       }
       return;
     }
@@ -1143,49 +1168,31 @@ class Simulation {
       return;
     }
     const accepted = target.node.accept();
-    conn.acceptor = { slot: target, incarnation: target.incarnation, link: accepted };
-    conn.state = 'open';
-    if (conn.dialer.slot.paused) conn.paused = true;
-    this.#conns.set(this.#key(target, accepted), conn);
-    target.conns.add(conn);
-    this.#counts.connects++;
-    this.#log(2, `${dialer.slot.id} connected to ${target.id} (conn ${conn.id})`);
-    this.#drain(target);
-    // The dialer hears that the socket is open one trip later, before anything the acceptor sends.
-    this.#at(this.#arrival(conn, 1, true), () => {
-      if (conn.state === 'dead' || !this.#alive(dialer)) return;
-      this.#whenRunning(dialer.slot, () => {
-        if (conn.state === 'dead' || !this.#alive(dialer)) return;
-        dialer.slot.node!.opened(dialer.link);
-        this.#drain(dialer.slot);
-      });
+    if (conn.dialer.slot.paused) conn.data.paused = true;
+    // The dialer hears that the socket is open one trip later, behind what the acceptor sends at once.
+    this.#net.accept(conn, this.#end(target, accepted), () => {
+      this.#counts.connects++;
+      this.#log(2, `${dialer.slot.id} connected to ${target.id} (conn ${conn.id})`);
+      this.#drain(target);
     });
   }
 
-  #direction(conn: Conn, slot: Slot, link: LinkId): 0 | 1 {
-    return conn.dialer.link === link && conn.dialer.incarnation === slot.incarnation ? 0 : 1;
-  }
-
   #send(slot: Slot, link: LinkId, message: Message): void {
-    const conn = this.#conns.get(this.#key(slot, link));
-    if (conn === undefined || (conn.state !== 'open' && conn.state !== 'closing')) {
+    // A client's link is never closing: its close takes it down at once.
+    const found = this.#net.sender(`${slot.incarnation}:${link}`);
+    if (found === undefined) {
       this.#counts.sentOnClosed++;
       this.#noteLost(message, 'closed');
       return;
     }
-    if (conn.client) return; // a reply to the simulated client; nothing waits for it
-    const dir = this.#direction(conn, slot, link);
-    if (conn.closingFrom === dir) {
-      this.#counts.sentOnClosed++;
-      this.#noteLost(message, 'closed');
-      return;
-    }
+    const { connection: conn, dir } = found;
+    if (conn.data.client) return this.#toClient(slot, message);
     this.#counts.framesSent++;
     this.#sentByType.set(message.type, (this.#sentByType.get(message.type) ?? 0) + 1);
     if (message.type === 'error') this.#peerError(slot, conn, dir, message);
     if (this.#netRng.chance(this.#link.loss)) {
       this.#counts.dropped++;
-      conn.faults[dir].dropped.add(message.type);
+      conn.data.faults[dir].dropped.add(message.type);
       this.#noteLost(message, 'dropped');
       this.#log(2, `lost: ${slot.id} > ${message.type}`);
       return;
@@ -1194,39 +1201,35 @@ class Simulation {
     this.#transmit(conn, dir, message, text);
     if (this.#netRng.chance(this.#link.duplication)) {
       this.#counts.duplicated++;
-      conn.faults[dir].duplicated.add(message.type);
+      conn.data.faults[dir].duplicated.add(message.type);
       this.#transmit(conn, dir, message, text);
     }
   }
 
+  /** A frame a node sends its simulated client (the `add-peer` link): where the workload hears replies; today nothing waits for them. */
+  #toClient(_slot: Slot, _message: Message): void {}
+
   /** Counts an error frame a node sends a peer by its class, or fails the run: see peer-errors.ts. */
-  #peerError(slot: Slot, conn: Conn, dir: 0 | 1, error: Extract<Message, { type: 'error' }>): void {
+  #peerError(slot: Slot, conn: Conn, dir: Direction, error: Extract<Message, { type: 'error' }>): void {
     this.#counts.protocolErrors++;
-    const faults: ErrorContext = { toSender: conn.faults[dir === 0 ? 1 : 0], fromSender: conn.faults[dir], paused: conn.paused,
-      senderCannotWrite: slot.node?.status().storageFailure != null, senderRefusedLink: conn.refusedByDisk.has(dir),
+    const faults: ErrorContext = { toSender: conn.data.faults[dir === 0 ? 1 : 0], fromSender: conn.data.faults[dir], paused: conn.data.paused,
+      senderCannotWrite: slot.node?.status().storageFailure != null, senderRefusedLink: conn.data.refusedByDisk.has(dir),
     };
-    const peer = (dir === 0 ? conn.acceptor! : conn.dialer).slot.id;
+    const peer = conn.to(dir).slot.id;
     const found = classifyPeerError(error, faults);
     if ('unexpected' in found) {
       this.#violate(`${slot.id} sent ${peer} an unexpected error frame ${JSON.stringify(error)}: ${found.unexpected}`);
       return;
     }
     const name = found.expected.name;
-    if (error.code === 'STORAGE_FAILED') conn.refusedByDisk.add(dir);
+    if (error.code === 'STORAGE_FAILED') conn.data.refusedByDisk.add(dir);
     this.#counts.peerErrorsByClass[name] = (this.#counts.peerErrorsByClass[name] ?? 0) + 1;
     this.#log(2, `${slot.id} sends ${peer} an error (${name}; link faults: ${describeFaults(faults)}): ${JSON.stringify(error)}`);
   }
 
   /** Reports frames written out a moment after they were sent, as `ws` calls back once a send is done. */
   #writtenSoon(slot: Slot, link: LinkId, bytes: number): void {
-    const incarnation = slot.incarnation;
-    this.#at(this.#now + 1, () =>
-      this.#whenRunning(slot, () => {
-        if (slot.node === null || slot.incarnation !== incarnation) return;
-        slot.node.written(link, bytes);
-        this.#drain(slot);
-      }),
-    );
+    this.#net.written(this.#end(slot, link), bytes, this.#now + 1);
   }
 
   #noteLost(message: Message, how: 'dropped' | 'cut' | 'closed' | 'ignored'): void {
@@ -1241,87 +1244,29 @@ class Simulation {
     }
   }
 
-  #transmit(conn: Conn, dir: 0 | 1, message: Message, text: string): void {
-    const to = dir === 0 ? conn.acceptor! : conn.dialer;
-    const lost = () => {
-      this.#counts.lostInFlight++;
-      this.#noteLost(message, 'cut');
+  #transmit(conn: Conn, dir: Direction, message: Message, text: string): void {
+    const fate = {
+      lost: () => {
+        this.#counts.lostInFlight++;
+        this.#noteLost(message, 'cut');
+      },
+      delivering: () => {
+        this.#counts.framesDelivered++;
+        // The receiver closed this link already: the core drops what still arrives on it.
+        if (conn.closingFrom === 1 - dir) this.#noteLost(message, 'ignored');
+        if (this.#traceLevel >= 3) this.#log(3, `${conn.from(dir).slot.id} > ${conn.to(dir).slot.id}: ${text.length > 300 ? `${text.slice(0, 300)}...` : text}`);
+      },
     };
-    const deliver = () => {
-      if (conn.state === 'dead' || !this.#alive(to)) return lost();
-      // Not reading (durability backlog): the frame waits in the socket, in order.
-      if (to.slot.readingPaused || to.slot.unread.length > 0) {
-        to.slot.unread.push(deliver);
-        return;
-      }
-      this.#counts.framesDelivered++;
-      // The receiver closed this link already: the core drops what still arrives on it.
-      if (conn.closingFrom === 1 - dir) this.#noteLost(message, 'ignored');
-      if (this.#traceLevel >= 3) this.#log(3, `${(dir === 0 ? conn.dialer : conn.acceptor!).slot.id} > ${to.slot.id}: ${text.length > 300 ? `${text.slice(0, 300)}...` : text}`);
-      to.slot.node!.receive(to.link, text);
-      this.#drain(to.slot);
-    };
-    this.#at(this.#arrival(conn, dir, !this.#link.reorder), () => {
-      if (conn.state === 'dead') return lost();
-      this.#whenRunning(to.slot, deliver);
-    });
+    this.#net.transmit(conn, dir, text, !this.#link.reorder, fate, () => `${conn.from(dir).slot.id} sends ${text.slice(0, 120)}`);
   }
 
   #close(slot: Slot, link: LinkId, code: number, reason: string): void {
-    const conn = this.#conns.get(this.#key(slot, link));
-    if (conn === undefined || conn.state === 'dead' || conn.state === 'closing') return;
-    this.#counts.closes++;
-    const end = conn.client || this.#direction(conn, slot, link) === 0 ? conn.dialer : conn.acceptor!;
-    const text = `closed with code ${code}: ${reason}`;
-    if (conn.client || conn.state === 'connecting' || conn.state === 'blackholed') {
-      // Nothing on the other side to tell: the socket just goes away.
-      this.#kill(conn);
-      this.#notifyClosed(end, text, this.#now);
-      return;
-    }
-    // Graceful: frames already sent arrive first, then both ends close.
-    const dir = this.#direction(conn, slot, link);
-    conn.state = 'closing';
-    conn.closingFrom = dir;
-    this.#at(this.#arrival(conn, dir, true), () => {
-      if (conn.state === 'dead') return;
-      this.#kill(conn);
-      const other = dir === 0 ? conn.acceptor! : conn.dialer;
-      this.#notifyClosed(other, text, this.#now);
-      this.#notifyClosed(end, text, this.#now + this.#connLatency(conn));
-    });
+    if (this.#net.close(this.#end(slot, link), `closed with code ${code}: ${reason}`)) this.#counts.closes++;
   }
 
   /** Cuts a link abruptly: frames in flight are lost, surviving ends hear it one trip later. */
   #cut(conn: Conn, reason: string): void {
-    if (conn.state === 'dead') return;
-    if (conn.acceptor === null) {
-      this.#kill(conn);
-      return;
-    }
-    this.#counts.cuts++;
-    this.#kill(conn);
-    for (const end of [conn.dialer, conn.acceptor]) this.#notifyClosed(end, reason, this.#now + this.#connLatency(conn));
-  }
-
-  #kill(conn: Conn): void {
-    conn.state = 'dead';
-    for (const end of [conn.dialer, conn.acceptor]) {
-      if (end === null) continue;
-      if (this.#conns.get(`${end.incarnation}:${end.link}`) === conn) this.#conns.delete(`${end.incarnation}:${end.link}`);
-      end.slot.conns.delete(conn);
-    }
-  }
-
-  #notifyClosed(end: End, reason: string, at: number): void {
-    this.#at(at, () => {
-      if (!this.#alive(end)) return;
-      this.#whenRunning(end.slot, () => {
-        if (!this.#alive(end)) return;
-        end.slot.node!.closed(end.link, reason);
-        this.#drain(end.slot);
-      });
-    });
+    if (this.#net.cut(conn, reason)) this.#counts.cuts++;
   }
 
   // --- faults ---------------------------------------------------------------
@@ -1375,7 +1320,7 @@ class Simulation {
       const resumeAt = Math.min(this.#now + lasts, this.#faultPhaseMs);
       const incarnation = slot.incarnation;
       slot.paused = true;
-      for (const conn of slot.conns) conn.paused = true;
+      for (const conn of slot.conns) conn.data.paused = true;
       this.#counts.pauses++;
       this.#log(1, `pause ${slot.id} for ${resumeAt - this.#now} ms`);
       this.#at(resumeAt, () => {
@@ -1400,7 +1345,7 @@ class Simulation {
   /** Open links between nodes, in a deterministic order. */
   #openConns(): Conn[] {
     const seen = new Set<Conn>();
-    for (const slot of this.#slots) for (const conn of slot.conns) if (!conn.client && conn.acceptor !== null && (conn.state === 'open' || conn.state === 'closing')) seen.add(conn);
+    for (const slot of this.#slots) for (const conn of slot.conns) if (!conn.data.client && conn.acceptor !== null && conn.carries) seen.add(conn);
     return [...seen].sort((a, b) => a.id - b.id);
   }
 
@@ -1561,13 +1506,7 @@ class Simulation {
       const other = rng.pick(this.#slots.filter((s) => s !== slot));
       if (slot.clientConn === null || slot.clientConn.state === 'dead') {
         const link = slot.node!.accept();
-        const conn: Conn = {
-          id: this.#nextConn++, dialer: { slot, incarnation: slot.incarnation, link }, acceptor: null, state: 'open', closingFrom: null, tail: [0, 0], client: true,
-          faults: noFaults(), paused: false, refusedByDisk: new Set(),
-        };
-        this.#conns.set(this.#key(slot, link), conn);
-        slot.conns.add(conn);
-        slot.clientConn = conn;
+        slot.clientConn = this.#net.open(this.#end(slot, link), null, { client: true, faults: noFaults(), paused: false, refusedByDisk: new Set() });
       }
       this.#counts.addPeers++;
       this.#log(1, `client asks ${slot.id} to add peer ${other.address}`);

@@ -1,21 +1,25 @@
 /**
- * An in-memory, deterministic network of bby nodes for the core's tests.
+ * The Cluster: @bby/sim's preset for the core's tests. An in-memory,
+ * deterministic mesh of real sans-I/O cores on the simulator's network
+ * engine (network.ts), with no latency, no faults and no disk (a batch goes
+ * out as it is taken).
  *
- * Every node runs the real sans-I/O core; this file plays the adapter: it
- * drains each node's effects and carries them out over simulated links. There
- * are no sockets, timers or wall clock: time is `cluster.nowMs`, moved only by
- * `advance()`, and randomness comes from a seeded PRNG, so a test run is a pure
- * function of its inputs.
+ * Every node runs the real core; this file plays the adapter: it drains each
+ * node's batches and carries them out over the engine. There are no sockets,
+ * timers or wall clock: time is `cluster.nowMs`, moved only by `advance()`,
+ * and randomness comes from a seeded PRNG, so a test run is a pure function
+ * of its inputs.
  *
- * Shape, so that faults can be added later without a rewrite:
- * - effects become `Packet`s in one in-flight queue (`#inFlight`);
- * - `#nextPacket()` is the single place that picks what is delivered next
- *   (today: first in, first out, which also keeps each link in order);
- * - `#deliver()` is the single place that carries a packet out.
- * Loss, duplication, reordering and partitions belong in those two methods.
+ * What travels (a dial, a frame, a close, a write report) waits in one queue,
+ * first in, first out (`#inFlight`; which also keeps each link in order), and
+ * `step()` carries out the next one; what an end hears from its socket
+ * (opened, closed) it hears at once. Tests count deliveries exactly, so that
+ * order is part of the contract.
  */
-import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, randomBytesFrom, seededRandom, type Timing } from '../../src/index.js';
-import { readyEffects } from '../../src/internal.js';
+import { type BbyNode, createNode, type Effect, type Entry, type LinkId, type Message, type ResponseMessage, randomBytesFrom, seededRandom, type Timing } from '@bby/core';
+import { readyEffects } from '@bby/core/internal';
+import { type Connection, Network, type Port, type TravelKind } from './network.js';
+import { START_MS } from './simulation.js';
 
 /** mulberry32: a tiny seeded PRNG returning numbers in [0, 1) (the core's `seededRandom`). */
 export const mulberry32 = seededRandom;
@@ -34,24 +38,27 @@ export interface NodeSpec {
   readonly maxClockSkewMs?: number;
 }
 
-/** The simulated clock starts here (a plausible epoch time, in ms). */
-export const START_MS = 1_700_000_000_000;
-
 /** The address a simulated node listens on. */
 export function simAddress(id: string): string {
   return `sim-${id}:1`;
 }
 
-/** One end of a simulated connection. */
-type End = { readonly kind: 'node'; readonly node: string; readonly link: LinkId } | { readonly kind: 'client'; readonly client: Client };
+/** One end of a connection: a node's link or a client. */
+interface End extends Port {
+  /** The node's id, or the client's name. */
+  readonly name: string;
+  /** Set on a node's end. */
+  readonly node?: string;
+}
 
-/** Something travelling on the network, produced by an effect or a client. */
-type Packet =
-  | { readonly kind: 'connect'; readonly from: string; readonly link: LinkId; readonly address: string }
-  | { readonly kind: 'frame'; readonly from: End; readonly text: string }
-  | { readonly kind: 'close'; readonly from: End; readonly code: number; readonly reason: string }
-  /** A node's frame is written out (it goes in the queue right behind the frame; a stalled client holds it back). */
-  | { readonly kind: 'written'; readonly node: string; readonly link: LinkId; readonly bytes: number };
+/** Something on its way, in the order it was queued. */
+interface InFlight {
+  readonly kind: TravelKind;
+  readonly run: () => void;
+  readonly what: () => string;
+}
+
+type Conn = Connection<End, undefined>;
 
 /** A log effect, with the node that emitted it. */
 export interface LogLine {
@@ -99,14 +106,6 @@ interface SimNode {
   up: boolean;
 }
 
-function endKey(end: End): string {
-  return end.kind === 'node' ? `${end.node}/${end.link}` : `client/${end.client.name}`;
-}
-
-function endName(end: End): string {
-  return end.kind === 'node' ? end.node : end.client.name;
-}
-
 /** A deterministic in-memory mesh. */
 export class Cluster {
   /** The simulated clock, in ms; shared by every node. */
@@ -125,11 +124,24 @@ export class Cluster {
 
   readonly #seed: number;
   readonly #nodes = new Map<string, SimNode>();
-  /** Open connections: each end's key maps to the other end. */
-  readonly #wires = new Map<string, End>();
-  readonly #inFlight: Packet[] = [];
-  /** Node link ends (`node/link`) whose reading is paused, with the frames that reached them meanwhile, in order. */
-  readonly #paused = new Map<string, Packet[]>();
+  /** Open (or closing) connections, in the order they opened. */
+  readonly #open = new Set<Conn>();
+  readonly #inFlight: InFlight[] = [];
+  /** Node link ends (`node/link`) whose reading is paused, with the deliveries of the frames that reached them meanwhile, in order. */
+  readonly #paused = new Map<string, (() => void)[]>();
+  readonly #net = new Network<End, undefined>({
+    now: () => this.nowMs,
+    travel: (_at, kind, run, what) => {
+      this.#inFlight.push({ kind, run, what });
+    },
+    // An adapter hears its socket's events at once.
+    hear: (_at, run) => run(),
+    trip: () => 0,
+    heldUntil: () => null,
+    reordered: () => {
+      throw new Error('cluster: frames never overtake each other here');
+    },
+  });
   #clients = 0;
 
   /** `peerExchange` (default off here, so that tests keep the topology they wire) is passed to every node. */
@@ -182,7 +194,7 @@ export class Cluster {
     if (!sim.up) throw new Error(`cluster: node ${id} is stopped`);
     const client = new Client(this, `client-${++this.#clients}@${id}`);
     const link = sim.node.accept(`10.0.0.${this.#clients}`);
-    this.#wire({ kind: 'client', client }, { kind: 'node', node: id, link });
+    this.#net.open(this.#clientEnd(client), this.#nodeEnd(sim, link), undefined);
     return client;
   }
 
@@ -195,8 +207,8 @@ export class Cluster {
   stop(id: string): void {
     const sim = this.#sim(id);
     sim.up = false;
-    for (const [key, other] of [...this.#wires]) {
-      if (key.startsWith(`${id}/`)) this.#cut({ kind: 'node', node: id, link: key.slice(id.length + 1) }, other, 'ECONNRESET');
+    for (const conn of [...this.#open]) {
+      if (conn.dialer.node === id || conn.acceptor?.node === id) this.#cut(conn, 'ECONNRESET');
     }
   }
 
@@ -218,7 +230,7 @@ export class Cluster {
       this.#collect();
       if (this.#inFlight.length === 0) return steps;
       if (steps >= maxSteps) {
-        throw new Error(`cluster: still busy after ${maxSteps} deliveries (a message loop?); next: ${describe(this.#inFlight[0]!)}`);
+        throw new Error(`cluster: still busy after ${maxSteps} deliveries (a message loop?); next: ${this.#inFlight[0]!.what()}`);
       }
       if (this.step()) steps++;
     }
@@ -228,10 +240,10 @@ export class Cluster {
   step(): boolean {
     for (;;) {
       this.#collect();
-      const packet = this.#nextPacket();
-      if (packet === undefined) return false;
-      this.#deliver(packet);
-      if (packet.kind !== 'written') return true;
+      const next = this.#inFlight.shift();
+      if (next === undefined) return false;
+      next.run();
+      if (next.kind !== 'written') return true;
     }
   }
 
@@ -256,24 +268,24 @@ export class Cluster {
 
   /** Number of open simulated connections. */
   get openWires(): number {
-    return this.#wires.size / 2;
+    return this.#open.size;
   }
 
   // --- used by Client ---------------------------------------------------
 
   /** @internal Queues a frame from a client. */
   clientSend(client: Client, text: string): void {
-    this.#inFlight.push({ kind: 'frame', from: { kind: 'client', client }, text });
+    this.#send(this.#clientEnd(client), text);
   }
 
   /** @internal A stalled client reads again: what it had not read counts as written. */
   clientReads(client: Client): void {
-    this.#inFlight.push(...(client.unwritten.splice(0) as Packet[]));
+    for (const report of client.unwritten.splice(0)) this.#inFlight.push({ kind: 'written', run: report, what: () => `a write report ${client.name} had held` });
   }
 
   /** @internal Queues a client's close. */
   clientClose(client: Client): void {
-    this.#inFlight.push({ kind: 'close', from: { kind: 'client', client }, code: 1000, reason: 'client closed' });
+    this.#net.close(this.#clientEnd(client), 'closed with code 1000: client closed', () => this.counters.closes++);
   }
 
   // --- the network ------------------------------------------------------
@@ -293,10 +305,12 @@ export class Cluster {
 
   #effect(node: string, effect: Effect): void {
     switch (effect.type) {
-      case 'send':
-        this.#inFlight.push({ kind: 'frame', from: { kind: 'node', node, link: effect.link }, text: effect.text });
-        this.#inFlight.push({ kind: 'written', node, link: effect.link, bytes: effect.bytes });
+      case 'send': {
+        const end = this.#nodeEnd(this.#sim(node), effect.link);
+        this.#send(end, effect.text);
+        this.#net.written(end, effect.bytes, this.nowMs);
         return;
+      }
       case 'pause':
         this.counters.pauses++;
         if (!this.#paused.has(`${node}/${effect.link}`)) this.#paused.set(`${node}/${effect.link}`, []);
@@ -304,15 +318,19 @@ export class Cluster {
       case 'resume': {
         const held = this.#paused.get(`${node}/${effect.link}`) ?? [];
         this.#paused.delete(`${node}/${effect.link}`);
-        this.#inFlight.unshift(...held);
+        // What waited in the socket is read first.
+        this.#inFlight.unshift(...held.map((deliver) => ({ kind: 'frame' as const, run: deliver, what: () => `a frame ${node} had not read on ${effect.link}` })));
         return;
       }
       case 'dial':
         this.counters.dials++;
-        this.#inFlight.push({ kind: 'connect', from: node, link: effect.link, address: effect.address });
+        this.#dial(this.#sim(node), effect.link, effect.address);
         return;
       case 'close':
-        this.#inFlight.push({ kind: 'close', from: { kind: 'node', node, link: effect.link }, code: effect.code, reason: effect.reason });
+        this.#net.close(this.#nodeEnd(this.#sim(node), effect.link), `closed with code ${effect.code}: ${effect.reason}`, () => {
+          this.counters.closeCodes.push(effect.code);
+          this.counters.closes++;
+        });
         return;
       case 'persist':
         this.persisted.get(node)!.push(effect.entry.key);
@@ -336,86 +354,102 @@ export class Cluster {
     }
   }
 
-  /** Picks the next packet to deliver. FIFO for now; the hook for reordering and loss. */
-  #nextPacket(): Packet | undefined {
-    return this.#inFlight.shift();
+  /** A node's link as the network engine sees it. */
+  #nodeEnd(sim: SimNode, link: LinkId): End {
+    const key = `${sim.id}/${link}`;
+    return {
+      key,
+      name: sim.id,
+      node: sim.id,
+      alive: () => true,
+      whenRunning: (fn) => fn(),
+      holdsFrame: (deliver) => {
+        const held = this.#paused.get(key);
+        if (held === undefined) return false;
+        // The node does not read this link: the frame waits in the socket, uncounted.
+        held.push(deliver);
+        return true;
+      },
+      holdsWritten: () => false,
+      opened: () => sim.node.opened(link),
+      closed: (reason) => sim.node.closed(link, reason),
+      receive: (text) => sim.node.receive(link, text),
+      written: (bytes) => {
+        if (sim.up) sim.node.written(link, bytes);
+      },
+      attached: (conn) => this.#attached(conn as Conn),
+      detached: (conn) => this.#open.delete(conn as Conn),
+    };
   }
 
-  #deliver(packet: Packet): void {
-    switch (packet.kind) {
-      case 'connect': {
-        const dialer = this.#sim(packet.from);
-        const target = [...this.#nodes.values()].find((sim) => sim.address === packet.address);
-        if (!dialer.up || target === undefined || !target.up) {
-          this.counters.refused++;
-          dialer.node.closed(packet.link, 'ECONNREFUSED');
-          return;
-        }
-        this.counters.connects++;
-        const accepted = target.node.accept();
-        this.#wire({ kind: 'node', node: dialer.id, link: packet.link }, { kind: 'node', node: target.id, link: accepted });
-        dialer.node.opened(packet.link);
+  /** A client's end of its connection. */
+  #clientEnd(client: Client): End {
+    return {
+      key: `client/${client.name}`,
+      name: client.name,
+      alive: () => true,
+      whenRunning: (fn) => fn(),
+      holdsFrame: () => false,
+      // A stalled client does not read: what the node wrote stays unwritten on its side.
+      holdsWritten: (report) => {
+        if (!client.stalled) return false;
+        client.unwritten.push(report);
+        return true;
+      },
+      opened: () => undefined,
+      closed: (reason) => client.closedBy(reason),
+      receive: (text) => client.received(text),
+      written: () => undefined,
+      attached: (conn) => this.#attached(conn as Conn),
+      detached: (conn) => this.#open.delete(conn as Conn),
+    };
+  }
+
+  /** Counts a connection once it is open (a dial joins the table before it connects). */
+  #attached(conn: Conn): void {
+    if (conn.carries) this.#open.add(conn);
+  }
+
+  #dial(dialer: SimNode, link: LinkId, address: string): void {
+    this.#net.dial(this.#nodeEnd(dialer, link), undefined, this.nowMs, () => `${dialer.id} dials ${address}`, (conn) => {
+      if (conn.state !== 'connecting') return; // the dialer closed the link meanwhile
+      const target = [...this.#nodes.values()].find((sim) => sim.address === address);
+      if (!dialer.up || target === undefined || !target.up) {
+        this.counters.refused++;
+        this.#net.refuse(conn, 'ECONNREFUSED', this.nowMs);
         return;
       }
-      case 'frame': {
-        const to = this.#wires.get(endKey(packet.from));
-        if (to === undefined) {
-          this.counters.dropped++;
-          return;
-        }
+      this.counters.connects++;
+      this.#net.accept(conn, this.#nodeEnd(target, target.node.accept()));
+    });
+  }
+
+  /** Sends a frame from this end; a frame on a link already gone is dropped. */
+  #send(from: End, text: string): void {
+    const found = this.#net.sender(from.key);
+    if (found === undefined) {
+      this.counters.dropped++;
+      return;
+    }
+    const { connection, dir } = found;
+    const to = connection.to(dir);
+    const fate = {
+      lost: () => {
+        this.counters.dropped++;
+      },
+      delivering: () => {
         this.counters.deliveries++;
-        const type = frameType(packet.text);
+        const type = frameType(text);
         this.counters.deliveriesByType[type] = (this.counters.deliveriesByType[type] ?? 0) + 1;
-        if (to.kind === 'client') {
-          to.client.received(packet.text);
-          return;
-        }
-        const paused = this.#paused.get(endKey(to));
-        if (paused !== undefined) {
-          // The node does not read this link: the frame waits in the socket, uncounted.
-          this.counters.deliveries--;
-          this.counters.deliveriesByType[type]!--;
-          paused.push(packet);
-          return;
-        }
-        if (this.recordFrames && packet.from.kind === 'node') this.frames.push({ from: packet.from.node, to: to.node, text: packet.text, type });
-        this.#sim(to.node).node.receive(to.link, packet.text);
-        return;
-      }
-      case 'written': {
-        const sim = this.#sim(packet.node);
-        const to = this.#wires.get(`${packet.node}/${packet.link}`);
-        if (to?.kind === 'client' && to.client.stalled) {
-          to.client.unwritten.push(packet);
-          return;
-        }
-        if (sim.up) sim.node.written(packet.link, packet.bytes);
-        return;
-      }
-      case 'close': {
-        const to = this.#wires.get(endKey(packet.from));
-        if (to === undefined) return; // already closed from the other side
-        if (packet.from.kind === 'node') this.counters.closeCodes.push(packet.code);
-        this.#cut(packet.from, to, `closed with code ${packet.code}: ${packet.reason}`);
-        return;
-      }
-    }
+        if (this.recordFrames && from.node !== undefined && to.node !== undefined) this.frames.push({ from: from.node, to: to.node, text, type });
+      },
+    };
+    this.#net.transmit(connection, dir, text, true, fate, () => `${from.name} sends ${text.slice(0, 120)}`);
   }
 
-  #wire(a: End, b: End): void {
-    this.#wires.set(endKey(a), b);
-    this.#wires.set(endKey(b), a);
-  }
-
-  /** Closes a connection: both ends hear about it. */
-  #cut(a: End, b: End, reason: string): void {
-    this.#wires.delete(endKey(a));
-    this.#wires.delete(endKey(b));
-    this.counters.closes++;
-    for (const end of [a, b]) {
-      if (end.kind === 'client') end.client.closedBy(reason);
-      else this.#sim(end.node).node.closed(end.link, reason);
-    }
+  /** Cuts a connection: both ends hear about it. */
+  #cut(conn: Conn, reason: string): void {
+    if (this.#net.cut(conn, reason)) this.counters.closes++;
   }
 }
 
@@ -429,19 +463,6 @@ function frameType(text: string): string {
   return 'invalid';
 }
 
-function describe(packet: Packet): string {
-  switch (packet.kind) {
-    case 'connect':
-      return `${packet.from} dials ${packet.address}`;
-    case 'frame':
-      return `${endName(packet.from)} sends ${packet.text.slice(0, 120)}`;
-    case 'close':
-      return `${endName(packet.from)} closes (${packet.code})`;
-    case 'written':
-      return `${packet.node} wrote out a frame on ${packet.link}`;
-  }
-}
-
 /** A client connected to one node: sends raw text frames, collects what comes back. */
 export class Client {
   /** Every frame received, parsed, in order (replies and errors, or peer messages for a client posing as a peer). */
@@ -450,8 +471,8 @@ export class Client {
   closeReason: string | null = null;
   /** True while the client does not read its socket: the node's frames reach it, but are not written out (flow-control.ts). */
   stalled = false;
-  /** @internal What the node wrote while the client was stalled, reported written once it reads. */
-  readonly unwritten: unknown[] = [];
+  /** @internal The node's write reports held while the client was stalled, carried out once it reads. */
+  readonly unwritten: (() => void)[] = [];
   #nextId = 1;
 
   constructor(
