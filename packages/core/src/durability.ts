@@ -90,6 +90,13 @@ export interface DurabilityOptions {
    * anywhere else.
    */
   readonly unsafeReleaseBeforeDurable?: boolean;
+  /**
+   * TEST ONLY: breaks the fail-stop rule on purpose, releasing a batch whose
+   * append failed as it is (its replies say true, its entries go out) rather
+   * than `unkept`, so that a test can check that its checker catches a reply
+   * for a write that is not durable. Never set it anywhere else.
+   */
+  readonly unsafeReleaseFailedAsKept?: boolean;
 }
 
 /** What the adapter must do now, in this order. */
@@ -266,7 +273,8 @@ export class DurabilityPipeline {
   #releasedUnkept(ready: Ready, failure: string): void {
     if (this.#failure === null) this.#storageFailed = failure;
     this.#failure = failure;
-    this.#release.push(unkept(ready, failure));
+    // TEST ONLY (see the option): a copy, as the mutation that a checker going by batch identity missed.
+    this.#release.push(this.#options.unsafeReleaseFailedAsKept === true ? { ...ready } : unkept(ready, failure));
   }
 }
 

@@ -89,6 +89,18 @@ describe('DurabilityPipeline', () => {
     pipeline.submit(batch({ persist: [persist('a', 1)], messages: [reply(1, true)] }));
     expect(pipeline.takeDecisions().release).to.have.length(1);
   });
+
+  it('releases a failed batch with its true reply only with the test-only option', () => {
+    const failed = batch({ persist: [persist('a', 1)], messages: [reply(1, true)] });
+    const released = (options: { unsafeReleaseFailedAsKept?: boolean }) => {
+      const pipeline = new DurabilityPipeline({ disk: true, keepsCursors: false, ...options });
+      pipeline.submit(failed);
+      pipeline.appendFailed(pipeline.takeDecisions().appends[0]!.id, 'EIO');
+      return pipeline.takeDecisions().release.map((ready) => ready.messages.map((send) => send.message.type));
+    };
+    expect(released({})).to.deep.equal([['error']]);
+    expect(released({ unsafeReleaseFailedAsKept: true })).to.deep.equal([['reply']]);
+  });
 });
 
 describe('epochRule', () => {

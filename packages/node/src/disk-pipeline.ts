@@ -36,6 +36,8 @@ export interface DiskPipelineOptions {
   readonly backlog?: BacklogBounds | undefined;
   /** TEST ONLY (see the core's DurabilityOptions): releases batches before their changes are durable. */
   readonly unsafeReleaseBeforeDurable?: boolean | undefined;
+  /** TEST ONLY (see the core's DurabilityOptions): releases a batch whose append failed as if it were kept. */
+  readonly unsafeReleaseFailedAsKept?: boolean | undefined;
 }
 
 /** What the disk side needs of the core: to tell it about the disk, and to read its store for a snapshot. */
@@ -66,6 +68,7 @@ export class DiskPipeline {
       keepsCursors: persistence.keepsCursors,
       ...(options.backlog === undefined ? {} : { backlog: options.backlog }),
       ...(options.unsafeReleaseBeforeDurable === true ? { unsafeReleaseBeforeDurable: true } : {}),
+      ...(options.unsafeReleaseFailedAsKept === true ? { unsafeReleaseFailedAsKept: true } : {}),
     });
     // A failure no append sees (a background fsync under "everysec") must stop the acknowledgements too.
     this.#unsubscribe = persistence.onStorageStateChange((failure) => {

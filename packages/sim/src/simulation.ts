@@ -16,12 +16,14 @@
  * 2. liveness phase: the faults stop, partitions heal, paused nodes resume,
  *    crashed nodes restart, and the run goes on until every node holds the
  *    identical store, or LIVENESS_BOUND_MS of simulated time pass.
- * It then checks: every store identical; every write that a node acknowledged
- * (the batch of its `set` was released) is on every node with the same or an
- * older entry (oldest wins); nothing in a store that no client wrote. During
- * the run: a node never persists an entry that loses to the one it already
- * persisted, and every `error` frame between nodes is of an expected class
- * (peer-errors.ts).
+ * It then checks: every store identical; every acknowledged write (its client
+ * received a `reply` of true to its `set` request) is on every node with the
+ * same or an older entry (oldest wins); nothing in a store that no client
+ * wrote. During the run: a node never persists an entry that loses to the one
+ * it already persisted, every `error` frame between nodes is of an expected
+ * class (peer-errors.ts), and a client gets nothing it did not ask for (an
+ * answer to no request of its link, an error other than STORAGE_FAILED to a
+ * `set`, a result other than true or false).
  *
  * Each seed also draws how the nodes run: with or without peer exchange (off,
  * a line stays a line and writes must be relayed), and, when no frame is lost
@@ -50,9 +52,11 @@
  *   through the production disk side, @bby/node's DiskPipeline (core's
  *   DurabilityPipeline carried out on a Persistence and its Storage), over an
  *   in-memory file system (machine-disk.ts) whose fsyncs take simulated time.
- *   A batch's frames go out when the pipeline releases it; a client's write
- *   is acknowledged when the batch of its `set` is released (where bby-node
- *   sends the reply). The seed may make fsyncs fail (EIO), the disk fill up
+ *   A batch's frames go out when the pipeline releases it. The clients are
+ *   on each machine's loopback: a client link per node, over which the
+ *   workload sends `set` and `add-peer` requests as `bby` does (answering the
+ *   challenge first when the mesh has a secret); a frame the node sends a
+ *   client is received at once. The seed may make fsyncs fail (EIO), the disk fill up
  *   for a while (ENOSPC), bits flip on read, and a crash tear the unsynced
  *   writes (keep a prefix of them);
  * - a crash loses the node's memory and what its disk had not made durable.
@@ -65,8 +69,7 @@
  *   whose only copies were on lost disks is not required afterwards (counted
  *   in `writesLostWithDisk`).
  */
-import { type BbyNode, BbyError, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, type Ready, type ReadyHandlers, type SendEffect, randomBytesFrom, seededRandom } from '@bby/core';
-import { EMPTY_READY } from '@bby/core/internal';
+import { authProof, type AuthTranscript, type BbyNode, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, type Ready, type ReadyHandlers, type SendEffect, randomBytesFrom, seededRandom } from '@bby/core';
 import { DataDirError, DiskPipeline, Persistence, type Scheduler } from '@bby/node';
 import { DATA_DIR, MachineDisk } from './machine-disk.js';
 import { type Connection, type Direction, Network, type Port } from './network.js';
@@ -163,13 +166,15 @@ export interface SimOptions {
   batchLength?: number;
   /** TEST ONLY: the durability pipeline releases batches before their changes are durable (core's DurabilityOptions), to check that the checks catch it. */
   unsafeReleaseBeforeDurable?: boolean;
+  /** TEST ONLY: the durability pipeline releases a batch whose append failed as if it were kept (core's DurabilityOptions), to check that the checks catch it. */
+  unsafeReleaseFailedAsKept?: boolean;
 }
 
 /** What a run did; every field is a count, so results add up (`addCounts`). */
 export interface SimCounts {
   runs: number;
   nodes: number;
-  /** Client `set` calls; acknowledged (their batch released); refused (false, or the storage failed); the rest were lost in a crash or answered STORAGE_FAILED. */
+  /** Client `set` requests; acknowledged (the client received `true`); refused (`false`, or a STORAGE_FAILED error); the rest got no answer (the node crashed, or the client's link closed). */
   writes: number;
   acked: number;
   refused: number;
@@ -401,8 +406,8 @@ interface Slot {
   persisted: Map<string, Entry>;
   /** Links this instance has (or is dialing). */
   readonly conns: Set<Conn>;
-  /** The link a simulated client uses for add-peer requests. */
-  clientConn: Conn | null;
+  /** The session of the simulated client of this machine's node (its writes and add-peer requests), while its link is open. */
+  client: ClientSession | null;
   /** Why the machine has no node: never started yet, crashed, or starting (recovering its data folder). */
   down: 'never-started' | 'crashed' | 'starting' | null;
   /** The offset of its wall clock from simulated time, in ms: the incarnation's skew, moved by steps (clockJumpEveryMs). */
@@ -459,11 +464,26 @@ interface AckedWrite {
   lostWithDisk: boolean;
 }
 
-/** A client write waiting for its batch to be released (then it is acknowledged). */
-interface PendingWrite {
-  readonly key: string;
-  readonly entry: Entry;
+/**
+ * A simulated client's link to one node, as `bby` holds one: with a secret it
+ * answers the node's challenge and checks its proof before it sends a request.
+ */
+interface ClientSession {
+  readonly conn: Conn;
+  /** 'challenge': waiting for the node's; 'proof': its auth sent, waiting for `authenticated` with this proof; 'ready': requests go out. */
+  auth: { readonly step: 'challenge' } | { readonly step: 'proof'; readonly expected: string } | { readonly step: 'ready' };
+  /** Requests made before the link was ready, in order. */
+  readonly queued: ClientRequest[];
+}
+
+/** A request a simulated client sent, until its answer comes. */
+interface ClientRequest {
+  readonly id: number;
+  readonly frame: { readonly type: 'set'; readonly key: string; readonly value: string } | { readonly type: 'add-peer'; readonly address: string };
+  readonly session: ClientSession;
   readonly atMs: number;
+  /** For a `set`: the entry the key held once the node read the request (the write's, or the equal one already there). */
+  entry: Entry | undefined;
 }
 
 /**
@@ -588,8 +608,8 @@ class Simulation {
   /** The partition in force: group of each slot; silent ones hold frames until `healAt`. */
   #partition: { readonly groups: readonly number[]; readonly silent: boolean; readonly healAt: number } | null = null;
   readonly #acked: AckedWrite[] = [];
-  /** Client writes by the batch of their `set`, until the pipeline releases it. */
-  readonly #pendingWrites = new Map<Ready, PendingWrite>();
+  /** Requests of the simulated clients by id, until their answer comes. */
+  readonly #requests = new Map<number, ClientRequest>();
   /** Every entry a client's set created. */
   readonly #written = new Set<string>();
   /** Per entry: frames carrying it that the loss fault dropped, were lost on cut links, were sent on closed links, arrived after the receiver closed the link. */
@@ -696,7 +716,7 @@ class Simulation {
       const slot: Slot = {
         index: i, address: addressOf(i), configPeers: peers[i]!, id: `n${i}`, generation: 0, node: null, incarnation: 0,
         disk: new MachineDisk(this.#profile, { random: () => this.#diskRng.next(), later: (fs, delayMs, run) => this.#diskLater(slot, fs, delayMs, run) }),
-        pipeline: null, durable: new Map(), persisted: new Map(), conns: new Set(), clientConn: null, down: 'never-started', wallOffsetMs: 0, paused: false, held: [],
+        pipeline: null, durable: new Map(), persisted: new Map(), conns: new Set(), client: null, down: 'never-started', wallOffsetMs: 0, paused: false, held: [],
         readingPaused: false, unread: [],
       };
       this.#slots.push(slot);
@@ -925,6 +945,7 @@ class Simulation {
     slot.pipeline = new DiskPipeline(node, persistence, {
       backlog,
       unsafeReleaseBeforeDurable: this.#options.unsafeReleaseBeforeDurable === true,
+      unsafeReleaseFailedAsKept: this.#options.unsafeReleaseFailedAsKept === true,
       hooks: {
         release: (ready) => alive() && this.#release(slot, ready),
         reading: (state) => alive() && this.#reading(slot, state),
@@ -1033,15 +1054,9 @@ class Simulation {
     slot.pipeline!.submit(ready);
   }
 
-  /** A batch the disk side released: its changes are durable (unless the test-only unsafe option is on); its socket side is carried out now. */
+  /** A batch the disk side released: its changes are durable (unless a test-only unsafe option is on); its socket side is carried out now. */
   #release(slot: Slot, ready: Ready): void {
     for (const { entry } of ready.persist) slot.durable.set(entry.key, entry);
-    const write = this.#pendingWrites.get(ready);
-    if (write !== undefined) {
-      this.#pendingWrites.delete(ready);
-      this.#counts.acked++;
-      this.#acked.push({ key: write.key, entry: write.entry, node: slot.id, atMs: write.atMs, lostWithDisk: false });
-    }
     carryOut(ready, this.#handlers(slot));
   }
 
@@ -1186,7 +1201,7 @@ class Simulation {
       return;
     }
     const { connection: conn, dir } = found;
-    if (conn.data.client) return this.#toClient(slot, message);
+    if (conn.data.client) return this.#clientReceives(slot, conn, message);
     this.#counts.framesSent++;
     this.#sentByType.set(message.type, (this.#sentByType.get(message.type) ?? 0) + 1);
     if (message.type === 'error') this.#peerError(slot, conn, dir, message);
@@ -1205,9 +1220,6 @@ class Simulation {
       this.#transmit(conn, dir, message, text);
     }
   }
-
-  /** A frame a node sends its simulated client (the `add-peer` link): where the workload hears replies; today nothing waits for them. */
-  #toClient(_slot: Slot, _message: Message): void {}
 
   /** Counts an error frame a node sends a peer by its class, or fails the run: see peer-errors.ts. */
   #peerError(slot: Slot, conn: Conn, dir: Direction, error: Extract<Message, { type: 'error' }>): void {
@@ -1375,7 +1387,7 @@ class Simulation {
       slot.pipeline?.stop();
       slot.pipeline = null;
       slot.down = 'crashed';
-      slot.clientConn = null;
+      slot.client = null;
       slot.paused = false;
       slot.held = [];
       slot.readingPaused = false;
@@ -1432,31 +1444,102 @@ class Simulation {
       const key = `k${index}`;
       const value = rng.chance(0.2) ? 'same' : `${slot.id}.${this.#counts.writes}`;
       this.#counts.writes++;
-      const node = slot.node!;
-      if (this.#set(node, key, value)) {
-        const entry = node.entry(key)!;
-        this.#written.add(entryId(entry));
-        // Acknowledged when this batch is released, where bby-node sends the reply (after every earlier batch, and its own changes, are durable).
-        const taken = node.takeReady();
-        const batch = isEmptyReady(taken) ? { ...EMPTY_READY } : taken;
-        this.#pendingWrites.set(batch, { key, entry, atMs: this.#now });
-        this.#submit(slot, batch);
-      } else {
-        this.#counts.refused++;
-      }
-      this.#drain(slot);
+      this.#request(slot, { type: 'set', key, value });
     }
     this.#at(this.#now + rng.exp(this.#writeEveryMs), () => this.#write());
   }
 
-  /** A client's `set`: true when stored (or already there), false when the key holds another value or the node refuses writes (its storage failed). */
-  #set(node: BbyNode, key: string, value: string): boolean {
-    try {
-      return node.set(key, value);
-    } catch (error) {
-      if (error instanceof BbyError && error.code === 'STORAGE_FAILED') return false;
-      throw error;
+  /** The client of a machine sends a request over its link to the node (dialing it first if it has none). */
+  #request(slot: Slot, frame: ClientRequest['frame']): void {
+    const session = this.#clientSession(slot);
+    const request: ClientRequest = { id: this.#requestId++, frame, session, atMs: this.#now, entry: undefined };
+    this.#requests.set(request.id, request);
+    if (session.auth.step === 'ready') this.#clientSends(slot, request);
+    else session.queued.push(request);
+    this.#drain(slot);
+  }
+
+  /** The client's open link to the node, or a new one (with a secret, the node's challenge comes first). */
+  #clientSession(slot: Slot): ClientSession {
+    if (slot.client !== null && slot.client.conn.state !== 'dead') return slot.client;
+    const link = slot.node!.accept();
+    const conn = this.#net.open(this.#end(slot, link), null, { client: true, faults: noFaults(), paused: false, refusedByDisk: new Set() });
+    slot.client = { conn, auth: { step: this.#profile.secrets ? 'challenge' : 'ready' }, queued: [] };
+    return slot.client;
+  }
+
+  /** The node reads a client's request; a `set` is a client write from here on (its entry may be persisted). */
+  #clientSends(slot: Slot, request: ClientRequest): void {
+    const { frame } = request;
+    slot.node!.receive(request.session.conn.dialer.link, JSON.stringify({ ...frame, id: request.id }));
+    if (frame.type !== 'set') return;
+    request.entry = slot.node!.entry(frame.key);
+    if (request.entry !== undefined) this.#written.add(entryId(request.entry));
+  }
+
+  /**
+   * A frame the node sent its client, received at once (the client is on the
+   * machine's loopback): a write is acknowledged when its client receives
+   * `true`, whatever the node does next. Anything a client would not expect
+   * is a violation.
+   */
+  #clientReceives(slot: Slot, conn: Conn, message: Message): void {
+    const session = slot.client;
+    if (session === null || session.conn !== conn) return this.#violate(`${slot.id} sent ${JSON.stringify(message)} on a client link the simulation does not know`);
+    switch (message.type) {
+      case 'challenge': {
+        if (session.auth.step !== 'challenge') return this.#violate(`${slot.id} challenged its client twice: ${JSON.stringify(message)}`);
+        const nonce = Array.from({ length: 16 }, () => this.#workRng.int(0, 255).toString(16).padStart(2, '0')).join('');
+        const transcript: AuthTranscript = { role: 'client', acceptorId: message.nodeId, initiatorId: '', acceptorNonce: message.nonce, initiatorNonce: nonce };
+        session.auth = { step: 'proof', expected: authProof(SIM_SECRET, 'acceptor', transcript) };
+        const auth = JSON.stringify({ type: 'auth', role: 'client', nonce, proof: authProof(SIM_SECRET, 'initiator', transcript) });
+        return this.#clientLater(slot, session, () => slot.node!.receive(conn.dialer.link, auth));
+      }
+      case 'authenticated':
+        if (session.auth.step !== 'proof' || session.auth.expected !== message.proof) return this.#violate(`${slot.id} sent its client a wrong or unasked proof: ${JSON.stringify(message)}`);
+        session.auth = { step: 'ready' };
+        return this.#clientLater(slot, session, () => {
+          for (const request of session.queued.splice(0)) this.#clientSends(slot, request);
+        });
+      case 'reply':
+      case 'error':
+        return this.#answer(slot, session, message);
+      default:
+        return this.#violate(`${slot.id} sent its client a ${JSON.stringify(message.type)} frame: ${JSON.stringify(message)}`);
     }
+  }
+
+  /** What the client does in answer to a frame, as its next step (not within the node's own send); nothing once its link is gone. */
+  #clientLater(slot: Slot, session: ClientSession, run: () => void): void {
+    this.#at(this.#now, () =>
+      this.#whenRunning(slot, () => {
+        if (slot.client !== session || session.conn.state === 'dead' || !this.#alive(session.conn.dialer)) return;
+        run();
+        this.#drain(slot);
+      }),
+    );
+  }
+
+  /** The answer to a request: `true` acknowledges a write; `false` or STORAGE_FAILED refuses it; any other answer, or one to no request of this link, is a violation. */
+  #answer(slot: Slot, session: ClientSession, message: Extract<Message, { type: 'reply' | 'error' }>): void {
+    const request = message.id === null ? undefined : this.#requests.get(Number(message.id));
+    if (request === undefined || request.session !== session) return this.#violate(`${slot.id} answered a request its client did not make: ${JSON.stringify(message)}`);
+    this.#requests.delete(request.id);
+    const { frame } = request;
+    if (frame.type !== 'set') return;
+    if (message.type === 'error') {
+      if (message.code !== 'STORAGE_FAILED') return this.#violate(`${slot.id} refused the write ${frame.key}=${JSON.stringify(frame.value)} with ${JSON.stringify(message)}`);
+      this.#counts.refused++;
+      return;
+    }
+    if (message.result === false) {
+      this.#counts.refused++;
+      return;
+    }
+    const entry = request.entry;
+    if (message.result !== true || entry === undefined) return this.#violate(`${slot.id} answered the write ${frame.key}=${JSON.stringify(frame.value)} with ${JSON.stringify(message)} (the key held ${showEntry(entry)})`);
+    this.#counts.acked++;
+    this.#acked.push({ key: frame.key, entry, node: slot.id, atMs: request.atMs, lostWithDisk: false });
   }
 
   /** One node's disk is full for a while (ENOSPC), then has room again. */
@@ -1504,14 +1587,9 @@ class Simulation {
     if (up.length > 0) {
       const slot = rng.pick(up);
       const other = rng.pick(this.#slots.filter((s) => s !== slot));
-      if (slot.clientConn === null || slot.clientConn.state === 'dead') {
-        const link = slot.node!.accept();
-        slot.clientConn = this.#net.open(this.#end(slot, link), null, { client: true, faults: noFaults(), paused: false, refusedByDisk: new Set() });
-      }
       this.#counts.addPeers++;
       this.#log(1, `client asks ${slot.id} to add peer ${other.address}`);
-      slot.node!.receive(slot.clientConn.dialer.link, JSON.stringify({ type: 'add-peer', id: this.#requestId++, address: other.address }));
-      this.#drain(slot);
+      this.#request(slot, { type: 'add-peer', address: other.address });
     }
     this.#at(this.#now + rng.exp(this.#addPeerEveryMs), () => this.#addPeer());
   }

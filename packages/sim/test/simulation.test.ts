@@ -71,6 +71,13 @@ const REGRESSION_SEEDS: readonly number[] = [
   // next start reused that log without syncing its folder, so a crash later lost every write it
   // had acknowledged. Fixed in packages/node/src/storage/engine.ts (Storage.open makes a reused
   // log and its name durable); storage-start-after-failed-start.test.ts tests it alone.
+  // Since a35d975 this seed no longer guards that fix: a blank disk starts as bby-node's does, and
+  // a start that finds no node.json writes it (syncing the folder, so the reused log's name too)
+  // before any append. With the fix reverted this seed, seeds 1..500, and 150 seeds with failed
+  // fsyncs at 10% and crashes every 1.5 s all pass (2026-12-07): the state the fix guards (a
+  // node.json beside a newest log whose name is not durable) comes only from a failed compaction
+  // or repair, which the simulation never runs (its logs stay far below COMPACT_MIN_BYTES). The
+  // seed stays for its faults: failed fsyncs in a node's first starts.
   1488793337,
 ];
 
@@ -161,6 +168,8 @@ if (onlySeed !== null) {
     it('injects every kind of fault over a few seeds', async () => {
       const totals = zeroCounts();
       for (let seed = 1; seed <= 40; seed++) addCounts(totals, (await runSeed(seed, { faultPhaseMs: 10_000 })).counts);
+      // A bit flips only on a read at start (a restart with its disk), so it seldom strikes: seed 119 is one where it does.
+      addCounts(totals, (await runSeed(119)).counts);
       for (const kind of [
         'dropped', 'duplicated', 'reordered', 'lostInFlight', 'refusedDials', 'timedOutDials', 'partitions', 'silentPartitions', 'pauses', 'linkResets', 'crashesWithState', 'crashesWithoutState', 'newIds', 'addPeers',
         'syncFailures', 'readBitFlips', 'diskFulls', 'storageFailures', 'failedStarts', 'clockJumps',
@@ -191,6 +200,23 @@ if (onlySeed !== null) {
           const result = await runSeed(seed, { faults: crashy });
           expect(result.failures, `seed ${seed}`).to.deep.equal([]);
         }
+      });
+    });
+
+    // The fail-stop rule broken on purpose: a batch whose append failed goes out as if kept, so
+    // its replies say true. A write counts as acknowledged when its client receives that true (not
+    // when a batch object comes out of the pipeline: a checker that went by the batch did not see
+    // this, since the batch released is a copy), and seed 27 then loses one: its node's disk
+    // failed (no peer got the entry, the node refuses its peers while it cannot write) and a crash
+    // came before a retry wrote it.
+    describe('the fail-stop rule broken on purpose (a failed batch goes out as if kept)', () => {
+      it('fails seed 27, with an acknowledged write lost', async () => {
+        const result = await runSeed(27, { unsafeReleaseFailedAsKept: true });
+        expect(result.failures.join('\n')).to.match(/acknowledged write copies missing or overwritten:\n.*k21="n3\.78"@n3\/\d+ \(acked by n3\) is missing/);
+      });
+
+      it('and seed 27 passes with the rule kept', async () => {
+        expect((await runSeed(27)).failures).to.deep.equal([]);
       });
     });
 
