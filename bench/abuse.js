@@ -177,7 +177,7 @@ function latencySummary(result) {
     firstFailure: result.firstFailure,
     p50Ms: quantile(all, 0.5),
     p99Ms: quantile(all, 0.99),
-    maxMs: all.reduce((max, v) => (v > max ? v : max), all.length === 0 ? NaN : -Infinity),
+    maxMs: all.reduce((max, v) => Math.max(max, v), all.length === 0 ? NaN : -Infinity),
     probes: { tried: result.probes.tried, ok: result.probes.ok, p50Ms: quantile(result.probes.latencies, 0.5), failedBy: result.probes.failedBy },
   };
 }

@@ -18,7 +18,7 @@ import {
   type PeerRow,
 } from './support/processes.js';
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('e2e: the bby CLI', function () {
   this.timeout(30_000);
@@ -78,7 +78,7 @@ describe('e2e: the bby CLI', function () {
       const lines = text.stdout.trimEnd().split('\n');
       expect(lines[0]).to.match(/^ADDRESS\s+ID\s+DIRECTION\s+STATE$/);
       expect(lines.slice(1)).to.have.length(1);
-      expect(lines[1]).to.match(new RegExp(`^${escape(a.address)}\\s+pa\\s+outbound\\s+connected$`));
+      expect(lines[1]).to.match(new RegExp(`^${escapeRegExp(a.address)}\\s+pa\\s+outbound\\s+connected$`));
       expect(await b.bby('getPeers')).to.deep.equal(text);
 
       const onA = await a.json<PeerRow[]>('getPeers');
@@ -116,7 +116,7 @@ describe('e2e: the bby CLI', function () {
       const result = await node.bby('add-peer', nobody);
       expect(result.code).to.equal(0);
       expect(result.stderr).to.equal('');
-      expect(result.stdout).to.match(new RegExp(`^not connected to ${escape(nobody)} yet \\(connection refused\\); the node keeps retrying\\n$`));
+      expect(result.stdout).to.match(new RegExp(`^not connected to ${escapeRegExp(nobody)} yet \\(connection refused\\); the node keeps retrying\\n$`));
       const rows = await node.json<PeerRow[]>('peers');
       expect(rows).to.have.length(1);
       expect(rows[0]).to.include({ address: nobody, id: null, direction: 'outbound', connected: false });
@@ -195,7 +195,7 @@ describe('e2e: the bby CLI', function () {
         expect(result.code, flag).to.equal(0);
         expect(result.stderr, flag).to.equal('');
         for (const command of ['set KEY VALUE', 'get KEY', 'keys', 'peers', 'add-peer HOST:PORT', 'remove-peer HOST:PORT', 'stats']) {
-          expect(result.stdout, `${flag} lists ${command}`).to.match(new RegExp(`^  ${escape(command)}\\s`, 'm'));
+          expect(result.stdout, `${flag} lists ${command}`).to.match(new RegExp(`^  ${escapeRegExp(command)}\\s`, 'm'));
         }
         expect(result.stdout).to.include('alias: getPeers').and.to.include('alias: addPeer').and.to.include('alias: removePeer');
         // The exit codes of refused connections are documented.

@@ -30,7 +30,7 @@ import {
 } from './support/processes.js';
 import { mulberry32, setAll, wrongValues } from './support/load.js';
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Waits for the node's `N keys loaded` line and returns N. */
@@ -332,7 +332,7 @@ describe('e2e: durability of bby-node with a dataDir', function () {
 
     node = await startNode(config, { args: ['--repair'] });
     expect(await keysLoaded(node)).to.equal(entries.size - 1);
-    expect(warnings(node).join('\n')).to.match(new RegExp(`repaired ${escape(log.split('/').at(-1)!)}: kept ${entries.size - 1} intact records, skipped \\d+ bytes at ${all[hit]!.start}`));
+    expect(warnings(node).join('\n')).to.match(new RegExp(`repaired ${escapeRegExp(log.split('/').at(-1)!)}: kept ${entries.size - 1} intact records, skipped \\d+ bytes at ${all[hit]!.start}`));
     const intact = new Map([...entries].filter(([key]) => key !== damagedKey));
     await expectAll(node, intact);
     expect(await node.bby('get', damagedKey)).to.include({ code: 0, stdout: 'null\n' });
@@ -406,7 +406,7 @@ describe('e2e: durability of bby-node with a dataDir', function () {
       const result = await runNodeToExit([config.path], 5_000);
       expect(result.code, result.stderr).to.equal(2);
       expect(result.stderr.trimEnd().split('\n')).to.have.length(1);
-      expect(result.stderr).to.match(new RegExp(`^bby-node: ${escape(config.path)}: "fsync" must be one of "always", "everysec", "no", got ${escape(JSON.stringify(fsync))}`));
+      expect(result.stderr).to.match(new RegExp(`^bby-node: ${escapeRegExp(config.path)}: "fsync" must be one of "always", "everysec", "no", got ${escapeRegExp(JSON.stringify(fsync))}`));
       expect(result.stdout).to.equal('');
     }
     // The CLI reads the same config: it refuses it too, rather than guessing.

@@ -16,7 +16,7 @@ import {
   type PeerRow,
 } from './support/processes.js';
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('e2e: replication between bby-node processes', function () {
   this.timeout(30_000);
@@ -45,7 +45,7 @@ describe('e2e: replication between bby-node processes', function () {
     );
     expect(down.direction).to.equal('outbound');
     const shown = await b.bby('peers');
-    expect(shown.stdout).to.match(new RegExp(`^${escape(aFile.address)}\\s+-\\s+outbound\\s+down \\(connection refused\\)$`, 'm'));
+    expect(shown.stdout).to.match(new RegExp(`^${escapeRegExp(aFile.address)}\\s+-\\s+outbound\\s+down \\(connection refused\\)$`, 'm'));
     expect(b.process.exitStatus).to.equal(undefined);
 
     const a = await startNode(aFile);
@@ -66,7 +66,7 @@ describe('e2e: replication between bby-node processes', function () {
     // The text form shows the same row.
     const text = await a.bby('peers');
     expect(text.code).to.equal(0);
-    expect(text.stdout).to.match(new RegExp(`^${escape(b.address)}\\s+dialer\\s+inbound\\s+connected$`, 'm'));
+    expect(text.stdout).to.match(new RegExp(`^${escapeRegExp(b.address)}\\s+dialer\\s+inbound\\s+connected$`, 'm'));
 
     // The dialed node writes to its inbound peer as to any peer.
     expect((await a.bby('set', 'to-the-dialer', 'v')).stdout).to.equal('true\n');

@@ -226,7 +226,7 @@ describe('e2e: security', function () {
     });
   });
 
-  describe('TLS', function () {
+  describe('TLS', () => {
     let certs: string | undefined;
 
     before(async function () {

@@ -19,9 +19,9 @@ describe('e2e: bby watch and bby health', function () {
     expect(await one.bby('set', 'evil\u001b[2Jkey', 'line\nbreak')).to.include({ code: 0 });
     await waitFor(() => watcher.stdout.split('\n').length >= 3, { timeoutMs: 10_000 });
     const lines = watcher.stdout.trimEnd().split('\n');
-    expect(lines[0]).to.match(/^\d\d:\d\d:\d\d\.\d{3} watch-two "MonChamp" "42"  \(from watch-two\)$/);
+    expect(lines[0]).to.match(/^\d\d:\d\d:\d\d\.\d{3} watch-two "MonChamp" "42" {2}\(from watch-two\)$/);
     // A key or value cannot move the cursor or forge a line: quoted, control characters escaped.
-    expect(lines[1]).to.match(/^\d\d:\d\d:\d\d\.\d{3} watch-one "evil\\u001b\[2Jkey" "line\\nbreak"  \(client\)$/);
+    expect(lines[1]).to.match(/^\d\d:\d\d:\d\d\.\d{3} watch-one "evil\\u001b\[2Jkey" "line\\nbreak" {2}\(client\)$/);
     expect(watcher.stdout).to.not.include('\u001b');
     watcher.child.kill('SIGINT');
     expect(await watcher.exited).to.deep.equal({ code: 0, signal: null });

@@ -85,7 +85,7 @@ const TSCONFIGS: [string, Record<string, unknown>, string[]][] = [
   ['tsconfig.bundler.json', { module: 'esnext', moduleResolution: 'bundler', noEmit: true }, ['check.ts']],
 ];
 
-describe('npm pack and install', function () {
+describe('npm pack and install', () => {
   let root: string;
   let project: string;
   let packed: PackResult[];

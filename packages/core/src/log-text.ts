@@ -9,6 +9,7 @@
 export const MAX_LOGGED_TEXT_LENGTH = 200;
 
 // C0 and C1 controls, DEL, line and paragraph separators, bidirectional overrides and isolates.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters to escape.
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** `text` with every control character written as an escape (`\n`, `\u001b`), cut to `maxLength`. */

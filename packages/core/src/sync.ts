@@ -16,6 +16,7 @@ import { type Change } from './store.js';
 import { MAX_BATCH_CHARS } from './limits.js';
 
 // Characters JSON.stringify escapes: quote, backslash, controls, lone surrogates.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters JSON escapes.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /** Length of a string's JSON text, quotes included, in UTF-16 code units. */

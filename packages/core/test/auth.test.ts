@@ -356,6 +356,7 @@ describe('logs: text from the network', () => {
     const client = cluster.client('a');
     client.exchange(JSON.stringify({ type: 'error', id: null, code: 'X\n12:00:00.000 info forged', message: 'bad\n12:00:00.000 info all is well\u001b[2J' }));
     const line = cluster.logs.at(-1)!.message;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters.
     expect(line).to.not.match(/[\u0000-\u001f]/);
     expect(line).to.include('\\n12:00:00.000 info all is well\\u001b[2J');
   });

@@ -170,6 +170,7 @@ describe('config secrets', () => {
 
   it('refuses an empty list, a number, an object, control characters and surrounding spaces', () => {
     expect(configError({ port: 7001, secret: [] }).message).to.include('"secret" is an empty list');
+    // biome-ignore lint/correctness/noPrecisionLoss: a number JSON cannot hold exactly, on purpose.
     expect(configError({ port: 7001, secret: 1234567890123456789 }).message).to.include('"secret" must be a string of 16 to 1024 characters, or a list of them').and.include('got a number').and.not.include('123456789');
     expect(configError({ port: 7001, clientSecret: { value: SECRET } }).message).to.include('got an object');
     expect(configError({ port: 7001, secret: `${SECRET}\n` }).message).to.include('control character or line break');

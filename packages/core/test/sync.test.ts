@@ -18,6 +18,7 @@ describe('sync batching', () => {
     for (const e of samples) {
       const text = JSON.stringify([e.key, e.value, e.timestamp, e.origin]);
       expect(utf8ByteLength(text), text).to.be.at.most(6 * entryLength(e));
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the characters JSON escapes.
       if (String(e.timestamp).length === 16 && !/["\\\u0000-\u001f\ud800-\udfff]/.test(e.key + e.value)) expect(text.length).to.equal(entryLength(e));
     }
   });

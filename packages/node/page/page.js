@@ -2,7 +2,7 @@
 // it, sends `watch` (docs/protocol.md), and draws what comes back. Keys,
 // values and node ids are untrusted: they only ever reach the page through
 // textContent and setAttribute, never as HTML.
-'use strict';
+
 
 const MAX_WRITES_SHOWN = 50;
 const SVG = 'http://www.w3.org/2000/svg';
@@ -228,7 +228,7 @@ function drawGraph(status) {
     const title = document.createElementNS(SVG, 'title');
     title.textContent = `${node.label} (${node.address}): ${node.state === 'self' ? 'this node' : node.state}`;
     group.append(title, circle, label);
-    if (node.state !== 'self' && /^[A-Za-z0-9.\-\[\]:]+$/.test(node.address)) {
+    if (node.state !== 'self' && /^[A-Za-z0-9.\-[\]:]+$/.test(node.address)) {
       const link = document.createElementNS(SVG, 'a');
       link.setAttribute('href', `${location.protocol}//${node.address}/`);
       link.append(group);

@@ -38,6 +38,7 @@ describe('log sink', () => {
     const { sink, lines } = capture();
     sink('warn', 'first\nsecond\u001b[31m');
     expect(lines).to.have.length(1);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters.
     expect(lines[0]!.line.slice(0, -1)).to.not.match(/[\n\u001b]/);
   });
 

@@ -146,7 +146,10 @@ describe('bby-node adapter: starting', function () {
     const fs: FileSystem = {
       mkdir: (path) => memory.mkdir(path),
       list: (path) => memory.list(path),
-      read: async (path) => (await gate, memory.read(path)),
+      read: async (path) => {
+        await gate;
+        return memory.read(path);
+      },
       openAppend: (path) => memory.openAppend(path),
       rename: (from, to) => memory.rename(from, to),
       remove: (path) => memory.remove(path),
@@ -197,6 +200,7 @@ describe('bby-node adapter: text from the network in logs', function () {
     socket.close(4000, 'bye\n00:00:00.000 info forged by the close');
     await waitFor(() => lines.some((line) => line.includes('forged by the close')), 'the close to be logged');
     const logged = lines.filter((line) => line.includes('forged'));
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for control characters.
     for (const line of logged) expect(line).to.not.match(/[\u0000-\u001f\u007f-\u009f]/);
     expect(logged.join(' ')).to.include('\\n00:00:00.000 info forged by the close').and.include('\\u001b[2J');
   });
@@ -292,7 +296,10 @@ describe('bby-node adapter: a data folder it cannot use', function () {
     expect(await client.ask({ type: 'set', key: 'k', value: 'a value long enough to damage' })).to.deep.include({ type: 'reply', result: true });
     client.socket.close();
     const locked = await startNode(await config(), { source, log: () => undefined }).then(
-      (node) => (running.push(node), null),
+      (node) => {
+        running.push(node);
+        return null;
+      },
       (error: unknown) => error,
     );
     expect(locked).to.be.instanceOf(StartError).and.include({ code: 'DATA_DIR_LOCKED' });
@@ -304,7 +311,10 @@ describe('bby-node adapter: a data folder it cannot use', function () {
     bytes[bytes.length - 8]! ^= 0xff;
     await writeFile(path, bytes);
     const damaged = await startNode(await config(), { source, log: () => undefined }).then(
-      (node) => (running.push(node), null),
+      (node) => {
+        running.push(node);
+        return null;
+      },
       (error: unknown) => error,
     );
     expect(damaged).to.be.instanceOf(StartError).and.include({ code: 'DATA_DAMAGED' });

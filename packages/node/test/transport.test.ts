@@ -178,7 +178,7 @@ describe('transport: plain', () => {
   });
 });
 
-describe('transport: TLS', function () {
+describe('transport: TLS', () => {
   let dir: string;
   let certs: (name: string) => string;
 
