@@ -290,18 +290,23 @@ describe('bby-node adapter: a data folder it cannot use', function () {
     dir = await mkdtemp(join(tmpdir(), 'bby-unusable-'));
     const source = join(dir, 'node.json');
     const config = async () => parseConfig(JSON.stringify({ port: await freePort(), id: 'holder', dataDir: 'data' }), source);
+    /** Why a start on that folder fails (null, and the node kept for clean-up, if it starts). */
+    const startRefusal = () =>
+      config().then((c) =>
+        startNode(c, { source, log: () => undefined }).then(
+          (node) => {
+            running.push(node);
+            return null;
+          },
+          (error: unknown) => error,
+        ),
+      );
     const first = await startNode(await config(), { source, log: () => undefined });
     running.push(first);
     const client = await connect(Number(first.address.split(':').pop()));
     expect(await client.ask({ type: 'set', key: 'k', value: 'a value long enough to damage' })).to.deep.include({ type: 'reply', result: true });
     client.socket.close();
-    const locked = await startNode(await config(), { source, log: () => undefined }).then(
-      (node) => {
-        running.push(node);
-        return null;
-      },
-      (error: unknown) => error,
-    );
+    const locked = await startRefusal();
     expect(locked).to.be.instanceOf(StartError).and.include({ code: 'DATA_DIR_LOCKED' });
     await running.splice(0)[0]!.close();
     const logs = (await readdir(join(dir, 'data'))).filter((name) => name.startsWith('log-'));
@@ -310,13 +315,7 @@ describe('bby-node adapter: a data folder it cannot use', function () {
     const bytes = await readFile(path);
     bytes[bytes.length - 8]! ^= 0xff;
     await writeFile(path, bytes);
-    const damaged = await startNode(await config(), { source, log: () => undefined }).then(
-      (node) => {
-        running.push(node);
-        return null;
-      },
-      (error: unknown) => error,
-    );
+    const damaged = await startRefusal();
     expect(damaged).to.be.instanceOf(StartError).and.include({ code: 'DATA_DAMAGED' });
     expect((damaged as Error).message).to.match(/damaged at byte \d+.*--repair/);
   });
