@@ -573,9 +573,10 @@ class Node implements BbyNode {
 
   takeReady(): Ready {
     if (this.#watchers.count > 0) this.#watchers.flush();
+    // Most takes (a tick, a read that asked for nothing) find nothing: no new batch then.
+    if (isEmptyReady(this.#ctx.batch)) return EMPTY_READY;
     const batch = this.#ctx.takeBatch();
-    const ready: Ready = { ...batch, messages: batch.messages.length === 0 ? [] : withText(coalesceEntries(batch.messages, this.#ctx.batchLength)) };
-    return isEmptyReady(ready) ? EMPTY_READY : ready;
+    return { ...batch, messages: batch.messages.length === 0 ? [] : withText(coalesceEntries(batch.messages, this.#ctx.batchLength)) };
   }
 }
 

@@ -155,7 +155,7 @@ export function carryOut(ready: Ready, handlers: ReadyHandlers): void {
 }
 
 /** Whether a batch asks for nothing. */
-export function isEmptyReady(ready: Ready): boolean {
+export function isEmptyReady(ready: { readonly [K in keyof Ready]: readonly unknown[] }): boolean {
   return READY_ORDER.every((field) => ready[field].length === 0);
 }
 
