@@ -18,10 +18,10 @@ export {
   type HttpServer,
   type UrlScheme,
 } from './transport.js';
-export { CLOSE_GRACE_MS, consoleLog, DIAL_TIMEOUT_MS, startNode, StartError, TICK_INTERVAL_MS, type RunningNode, type StartOptions } from './node-server.js';
+export { CLOSE_GRACE_MS, consoleLog, DIAL_TIMEOUT_MS, startNode, StartError, type StartCode, TICK_INTERVAL_MS, type RunningNode, type StartOptions } from './node-server.js';
 export { createLogSink, LOG_FORMATS, LOG_LEVELS, type LogDetails, type LogFormat, type LogLevel, type LogSink, type LogSinkOptions } from './log-sink.js';
 export { main } from './main.js';
-export { Persistence, DataDirError, type DataDirCode, type Recovered, type RecoverOptions } from './persistence.js';
+export { Persistence, DataDirError, type Recovered, type RecoverOptions } from './persistence.js';
 export { DiskPipeline, DISK_RETRY_INTERVAL_MS, type DiskCore, type DiskPipelineHooks, type DiskPipelineOptions } from './disk-pipeline.js';
 export { realScheduler, type Scheduler } from './scheduler.js';
 export { Storage, CorruptionError, StorageFailure, type StorageOptions, type Recovery } from './storage/engine.js';

@@ -21,7 +21,7 @@ import { StartError } from './start-error.js';
 import { type FileSystem } from './storage/file-system.js';
 import { type ClientTlsOptions, clientTlsOptions, createHttpServer, dialUrl, type HttpServer, refuseUpgrade, urlScheme } from './transport.js';
 
-export { StartError } from './start-error.js';
+export { type StartCode, StartError } from './start-error.js';
 
 /** How often the core is ticked to dial peers whose retry time has come, in milliseconds. */
 export const TICK_INTERVAL_MS = 100;

@@ -15,7 +15,7 @@
  * failure ever makes `close()` throw or keep the LOCK.
  */
 import { dirname, resolve } from 'node:path';
-import { type Change, type Cursor, epochRule, type FsyncPolicy, type LocalErrorCode, type NodeConfig } from '@bby/core';
+import { type Change, type Cursor, epochRule, type FsyncPolicy, type NodeConfig } from '@bby/core';
 import { nanoid } from 'nanoid';
 import { describeDiskError, isDiskError } from './storage/disk-error.js';
 import { fileInPath, unusableDataDir } from './storage/data-dir-check.js';
@@ -24,6 +24,7 @@ import { type FileSystem, nodeFileSystem, pathIn } from './storage/file-system.j
 import { LOCK_FILE, lockDataDir, LockedError } from './storage/lock.js';
 import { META_FILE, readMeta, writeMeta, type NodeMeta } from './storage/meta.js';
 import { realScheduler, type Scheduler } from './scheduler.js';
+import { type StartCode } from './start-error.js';
 
 /**
  * Why the data folder cannot be used, in one line: what could not be done,
@@ -34,17 +35,14 @@ export class DataDirError extends Error {
   /** The errno code when a file operation failed (ENOSPC, EACCES, EROFS, ...); undefined for other reasons (a lock held, damage, a wrong id). */
   readonly code: string | undefined;
   /** The registry code (core errors.ts) a start that fails with it carries: DATA_DIR_LOCKED, DATA_DAMAGED, or START_FAILED for the rest. */
-  readonly startCode: DataDirCode;
+  readonly startCode: StartCode;
 
-  constructor(message: string, options: { code?: string | undefined; cause?: unknown; startCode?: DataDirCode } = {}) {
+  constructor(message: string, options: { code?: string | undefined; cause?: unknown; startCode?: StartCode } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code;
     this.startCode = options.startCode ?? 'START_FAILED';
   }
 }
-
-/** The codes of a data folder that cannot be used (StartError carries them). */
-export type DataDirCode = Extract<LocalErrorCode, 'START_FAILED' | 'DATA_DIR_LOCKED' | 'DATA_DAMAGED'>;
 
 /** Characters of a node id or epoch made at start (nanoid's 64-letter alphabet: 72 random bits). */
 const ID_LENGTH = 12;
