@@ -90,9 +90,10 @@ export class AntiEntropy {
 
   /** A link's stream ended: the repair asked for meanwhile starts, if the last one is old enough. */
   next(link: PeerLink): void {
-    if (link.state.session.pendingRepair !== null && this.#mayRepair(link)) {
-      const buckets = link.state.session.pendingRepair;
-      link.state.session.pendingRepair = null;
+    const session = link.state.session;
+    if (session.pendingRepair !== null && this.#mayRepair(link)) {
+      const buckets = session.pendingRepair;
+      session.pendingRepair = null;
       this.#startRepair(link, buckets);
     }
   }

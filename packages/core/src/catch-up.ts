@@ -94,9 +94,10 @@ export class CatchUp {
   withdrawClaims(peerId: string): void {
     for (const link of this.#ctx.table.peerLinkList()) {
       if (link.state.peerId !== peerId) continue;
-      link.state.session.claimsUpTo = false;
+      const session = link.state.session;
+      session.claimsUpTo = false;
       // A catch-up still going out on it may not grant the claim when it ends either.
-      if (link.state.session.stream?.kind === 'catch-up') link.state.session.stream.mayClaim = false;
+      if (session.stream?.kind === 'catch-up') session.stream.mayClaim = false;
     }
   }
 

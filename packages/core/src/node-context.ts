@@ -1,7 +1,7 @@
 /**
  * What the concerns of one node share (node.ts builds one per node and hands
  * it to each): the node's identity and settings, the two clocks, the store,
- * the peer table, the counters, and the queue of effects with the helpers
+ * the peer table, the counters, and the batch of effects with the helpers
  * that fill it (send, reply, reject, log, close).
  *
  * Every effect of the node goes into `batch` here, in the order it is asked

@@ -70,16 +70,17 @@ export class OutboundStreams {
 
   /** Sends a link's stream while its window has room; when the stream ends, says so (a hook may start the next). */
   pump(link: PeerLink): void {
-    while (link.state.session.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
-      const stream = link.state.session.stream;
+    const session = link.state.session;
+    while (session.stream !== null && link.unsentBytes < STREAM_WINDOW_BATCHES * this.#ctx.batchLength) {
+      const stream = session.stream;
       if (stream.kind === 'catch-up') {
         const end = this.#sendNext(link, stream, stream.batches);
         if (end === undefined) continue;
-        link.state.session.stream = null;
+        session.stream = null;
         this.#hooks.caughtUp(link, stream, end.result);
       } else {
         if (this.#sendNext(link, stream, stream.batches) === undefined) continue;
-        link.state.session.stream = null;
+        session.stream = null;
       }
       this.#hooks.ended(link);
     }

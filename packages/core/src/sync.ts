@@ -12,7 +12,6 @@ import { type QueuedSend } from './node-context.js';
 import { type LinkId } from './peer-table.js';
 import { type EntriesMessage } from './protocol.js';
 import { type Change } from './store.js';
-
 import { MAX_BATCH_CHARS } from './limits.js';
 
 // Characters JSON.stringify escapes: quote, backslash, controls, lone surrogates.
@@ -87,25 +86,25 @@ export function coalesceEntries(sends: QueuedSend[], maxLength = MAX_BATCH_CHARS
   const open = new Map<LinkId, Run>();
   const runs: Run[] = [];
   const out: QueuedSend[] = [];
-  for (const effect of sends) {
-    const message = effect.message;
+  for (const queued of sends) {
+    const message = queued.message;
     if (message.type !== 'entries' || message.ack !== undefined || message.seen === undefined) {
-      open.delete(effect.link);
-      out.push(effect);
+      open.delete(queued.link);
+      out.push(queued);
       continue;
     }
     let length = 0;
     for (const entry of message.entries) length += entryLength(entry) + 1;
-    const run = open.get(effect.link);
+    const run = open.get(queued.link);
     if (run !== undefined && sameList(run.sources[0]!.seen!, message.seen) && run.length + length <= maxLength) {
       if (run.sources.length === 1) runs.push(run);
       run.sources.push(message);
       run.length += length;
-      run.bytes += effect.bytes;
+      run.bytes += queued.bytes;
       continue;
     }
-    open.set(effect.link, { index: out.length, send: effect, sources: [message], length, bytes: effect.bytes });
-    out.push(effect);
+    open.set(queued.link, { index: out.length, send: queued, sources: [message], length, bytes: queued.bytes });
+    out.push(queued);
   }
   const built: { sources: EntriesMessage[]; message: EntriesMessage }[] = [];
   for (const run of runs) {

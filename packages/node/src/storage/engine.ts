@@ -25,7 +25,6 @@ import { type AppendFile, type FileSystem, nodeFileSystem, pathIn } from './file
 import { realScheduler, type Scheduler } from '../scheduler.js';
 import { encodeRecord, LOG_MAGIC, readRecords, salvageRecords, SNAPSHOT_MAGIC, type StoredEntry } from './record.js';
 
-
 /** Options of `Storage.open`. */
 export interface StorageOptions {
   readonly dir: string;
