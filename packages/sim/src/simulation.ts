@@ -69,7 +69,7 @@
  *   whose only copies were on lost disks is not required afterwards (counted
  *   in `writesLostWithDisk`).
  */
-import { authProof, type AuthTranscript, type BbyNode, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, type Ready, type ReadyHandlers, type SendEffect, randomBytesFrom, seededRandom } from '@bby/core';
+import { authProof, type AuthTranscript, type BbyNode, carryOut, compareEntries, createNode, encodeMessage, type Entry, isEmptyReady, type LinkId, type Message, newNonce, type Ready, type ReadyHandlers, type SendEffect, randomBytesFrom, seededRandom } from '@bby/core';
 import { DataDirError, DiskPipeline, Persistence, type Scheduler } from '@bby/node';
 import { DATA_DIR, MachineDisk } from './machine-disk.js';
 import { type Connection, type Direction, Network, type Port } from './network.js';
@@ -1489,7 +1489,7 @@ class Simulation {
     switch (message.type) {
       case 'challenge': {
         if (session.auth.step !== 'challenge') return this.#violate(`${slot.id} challenged its client twice: ${JSON.stringify(message)}`);
-        const nonce = Array.from({ length: 16 }, () => this.#workRng.int(0, 255).toString(16).padStart(2, '0')).join('');
+        const nonce = newNonce((size) => Uint8Array.from({ length: size }, () => this.#workRng.int(0, 255)));
         const transcript: AuthTranscript = { role: 'client', acceptorId: message.nodeId, initiatorId: '', acceptorNonce: message.nonce, initiatorNonce: nonce };
         session.auth = { step: 'proof', expected: authProof(SIM_SECRET, 'acceptor', transcript) };
         const auth = JSON.stringify({ type: 'auth', role: 'client', nonce, proof: authProof(SIM_SECRET, 'initiator', transcript) });
